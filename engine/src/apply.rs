@@ -1,0 +1,579 @@
+//! Applying a Raft entry, as a pure decision: given a read-only view of the committed state, the entry's
+//! ops and its commit ts, compute every op's outcome and the exact key/value puts that realise them.
+//! The engine writes those puts (plus the applied index) in one `WriteBatch`; nothing here does I/O beyond
+//! reading the view. Determinism: the outcome depends only on the view's content, the ops and `ts`.
+
+use std::collections::HashMap;
+
+use crate::error::Error;
+use crate::keys;
+use crate::op::{Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
+use crate::values;
+
+/// Read access to the committed state, as of the last applied entry.
+pub trait StateView {
+    /// The entity's current epoch (0 if it never crossed a checkpoint).
+    fn current_epoch(&self, entity: &[u8]) -> Result<u64, Error>;
+    /// The newest version of `key` in `epoch`: `Some(None)` is a tombstone.
+    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error>;
+}
+
+/// What applying one entry does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub results: Vec<OpResult>,
+    /// Key/value puts, in order (a later put of the same key wins).
+    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Checkpoint crossings this entry records: `(entity, name)`, to add to the bloom filter before writing.
+    pub crossings: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+pub fn plan<V: StateView>(view: &V, ts: u64, ops: &[Op]) -> Result<Plan, Error> {
+    let mut p = Planner {
+        view,
+        ts,
+        epochs: HashMap::new(),
+        data: HashMap::new(),
+        plan: Plan::default(),
+    };
+    for op in ops {
+        let r = p.op(op, false)?;
+        p.plan.results.push(r);
+    }
+    Ok(p.plan)
+}
+
+struct Planner<'v, V> {
+    view: &'v V,
+    ts: u64,
+    /// Epochs changed by earlier ops of this entry.
+    epochs: HashMap<Vec<u8>, u64>,
+    /// Versions written by earlier ops of this entry, by (key, epoch); `None` is a tombstone.
+    data: HashMap<(Vec<u8>, u64), Option<Vec<u8>>>,
+    plan: Plan,
+}
+
+fn validate_key(key: &[u8]) -> Result<(), OpError> {
+    if key.is_empty() {
+        return Err(OpError::InvalidKey("empty key"));
+    }
+    Ok(())
+}
+
+fn validate_entity(entity: &[u8]) -> Result<(), OpError> {
+    if entity.is_empty() {
+        return Err(OpError::InvalidKey("empty entity"));
+    }
+    if entity.contains(&b'/') {
+        return Err(OpError::InvalidKey("entity contains '/'"));
+    }
+    Ok(())
+}
+
+impl<V: StateView> Planner<'_, V> {
+    fn epoch(&self, entity: &[u8]) -> Result<u64, Error> {
+        match self.epochs.get(entity) {
+            Some(&e) => Ok(e),
+            None => self.view.current_epoch(entity),
+        }
+    }
+
+    fn key_epoch(&self, key: &[u8]) -> Result<u64, Error> {
+        match keys::entity_of(key) {
+            Some(entity) => self.epoch(entity),
+            None => Ok(0),
+        }
+    }
+
+    /// The key's current visible value (`None` if absent or deleted).
+    fn current(&self, key: &[u8]) -> Result<Option<Versioned>, Error> {
+        let epoch = self.key_epoch(key)?;
+        let (value, ts) = match self.data.get(&(key.to_vec(), epoch)) {
+            Some(pending) => (pending.clone(), self.ts),
+            None => match self.view.latest(key, epoch)? {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+        };
+        Ok(value.map(|value| Versioned { value, ts, epoch }))
+    }
+
+    /// Check a write's preconditions; on success returns the epoch the write goes to.
+    fn check(&self, key: &[u8], cond: &WriteCond) -> Result<Result<u64, OpError>, Error> {
+        if let Err(e) = validate_key(key) {
+            return Ok(Err(e));
+        }
+        let epoch = self.key_epoch(key)?;
+        if let Some(expected) = cond.epoch {
+            if expected != epoch {
+                return Ok(Err(OpError::StaleEpoch { current: epoch }));
+            }
+        }
+        if cond.if_version.is_some() || cond.if_absent {
+            let version = self.current(key)?.map_or(0, |v| v.ts);
+            if cond.if_absent && version != 0 || cond.if_version.is_some_and(|want| want != version)
+            {
+                return Ok(Err(OpError::ConditionFailed {
+                    current_version: version,
+                }));
+            }
+        }
+        Ok(Ok(epoch))
+    }
+
+    fn write(&mut self, key: &[u8], epoch: u64, value: Option<Vec<u8>>) {
+        self.plan.puts.push((
+            keys::data_key(key, epoch, self.ts),
+            values::encode_version(value.as_deref()),
+        ));
+        self.data.insert((key.to_vec(), epoch), value);
+    }
+
+    fn op(&mut self, op: &Op, in_txn: bool) -> Result<OpResult, Error> {
+        let ts = self.ts;
+        Ok(match op {
+            Op::Put { key, value, cond } => match self.check(key, cond)? {
+                Err(e) => Err(e),
+                Ok(epoch) => {
+                    self.write(key, epoch, Some(value.clone()));
+                    Ok(OpOutcome::Written { ts, epoch })
+                }
+            },
+            Op::Delete { key, cond } => match self.check(key, cond)? {
+                Err(e) => Err(e),
+                Ok(epoch) => {
+                    let existed = self.current(key)?.is_some();
+                    if existed {
+                        self.write(key, epoch, None);
+                    }
+                    Ok(OpOutcome::Deleted { ts, existed })
+                }
+            },
+            Op::Incr { key, delta, cond } => match self.check(key, cond)? {
+                Err(e) => Err(e),
+                Ok(epoch) => match self.current(key)?.map_or(Ok(0), |v| parse_i64(&v.value)) {
+                    Err(e) => Err(e),
+                    Ok(old) => match old.checked_add(*delta) {
+                        None => Err(OpError::Overflow),
+                        Some(value) => {
+                            self.write(key, epoch, Some(value.to_string().into_bytes()));
+                            Ok(OpOutcome::Incremented { value, ts, epoch })
+                        }
+                    },
+                },
+            },
+            Op::Checkpoint {
+                entity,
+                name,
+                data,
+                epoch: fence,
+            } => self.checkpoint(entity, name, data, *fence)?,
+            Op::Get { key } => match validate_key(key) {
+                Err(e) => Err(e),
+                Ok(()) => Ok(OpOutcome::Read(self.current(key)?)),
+            },
+            Op::Txn { .. } if in_txn => Err(OpError::Invalid("transactions do not nest")),
+            Op::Txn {
+                compares,
+                success,
+                failure,
+            } => self.txn(compares, success, failure)?,
+        })
+    }
+
+    fn checkpoint(
+        &mut self,
+        entity: &[u8],
+        name: &[u8],
+        data: &[u8],
+        fence: Option<u64>,
+    ) -> Result<OpResult, Error> {
+        if let Err(e) = validate_entity(entity) {
+            return Ok(Err(e));
+        }
+        if name.is_empty() {
+            return Ok(Err(OpError::Invalid("empty checkpoint name")));
+        }
+        let current = self.epoch(entity)?;
+        if fence.is_some_and(|want| want != current) {
+            return Ok(Err(OpError::StaleEpoch { current }));
+        }
+        let Some(epoch) = current.checked_add(1) else {
+            return Ok(Err(OpError::Overflow));
+        };
+        let ts = self.ts;
+        // Three constant-size puts, whatever the number of keys the entity has: the new epoch's start,
+        // the crossing record, and a GC-queue entry that later range-deletes the old epochs.
+        let puts = &mut self.plan.puts;
+        puts.push((keys::epoch_key(entity, epoch), ts.to_be_bytes().to_vec()));
+        let crossing = Crossing {
+            epoch,
+            ts,
+            data: data.to_vec(),
+        };
+        puts.push((
+            keys::crossing_key(entity, name),
+            values::encode_crossing(&crossing),
+        ));
+        puts.push((keys::gc_queue_key(ts, entity), epoch.to_be_bytes().to_vec()));
+        self.plan.crossings.push((entity.to_vec(), name.to_vec()));
+        self.epochs.insert(entity.to_vec(), epoch);
+        Ok(Ok(OpOutcome::Checkpointed { epoch, ts }))
+    }
+
+    fn compare(&self, c: &Compare) -> Result<Result<bool, OpError>, Error> {
+        Ok(Ok(match c {
+            Compare::Value { key, op, value } => match self.current(key)? {
+                Some(v) => op.holds(v.value.as_slice(), value.as_slice()),
+                None => false,
+            },
+            Compare::Version { key, op, ts } => {
+                op.holds(&self.current(key)?.map_or(0, |v| v.ts), ts)
+            }
+            Compare::Exists { key, exists } => self.current(key)?.is_some() == *exists,
+            Compare::Epoch { entity, op, epoch } => {
+                if let Err(e) = validate_entity(entity) {
+                    return Ok(Err(e));
+                }
+                op.holds(&self.epoch(entity)?, epoch)
+            }
+        }))
+    }
+
+    fn txn(
+        &mut self,
+        compares: &[Compare],
+        success: &[Op],
+        failure: &[Op],
+    ) -> Result<OpResult, Error> {
+        let mut succeeded = true;
+        for c in compares {
+            match self.compare(c)? {
+                Err(e) => return Ok(Err(e)),
+                Ok(false) => succeeded = false,
+                Ok(true) => {}
+            }
+        }
+        let branch = if succeeded { success } else { failure };
+        let saved = (
+            self.epochs.clone(),
+            self.data.clone(),
+            self.plan.puts.len(),
+            self.plan.crossings.len(),
+        );
+        let mut results = Vec::with_capacity(branch.len());
+        for op in branch {
+            match self.op(op, true)? {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    // All or nothing: undo the branch's earlier ops.
+                    (self.epochs, self.data) = (saved.0, saved.1);
+                    self.plan.puts.truncate(saved.2);
+                    self.plan.crossings.truncate(saved.3);
+                    return Ok(Err(e));
+                }
+            }
+        }
+        Ok(Ok(OpOutcome::Txn { succeeded, results }))
+    }
+}
+
+fn parse_i64(raw: &[u8]) -> Result<i64, OpError> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(OpError::NotAnInteger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::CmpOp;
+    use std::collections::BTreeMap;
+
+    /// A view over a plain map of the physical keyspace, to test planning without RocksDB.
+    #[derive(Default)]
+    struct MapView(BTreeMap<Vec<u8>, Vec<u8>>);
+
+    impl StateView for MapView {
+        fn current_epoch(&self, entity: &[u8]) -> Result<u64, Error> {
+            let prefix = keys::epoch_prefix(entity);
+            match self
+                .0
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .last()
+            {
+                Some((k, _)) => Ok(keys::decode_epoch_key(k)?.1),
+                None => Ok(0),
+            }
+        }
+        fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
+            let prefix = keys::version_prefix(key, epoch);
+            match self
+                .0
+                .range(prefix.clone()..)
+                .next()
+                .filter(|(k, _)| k.starts_with(&prefix))
+            {
+                Some((k, v)) => Ok(Some((
+                    values::decode_version(v)?.map(<[u8]>::to_vec),
+                    keys::decode_data_key(k)?.ts,
+                ))),
+                None => Ok(None),
+            }
+        }
+    }
+
+    impl MapView {
+        fn apply(&mut self, ts: u64, ops: &[Op]) -> Vec<OpResult> {
+            let p = plan(self, ts, ops).unwrap();
+            self.0.extend(p.puts);
+            p.results
+        }
+    }
+
+    fn put(key: &str, value: &str) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            cond: WriteCond::default(),
+        }
+    }
+
+    fn checkpoint(entity: &str, fence: Option<u64>) -> Op {
+        Op::Checkpoint {
+            entity: entity.into(),
+            name: b"cp".to_vec(),
+            data: vec![],
+            epoch: fence,
+        }
+    }
+
+    #[test]
+    fn checkpoint_emits_exactly_three_constant_puts() {
+        let mut view = MapView::default();
+        let few: Vec<Op> = (0..3).map(|i| put(&format!("p/{i}"), "v")).collect();
+        view.apply(1, &few);
+        let small = plan(&view, 2, &[checkpoint("p", None)]).unwrap();
+        let many: Vec<Op> = (0..1000).map(|i| put(&format!("p/{i}"), "v")).collect();
+        view.apply(3, &many);
+        let big = plan(&view, 4, &[checkpoint("p", None)]).unwrap();
+        assert_eq!(small.puts.len(), 3);
+        assert_eq!(big.puts.len(), 3);
+        let bytes = |p: &Plan| p.puts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        assert_eq!(bytes(&small), bytes(&big));
+        assert_eq!(big.crossings, vec![(b"p".to_vec(), b"cp".to_vec())]);
+    }
+
+    #[test]
+    fn stale_epoch_rejected_without_effect() {
+        let mut view = MapView::default();
+        view.apply(1, &[checkpoint("p", None)]);
+        let stale = Op::Put {
+            key: "p/x".into(),
+            value: "v".into(),
+            cond: WriteCond {
+                epoch: Some(0),
+                ..Default::default()
+            },
+        };
+        let p = plan(&view, 2, &[stale]).unwrap();
+        assert_eq!(p.results, vec![Err(OpError::StaleEpoch { current: 1 })]);
+        assert!(p.puts.is_empty());
+        assert_eq!(
+            view.apply(3, &[checkpoint("p", Some(0))]),
+            vec![Err(OpError::StaleEpoch { current: 1 })]
+        );
+    }
+
+    #[test]
+    fn later_ops_see_earlier_ops_of_the_same_entry() {
+        let mut view = MapView::default();
+        let incr = Op::Incr {
+            key: "p/score".into(),
+            delta: 5,
+            cond: WriteCond::default(),
+        };
+        let r = view.apply(
+            1,
+            &[incr.clone(), incr.clone(), checkpoint("p", None), incr],
+        );
+        assert_eq!(
+            r[1],
+            Ok(OpOutcome::Incremented {
+                value: 10,
+                ts: 1,
+                epoch: 0
+            })
+        );
+        assert_eq!(
+            r[3],
+            Ok(OpOutcome::Incremented {
+                value: 5,
+                ts: 1,
+                epoch: 1
+            })
+        );
+    }
+
+    #[test]
+    fn failed_txn_branch_has_no_effect() {
+        let mut view = MapView::default();
+        view.apply(1, &[put("k", "1")]);
+        let txn = Op::Txn {
+            compares: vec![Compare::Value {
+                key: "k".into(),
+                op: CmpOp::Eq,
+                value: "1".into(),
+            }],
+            success: vec![
+                put("a", "x"),
+                Op::Incr {
+                    key: "k2".into(),
+                    delta: 1,
+                    cond: WriteCond::default(),
+                },
+                Op::Incr {
+                    key: "a".into(),
+                    delta: 1,
+                    cond: WriteCond::default(),
+                },
+            ],
+            failure: vec![],
+        };
+        let p = plan(&view, 2, &[txn]).unwrap();
+        assert_eq!(p.results, vec![Err(OpError::NotAnInteger)]);
+        assert!(p.puts.is_empty());
+    }
+
+    #[test]
+    fn txn_compares_choose_the_branch() {
+        let mut view = MapView::default();
+        view.apply(1, &[put("k", "1")]);
+        let txn = |cmp| Op::Txn {
+            compares: vec![cmp],
+            success: vec![put("s", "1")],
+            failure: vec![Op::Get { key: "k".into() }],
+        };
+        let r = view.apply(
+            2,
+            &[
+                txn(Compare::Version {
+                    key: "k".into(),
+                    op: CmpOp::Eq,
+                    ts: 1,
+                }),
+                txn(Compare::Exists {
+                    key: "nope".into(),
+                    exists: true,
+                }),
+                txn(Compare::Epoch {
+                    entity: "p".into(),
+                    op: CmpOp::Eq,
+                    epoch: 0,
+                }),
+                txn(Compare::Value {
+                    key: "k".into(),
+                    op: CmpOp::Greater,
+                    value: "0".into(),
+                }),
+            ],
+        );
+        assert_eq!(
+            r[0],
+            Ok(OpOutcome::Txn {
+                succeeded: true,
+                results: vec![OpOutcome::Written { ts: 2, epoch: 0 }]
+            })
+        );
+        assert_eq!(
+            r[1],
+            Ok(OpOutcome::Txn {
+                succeeded: false,
+                results: vec![OpOutcome::Read(Some(Versioned {
+                    value: b"1".to_vec(),
+                    ts: 1,
+                    epoch: 0
+                }))]
+            })
+        );
+        assert!(matches!(
+            r[2],
+            Ok(OpOutcome::Txn {
+                succeeded: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            r[3],
+            Ok(OpOutcome::Txn {
+                succeeded: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn conditions_and_validation() {
+        let mut view = MapView::default();
+        view.apply(1, &[put("k", "v")]);
+        let r = view.apply(
+            2,
+            &[
+                Op::Put {
+                    key: "k".into(),
+                    value: "w".into(),
+                    cond: WriteCond {
+                        if_absent: true,
+                        ..Default::default()
+                    },
+                },
+                Op::Put {
+                    key: "k".into(),
+                    value: "w".into(),
+                    cond: WriteCond {
+                        if_version: Some(7),
+                        ..Default::default()
+                    },
+                },
+                Op::Delete {
+                    key: "k".into(),
+                    cond: WriteCond {
+                        if_version: Some(1),
+                        ..Default::default()
+                    },
+                },
+                put("", "x"),
+                Op::Checkpoint {
+                    entity: "a/b".into(),
+                    name: "n".into(),
+                    data: vec![],
+                    epoch: None,
+                },
+                Op::Incr {
+                    key: "n".into(),
+                    delta: i64::MAX,
+                    cond: WriteCond::default(),
+                },
+                Op::Incr {
+                    key: "n".into(),
+                    delta: 1,
+                    cond: WriteCond::default(),
+                },
+            ],
+        );
+        assert_eq!(r[0], Err(OpError::ConditionFailed { current_version: 1 }));
+        assert_eq!(r[1], Err(OpError::ConditionFailed { current_version: 1 }));
+        assert_eq!(
+            r[2],
+            Ok(OpOutcome::Deleted {
+                ts: 2,
+                existed: true
+            })
+        );
+        assert_eq!(r[3], Err(OpError::InvalidKey("empty key")));
+        assert_eq!(r[4], Err(OpError::InvalidKey("entity contains '/'")));
+        assert_eq!(r[6], Err(OpError::Overflow));
+    }
+}

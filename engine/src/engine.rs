@@ -1,0 +1,874 @@
+//! [`Engine`]: the versioned store as a Raft state machine. See the crate docs for its guarantees.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use crate::apply::{self, StateView};
+use crate::bloom::CrossingFilter;
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::gc::{self, GcShared};
+use crate::keys;
+use crate::op::{Crossing, Op, OpResult, Versioned};
+use crate::snapshot::{self, ChunkKind, RecordHasher, SnapshotMeta};
+use crate::store::{Store, StoreConfig, StoreMemory, View, WriteOp};
+use crate::values::{self, Applied};
+
+const FORMAT_KEY: &[u8] = b"mformat";
+const FORMAT: &[u8] = b"kvs-raft-engine/1";
+const STAGING_SST: &str = "snapshot-staging.sst";
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long old versions stay readable (SPEC §2: 5 s by default).
+    pub retention: Duration,
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_write_buffers: usize,
+    pub bloom_fp_rate: f64,
+    pub bloom_expected_crossings: usize,
+    /// Target size of a snapshot chunk's payload.
+    pub snapshot_chunk_bytes: usize,
+    pub clock: Arc<dyn Clock>,
+    /// Tiny SST files and levels, so tests exercise flushes and compactions (never in production).
+    pub tiny_levels: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            retention: Duration::from_secs(5),
+            block_cache_bytes: 128 << 20,
+            write_buffer_bytes: 32 << 20,
+            max_write_buffers: 3,
+            bloom_fp_rate: 0.01,
+            bloom_expected_crossings: 1_000_000,
+            snapshot_chunk_bytes: 1 << 20,
+            clock: Arc::new(SystemClock),
+            tiny_levels: false,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Tiny memtables and levels: tests use this so flushes and compactions really happen.
+    pub fn tiny(clock: Arc<dyn Clock>) -> Self {
+        EngineConfig {
+            block_cache_bytes: 1 << 20,
+            write_buffer_bytes: 64 << 10,
+            max_write_buffers: 2,
+            bloom_expected_crossings: 1_000,
+            snapshot_chunk_bytes: 4 << 10,
+            clock,
+            tiny_levels: true,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+/// The outcome of applying one entry.
+#[derive(Debug)]
+pub struct ApplyOutput {
+    pub results: Vec<OpResult>,
+    /// Size of the `WriteBatch` that applied it (ops' effects + applied index).
+    pub batch_bytes: usize,
+}
+
+/// A range or prefix scan at one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRequest {
+    /// Inclusive start (user key).
+    pub start: Vec<u8>,
+    /// Exclusive end; `None` = to the end of the keyspace.
+    pub end: Option<Vec<u8>>,
+    pub limit: usize,
+    pub at: u64,
+}
+
+impl ScanRequest {
+    pub fn prefix(prefix: &[u8], limit: usize, at: u64) -> Self {
+        let end = if prefix.is_empty() {
+            None
+        } else {
+            keys::prefix_end(prefix)
+        };
+        ScanRequest {
+            start: prefix.to_vec(),
+            end,
+            limit,
+            at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    pub items: Vec<(Vec<u8>, Versioned)>,
+    /// More items exist past `limit`.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityView {
+    pub epoch: u64,
+    pub items: Vec<(Vec<u8>, Versioned)>,
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcReport {
+    pub safepoint: u64,
+    pub epochs_reclaimed: u64,
+    /// The GC queue has more entries at or below the safepoint: call again.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub applied: Applied,
+    pub crossed_lookups: u64,
+    pub bloom_negatives: u64,
+    pub bloom_false_positives: u64,
+    pub bloom_items: u64,
+    pub bloom_bytes: u64,
+    pub gc_safepoint: u64,
+    pub gc_epochs_reclaimed: u64,
+    pub gc_versions_dropped: u64,
+    /// Point lookups and seeks RocksDB served (from RocksDB's own statistics).
+    pub store_reads: u64,
+    pub memory: StoreMemory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub applied: Applied,
+    pub data_entries: u64,
+    pub entities_with_epochs: u64,
+    pub crossings: u64,
+    pub gc_queue: u64,
+    pub content_sha256: [u8; 32],
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    crossed_lookups: AtomicU64,
+    bloom_negatives: AtomicU64,
+    bloom_false_positives: AtomicU64,
+    epochs_reclaimed: AtomicU64,
+}
+
+pub struct Engine {
+    store: Store,
+    dir: PathBuf,
+    config: EngineConfig,
+    gc: Arc<GcShared>,
+    bloom: RwLock<CrossingFilter>,
+    /// The applied state; holding this lock serializes every writer (apply, GC step, snapshot install).
+    applied: Mutex<Applied>,
+    counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads against one consistent RocksDB snapshot.
+struct Reader<'a> {
+    view: View<'a>,
+}
+
+impl Reader<'_> {
+    /// The epoch of `entity` in force at `at`: the newest epoch whose start ts is `<= at`.
+    fn epoch_at(&self, entity: &[u8], at: u64) -> Result<u64, Error> {
+        let prefix = keys::epoch_prefix(entity);
+        let mut cur = self.view.cursor(None);
+        cur.seek_for_prev(&keys::epoch_key(entity, u64::MAX));
+        while let Some((k, v)) = cur.entry()? {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let (_, epoch) = keys::decode_epoch_key(k)?;
+            if keys::decode_u64(v, "epoch start")? <= at {
+                return Ok(epoch);
+            }
+            cur.prev();
+        }
+        Ok(0)
+    }
+
+    /// The newest version of `key` in `epoch` with ts `<= at`: `Some((None, ts))` is a tombstone.
+    fn version_at(
+        &self,
+        key: &[u8],
+        epoch: u64,
+        at: u64,
+    ) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
+        let prefix = keys::version_prefix(key, epoch);
+        let mut cur = self.view.cursor(keys::prefix_end(&prefix));
+        cur.seek(&keys::seek_at(&prefix, at));
+        match cur.entry()? {
+            Some((k, v)) => {
+                let ts = keys::decode_data_key(k)?.ts;
+                Ok(Some((values::decode_version(v)?.map(<[u8]>::to_vec), ts)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn get(&self, key: &[u8], at: u64) -> Result<Option<Versioned>, Error> {
+        let epoch = match keys::entity_of(key) {
+            Some(entity) => self.epoch_at(entity, at)?,
+            None => 0,
+        };
+        Ok(match self.version_at(key, epoch, at)? {
+            Some((Some(value), ts)) => Some(Versioned { value, ts, epoch }),
+            _ => None,
+        })
+    }
+
+    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, Error> {
+        let mut items = Vec::new();
+        let start_entity = keys::entity_of(&req.start);
+        let mut cur = self.view.cursor(Some(vec![keys::DATA + 1]));
+        let start_epoch = match start_entity {
+            Some(e) => self.epoch_at(e, req.at)?,
+            None => 0,
+        };
+        cur.seek(&keys::scan_start(&req.start, start_epoch));
+        // The epoch in force at `at` for the entity block the cursor is in.
+        let mut block: Option<(Vec<u8>, u64)> = None;
+        while let Some((k, v)) = cur.entry()? {
+            let dk = keys::decode_data_key(k)?;
+            if dk.has_entity {
+                let entity = keys::entity_of(&dk.user_key).unwrap_or_default();
+                if block.as_ref().is_none_or(|(e, _)| e.as_slice() != entity) {
+                    block = Some((entity.to_vec(), self.epoch_at(entity, req.at)?));
+                }
+                let visible = block.as_ref().map_or(0, |b| b.1);
+                if dk.epoch < visible {
+                    let mut target = keys::epoch_block(entity, visible);
+                    if start_entity == Some(entity) {
+                        target = target.max(keys::scan_start(&req.start, visible));
+                    }
+                    cur.seek(&target);
+                    continue;
+                }
+                if dk.epoch > visible {
+                    match keys::prefix_end(&keys::entity_block(entity)) {
+                        Some(next) => cur.seek(&next),
+                        None => break,
+                    }
+                    continue;
+                }
+            }
+            if req.end.as_ref().is_some_and(|end| dk.user_key >= *end) {
+                break;
+            }
+            if dk.user_key < req.start || dk.ts > req.at {
+                cur.next();
+                continue;
+            }
+            if let Some(value) = values::decode_version(v)? {
+                if items.len() == req.limit {
+                    return Ok(ScanPage { items, more: true });
+                }
+                let versioned = Versioned {
+                    value: value.to_vec(),
+                    ts: dk.ts,
+                    epoch: dk.epoch,
+                };
+                items.push((dk.user_key, versioned));
+            }
+            // Skip the older versions of this key.
+            match keys::prefix_end(&k[..dk.prefix_len]) {
+                Some(next) => cur.seek(&next),
+                None => break,
+            }
+        }
+        Ok(ScanPage { items, more: false })
+    }
+}
+
+/// The apply-time view: the latest committed state.
+impl StateView for Reader<'_> {
+    fn current_epoch(&self, entity: &[u8]) -> Result<u64, Error> {
+        self.epoch_at(entity, u64::MAX)
+    }
+
+    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
+        self.version_at(key, epoch, u64::MAX)
+    }
+}
+
+impl Engine {
+    /// Open (or create) the engine in `dir`. Finishes an interrupted snapshot install, and rebuilds the
+    /// crossing filter from disk.
+    pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine, Error> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let gc = Arc::new(GcShared::default());
+        let store_cfg = StoreConfig {
+            block_cache_bytes: config.block_cache_bytes,
+            write_buffer_bytes: config.write_buffer_bytes,
+            max_write_buffers: config.max_write_buffers,
+            tiny_levels: config.tiny_levels,
+        };
+        let store = Store::open(&dir.join("db"), &store_cfg, Arc::clone(&gc))?;
+        let bloom = RwLock::new(CrossingFilter::new(
+            config.bloom_fp_rate,
+            config.bloom_expected_crossings,
+        ));
+        let engine = Engine {
+            store,
+            dir: dir.to_path_buf(),
+            config,
+            gc,
+            bloom,
+            applied: Mutex::new(Applied::default()),
+            counters: Counters::default(),
+        };
+        engine.check_format()?;
+        if engine
+            .reader()
+            .view
+            .get(keys::INSTALL_MARKER_KEY)?
+            .is_some()
+        {
+            tracing::warn!(dir = %dir.display(), "finishing an interrupted snapshot install");
+            engine.swap_in_staged()?;
+        }
+        *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = engine.load_filter()?;
+        *lock(&engine.applied) = engine.load_applied()?;
+        Ok(engine)
+    }
+
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            view: self.store.view(),
+        }
+    }
+
+    fn check_format(&self) -> Result<(), Error> {
+        let reader = self.reader();
+        match reader.view.get(FORMAT_KEY)? {
+            Some(f) if f == FORMAT => Ok(()),
+            Some(f) => Err(Error::ForeignDir(format!(
+                "format {:?}",
+                String::from_utf8_lossy(&f)
+            ))),
+            None => {
+                let mut cur = reader.view.cursor(None);
+                cur.seek(&[]);
+                if cur.entry()?.is_some() {
+                    return Err(Error::ForeignDir(
+                        "RocksDB holds data but no kvs-raft format marker".into(),
+                    ));
+                }
+                self.store
+                    .write([WriteOp::Put(FORMAT_KEY.to_vec(), FORMAT.to_vec())], true)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A crossing filter holding every crossing stored on disk.
+    fn load_filter(&self) -> Result<CrossingFilter, Error> {
+        let mut bloom = CrossingFilter::new(
+            self.config.bloom_fp_rate,
+            self.config.bloom_expected_crossings,
+        );
+        let reader = self.reader();
+        let mut cur = reader.view.cursor(Some(vec![keys::CROSSING + 1]));
+        cur.seek(&[keys::CROSSING]);
+        while let Some((k, _)) = cur.entry()? {
+            let (entity, name) = keys::decode_entity_meta(keys::CROSSING, k)?;
+            bloom.insert(&entity, name);
+            cur.next();
+        }
+        Ok(bloom)
+    }
+
+    fn load_applied(&self) -> Result<Applied, Error> {
+        match self.reader().view.get(keys::APPLIED_KEY)? {
+            Some(raw) => values::decode_applied(&raw),
+            None => Ok(Applied::default()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn applied(&self) -> Applied {
+        *lock(&self.applied)
+    }
+
+    /// Apply Raft entry `index` with commit ts `ts`. Writes the ops' effects and the applied index in one
+    /// atomic batch; with `sync` the batch is durable when this returns. A storage error leaves the state
+    /// and the applied index exactly as they were.
+    pub fn apply(&self, index: u64, ts: u64, ops: &[Op], sync: bool) -> Result<ApplyOutput, Error> {
+        let mut applied = lock(&self.applied);
+        if index <= applied.index {
+            return Err(Error::AlreadyApplied {
+                index,
+                applied: applied.index,
+            });
+        }
+        if ts < applied.ts {
+            return Err(Error::TsWentBack {
+                ts,
+                applied_ts: applied.ts,
+            });
+        }
+        let plan = apply::plan(&self.reader(), ts, ops)?;
+        if !plan.crossings.is_empty() {
+            // Before the write: a crossing readable from disk is always in the filter.
+            let mut bloom = self.bloom.write().unwrap_or_else(PoisonError::into_inner);
+            for (entity, name) in &plan.crossings {
+                bloom.insert(entity, name);
+            }
+        }
+        let next = Applied { index, ts };
+        let writes = plan.puts.into_iter().map(|(k, v)| WriteOp::Put(k, v));
+        let applied_put = WriteOp::Put(keys::APPLIED_KEY.to_vec(), values::encode_applied(next));
+        let batch_bytes = self.store.write(writes.chain([applied_put]), sync)?;
+        *applied = next;
+        Ok(ApplyOutput {
+            results: plan.results,
+            batch_bytes,
+        })
+    }
+
+    /// The oldest ts a read may ask for now.
+    pub fn read_floor(&self) -> u64 {
+        let retention = u64::try_from(self.config.retention.as_micros()).unwrap_or(u64::MAX);
+        self.config
+            .clock
+            .now_micros()
+            .saturating_sub(retention)
+            .max(self.gc.safepoint())
+    }
+
+    /// Run a read at `at`, refusing it if `at` is below the retention floor before *or after* it ran (GC
+    /// may have raised the safepoint meanwhile; then the result may be torn, so it is not returned).
+    fn read_at<T>(
+        &self,
+        at: u64,
+        f: impl FnOnce(&Reader<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let floor = self.read_floor();
+        if at < floor {
+            return Err(Error::VersionGone { at, floor });
+        }
+        let out = f(&self.reader())?;
+        let safepoint = self.gc.safepoint();
+        if at < safepoint {
+            return Err(Error::VersionGone {
+                at,
+                floor: safepoint,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The value of `key` as of ts `at` (`u64::MAX` = latest applied).
+    pub fn get(&self, key: &[u8], at: u64) -> Result<Option<Versioned>, Error> {
+        self.read_at(at, |r| r.get(key, at))
+    }
+
+    /// The entity's epoch in force at `at`.
+    pub fn epoch(&self, entity: &[u8], at: u64) -> Result<u64, Error> {
+        self.read_at(at, |r| r.epoch_at(entity, at))
+    }
+
+    pub fn scan(&self, req: &ScanRequest) -> Result<ScanPage, Error> {
+        self.read_at(req.at, |r| r.scan(req))
+    }
+
+    /// Every live key of `entity` at `at`, from one snapshot, with the epoch they belong to.
+    pub fn entity(&self, entity: &[u8], at: u64, limit: usize) -> Result<EntityView, Error> {
+        let mut start = entity.to_vec();
+        start.push(b'/');
+        let req = ScanRequest {
+            end: keys::prefix_end(&start),
+            start,
+            limit,
+            at,
+        };
+        self.read_at(at, |r| {
+            let epoch = r.epoch_at(entity, at)?;
+            let page = r.scan(&req)?;
+            Ok(EntityView {
+                epoch,
+                items: page.items,
+                more: page.more,
+            })
+        })
+    }
+
+    /// Has `entity` crossed checkpoint `name`? Negative answers usually come from the in-memory filter,
+    /// without any disk read.
+    pub fn crossed(&self, entity: &[u8], name: &[u8]) -> Result<Option<Crossing>, Error> {
+        self.counters
+            .crossed_lookups
+            .fetch_add(1, Ordering::Relaxed);
+        let maybe = self
+            .bloom
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .may_contain(entity, name);
+        if !maybe {
+            self.counters
+                .bloom_negatives
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        match self.reader().view.get(&keys::crossing_key(entity, name))? {
+            Some(raw) => Ok(Some(values::decode_crossing(&raw)?)),
+            None => {
+                self.counters
+                    .bloom_false_positives
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// One bounded GC step: raise the safepoint to `safepoint` (never past the retention floor's clock
+    /// bound, never backwards) and reclaim up to `budget` invalidated entity epochs by range deletion.
+    /// Old versions of live keys are dropped by compactions as they happen (see [`crate::gc`]).
+    pub fn gc_step(&self, safepoint: u64, budget: usize) -> Result<GcReport, Error> {
+        let retention = u64::try_from(self.config.retention.as_micros()).unwrap_or(u64::MAX);
+        let limit = self.config.clock.now_micros().saturating_sub(retention);
+        let _writer = lock(&self.applied);
+        let safepoint = self.gc.raise_safepoint(safepoint.min(limit));
+        let reader = self.reader();
+        let upper = keys::gc_queue_key(safepoint.saturating_add(1), b"");
+        let mut cur = reader.view.cursor(Some(upper));
+        cur.seek(&[keys::GC_QUEUE]);
+        let mut ops = Vec::new();
+        let mut reclaimed = 0u64;
+        let mut more = false;
+        while let Some((k, v)) = cur.entry()? {
+            if reclaimed as usize == budget {
+                more = true;
+                break;
+            }
+            let (_, entity) = keys::decode_gc_queue_key(k)?;
+            let new_epoch = keys::decode_u64(v, "gc queue epoch")?;
+            ops.extend(gc::reclaim_epochs(k, &entity, new_epoch));
+            reclaimed += 1;
+            cur.next();
+        }
+        drop(cur);
+        drop(reader);
+        if !ops.is_empty() {
+            // Not synced: if lost in a crash the queue entries are still there and the step is redone.
+            self.store.write(ops, false)?;
+        }
+        self.counters
+            .epochs_reclaimed
+            .fetch_add(reclaimed, Ordering::Relaxed);
+        Ok(GcReport {
+            safepoint,
+            epochs_reclaimed: reclaimed,
+            more,
+        })
+    }
+
+    /// Flush and compact everything now (the compaction filter drops versions below the safepoint).
+    pub fn compact(&self) -> Result<(), Error> {
+        self.store.compact_all()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let bloom = self.bloom.read().unwrap_or_else(PoisonError::into_inner);
+        let c = &self.counters;
+        EngineStats {
+            applied: self.applied(),
+            crossed_lookups: c.crossed_lookups.load(Ordering::Relaxed),
+            bloom_negatives: c.bloom_negatives.load(Ordering::Relaxed),
+            bloom_false_positives: c.bloom_false_positives.load(Ordering::Relaxed),
+            bloom_items: bloom.items(),
+            bloom_bytes: bloom.approx_bytes(),
+            gc_safepoint: self.gc.safepoint(),
+            gc_epochs_reclaimed: c.epochs_reclaimed.load(Ordering::Relaxed),
+            gc_versions_dropped: self.gc.versions_dropped(),
+            store_reads: self.store.reads_served(),
+            memory: self.store.memory(),
+        }
+    }
+
+    /// Number of physical data versions stored (all keys, versions, epochs and tombstones).
+    pub fn data_entries(&self) -> Result<u64, Error> {
+        let reader = self.reader();
+        let mut cur = reader.view.cursor(Some(vec![keys::DATA + 1]));
+        cur.seek(&[keys::DATA]);
+        let mut n = 0;
+        while cur.entry()?.is_some() {
+            n += 1;
+            cur.next();
+        }
+        Ok(n)
+    }
+
+    /// Stream a consistent snapshot of the whole state machine to `sink`, chunk by chunk (the sink may
+    /// block for flow control). Writers are not blocked while it runs.
+    pub fn write_snapshot(
+        &self,
+        sink: &mut dyn FnMut(Vec<u8>) -> Result<(), Error>,
+    ) -> Result<SnapshotMeta, Error> {
+        let reader = self.reader();
+        let applied = match reader.view.get(keys::APPLIED_KEY)? {
+            Some(raw) => values::decode_applied(&raw)?,
+            None => Applied::default(),
+        };
+        let mut seq = 0u32;
+        let mut bytes = 0u64;
+        let mut emit = |kind: ChunkKind, payload: &[u8]| -> Result<(), Error> {
+            let chunk = snapshot::encode_chunk(seq, kind, payload)?;
+            seq += 1;
+            bytes += chunk.len() as u64;
+            sink(chunk)
+        };
+        emit(ChunkKind::Header, &snapshot::header_payload(applied))?;
+        let mut hasher = RecordHasher::default();
+        let mut payload = Vec::new();
+        let mut cur = reader.view.cursor(Some(vec![keys::MARKER]));
+        cur.seek(&[]);
+        while let Some((k, v)) = cur.entry()? {
+            hasher.add(k, v);
+            snapshot::push_record(&mut payload, k, v)?;
+            if payload.len() >= self.config.snapshot_chunk_bytes {
+                emit(ChunkKind::Records, &payload)?;
+                payload.clear();
+            }
+            cur.next();
+        }
+        if !payload.is_empty() {
+            emit(ChunkKind::Records, &payload)?;
+        }
+        let records = hasher.records;
+        let sha256 = hasher.finish();
+        emit(ChunkKind::End, &snapshot::end_payload(records, &sha256))?;
+        Ok(SnapshotMeta {
+            applied,
+            records,
+            chunks: seq,
+            bytes,
+            sha256,
+        })
+    }
+
+    /// Replace the whole state with a snapshot stream. The stream is verified completely (framing, order,
+    /// checksums) before anything changes; the switch itself is atomic across crashes (a marker makes
+    /// `open` finish an interrupted switch). On error the previous state is untouched.
+    pub fn install_snapshot(
+        &self,
+        chunks: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<SnapshotMeta, Error> {
+        let mut applied = lock(&self.applied);
+        let staging = self.dir.join(STAGING_SST);
+        let (meta, filter) = match self.stage_snapshot(chunks, &staging) {
+            Ok(staged) => staged,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staging);
+                return Err(e);
+            }
+        };
+        // Lookups wait during the switch, so no crossing is ever readable without being in the filter.
+        let mut bloom = self.bloom.write().unwrap_or_else(PoisonError::into_inner);
+        self.store.write(
+            [
+                WriteOp::DeleteRange(vec![0], vec![keys::MARKER]),
+                WriteOp::Put(
+                    keys::INSTALL_MARKER_KEY.to_vec(),
+                    STAGING_SST.as_bytes().to_vec(),
+                ),
+            ],
+            true,
+        )?;
+        self.swap_in_staged()?;
+        *bloom = filter;
+        *applied = self.load_applied()?;
+        Ok(meta)
+    }
+
+    /// Verify the stream and write it to the staging SST.
+    fn stage_snapshot(
+        &self,
+        chunks: &mut dyn Iterator<Item = Vec<u8>>,
+        staging: &Path,
+    ) -> Result<(SnapshotMeta, CrossingFilter), Error> {
+        let mut sst = self.store.sst_writer(staging)?;
+        let mut filter = CrossingFilter::new(
+            self.config.bloom_fp_rate,
+            self.config.bloom_expected_crossings,
+        );
+        let mut hasher = RecordHasher::default();
+        let mut applied = None;
+        let mut last_key: Option<Vec<u8>> = None;
+        let (mut seq, mut bytes) = (0u32, 0u64);
+        for chunk in chunks {
+            let (got, kind, payload) = snapshot::decode_chunk(&chunk)?;
+            if got != seq {
+                return Err(Error::BadSnapshot(format!(
+                    "expected chunk {seq}, got {got}"
+                )));
+            }
+            seq += 1;
+            bytes += chunk.len() as u64;
+            match (kind, applied) {
+                (ChunkKind::Header, None) => applied = Some(snapshot::parse_header(payload)?),
+                (ChunkKind::Records, Some(_)) => {
+                    for (k, v) in snapshot::parse_records(payload)? {
+                        if k.is_empty()
+                            || k[0] >= keys::MARKER
+                            || last_key.as_deref().is_some_and(|l| l >= k)
+                        {
+                            return Err(Error::BadSnapshot(
+                                "record keys out of order or out of range".into(),
+                            ));
+                        }
+                        last_key = Some(k.to_vec());
+                        if k[0] == keys::CROSSING {
+                            let (entity, name) = keys::decode_entity_meta(keys::CROSSING, k)?;
+                            filter.insert(&entity, name);
+                        }
+                        hasher.add(k, v);
+                        sst.put(k, v)?;
+                    }
+                }
+                (ChunkKind::End, Some(applied)) => {
+                    let (records, sha256) = snapshot::parse_end(payload)?;
+                    if records != hasher.records || sha256 != hasher.finish() {
+                        return Err(Error::BadSnapshot(
+                            "record count or checksum mismatch".into(),
+                        ));
+                    }
+                    if last_key.is_none() {
+                        return Err(Error::BadSnapshot("snapshot holds no records".into()));
+                    }
+                    sst.finish()?;
+                    return Ok((
+                        SnapshotMeta {
+                            applied,
+                            records,
+                            chunks: seq,
+                            bytes,
+                            sha256,
+                        },
+                        filter,
+                    ));
+                }
+                _ => {
+                    return Err(Error::BadSnapshot(format!(
+                        "chunk {got} of kind {kind:?} out of place"
+                    )))
+                }
+            }
+        }
+        Err(Error::BadSnapshot(
+            "stream ended before its end chunk".into(),
+        ))
+    }
+
+    /// Second half of an install, also run by `open` after a crash: clear the state range, ingest the
+    /// staged SST, drop the marker. Idempotent.
+    fn swap_in_staged(&self) -> Result<(), Error> {
+        let staging = self.dir.join(STAGING_SST);
+        if !staging.exists() {
+            return Err(Error::Corruption {
+                at: staging.display().to_string(),
+                detail: "snapshot install marker present but the staged snapshot is missing".into(),
+            });
+        }
+        self.store
+            .write([WriteOp::DeleteRange(vec![0], vec![keys::MARKER])], true)?;
+        self.store.ingest(&staging)?;
+        self.store
+            .write([WriteOp::Delete(keys::INSTALL_MARKER_KEY.to_vec())], true)?;
+        std::fs::remove_file(&staging).map_err(Error::io(&staging))?;
+        Ok(())
+    }
+
+    /// Offline consistency check: every key and value decodes, no entity has data in an epoch it has not
+    /// reached, crossings match epochs, no install is half done. Returns counts and the content hash.
+    pub fn verify(&self) -> Result<VerifyReport, Error> {
+        let reader = self.reader();
+        let applied = self.load_applied()?;
+        let mut report = VerifyReport {
+            applied,
+            data_entries: 0,
+            entities_with_epochs: 0,
+            crossings: 0,
+            gc_queue: 0,
+            content_sha256: [0; 32],
+        };
+        let mut hasher = RecordHasher::default();
+        let mut cur = reader.view.cursor(None);
+        cur.seek(&[]);
+        let mut last_epoch_entity: Option<Vec<u8>> = None;
+        while let Some((k, v)) = cur.entry()? {
+            let corrupt = |detail: String| Error::Corruption {
+                at: format!("key {}", keys::hex(k)),
+                detail,
+            };
+            match k.first().copied() {
+                Some(keys::DATA) => {
+                    let dk = keys::decode_data_key(k)?;
+                    values::decode_version(v)?;
+                    if dk.ts > applied.ts {
+                        return Err(corrupt(format!(
+                            "version ts {} above applied ts {}",
+                            dk.ts, applied.ts
+                        )));
+                    }
+                    if let Some(entity) = keys::entity_of(&dk.user_key) {
+                        let current = reader.epoch_at(entity, u64::MAX)?;
+                        if dk.epoch > current {
+                            return Err(corrupt(format!(
+                                "data in epoch {} above current {current}",
+                                dk.epoch
+                            )));
+                        }
+                    }
+                    report.data_entries += 1;
+                }
+                Some(keys::EPOCH) => {
+                    let (entity, _) = keys::decode_epoch_key(k)?;
+                    if keys::decode_u64(v, "epoch start")? > applied.ts {
+                        return Err(corrupt("epoch starts after the applied ts".into()));
+                    }
+                    if last_epoch_entity.as_ref() != Some(&entity) {
+                        report.entities_with_epochs += 1;
+                        last_epoch_entity = Some(entity);
+                    }
+                }
+                Some(keys::CROSSING) => {
+                    let (entity, _) = keys::decode_entity_meta(keys::CROSSING, k)?;
+                    let crossing = values::decode_crossing(v)?;
+                    if crossing.epoch > reader.epoch_at(&entity, u64::MAX)? {
+                        return Err(corrupt("crossing epoch above the entity's epoch".into()));
+                    }
+                    report.crossings += 1;
+                }
+                Some(keys::GC_QUEUE) => {
+                    keys::decode_gc_queue_key(k)?;
+                    keys::decode_u64(v, "gc queue epoch")?;
+                    report.gc_queue += 1;
+                }
+                Some(keys::META) if k == keys::APPLIED_KEY || k == FORMAT_KEY => {}
+                Some(keys::MARKER) => {
+                    return Err(corrupt("a snapshot install is half done".into()))
+                }
+                _ => return Err(corrupt("unknown key".into())),
+            }
+            hasher.add(k, v);
+            cur.next();
+        }
+        report.content_sha256 = hasher.finish();
+        Ok(report)
+    }
+}
