@@ -1,1 +1,206 @@
-fn main() {}
+//! Engine micro-benchmarks (criterion). `cargo bench -p engine`; results are recorded in BENCHMARKS.md.
+//! Writes are unsynced here: fsync cost belongs to the replication benchmarks (group commit).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use engine::{Engine, EngineConfig, ManualClock, Op, WriteCond};
+
+const SEC: u64 = 1_000_000;
+const T0: u64 = 1_700_000_000 * SEC;
+const BIG: usize = 100_000;
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    index: u64,
+    ts: u64,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::TempDir::new().unwrap();
+        let config = EngineConfig {
+            retention: Duration::from_secs(3600),
+            clock: Arc::new(ManualClock::new(T0 + 1800 * SEC)),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open(dir.path(), config).unwrap();
+        Bench {
+            _dir: dir,
+            engine,
+            index: 0,
+            ts: T0,
+        }
+    }
+
+    fn apply(&mut self, ops: &[Op]) -> u64 {
+        self.index += 1;
+        self.ts += 1;
+        self.engine.apply(self.index, self.ts, ops, false).unwrap();
+        self.ts
+    }
+
+    fn fill(&mut self, entity: &str, keys: usize) {
+        let mut done = 0;
+        while done < keys {
+            let n = (keys - done).min(5_000);
+            let ops: Vec<Op> = (done..done + n)
+                .map(|k| put(&format!("{entity}/k{k:06}"), 60))
+                .collect();
+            self.apply(&ops);
+            done += n;
+        }
+    }
+}
+
+fn put(key: &str, len: usize) -> Op {
+    Op::Put {
+        key: key.as_bytes().to_vec(),
+        value: vec![b'x'; len],
+        cond: WriteCond::default(),
+    }
+}
+
+fn checkpoint(entity: &str) -> Op {
+    Op::Checkpoint {
+        entity: entity.as_bytes().to_vec(),
+        name: b"cp".to_vec(),
+        data: vec![],
+        epoch: None,
+    }
+}
+
+fn writes(c: &mut Criterion) {
+    let mut b = Bench::new();
+    let mut i = 0u64;
+    c.bench_function("put", |bench| {
+        bench.iter(|| {
+            i += 1;
+            b.apply(&[put(&format!("player:{}/pos", i % 100_000), 60)])
+        })
+    });
+    c.bench_function("incr", |bench| {
+        bench.iter(|| {
+            i += 1;
+            let key = format!("player:{}/score", i % 100_000).into_bytes();
+            b.apply(&[Op::Incr {
+                key,
+                delta: 1,
+                cond: WriteCond::default(),
+            }])
+        })
+    });
+}
+
+/// Repeated checkpoints of one entity holding 10 or 100,000 keys. Only the first invalidates live keys;
+/// later ones run with those versions still physically present (GC never runs here).
+fn checkpoints(c: &mut Criterion) {
+    let mut group = c.benchmark_group("checkpoint");
+    for (name, keys) in [("10_keys", 10usize), ("100k_keys", BIG)] {
+        let mut b = Bench::new();
+        b.fill("e", keys);
+        b.engine.compact().unwrap();
+        group.bench_with_input(BenchmarkId::from_parameter(name), &keys, |bench, _| {
+            bench.iter(|| b.apply(&[checkpoint("e")]))
+        });
+    }
+    group.finish();
+}
+
+fn reads(c: &mut Criterion) {
+    let mut b = Bench::new();
+    for round in 0..50 {
+        let ops: Vec<Op> = (0..2_000)
+            .map(|p| put(&format!("player:{p}/pos"), 60 + round % 3))
+            .collect();
+        b.apply(&ops);
+    }
+    let mid_ts = T0 + 25;
+    for p in 0..200 {
+        let ops: Vec<Op> = (0..20)
+            .map(|k| put(&format!("team:{p}/m{k:02}"), 60))
+            .collect();
+        b.apply(&ops);
+    }
+    b.engine.compact().unwrap();
+    let mut i = 0u64;
+    c.bench_function("get_latest", |bench| {
+        bench.iter(|| {
+            i += 7919;
+            black_box(
+                b.engine
+                    .get(format!("player:{}/pos", i % 2_000).as_bytes(), u64::MAX)
+                    .unwrap(),
+            )
+        })
+    });
+    c.bench_function("get_at_older_ts", |bench| {
+        bench.iter(|| {
+            i += 7919;
+            black_box(
+                b.engine
+                    .get(format!("player:{}/pos", i % 2_000).as_bytes(), mid_ts)
+                    .unwrap(),
+            )
+        })
+    });
+    c.bench_function("entity_scan_20_keys", |bench| {
+        bench.iter(|| {
+            i += 7919;
+            let page = b
+                .engine
+                .entity(format!("team:{}", i % 200).as_bytes(), u64::MAX, 1_000)
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+            black_box(page)
+        })
+    });
+}
+
+/// The first checkpoint of fresh entities holding 10 vs 100,000 *live* keys, timed one by one (criterion
+/// cannot refill an entity between iterations cheaply). Prints the medians and their ratio.
+fn first_checkpoint_on_live_keys() {
+    let entities = 24;
+    let mut result = Vec::new();
+    for keys in [10usize, BIG] {
+        let mut b = Bench::new();
+        for e in 0..entities {
+            b.fill(&format!("fresh{e:03}"), keys);
+        }
+        b.engine.compact().unwrap();
+        let mut times: Vec<Duration> = (0..entities)
+            .map(|e| {
+                let op = checkpoint(&format!("fresh{e:03}"));
+                let start = Instant::now();
+                b.apply(&[op]);
+                start.elapsed()
+            })
+            .collect();
+        times.sort();
+        result.push(times[entities / 2]);
+    }
+    println!(
+        "first_checkpoint_on_live_keys: median 10 keys {:?}, 100k keys {:?}, ratio {:.2} ({} fresh entities each)",
+        result[0],
+        result[1],
+        result[1].as_secs_f64() / result[0].as_secs_f64(),
+        entities
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    targets = writes, checkpoints, reads
+}
+
+fn main() {
+    benches();
+    if std::env::args().all(|a| a != "--list") {
+        first_checkpoint_on_live_keys();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -340,6 +340,7 @@ impl Engine {
         }
         *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = engine.load_filter()?;
         *lock(&engine.applied) = engine.load_applied()?;
+        engine.load_safepoint()?;
         Ok(engine)
     }
 
@@ -387,6 +388,16 @@ impl Engine {
             cur.next();
         }
         Ok(bloom)
+    }
+
+    /// Raise the in-memory safepoint to the stored one (after open, or after installing a snapshot whose
+    /// source had already collected below it).
+    fn load_safepoint(&self) -> Result<(), Error> {
+        if let Some(raw) = self.reader().view.get(keys::SAFEPOINT_KEY)? {
+            self.gc
+                .raise_safepoint(keys::decode_u64(&raw, "gc safepoint")?);
+        }
+        Ok(())
     }
 
     fn load_applied(&self) -> Result<Applied, Error> {
@@ -542,6 +553,7 @@ impl Engine {
         let retention = u64::try_from(self.config.retention.as_micros()).unwrap_or(u64::MAX);
         let limit = self.config.clock.now_micros().saturating_sub(retention);
         let _writer = lock(&self.applied);
+        let previous = self.gc.safepoint();
         let safepoint = self.gc.raise_safepoint(safepoint.min(limit));
         let reader = self.reader();
         let upper = keys::gc_queue_key(safepoint.saturating_add(1), b"");
@@ -563,8 +575,15 @@ impl Engine {
         }
         drop(cur);
         drop(reader);
+        if safepoint > previous {
+            ops.push(WriteOp::Put(
+                keys::SAFEPOINT_KEY.to_vec(),
+                safepoint.to_be_bytes().to_vec(),
+            ));
+        }
         if !ops.is_empty() {
-            // Not synced: if lost in a crash the queue entries are still there and the step is redone.
+            // Not synced: if lost in a crash the queue entries are still there and the step is redone, and
+            // the clock-based floor keeps reads above any safepoint that was lost.
             self.store.write(ops, false)?;
         }
         self.counters
@@ -692,6 +711,7 @@ impl Engine {
         self.swap_in_staged()?;
         *bloom = filter;
         *applied = self.load_applied()?;
+        self.load_safepoint()?;
         Ok(meta)
     }
 
@@ -858,6 +878,9 @@ impl Engine {
                     keys::decode_gc_queue_key(k)?;
                     keys::decode_u64(v, "gc queue epoch")?;
                     report.gc_queue += 1;
+                }
+                Some(keys::META) if k == keys::SAFEPOINT_KEY => {
+                    keys::decode_u64(v, "gc safepoint")?;
                 }
                 Some(keys::META) if k == keys::APPLIED_KEY || k == FORMAT_KEY => {}
                 Some(keys::MARKER) => {

@@ -32,6 +32,8 @@ pub const META: u8 = b'm';
 pub const MARKER: u8 = b'z';
 
 pub const APPLIED_KEY: &[u8] = b"mapplied";
+/// The GC safepoint: reads below it were refused and the data they needed may be gone.
+pub const SAFEPOINT_KEY: &[u8] = b"msafepoint";
 pub const INSTALL_MARKER_KEY: &[u8] = b"zinstall";
 
 const SLASH: u8 = b'/';
