@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and testing kvs-raft needs on Debian 12 (run as root). Idempotent and quick when
+# everything is already there. Shared by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+
+# clang/libclang: bindgen for librocksdb-sys; protobuf-compiler: raft-rs's prost codec.
+packages=(clang libclang-dev protobuf-compiler)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "install-deps: cargo (Rust toolchain) is required" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest" >&2
+  cargo install cargo-nextest --locked
+fi

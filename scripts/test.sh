@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is needed, then every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+source scripts/env.sh
+# Benchmarks and every other target must at least build.
+cargo build --workspace --all-targets --locked
+cargo nextest run --workspace --locked --no-fail-fast
+cargo test --workspace --doc --locked
