@@ -329,6 +329,7 @@ impl Engine {
             counters: Counters::default(),
         };
         engine.check_format()?;
+        let staging = dir.join(STAGING_SST);
         if engine
             .reader()
             .view
@@ -337,6 +338,9 @@ impl Engine {
         {
             tracing::warn!(dir = %dir.display(), "finishing an interrupted snapshot install");
             engine.swap_in_staged()?;
+        } else if staging.exists() {
+            // A crash while staging: the switch never started, the old state stands; drop the partial file.
+            std::fs::remove_file(&staging).map_err(Error::io(&staging))?;
         }
         *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = engine.load_filter()?;
         *lock(&engine.applied) = engine.load_applied()?;
