@@ -7,4 +7,6 @@ source scripts/env.sh
 # Benchmarks and every other target must at least build.
 cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --locked --no-fail-fast
+# Failpoint crashes at the node's persistence boundaries (process-global failpoints: one test at a time).
+cargo nextest run --workspace --locked --features raft-node/failpoints --test failpoints --test-threads 1
 cargo test --workspace --doc --locked

@@ -1,1 +1,20 @@
-//! placeholder
+//! # raft-node — replication for kvs-raft
+//!
+//! One raft-rs group per site. This crate owns the Raft log storage, the ready loop that owns `RawNode`,
+//! and the deterministic fault simulator. It talks to the state machine through a trait and never names
+//! `rocksdb::` types in its public API (`storage/db.rs` is its only file that imports `rocksdb`).
+
+pub mod error;
+mod hlc;
+pub mod linearizability;
+pub mod mem_log;
+pub mod node;
+mod payload;
+pub mod runner;
+pub mod storage;
+
+pub use error::Error;
+pub use hlc::Hlc;
+pub use node::{
+    Command, LogStorage, Node, NodeConfig, NodeCounters, NodeStatus, Reply, Role, StateMachine,
+};

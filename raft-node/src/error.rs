@@ -1,0 +1,56 @@
+//! The crate's one error type; variants are named for what the caller can do.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory was created for another cluster: refuse to start.
+    #[error("data dir belongs to cluster {found:?}, not {expected:?}")]
+    ClusterMismatch { found: String, expected: String },
+    /// The log ends (on open) or would end (from `LogStore::persist`, which then persists nothing) before
+    /// the commit index: on open the log was truncated or lost, refuse to start.
+    #[error("raft log ends at {last_index} but the hard state says {commit} is committed")]
+    CommitBeyondLog { commit: u64, last_index: u64 },
+    /// Stored bytes do not decode.
+    #[error("corruption at {at}: {detail}")]
+    Corruption { at: String, detail: String },
+    /// RocksDB or the file system failed; nothing of the failed call was persisted.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A snapshot older than the log's first index was offered; nothing was persisted. Ignore the snapshot.
+    #[error("snapshot at index {index} is older than the log, which starts at {first_index}")]
+    SnapshotOutOfDate { index: u64, first_index: u64 },
+    /// Appended entries would leave a hole or rewrite compacted entries (a caller bug); nothing was
+    /// persisted. `index` had to lie in `[lowest, highest]`.
+    #[error("entry {index} would break the log's continuity: expected an index in [{lowest}, {highest}]")]
+    NotContiguous {
+        index: u64,
+        lowest: u64,
+        highest: u64,
+    },
+    /// Compaction was asked to drop entries the log does not have yet; nothing was compacted.
+    #[error("cannot compact up to {compact_index}: the log ends at {last_index}")]
+    CompactBeyondLog { compact_index: u64, last_index: u64 },
+    /// The request itself is malformed (too large, bad encoding); nothing was proposed.
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// raft-rs refused an operation (e.g. a conf change while another is pending).
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The state machine failed to apply a committed entry: the node stops rather than diverge.
+    #[error("state machine: {0}")]
+    StateMachine(String),
+    /// This node is not the leader; retry at `leader_hint` if known. Nothing was proposed.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<u64> },
+    /// The proposal definitely did not commit (its log slot went to another entry); safe to retry.
+    #[error("proposal dropped; it was not applied")]
+    Dropped,
+    /// Too many requests queued or in flight; retry later. Nothing was proposed.
+    #[error("overloaded")]
+    Overloaded,
+    /// No answer within the deadline. For a proposal the outcome is unknown: it may still commit.
+    #[error("timed out; outcome unknown")]
+    Timeout,
+    /// The node is stopping. For a proposal already in flight the outcome is unknown.
+    #[error("shutting down")]
+    ShuttingDown,
+}

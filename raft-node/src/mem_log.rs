@@ -1,0 +1,73 @@
+//! An in-memory [`LogStorage`] over raft-rs's `MemStorage`, for the simulator and tests: `persist` is
+//! "durable" in the sense that the storage outlives a simulated crash of the node that owns it (clone it
+//! before handing it to the node; clones share the same log).
+
+use raft::prelude::{ConfState, Snapshot};
+use raft::storage::MemStorage;
+
+use crate::error::Error;
+use crate::node::LogStorage;
+use crate::storage::LogWrite;
+
+#[derive(Clone, Default)]
+pub struct MemLog {
+    store: MemStorage,
+}
+
+impl MemLog {
+    /// A fresh log for a node of a new cluster with these voters.
+    pub fn bootstrap(voters: Vec<u64>) -> Self {
+        MemLog {
+            store: MemStorage::new_with_conf_state(ConfState::from((voters, vec![]))),
+        }
+    }
+}
+
+impl raft::Storage for MemLog {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.store.initial_state()
+    }
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: raft::GetEntriesContext,
+    ) -> raft::Result<Vec<raft::prelude::Entry>> {
+        self.store.entries(low, high, max_size, context)
+    }
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.store.term(idx)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        self.store.first_index()
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        self.store.last_index()
+    }
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        self.store.snapshot(request_index, to)
+    }
+}
+
+impl LogStorage for MemLog {
+    fn persist(&self, w: &LogWrite) -> Result<(), Error> {
+        let mut core = self.store.wl();
+        let err = |e: raft::Error| Error::Storage(e.to_string());
+        if let Some(meta) = &w.snapshot {
+            let mut snap = Snapshot::default();
+            snap.set_metadata(meta.clone());
+            core.apply_snapshot(snap).map_err(err)?;
+        }
+        if !w.entries.is_empty() {
+            core.append(&w.entries).map_err(err)?;
+        }
+        if let Some(hs) = &w.hard_state {
+            core.set_hardstate(hs.clone());
+        }
+        if let Some(cs) = &w.conf_state {
+            core.set_conf_state(cs.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! The production ready loop: one dedicated thread owns the [`Node`]; everything else talks to it through
+//! a bounded queue of [`Input`]s. Blocking fsyncs happen on this thread, never on an async runtime's workers.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use raft::prelude::Message;
+
+use crate::error::Error;
+use crate::node::{Command, LogStorage, Node, StateMachine};
+
+/// Where the loop sends Raft messages. Must not block: a slow peer's messages are dropped (Raft retries).
+pub trait Transport: Send + 'static {
+    fn send(&mut self, msgs: Vec<Message>);
+}
+
+pub enum Input {
+    Command(Command),
+    Raft(Box<Message>),
+    Shutdown,
+}
+
+pub struct RunnerConfig {
+    pub tick: Duration,
+    pub queue: usize,
+}
+
+/// Handle to a running node loop.
+pub struct NodeHandle {
+    tx: SyncSender<Input>,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+}
+
+fn overloaded(cmd: Command) {
+    match cmd {
+        Command::Propose { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::ReadIndex { reply } => reply(Err(Error::Overloaded)),
+        Command::ChangeMembership { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::TransferLeader { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::Status { .. } => {} // dropped reply: the caller sees its channel closed
+    }
+}
+
+impl NodeHandle {
+    /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
+    pub fn send(&self, cmd: Command) {
+        match self.tx.try_send(Input::Command(cmd)) {
+            Ok(()) => {}
+            Err(
+                TrySendError::Full(Input::Command(cmd))
+                | TrySendError::Disconnected(Input::Command(cmd)),
+            ) => overloaded(cmd),
+            Err(_) => {}
+        }
+    }
+
+    /// Hand a Raft message to the loop; dropped if the queue is full.
+    pub fn step(&self, msg: Message) {
+        let _ = self.tx.try_send(Input::Raft(Box::new(msg)));
+    }
+
+    /// Stop the loop: waiting requests are failed explicitly. Returns the loop's own error, if it died.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        let _ = self.tx.send(Input::Shutdown);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::StateMachine("node loop panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.tx.send(Input::Shutdown);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Start the loop on its own thread. `clock` gives physical time in µs for commit timestamps.
+pub fn spawn<L, S, T, C>(
+    mut node: Node<L, S>,
+    mut transport: T,
+    clock: C,
+    cfg: RunnerConfig,
+) -> NodeHandle
+where
+    L: LogStorage + Send + 'static,
+    S: StateMachine + Send + 'static,
+    T: Transport,
+    C: Fn() -> u64 + Send + 'static,
+{
+    let (tx, rx) = sync_channel(cfg.queue);
+    let id = node.id();
+    let thread = std::thread::Builder::new()
+        .name(format!("raft-node-{id}"))
+        .spawn(move || {
+            let result = run(&mut node, &rx, &mut transport, &clock, cfg.tick);
+            node.fail_all();
+            if let Err(e) = &result {
+                tracing::error!(node = id, error = %e, "node loop stopped");
+            }
+            result
+        })
+        .map_err(|e| tracing::error!(error = %e, "cannot start node thread"))
+        .ok();
+    NodeHandle { tx, thread }
+}
+
+fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
+    node: &mut Node<L, S>,
+    rx: &Receiver<Input>,
+    transport: &mut T,
+    clock: &C,
+    tick: Duration,
+) -> Result<(), Error> {
+    let mut next_tick = Instant::now() + tick;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let first = match rx.recv_timeout(wait) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        // Drain what is queued, so one Ready (one fsync) covers every command that arrived meanwhile.
+        for input in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            match input {
+                Input::Shutdown => return Ok(()),
+                Input::Command(cmd) => node.handle(cmd),
+                Input::Raft(msg) => node.step(*msg),
+            }
+        }
+        if Instant::now() >= next_tick {
+            node.tick();
+            next_tick += tick;
+        }
+        node.flush_proposals(clock());
+        let msgs = node.process_ready()?;
+        if !msgs.is_empty() {
+            transport.send(msgs);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The thin RocksDB shell of the log store — the **only** file in `raft-node` that names `rocksdb`.
+//! Keys and values are opaque bytes here; `codec` gives them meaning.
+
+use std::path::Path;
+
+use rocksdb::{DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+
+use crate::error::Error;
+
+/// Memtable size: the log is written sequentially and read mostly near its tail.
+const WRITE_BUFFER_BYTES: usize = 16 << 20;
+
+fn storage(context: &'static str) -> impl FnOnce(rocksdb::Error) -> Error {
+    move |e| Error::Storage(format!("{context}: {e}"))
+}
+
+/// An owned key and value.
+pub(super) type KeyValue = (Vec<u8>, Vec<u8>);
+
+pub(super) struct Db {
+    db: DB,
+}
+
+/// One atomic write under construction.
+#[derive(Default)]
+pub(super) struct Batch {
+    batch: WriteBatch,
+}
+
+impl Batch {
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.batch.put(key, value);
+    }
+
+    /// Delete every key in `[from, to)`.
+    pub fn delete_range(&mut self, from: &[u8], to: &[u8]) {
+        self.batch.delete_range(from, to);
+    }
+}
+
+impl Db {
+    /// Open (creating if missing) the RocksDB at `dir`.
+    pub fn open(dir: &Path) -> Result<Db, Error> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        opts.set_max_write_buffer_number(2);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(2);
+        let db = DB::open(&opts, dir).map_err(storage("open raft log RocksDB"))?;
+        Ok(Db { db })
+    }
+
+    /// Write `batch` atomically and fsync the WAL before returning.
+    pub fn write_synced(&self, batch: Batch) -> Result<(), Error> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .write_opt(batch.batch, &wo)
+            .map_err(storage("write raft log batch"))
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.db.get(key).map_err(storage("read raft log"))
+    }
+
+    /// The first key-value pair in `[lower, upper)`, if any.
+    pub fn first_in(&self, lower: &[u8], upper: &[u8]) -> Result<Option<KeyValue>, Error> {
+        let mut it = self.db.raw_iterator_opt(bounded(lower, upper));
+        it.seek_to_first();
+        current(&it)
+    }
+
+    /// The last key-value pair in `[lower, upper)`, if any.
+    pub fn last_in(&self, lower: &[u8], upper: &[u8]) -> Result<Option<KeyValue>, Error> {
+        let mut it = self.db.raw_iterator_opt(bounded(lower, upper));
+        it.seek_to_last();
+        current(&it)
+    }
+
+    /// Visit the pairs in `[from, upper)` in key order while `visit` returns `Ok(true)`.
+    pub fn scan(
+        &self,
+        from: &[u8],
+        upper: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let mut it = self.db.raw_iterator_opt(bounded(from, upper));
+        it.seek(from);
+        while let Some((key, value)) = it.key().zip(it.value()) {
+            if !visit(key, value)? {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(storage("scan raft log"))
+    }
+}
+
+fn bounded(lower: &[u8], upper: &[u8]) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_lower_bound(lower);
+    ro.set_iterate_upper_bound(upper);
+    ro
+}
+
+type RawIter<'a> = rocksdb::DBRawIteratorWithThreadMode<'a, DB>;
+
+/// The iterator's current pair, `None` at the end; an I/O error is returned, not hidden.
+fn current(it: &RawIter<'_>) -> Result<Option<KeyValue>, Error> {
+    match it.key().zip(it.value()) {
+        Some((k, v)) => Ok(Some((k.to_vec(), v.to_vec()))),
+        None => {
+            it.status().map_err(storage("iterate raft log"))?;
+            Ok(None)
+        }
+    }
+}

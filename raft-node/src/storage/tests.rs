@@ -1,0 +1,198 @@
+//! Tests that need the private layout: hand-crafted and corrupted stores. The behavioural suite shared
+//! with `MemStorage` is `tests/storage_conformance.rs`.
+
+use raft::Storage as _;
+use tempfile::TempDir;
+
+use super::*;
+
+const CLUSTER: &str = "site-a";
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        index,
+        term,
+        data: vec![u8::try_from(index % 251).unwrap_or(0); 10],
+        ..Default::default()
+    }
+}
+
+/// A store in a fresh dir holding entries 1..=5 (term = index), commit 3.
+fn store_with_log() -> (TempDir, LogStore) {
+    let dir = TempDir::new().unwrap();
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    store
+        .persist(&LogWrite {
+            entries: (1..=5).map(|i| entry(i, i)).collect(),
+            hard_state: Some(HardState {
+                term: 5,
+                vote: 1,
+                commit: 3,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    (dir, store)
+}
+
+/// Write raw bytes into a closed store.
+fn poke(dir: &TempDir, edit: impl FnOnce(&mut Batch)) {
+    let db = Db::open(dir.path()).unwrap();
+    let mut batch = Batch::default();
+    edit(&mut batch);
+    db.write_synced(batch).unwrap();
+}
+
+fn is_corruption(r: Result<LogStore, Error>) -> bool {
+    matches!(r, Err(Error::Corruption { .. }))
+}
+
+fn is_raft_other<T: fmt::Debug>(r: raft::Result<T>) -> bool {
+    matches!(r, Err(raft::Error::Store(StorageError::Other(_))))
+}
+
+#[test]
+fn a_corrupted_entry_is_an_error_when_read_not_a_panic() {
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| b.put(&entry_key(3), &[0xff, 0xff, 0xff, 0xff]));
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    assert!(is_raft_other(store.term(3)));
+    assert!(is_raft_other(store.entries(
+        1,
+        6,
+        None,
+        GetEntriesContext::empty(false)
+    )));
+    // Entries before the bad one are still served.
+    assert_eq!(
+        store
+            .entries(1, 3, None, GetEntriesContext::empty(false))
+            .unwrap(),
+        vec![entry(1, 1), entry(2, 2)]
+    );
+}
+
+#[test]
+fn an_entry_under_the_wrong_key_is_corruption() {
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| {
+        b.put(&entry_key(2), &encode_message(&entry(4, 4)))
+    });
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    assert!(is_raft_other(store.term(2)));
+    assert!(is_raft_other(store.entries(
+        1,
+        4,
+        None,
+        GetEntriesContext::empty(false)
+    )));
+}
+
+#[test]
+fn a_hole_in_the_log_is_corruption() {
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| b.delete_range(&entry_key(3), &entry_key(4)));
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    assert!(is_raft_other(store.term(3)));
+    assert!(is_raft_other(store.entries(
+        2,
+        5,
+        None,
+        GetEntriesContext::empty(false)
+    )));
+    // A hole at the end of the requested range, too.
+    assert!(is_raft_other(store.entries(
+        2,
+        4,
+        None,
+        GetEntriesContext::empty(false)
+    )));
+}
+
+#[test]
+fn corrupted_metadata_fails_open() {
+    for key in [
+        HARD_STATE_KEY,
+        CONF_STATE_KEY,
+        SNAPSHOT_KEY,
+        TRUNCATED_KEY,
+        CLUSTER_ID_KEY,
+    ] {
+        let (dir, store) = store_with_log();
+        drop(store);
+        poke(&dir, |b| b.put(key, &[0xc3, 0x28, 0xff, 0xff, 0xff]));
+        assert!(
+            is_corruption(LogStore::open(dir.path(), CLUSTER)),
+            "{key:?}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupted_last_entry_fails_open() {
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| b.put(&entry_key(5), b"\x08"));
+    assert!(is_corruption(LogStore::open(dir.path(), CLUSTER)));
+}
+
+#[test]
+fn a_log_not_starting_after_the_boundary_fails_open() {
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| b.delete_range(&entry_key(1), &entry_key(2)));
+    assert!(is_corruption(LogStore::open(dir.path(), CLUSTER)));
+}
+
+#[test]
+fn a_non_empty_store_without_cluster_id_fails_open() {
+    let dir = TempDir::new().unwrap();
+    poke(&dir, |b| {
+        b.put(&entry_key(1), &encode_message(&entry(1, 1)))
+    });
+    assert!(is_corruption(LogStore::open(dir.path(), CLUSTER)));
+}
+
+#[test]
+fn a_hand_crafted_commit_beyond_the_log_fails_open() {
+    // `persist` refuses to create this state, so craft it: the last two entries are lost.
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| b.delete_range(&entry_key(3), ENTRIES_END));
+    assert!(matches!(
+        LogStore::open(dir.path(), CLUSTER),
+        Err(Error::CommitBeyondLog {
+            commit: 3,
+            last_index: 2
+        })
+    ));
+}
+
+#[test]
+fn size_budget_matches_raft_limit_size() {
+    let ents: Vec<Entry> = (1..=6).map(|i| entry(i, 1)).collect();
+    let one = u64::try_from(ents[0].encoded_len()).unwrap();
+    for max in [
+        None,
+        Some(0),
+        Some(one - 1),
+        Some(one),
+        Some(2 * one),
+        Some(2 * one + 1),
+        Some(5 * one),
+        Some(raft::NO_LIMIT),
+    ] {
+        let mut expected = ents.clone();
+        raft::util::limit_size(&mut expected, max);
+        let mut budget = SizeBudget::new(max);
+        let got: Vec<Entry> = ents
+            .iter()
+            .take_while(|e| budget.admit(u64::try_from(e.encoded_len()).unwrap()))
+            .cloned()
+            .collect();
+        assert_eq!(got, expected, "max {max:?}");
+    }
+}

@@ -1,0 +1,744 @@
+//! One simulated run: nodes, network, clients, a fault schedule, and the checks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use raft_node::linearizability::{self, CheckResult, Event, Model, Op, Outcome, Ret};
+use raft_node::mem_log::MemLog;
+use raft_node::{Command, Error, Node, NodeConfig, Role, StateMachine};
+
+use crate::net::Net;
+use crate::rng::Rng;
+
+const STEP_MS: u64 = 10;
+const TICK_MS: u64 = 100;
+const KEYS: &[&str] = &["e0/a", "e0/b", "e1/a", "k", "c0"];
+const COUNTER: &str = "c0";
+const CLIENT_TIMEOUT_MS: u64 = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: u64,
+    pub clients: usize,
+    /// Clients issue operations and faults happen until then.
+    pub active_ms: u64,
+    /// After healing, the cluster must converge within this.
+    pub settle_ms: u64,
+    /// Treat a node error (e.g. an injected failpoint) as a crash of that node instead of a failure.
+    pub crash_on_error: bool,
+}
+
+impl SimConfig {
+    pub fn for_seed(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            nodes: if seed % 2 == 0 { 3 } else { 5 },
+            clients: 3,
+            active_ms: 12_000,
+            settle_ms: 15_000,
+            crash_on_error: false,
+        }
+    }
+}
+
+/// The simulated state machine: the checker's sequential model, plus the applied index.
+#[derive(Default)]
+pub struct KvMachine {
+    model: Model,
+    applied: (u64, u64),
+}
+
+impl StateMachine for KvMachine {
+    fn applied(&self) -> (u64, u64) {
+        self.applied
+    }
+
+    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+        assert!(
+            index > self.applied.0,
+            "entry {index} applied twice (applied {})",
+            self.applied.0
+        );
+        assert!(
+            ts >= self.applied.1,
+            "commit ts went back: {ts} after {}",
+            self.applied.1
+        );
+        let mut out = Vec::with_capacity(commands.len());
+        for c in commands {
+            let op = decode_op(c).ok_or(Error::Invalid("undecodable command"))?;
+            out.push(encode_ret(self.model.apply(&op)));
+        }
+        self.applied = (index, ts);
+        Ok(out)
+    }
+}
+
+// Commands are the checker's ops, encoded with a tag byte and length-prefixed fields.
+fn encode_op(op: &Op) -> Vec<u8> {
+    let mut out = Vec::new();
+    let field = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    match op {
+        Op::Put { key, value } => {
+            out.push(1);
+            field(&mut out, key);
+            field(&mut out, value);
+        }
+        Op::Delete { key } => {
+            out.push(2);
+            field(&mut out, key);
+        }
+        Op::Get { key } => {
+            out.push(3);
+            field(&mut out, key);
+        }
+        Op::Cas { key, expected, new } => {
+            out.push(if expected.is_some() { 4 } else { 5 });
+            field(&mut out, key);
+            field(&mut out, expected.as_deref().unwrap_or_default());
+            field(&mut out, new);
+        }
+        Op::Incr { key, delta } => {
+            out.push(6);
+            field(&mut out, key);
+            field(&mut out, &delta.to_be_bytes());
+        }
+        Op::Checkpoint { entity } => {
+            out.push(7);
+            field(&mut out, entity);
+        }
+    }
+    out
+}
+
+fn decode_op(b: &[u8]) -> Option<Op> {
+    let (&tag, mut rest) = b.split_first()?;
+    let mut field = || -> Option<Vec<u8>> {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let v = rest.get(4..4 + len)?.to_vec();
+        rest = &rest[4 + len..];
+        Some(v)
+    };
+    Some(match tag {
+        1 => Op::Put {
+            key: field()?,
+            value: field()?,
+        },
+        2 => Op::Delete { key: field()? },
+        3 => Op::Get { key: field()? },
+        4 | 5 => {
+            let (key, expected, new) = (field()?, field()?, field()?);
+            Op::Cas {
+                key,
+                expected: (tag == 4).then_some(expected),
+                new,
+            }
+        }
+        6 => Op::Incr {
+            key: field()?,
+            delta: i64::from_be_bytes(field()?.try_into().ok()?),
+        },
+        7 => Op::Checkpoint { entity: field()? },
+        _ => return None,
+    })
+}
+
+fn encode_ret(r: Option<Ret>) -> Vec<u8> {
+    match r {
+        None => vec![0],
+        Some(Ret::Done) => vec![1],
+        Some(Ret::Value(_)) => vec![2], // reads are not proposed
+        Some(Ret::Swapped(s)) => vec![3, u8::from(s)],
+        Some(Ret::Counter(v)) => [&[4u8][..], &v.to_be_bytes()].concat(),
+        Some(Ret::Epoch(e)) => [&[5u8][..], &e.to_be_bytes()].concat(),
+    }
+}
+
+fn decode_ret(b: &[u8]) -> Option<Option<Ret>> {
+    Some(match b.split_first()? {
+        (0, _) => None,
+        (1, _) => Some(Ret::Done),
+        (3, [s]) => Some(Ret::Swapped(*s == 1)),
+        (4, v) => Some(Ret::Counter(i64::from_be_bytes(v.try_into().ok()?))),
+        (5, v) => Some(Ret::Epoch(u64::from_be_bytes(v.try_into().ok()?))),
+        _ => return None,
+    })
+}
+
+enum Answer {
+    Write(Result<Vec<u8>, Error>),
+    Read(Result<u64, Error>),
+}
+
+struct Client {
+    target: u64,
+    /// (history index, node asked, op) of the outstanding operation.
+    busy: Option<(usize, u64, Op)>,
+    next_at: u64,
+}
+
+pub struct Sim {
+    cfg: SimConfig,
+    rng: Rng,
+    now: u64,
+    nodes: BTreeMap<u64, Option<Node<MemLog, KvMachine>>>,
+    logs: BTreeMap<u64, MemLog>,
+    restart_at: BTreeMap<u64, u64>,
+    net: Net,
+    clients: Vec<Client>,
+    history: Vec<Event>,
+    /// (client, history index of the request, answer)
+    inbox: Arc<Mutex<Vec<(usize, usize, Answer)>>>,
+    leaders: HashMap<u64, u64>,
+    logger: slog::Logger,
+    crashes: u64,
+    error_crashes: u64,
+    partitions: u64,
+}
+
+pub struct Stats {
+    pub error_crashes: u64,
+    ops: usize,
+    crashes: u64,
+    partitions: u64,
+    sent: u64,
+    dropped: u64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ops, {} crashes ({} injected), {} partitions, {} msgs ({} dropped)",
+            self.ops, self.crashes, self.error_crashes, self.partitions, self.sent, self.dropped
+        )
+    }
+}
+
+fn outcome_of_error(e: &Error) -> Outcome {
+    match e {
+        Error::NotLeader { .. } | Error::Dropped | Error::Overloaded => Outcome::Failed,
+        _ => Outcome::Unknown,
+    }
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Self {
+        let ids: Vec<u64> = (1..=cfg.nodes).collect();
+        let logs: BTreeMap<u64, MemLog> = ids
+            .iter()
+            .map(|&id| (id, MemLog::bootstrap(ids.clone())))
+            .collect();
+        let rng = Rng::new(cfg.seed);
+        let clients = (0..cfg.clients)
+            .map(|i| Client {
+                target: 1 + (i as u64 % cfg.nodes),
+                busy: None,
+                next_at: 0,
+            })
+            .collect();
+        let mut net = Net::default();
+        net.max_delay_ms = 30;
+        let mut sim = Sim {
+            cfg,
+            rng,
+            now: 0,
+            nodes: BTreeMap::new(),
+            logs,
+            restart_at: BTreeMap::new(),
+            net,
+            clients,
+            history: Vec::new(),
+            inbox: Arc::new(Mutex::new(Vec::new())),
+            leaders: HashMap::new(),
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+            crashes: 0,
+            error_crashes: 0,
+            partitions: 0,
+        };
+        for id in ids {
+            sim.start(id);
+        }
+        sim
+    }
+
+    fn start(&mut self, id: u64) {
+        let node = Node::new(
+            NodeConfig::new(id),
+            self.logs[&id].clone(),
+            KvMachine::default(),
+            &self.logger,
+        )
+        .unwrap_or_else(|e| panic!("node {id} cannot start from its persisted log: {e}"));
+        self.nodes.insert(id, Some(node));
+    }
+
+    /// Crash a node: it loses everything but its persisted log (the state machine is volatile here and is
+    /// rebuilt by replay), and every request waiting on it gets an explicit failure.
+    fn crash(&mut self, id: u64, down_ms: u64) {
+        if let Some(mut node) = self.nodes.insert(id, None).flatten() {
+            node.fail_all();
+            self.crashes += 1;
+            self.restart_at.insert(id, self.now + down_ms);
+        }
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn random_fault(&mut self) {
+        let ids = self.ids();
+        match self.rng.below(7) {
+            0 | 1 => {
+                // Split into two sides, at random.
+                let mut side: Vec<u64> = ids
+                    .iter()
+                    .copied()
+                    .filter(|_| self.rng.chance(50))
+                    .collect();
+                if side.is_empty() || side.len() == ids.len() {
+                    side = vec![*self.rng.pick(&ids)];
+                }
+                let other: Vec<u64> = ids.iter().copied().filter(|i| !side.contains(i)).collect();
+                self.net.heal(); // a new split replaces the previous one
+                self.net.partition(&side, &other);
+                self.partitions += 1;
+            }
+            2 => {
+                // Isolate the current leader, if any.
+                if let Some(leader) = self.current_leader() {
+                    let rest: Vec<u64> = ids.iter().copied().filter(|&i| i != leader).collect();
+                    self.net.heal();
+                    self.net.partition(&[leader], &rest);
+                    self.partitions += 1;
+                }
+            }
+            3 => {
+                let (a, b) = (*self.rng.pick(&ids), *self.rng.pick(&ids));
+                if a != b {
+                    self.net.block(a, b); // one-way link
+                }
+            }
+            4 => {
+                let id = *self.rng.pick(&ids);
+                let down = self.rng.range(200, 3_000);
+                self.crash(id, down);
+            }
+            5 => self.net.heal(),
+            _ => {
+                self.net.drop_percent = self.rng.below(20);
+                self.net.dup_percent = self.rng.below(10);
+                self.net.max_delay_ms = self.rng.range(5, 80);
+            }
+        }
+    }
+
+    fn current_leader(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .flatten()
+            .filter(|n| n.is_leader())
+            .max_by_key(|n| n.status().term)
+            .map(|n| n.id())
+    }
+
+    fn random_op(&mut self) -> Op {
+        let key = self.rng.pick(KEYS).as_bytes().to_vec();
+        if key == COUNTER.as_bytes() {
+            return if self.rng.chance(70) {
+                Op::incr(key, 1)
+            } else {
+                Op::get(key)
+            };
+        }
+        let value = format!("v{}", self.rng.below(1000)).into_bytes();
+        match self.rng.below(10) {
+            0..=2 => Op::Put { key, value },
+            3..=5 => Op::Get { key },
+            6 => Op::Delete { key },
+            7 => {
+                let expected = if self.rng.chance(30) {
+                    None
+                } else {
+                    Some(format!("v{}", self.rng.below(1000)).into_bytes())
+                };
+                Op::Cas {
+                    key,
+                    expected,
+                    new: value,
+                }
+            }
+            8 => Op::Incr {
+                key,
+                delta: self.rng.range(1, 5) as i64,
+            },
+            _ => Op::Checkpoint {
+                entity: self.rng.pick(&["e0", "e1"]).as_bytes().to_vec(),
+            },
+        }
+    }
+
+    fn issue(&mut self, client: usize) {
+        let op = self.random_op();
+        let target = self.clients[client].target;
+        let idx = self.history.len();
+        self.history.push(Event {
+            client: client as u64,
+            op: op.clone(),
+            invoke: self.now,
+            complete: None,
+            outcome: Outcome::Unknown,
+        });
+        let Some(Some(node)) = self.nodes.get_mut(&target) else {
+            // Connection refused: nothing was sent.
+            self.history[idx].complete = Some(self.now);
+            self.history[idx].outcome = Outcome::Failed;
+            self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
+            self.clients[client].next_at = self.now + 20;
+            return;
+        };
+        let inbox = Arc::clone(&self.inbox);
+        let cmd = if op.is_read_only() {
+            Command::ReadIndex {
+                reply: Box::new(move |r| {
+                    inbox.lock().unwrap().push((client, idx, Answer::Read(r)))
+                }),
+            }
+        } else {
+            let command = encode_op(&op);
+            Command::Propose {
+                command,
+                reply: Box::new(move |r| {
+                    inbox.lock().unwrap().push((client, idx, Answer::Write(r)))
+                }),
+            }
+        };
+        node.handle(cmd);
+        self.clients[client].busy = Some((idx, target, op));
+    }
+
+    fn complete(&mut self, client: usize, request: usize, answer: Answer) {
+        // An answer to a request the client already gave up on changes nothing: that op stays unknown.
+        if self.clients[client]
+            .busy
+            .as_ref()
+            .is_none_or(|(idx, _, _)| *idx != request)
+        {
+            return;
+        }
+        let Some((idx, node_id, op)) = self.clients[client].busy.take() else {
+            return;
+        };
+        let outcome = match answer {
+            Answer::Read(Ok(_)) => match (&op, self.nodes.get(&node_id)) {
+                (Op::Get { key }, Some(Some(node))) => Outcome::Ok(Ret::Value(
+                    node.state_machine().model.get(key).map(<[u8]>::to_vec),
+                )),
+                _ => Outcome::Failed,
+            },
+            Answer::Read(Err(_)) => Outcome::Failed,
+            Answer::Write(Ok(bytes)) => match decode_ret(&bytes) {
+                Some(Some(ret)) => Outcome::Ok(ret),
+                Some(None) => Outcome::Failed, // rejected by the state machine, no effect
+                None => panic!("undecodable result {bytes:?}"),
+            },
+            Answer::Write(Err(e)) => {
+                if let Error::NotLeader {
+                    leader_hint: Some(l),
+                } = e
+                {
+                    self.clients[client].target = l;
+                } else if matches!(e, Error::NotLeader { .. }) {
+                    self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
+                }
+                outcome_of_error(&e)
+            }
+        };
+        if matches!(outcome, Outcome::Failed) && op.is_read_only() {
+            self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
+        }
+        self.history[idx].complete = Some(self.now);
+        self.history[idx].outcome = outcome;
+        self.clients[client].next_at = self.now + self.rng.range(0, 60);
+    }
+
+    /// One 10 ms step of the world.
+    fn step(&mut self, active: bool) -> Result<(), String> {
+        self.now += STEP_MS;
+        let due: Vec<u64> = self
+            .restart_at
+            .iter()
+            .filter(|(_, &at)| at <= self.now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            self.restart_at.remove(&id);
+            self.start(id);
+        }
+        for msg in self.net.due(self.now) {
+            if let Some(Some(node)) = self.nodes.get_mut(&msg.to) {
+                node.step(msg);
+            }
+        }
+        if self.now % TICK_MS == 0 {
+            self.nodes.values_mut().flatten().for_each(Node::tick);
+        }
+        if active {
+            for c in 0..self.clients.len() {
+                if self.clients[c].busy.is_none() && self.clients[c].next_at <= self.now {
+                    self.issue(c);
+                }
+            }
+        }
+        let now_us = 1_000_000_000 + self.now * 1000;
+        let mut outgoing = Vec::new();
+        let mut failed = Vec::new();
+        for node in self.nodes.values_mut().flatten() {
+            node.flush_proposals(now_us);
+            match node.process_ready() {
+                Ok(msgs) => outgoing.extend(msgs),
+                Err(_) if self.cfg.crash_on_error => failed.push(node.id()),
+                Err(e) => return Err(format!("node {} ready failed: {e}", node.id())),
+            }
+        }
+        for id in failed {
+            self.error_crashes += 1;
+            let down = self.rng.range(100, 1_000);
+            self.crash(id, down);
+        }
+        for msg in outgoing {
+            self.net.send(msg, self.now, &mut self.rng);
+        }
+        let answers = std::mem::take(&mut *self.inbox.lock().unwrap());
+        for (client, request, answer) in answers {
+            self.complete(client, request, answer);
+        }
+        // Clients give up after a second: the op's outcome stays unknown and the client tries another node.
+        for c in 0..self.clients.len() {
+            if let Some((idx, _, _)) = self.clients[c].busy {
+                if self.history[idx].invoke + CLIENT_TIMEOUT_MS <= self.now {
+                    self.clients[c].busy = None;
+                    self.clients[c].target = 1 + self.rng.below(self.cfg.nodes);
+                    self.clients[c].next_at = self.now;
+                }
+            }
+        }
+        if self.now % 1000 == 0 && std::env::var("KVS_RAFT_SIM_DEBUG").is_ok() {
+            let st: Vec<String> = self
+                .nodes
+                .values()
+                .map(|n| {
+                    n.as_ref().map_or("down".into(), |n| {
+                        let s = n.status();
+                        format!(
+                            "{}:{:?} t{} c{} a{} l{}",
+                            s.id, s.role, s.term, s.commit, s.applied, s.last_index
+                        )
+                    })
+                })
+                .collect();
+            eprintln!(
+                "t={} ops={} sent={} {st:?}",
+                self.now,
+                self.history.len(),
+                self.net.sent
+            );
+        }
+        // At most one leader per term, ever.
+        for node in self.nodes.values().flatten() {
+            let st = node.status();
+            if st.role == Role::Leader {
+                let first = *self.leaders.entry(st.term).or_insert(st.id);
+                if first != st.id {
+                    return Err(format!(
+                        "two leaders in term {}: {first} and {}",
+                        st.term, st.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn converged(&self) -> bool {
+        let nodes: Vec<_> = self.nodes.values().flatten().collect();
+        if nodes.len() as u64 != self.cfg.nodes || self.current_leader().is_none() {
+            return false;
+        }
+        let st: Vec<_> = nodes.iter().map(|n| n.status()).collect();
+        st.iter().all(|s| {
+            s.applied == st[0].commit
+                && s.commit == st[0].commit
+                && s.last_index == st[0].last_index
+        }) && self.clients.iter().all(|c| c.busy.is_none())
+    }
+
+    fn simulate(&mut self) -> Result<(), String> {
+        // Every run has at least one partition and one crash, at random times, plus random faults.
+        let partition_at = self.rng.range(1_000, self.cfg.active_ms / 2);
+        let crash_at = self
+            .rng
+            .range(self.cfg.active_ms / 2, self.cfg.active_ms - 1_000);
+        let mut next_fault = self.rng.range(500, 2_000);
+        while self.now < self.cfg.active_ms {
+            if self.now == partition_at / STEP_MS * STEP_MS {
+                let ids = self.ids();
+                let victim = *self.rng.pick(&ids);
+                let rest: Vec<u64> = ids.iter().copied().filter(|&i| i != victim).collect();
+                self.net.partition(&[victim], &rest);
+                self.partitions += 1;
+            }
+            if self.now == crash_at / STEP_MS * STEP_MS {
+                let id = self.current_leader().unwrap_or(1);
+                let down = self.rng.range(300, 2_000);
+                self.crash(id, down);
+            }
+            if self.now >= next_fault {
+                self.random_fault();
+                next_fault = self.now + self.rng.range(300, 2_500);
+            }
+            self.step(true)?;
+        }
+        // Heal everything and let the cluster converge.
+        self.net.heal();
+        (
+            self.net.drop_percent,
+            self.net.dup_percent,
+            self.net.max_delay_ms,
+        ) = (0, 0, 20);
+        for (id, _) in std::mem::take(&mut self.restart_at) {
+            self.start(id);
+        }
+        let deadline = self.now + self.cfg.settle_ms;
+        while !self.converged() {
+            if self.now >= deadline {
+                let st: Vec<_> = self.nodes.values().flatten().map(|n| n.status()).collect();
+                return Err(format!(
+                    "no convergence {} ms after healing: {st:?}",
+                    self.cfg.settle_ms
+                ));
+            }
+            self.step(false)?;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        let nodes: Vec<&Node<MemLog, KvMachine>> = self.nodes.values().flatten().collect();
+        // Log matching: identical logs up to the commit index (all nodes converged on it).
+        let commit = nodes[0].status().commit;
+        let first = &self.logs[&nodes[0].id()];
+        let reference = raft::Storage::entries(
+            first,
+            1,
+            commit + 1,
+            None,
+            raft::GetEntriesContext::empty(false),
+        )
+        .map_err(|e| e.to_string())?;
+        for n in &nodes[1..] {
+            let log = raft::Storage::entries(
+                &self.logs[&n.id()],
+                1,
+                commit + 1,
+                None,
+                raft::GetEntriesContext::empty(false),
+            )
+            .map_err(|e| e.to_string())?;
+            if log != reference {
+                return Err(format!(
+                    "logs of node {} and {} differ below commit {commit}",
+                    nodes[0].id(),
+                    n.id()
+                ));
+            }
+        }
+        // Applied state identical everywhere.
+        for n in &nodes[1..] {
+            if n.state_machine().model != nodes[0].state_machine().model {
+                return Err(format!(
+                    "state of node {} differs from node {}",
+                    n.id(),
+                    nodes[0].id()
+                ));
+            }
+        }
+        // The final state, read after every operation ended, joins the history: acknowledged writes must be
+        // in it (the checker rejects a lost write as a non-linearizable final read).
+        let end = self.now + 1;
+        let model = &nodes[0].state_machine().model;
+        for (i, key) in KEYS.iter().enumerate() {
+            let value = model.get(key.as_bytes()).map(<[u8]>::to_vec);
+            self.history.push(Event {
+                client: 1000 + i as u64,
+                op: Op::get(key.as_bytes()),
+                invoke: end,
+                complete: Some(end + 1),
+                outcome: Outcome::Ok(Ret::Value(value)),
+            });
+        }
+        // Counters: the final value is within [acknowledged, acknowledged + unknown] increments.
+        let incr = |o: &dyn Fn(&Outcome) -> bool| {
+            self.history
+                .iter()
+                .filter(|e| {
+                    matches!(&e.op, Op::Incr { key, .. } if key == COUNTER.as_bytes())
+                        && o(&e.outcome)
+                })
+                .count() as i64
+        };
+        let (ok, unknown) = (
+            incr(&|o| matches!(o, Outcome::Ok(_))),
+            incr(&|o| matches!(o, Outcome::Unknown)),
+        );
+        let counter: i64 = model
+            .get(COUNTER.as_bytes())
+            .map_or(Ok(0), |v| std::str::from_utf8(v).unwrap().parse())
+            .unwrap();
+        if counter < ok || counter > ok + unknown {
+            return Err(format!(
+                "counter {counter} outside [{ok}, {}]",
+                ok + unknown
+            ));
+        }
+        match linearizability::check(&self.history, Default::default()) {
+            CheckResult::Linearizable => Ok(()),
+            other => Err(format!("history not linearizable: {other:?}")),
+        }
+    }
+
+    pub fn run(mut self) -> Result<Stats, String> {
+        self.simulate()?;
+        self.check()?;
+        Ok(Stats {
+            error_crashes: self.error_crashes,
+            ops: self.history.len(),
+            crashes: self.crashes,
+            partitions: self.partitions,
+            sent: self.net.sent,
+            dropped: self.net.dropped,
+        })
+    }
+
+    pub fn run_and_take_history(&mut self) -> Result<Vec<Event>, String> {
+        self.simulate()?;
+        self.check()?;
+        Ok(std::mem::take(&mut self.history))
+    }
+}
+
+/// Alter the value of one acknowledged, non-empty read to one never written.
+pub fn tamper(history: &[Event]) -> Option<Vec<Event>> {
+    let mut h = history.to_vec();
+    let e = h
+        .iter_mut()
+        .find(|e| matches!(&e.outcome, Outcome::Ok(Ret::Value(Some(_)))))?;
+    e.outcome = Outcome::Ok(Ret::Value(Some(b"never-written".to_vec())));
+    Some(h)
+}
