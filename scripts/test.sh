@@ -7,6 +7,7 @@ source scripts/env.sh
 # Benchmarks and every other target must at least build.
 cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --locked --no-fail-fast
-# Failpoint crashes at the node's persistence boundaries (process-global failpoints: one test at a time).
-cargo nextest run --workspace --locked --features raft-node/failpoints --test failpoints --test-threads 1
+# Failpoint crashes at the persistence boundaries of the node and of the engine's snapshot switch
+# (process-global failpoints: one test at a time).
+cargo nextest run --workspace --locked --features raft-node/failpoints,engine/failpoints --test failpoints --test-threads 1
 cargo test --workspace --doc --locked

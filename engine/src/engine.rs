@@ -328,7 +328,8 @@ impl Engine {
             applied: Mutex::new(Applied::default()),
             counters: Counters::default(),
         };
-        engine.check_format()?;
+        // An interrupted install is finished first: its first write cleared the whole state range,
+        // format marker included, so the format can only be checked once the snapshot is in.
         let staging = dir.join(STAGING_SST);
         if engine
             .reader()
@@ -342,6 +343,7 @@ impl Engine {
             // A crash while staging: the switch never started, the old state stands; drop the partial file.
             std::fs::remove_file(&staging).map_err(Error::io(&staging))?;
         }
+        engine.check_format()?;
         *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = engine.load_filter()?;
         *lock(&engine.applied) = engine.load_applied()?;
         engine.load_safepoint()?;
@@ -808,9 +810,15 @@ impl Engine {
                 detail: "snapshot install marker present but the staged snapshot is missing".into(),
             });
         }
+        fail::fail_point!("engine::snapshot_switch_before_ingest", |_| Err(
+            Error::Storage("failpoint".into())
+        ));
         self.store
             .write([WriteOp::DeleteRange(vec![0], vec![keys::MARKER])], true)?;
         self.store.ingest(&staging)?;
+        fail::fail_point!("engine::snapshot_switch_after_ingest", |_| Err(
+            Error::Storage("failpoint".into())
+        ));
         self.store
             .write([WriteOp::Delete(keys::INSTALL_MARKER_KEY.to_vec())], true)?;
         std::fs::remove_file(&staging).map_err(Error::io(&staging))?;

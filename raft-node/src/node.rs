@@ -430,7 +430,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     }
 
     /// Handle one `Ready`, in raft-rs's documented order. Returns the messages to send; all of them depend
-    /// only on state that is durable by the time this returns (one `persist`, one fsync, per Ready).
+    /// only on state that is durable by the time this returns (one `persist`, one fsync, per Ready), and
+    /// committed entries are applied (and acknowledged) only after that write, as etcd/raft requires.
     pub fn process_ready(&mut self) -> Result<Vec<Message>, Error> {
         let mut out = Vec::new();
         if self.raw.has_ready() {
@@ -449,9 +450,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     r.index = Some(rs.index);
                 }
             }
-            // 4. Committed entries (already durable in an earlier Ready).
-            self.apply_committed(rd.take_committed_entries())?;
-            // 5. Persist new entries and hard state in one synced write.
+            // 4. Persist new entries and hard state in one synced write.
             for e in rd.entries() {
                 if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                     self.hlc.observe(payload::decode_ts(&e.data)?);
@@ -473,6 +472,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             fail::fail_point!("node::after_persist_before_send", |_| Err(Error::Storage(
                 "failpoint".into()
             )));
+            // 5. Committed entries, only now: a leader's commit may count its own entries of this very Ready,
+            //    so applying (and acknowledging) them before the write above could acknowledge an entry
+            //    that a crash here would lose (found by the `node::before_persist` failpoint test).
+            self.apply_committed(rd.take_committed_entries())?;
             // 6. Messages that required the write above.
             out.extend(rd.take_persisted_messages());
             // 7. Advance; the light ready carries more messages and committed entries.
