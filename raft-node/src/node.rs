@@ -11,7 +11,7 @@
 //!   A proposal is `Dropped` when the log index it was given is applied with another entry (another term).
 //! * [`Error::Timeout`], [`Error::ShuttingDown`] for a proposal — outcome unknown: it may still commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
@@ -79,6 +79,10 @@ pub struct NodeConfig {
     pub lease_reads: bool,
     /// Ticks after which an unanswered proposal or read times out.
     pub request_timeout_ticks: u64,
+    /// The election timeout is drawn from `[min, max)` ticks by raft-rs's own RNG; the simulator pins it
+    /// (`max = min + 1`) with a value from its seed so runs are reproducible. `None`: raft-rs's default
+    /// `[election_tick, 2 × election_tick)`.
+    pub election_timeout_range: Option<(usize, usize)>,
 }
 
 impl NodeConfig {
@@ -91,6 +95,7 @@ impl NodeConfig {
             max_inflight_commands: 20_000,
             lease_reads: false,
             request_timeout_ticks: 50,
+            election_timeout_range: None,
         }
     }
 }
@@ -152,7 +157,7 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     queued: Vec<(Vec<u8>, Reply<Result<Vec<u8>, Error>>)>,
     pending: BTreeMap<u64, PendingEntry>,
     pending_commands: usize,
-    reads: HashMap<Vec<u8>, PendingRead>,
+    reads: BTreeMap<Vec<u8>, PendingRead>,
     next_read: u64,
     conf_changes: BTreeMap<u64, PendingConfChange>,
     ticks: u64,
@@ -219,6 +224,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             },
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            min_election_tick: cfg.election_timeout_range.map_or(0, |r| r.0),
+            max_election_tick: cfg.election_timeout_range.map_or(0, |r| r.1),
             ..Config::default()
         };
         raft_cfg.validate().map_err(raft_err)?;
@@ -231,7 +238,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             queued: Vec::new(),
             pending: BTreeMap::new(),
             pending_commands: 0,
-            reads: HashMap::new(),
+            reads: BTreeMap::new(),
             next_read: 0,
             conf_changes: BTreeMap::new(),
             ticks: 0,
@@ -607,7 +614,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 .for_each(|r| r(Err(Error::ShuttingDown)));
         }
         self.pending_commands = 0;
-        for (_, r) in self.reads.drain() {
+        for (_, r) in std::mem::take(&mut self.reads) {
             (r.reply)(Err(Error::ShuttingDown));
         }
         for (_, c) in std::mem::take(&mut self.conf_changes) {

@@ -268,8 +268,14 @@ impl Sim {
     }
 
     fn start(&mut self, id: u64) {
+        // raft-rs would draw the election timeout from its own RNG; pin it from the seed instead.
+        let timeout = self.rng.range(10, 20) as usize;
+        let cfg = NodeConfig {
+            election_timeout_range: Some((timeout, timeout + 1)),
+            ..NodeConfig::new(id)
+        };
         let node = Node::new(
-            NodeConfig::new(id),
+            cfg,
             self.logs[&id].clone(),
             KvMachine::default(),
             &self.logger,
