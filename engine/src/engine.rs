@@ -459,12 +459,13 @@ impl Engine {
 
     /// The oldest ts a read may ask for now.
     pub fn read_floor(&self) -> u64 {
+        self.retention_floor().max(self.gc.safepoint())
+    }
+
+    /// `now − retention`: the oldest ts the retention window covers (the safepoint never passes it).
+    fn retention_floor(&self) -> u64 {
         let retention = u64::try_from(self.config.retention.as_micros()).unwrap_or(u64::MAX);
-        self.config
-            .clock
-            .now_micros()
-            .saturating_sub(retention)
-            .max(self.gc.safepoint())
+        self.config.clock.now_micros().saturating_sub(retention)
     }
 
     /// Run a read at `at`, refusing it if `at` is below the retention floor before *or after* it ran (GC
@@ -556,8 +557,7 @@ impl Engine {
     /// bound, never backwards) and reclaim up to `budget` invalidated entity epochs by range deletion.
     /// Old versions of live keys are dropped by compactions as they happen (see [`crate::gc`]).
     pub fn gc_step(&self, safepoint: u64, budget: usize) -> Result<GcReport, Error> {
-        let retention = u64::try_from(self.config.retention.as_micros()).unwrap_or(u64::MAX);
-        let limit = self.config.clock.now_micros().saturating_sub(retention);
+        let limit = self.retention_floor();
         let _writer = lock(&self.applied);
         let previous = self.gc.safepoint();
         let safepoint = self.gc.raise_safepoint(safepoint.min(limit));
