@@ -602,6 +602,11 @@ impl Engine {
         })
     }
 
+    /// Make every apply so far durable, including those made with `sync = false` (one WAL fsync).
+    pub fn sync(&self) -> Result<(), Error> {
+        self.store.sync_wal()
+    }
+
     /// Flush and compact everything now (the compaction filter drops versions below the safepoint).
     pub fn compact(&self) -> Result<(), Error> {
         self.store.compact_all()

@@ -50,6 +50,7 @@
 mod apply;
 mod bloom;
 mod clock;
+pub mod codec;
 mod engine;
 mod error;
 mod gc;

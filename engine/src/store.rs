@@ -159,6 +159,11 @@ impl Store {
         }
     }
 
+    /// Make every write so far durable (fsync the WAL), for writes made with `sync = false`.
+    pub fn sync_wal(&self) -> Result<(), Error> {
+        self.db.flush_wal(true).map_err(storage("flush_wal"))
+    }
+
     pub fn flush(&self) -> Result<(), Error> {
         self.db.flush().map_err(storage("flush"))
     }
