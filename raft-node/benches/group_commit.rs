@@ -30,6 +30,17 @@ impl StateMachine for Counter {
         self.applied = (index, ts);
         Ok(commands.iter().map(|_| Vec::new()).collect())
     }
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn install_snapshot(
+        &mut self,
+        _image: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<(u64, u64), Error> {
+        Err(Error::StateMachine(
+            "a single node never receives a snapshot".into(),
+        ))
+    }
 }
 
 fn now_micros() -> u64 {
@@ -56,7 +67,7 @@ fn run(proposers: usize, secs: u64) {
         entries: vec![],
         hard_state: None,
         conf_state: Some(cs),
-        snapshot: None,
+        ..LogWrite::default()
     })
     .unwrap();
     let logger = slog::Logger::root(slog::Discard, slog::o!());

@@ -8,13 +8,17 @@ pub mod error;
 mod hlc;
 pub mod linearizability;
 pub mod mem_log;
+pub mod membership;
 pub mod node;
 mod payload;
 pub mod runner;
 pub mod storage;
+pub mod transport;
 
 pub use error::Error;
 pub use hlc::Hlc;
+pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
-    Command, LogStorage, Node, NodeConfig, NodeCounters, NodeStatus, Reply, Role, StateMachine,
+    Command, LogStorage, Node, NodeConfig, NodeCounters, NodeStatus, PeerProgress, Reply, Role,
+    StagedImage, StateMachine,
 };

@@ -12,6 +12,8 @@ use crate::storage::LogWrite;
 #[derive(Clone, Default)]
 pub struct MemLog {
     store: MemStorage,
+    registered: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
+    membership: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl MemLog {
@@ -19,6 +21,7 @@ impl MemLog {
     pub fn bootstrap(voters: Vec<u64>) -> Self {
         MemLog {
             store: MemStorage::new_with_conf_state(ConfState::from((voters, vec![]))),
+            ..MemLog::default()
         }
     }
 }
@@ -46,7 +49,14 @@ impl raft::Storage for MemLog {
         self.store.last_index()
     }
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        self.store.snapshot(request_index, to)
+        let registered = self
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match registered.as_ref() {
+            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
+            _ => self.store.snapshot(request_index, to),
+        }
     }
 }
 
@@ -68,6 +78,30 @@ impl LogStorage for MemLog {
         if let Some(cs) = &w.conf_state {
             core.set_conf_state(cs.clone());
         }
+        if let Some(m) = &w.membership {
+            *self
+                .membership
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = m.clone();
+        }
         Ok(())
+    }
+    fn compact(&self, compact_index: u64) -> Result<(), Error> {
+        self.store
+            .wl()
+            .compact(compact_index)
+            .map_err(|e| Error::Storage(e.to_string()))
+    }
+    fn register_snapshot(&self, snapshot: Snapshot) {
+        *self
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snapshot);
+    }
+    fn membership(&self) -> Vec<u8> {
+        self.membership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }

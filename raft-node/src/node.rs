@@ -14,18 +14,30 @@
 use std::collections::BTreeMap;
 
 use prost::Message as _;
-use raft::prelude::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
-use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use raft::prelude::{
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType, Snapshot,
+    SnapshotMetadata,
+};
+use raft::{Config, RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 
 use crate::error::Error;
 use crate::hlc::Hlc;
+use crate::membership::{Membership, MembershipChange};
 use crate::payload;
 use crate::storage::LogWrite;
 
-/// Raft log storage the node can write: `persist` must make the whole write durable (one fsync) before
-/// returning — the node sends messages that depend on it right after.
+/// Raft log storage the node can write.
 pub trait LogStorage: raft::Storage {
+    /// Make the whole write durable (one fsync) before returning — the node sends messages that depend on
+    /// it right after.
     fn persist(&self, write: &LogWrite) -> Result<(), Error>;
+    /// Drop the entries before `compact_index` (durably). The caller never compacts past its applied index.
+    fn compact(&self, compact_index: u64) -> Result<(), Error>;
+    /// Register the snapshot (metadata plus the membership table as data) that `raft::Storage::snapshot`
+    /// hands to raft-rs when a follower needs entries the log no longer has. In memory only.
+    fn register_snapshot(&self, snapshot: Snapshot);
+    /// The persisted membership table (encoded), empty if none was ever written.
+    fn membership(&self) -> Vec<u8>;
 }
 
 /// The replicated state machine.
@@ -35,9 +47,28 @@ pub trait StateMachine {
     /// Apply entry `index` (ts `ts`) carrying `commands` (possibly none: no-op and conf-change entries).
     /// Must be deterministic; returns one result per command. An error stops the node.
     fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error>;
+    /// Make everything applied so far durable; called before the log is compacted past it.
+    fn flush(&mut self) -> Result<(), Error>;
+    /// Replace the whole state with a received image (as produced by the leader's `SnapshotSource`),
+    /// atomically; returns the image's applied index and ts. On error the state is unchanged.
+    fn install_snapshot(
+        &mut self,
+        image: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<(u64, u64), Error>;
+}
+
+/// A state machine image received from the leader and staged (on disk) for installation.
+pub trait StagedImage: Send {
+    /// The image's chunks, in order. A read error ends the iteration early; the state machine then sees a
+    /// truncated image and refuses it.
+    fn chunks(&self) -> Box<dyn Iterator<Item = Vec<u8>> + '_>;
 }
 
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
+
+/// Marker in `request_snapshot` of a rejection from a follower that lost its log (see `guard_lost_log`).
+/// Never a real snapshot request: nothing in this crate asks raft-rs for one.
+const LOST_LOG: u64 = u64::MAX;
 
 /// The closed set of requests the node serves. Raft messages go through [`Node::step`].
 pub enum Command {
@@ -51,9 +82,15 @@ pub enum Command {
     ReadIndex {
         reply: Reply<Result<u64, Error>>,
     },
-    /// Membership change (joint consensus when it touches several nodes).
+    /// Lease read: answered at once on a leader that has committed an entry of its term (check_quorum
+    /// makes a leader that lost its quorum step down within an election timeout); `NotLeader` elsewhere.
+    /// The reply carries the commit index the local state machine must reach before reading.
+    LeaseRead {
+        reply: Reply<Result<u64, Error>>,
+    },
+    /// Membership change, one node at a time; the reply comes when it is applied here.
     ChangeMembership {
-        change: ConfChangeV2,
+        change: MembershipChange,
         reply: Reply<Result<ConfState, Error>>,
     },
     TransferLeader {
@@ -83,6 +120,10 @@ pub struct NodeConfig {
     /// (`max = min + 1`) with a value from its seed so runs are reproducible. `None`: raft-rs's default
     /// `[election_tick, 2 × election_tick)`.
     pub election_timeout_range: Option<(usize, usize)>,
+    /// Compact the log once this many applied entries are kept...
+    pub compact_log_entries: u64,
+    /// ...or once the applied entries kept hold this many bytes.
+    pub compact_log_bytes: u64,
 }
 
 impl NodeConfig {
@@ -96,6 +137,8 @@ impl NodeConfig {
             lease_reads: false,
             request_timeout_ticks: 50,
             election_timeout_range: None,
+            compact_log_entries: 10_000,
+            compact_log_bytes: 64 << 20,
         }
     }
 }
@@ -119,8 +162,24 @@ pub struct NodeStatus {
     pub last_index: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// Addresses of the members, and the removed ids.
+    pub membership: Membership,
+    /// First index still in the log (everything before is compacted into the state machine).
+    pub first_index: u64,
+    /// Per-peer replication progress as the leader sees it; empty on followers.
+    pub progress: Vec<PeerProgress>,
     pub inflight_commands: usize,
     pub counters: NodeCounters,
+}
+
+/// One peer's replication progress, as the leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerProgress {
+    pub id: u64,
+    /// Highest log index known to be on the peer.
+    pub matched: u64,
+    /// The peer answered within the last election timeout.
+    pub recent_active: bool,
 }
 
 /// Counters for metrics and the group-commit benchmark.
@@ -130,6 +189,8 @@ pub struct NodeCounters {
     pub entries_proposed: u64,
     pub commands_proposed: u64,
     pub commands_applied: u64,
+    pub compactions: u64,
+    pub snapshots_installed: u64,
 }
 
 struct PendingEntry {
@@ -162,6 +223,18 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     conf_changes: BTreeMap<u64, PendingConfChange>,
     ticks: u64,
     counters: NodeCounters,
+    membership: Membership,
+    /// Set when the membership table changed; the loop hands the new table to the transport.
+    membership_changed: bool,
+    /// An image received with a MsgSnapshot, waiting for raft-rs to accept the snapshot: (index, image).
+    staged: Option<(u64, Box<dyn StagedImage>)>,
+    /// Bytes of applied entries still in the log (approximate), for size-based compaction.
+    log_bytes: u64,
+    /// A conf change was applied since the last snapshot registration: a new member must be in the
+    /// snapshot's conf state or it refuses the snapshot, so a compacted log re-registers.
+    conf_changed: bool,
+    /// Messages the node itself adds outside raft-rs (the lost-log notice); sent with the next Ready's.
+    extra_out: Vec<Message>,
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -229,8 +302,12 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             ..Config::default()
         };
         raft_cfg.validate().map_err(raft_err)?;
+        let membership = match storage.membership() {
+            bytes if bytes.is_empty() => Membership::default(),
+            bytes => Membership::decode(&bytes)?,
+        };
         let raw = RawNode::new(&raft_cfg, storage, logger).map_err(raft_err)?;
-        Ok(Node {
+        let mut node = Node {
             raw,
             sm,
             hlc,
@@ -243,7 +320,19 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             conf_changes: BTreeMap::new(),
             ticks: 0,
             counters: NodeCounters::default(),
-        })
+            membership,
+            membership_changed: true,
+            staged: None,
+            log_bytes: 0,
+            conf_changed: false,
+            extra_out: Vec::new(),
+        };
+        // A compacted log needs a registered snapshot to serve followers behind it (registration is
+        // in memory only).
+        if node.raw.raft.raft_log.first_index() > 1 {
+            node.register_snapshot()?;
+        }
+        Ok(node)
     }
 
     pub fn id(&self) -> u64 {
@@ -286,13 +375,139 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             last_index: self.raw.raft.raft_log.last_index(),
             voters,
             learners,
+            membership: self.membership.clone(),
+            first_index: self.raw.raft.raft_log.first_index(),
+            progress: if self.is_leader() {
+                self.raw
+                    .raft
+                    .prs()
+                    .iter()
+                    .map(|(&id, pr)| PeerProgress {
+                        id,
+                        matched: pr.matched,
+                        recent_active: id == self.cfg.id || pr.recent_active,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             inflight_commands: self.pending_commands + self.queued.len(),
             counters: self.counters,
         }
     }
 
+    /// The membership table if it changed since the last call (the loop hands it to the transport).
+    pub fn take_membership_change(&mut self) -> Option<Membership> {
+        std::mem::take(&mut self.membership_changed).then(|| self.membership.clone())
+    }
+
+    /// Record addresses a peer announced on its handshake (not replicated; refreshed by every handshake).
+    pub fn learn_addresses(&mut self, id: u64, peer_addr: &str, client_addr: &str) {
+        if self.membership.learn(id, peer_addr, client_addr) {
+            self.membership_changed = true;
+        }
+    }
+
+    /// Deliver a MsgSnapshot together with the state machine image that came with it. The image is
+    /// installed when raft-rs accepts the snapshot (in the next `process_ready`), else dropped.
+    pub fn step_snapshot(&mut self, msg: Message, image: Box<dyn StagedImage>) {
+        let index = msg.get_snapshot().get_metadata().index;
+        self.staged = Some((index, image));
+        self.step(msg);
+    }
+
+    /// A node whose data dir was wiped comes back with an empty log while the leader still remembers what
+    /// it had acknowledged. raft-rs assumes that never happens: the follower would panic on a heartbeat
+    /// committing past its log, and the leader would ignore its rejections as stale forever. Both sides
+    /// are handled here:
+    /// * follower: a heartbeat whose commit lies beyond our log does not advance our commit (our log may
+    ///   hold uncommitted entries that conflict with the leader's, so clamping to our last index would be
+    ///   wrong), and we tell the leader explicitly: a rejection carrying [`LOST_LOG`] and our last index;
+    /// * leader: on that rejection, if the hint lies below what the follower had acknowledged, its
+    ///   progress restarts from the hint, probing (and a snapshot if the log is compacted). Only this
+    ///   explicit marker resets progress: an ordinary late rejection can carry a low hint too.
+    ///
+    /// Returns whether the message should still be stepped into raft.
+    /// Caveat (as for etcd): a wiped voter has also forgotten its vote and the entries it helped commit;
+    /// the group stays safe while the other voters keep a quorum of copies. Replacing a lost disk under a
+    /// new node id (remove + add) is the procedure that is safe in every case.
+    fn guard_lost_log(&mut self, msg: &mut Message) -> bool {
+        match msg.get_msg_type() {
+            MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => {
+                let last_index = self.raw.raft.raft_log.last_index();
+                tracing::warn!(
+                    node = self.cfg.id,
+                    leader = msg.from,
+                    commit = msg.commit,
+                    last_index,
+                    "leader believes we hold entries we do not have (wiped data dir?)"
+                );
+                msg.commit = self.raw.raft.raft_log.committed;
+                let mut lost = Message::default();
+                lost.set_msg_type(MessageType::MsgAppendResponse);
+                lost.to = msg.from;
+                lost.from = self.cfg.id;
+                lost.term = msg.term;
+                lost.reject = true;
+                lost.reject_hint = last_index;
+                lost.request_snapshot = LOST_LOG;
+                self.extra_out.push(lost);
+                true
+            }
+            MessageType::MsgAppendResponse if msg.request_snapshot == LOST_LOG => {
+                if !self.is_leader() || msg.term != self.raw.raft.term {
+                    return false;
+                }
+                if let Some(pr) = self.raw.raft.mut_prs().get_mut(msg.from) {
+                    if msg.reject_hint < pr.matched {
+                        tracing::warn!(
+                            node = self.cfg.id,
+                            peer = msg.from,
+                            acknowledged = pr.matched,
+                            now_has = msg.reject_hint,
+                            "follower lost acknowledged entries (wiped data dir?); replicating to it again"
+                        );
+                        pr.matched = msg.reject_hint;
+                        pr.become_probe();
+                    }
+                }
+                false // handled here; raft-rs would read the marker as a snapshot request
+            }
+            _ => true,
+        }
+    }
+
+    /// The transport could not reach `peer` (raft-rs then probes instead of streaming entries).
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Outcome of streaming a snapshot to `peer`.
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
+    }
+
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
-    pub fn step(&mut self, msg: Message) {
+    pub fn step(&mut self, mut msg: Message) {
+        if !self.guard_lost_log(&mut msg) {
+            return;
+        }
+        if msg.get_msg_type() == MessageType::MsgSnapshot
+            && self.staged.as_ref().map(|s| s.0) != Some(msg.get_snapshot().get_metadata().index)
+        {
+            // A snapshot without its image cannot be installed: ignore it, the leader resends.
+            tracing::warn!(
+                node = self.cfg.id,
+                from = msg.from,
+                "snapshot message without an image ignored"
+            );
+            return;
+        }
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.cfg.id, error = %e, "raft message ignored");
         }
@@ -311,6 +526,27 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 }
                 self.queued.push((command, reply));
             }
+            Command::LeaseRead { reply } => {
+                let log = &self.raw.raft.raft_log;
+                let committed_in_term = log.term(log.committed).unwrap_or(0) == self.raw.raft.term;
+                if !self.is_leader() || !committed_in_term {
+                    return reply(Err(Error::NotLeader {
+                        leader_hint: self.leader_hint(),
+                    }));
+                }
+                let index = log.committed;
+                self.next_read += 1;
+                let mut ctx = self.cfg.id.to_be_bytes().to_vec();
+                ctx.extend_from_slice(&self.next_read.to_be_bytes());
+                self.reads.insert(
+                    ctx,
+                    PendingRead {
+                        reply,
+                        index: Some(index),
+                        since_tick: self.ticks,
+                    },
+                );
+            }
             Command::ReadIndex { reply } => {
                 self.next_read += 1;
                 let mut ctx = self.cfg.id.to_be_bytes().to_vec();
@@ -326,7 +562,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 );
             }
             Command::ChangeMembership { change, reply } => {
-                match self.raw.propose_conf_change(vec![], change) {
+                if !self.is_leader() {
+                    return reply(Err(Error::NotLeader {
+                        leader_hint: self.leader_hint(),
+                    }));
+                }
+                let cc = change.to_conf_change();
+                let status = self.status();
+                if let Err(e) = self.membership.check(&cc, &status.voters, &status.learners) {
+                    return reply(Err(e));
+                }
+                match self.raw.propose_conf_change(vec![], cc) {
                     Ok(()) => {
                         let index = self.raw.raft.raft_log.last_index();
                         self.conf_changes.insert(
@@ -440,17 +686,21 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// only on state that is durable by the time this returns (one `persist`, one fsync, per Ready), and
     /// committed entries are applied (and acknowledged) only after that write, as etcd/raft requires.
     pub fn process_ready(&mut self) -> Result<Vec<Message>, Error> {
-        let mut out = Vec::new();
+        // Depends on no persisted state: it reports what our log lacks.
+        let mut out = std::mem::take(&mut self.extra_out);
         if self.raw.has_ready() {
             let mut rd = self.raw.ready();
             // 1. Messages a leader may send before persisting (we send them after; that is also correct).
             out.extend(rd.take_messages());
-            // 2. A snapshot from the leader.
+            // 2. A snapshot from the leader: install the staged image first (durably), then the log below
+            //    restarts after the snapshot in the same write as this Ready's entries and hard state. A
+            //    crash between the two leaves the state machine ahead of the log, which is safe: entries
+            //    at or below its applied index are skipped when they are delivered again.
+            let mut snapshot_write = None;
             if !rd.snapshot().is_empty() {
-                return Err(Error::Invalid(
-                    "snapshot install is not supported by this node yet",
-                ));
+                snapshot_write = Some(self.install_snapshot(rd.snapshot().clone())?);
             }
+            self.staged = None;
             // 3. Read states: reads become servable once applied reaches their index.
             for rs in rd.take_read_states() {
                 if let Some(r) = self.reads.get_mut(&rs.request_ctx) {
@@ -463,13 +713,15 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     self.hlc.observe(payload::decode_ts(&e.data)?);
                 }
             }
+            let (snapshot, membership) = snapshot_write.unzip();
             let write = LogWrite {
                 entries: rd.take_entries(),
                 hard_state: rd.hs().cloned(),
                 conf_state: None,
-                snapshot: None,
+                membership,
+                snapshot,
             };
-            if !write.entries.is_empty() || write.hard_state.is_some() {
+            if !write.entries.is_empty() || write.hard_state.is_some() || write.snapshot.is_some() {
                 fail::fail_point!("node::before_persist", |_| Err(Error::Storage(
                     "failpoint".into()
                 )));
@@ -490,13 +742,132 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             out.extend(light.take_messages());
             self.apply_committed(light.take_committed_entries())?;
             self.raw.advance_apply();
+            self.maybe_compact()?;
         }
         self.serve_reads();
         Ok(out)
     }
 
+    /// Install the image staged for `snap` into the state machine; returns what the log write must
+    /// record (the snapshot metadata and the membership table it carries).
+    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(SnapshotMetadata, Vec<u8>), Error> {
+        let meta = snap.get_metadata().clone();
+        let image = match self.staged.take() {
+            Some((index, image)) if index == meta.index => image,
+            _ => {
+                return Err(Error::StateMachine(format!(
+                    "raft accepted snapshot {} but no image is staged for it",
+                    meta.index
+                )))
+            }
+        };
+        let mut membership = Membership::decode(&snap.data)?;
+        membership.conf_index = membership.conf_index.max(meta.index);
+        let (applied, applied_ts) = self.sm.install_snapshot(&mut image.chunks())?;
+        if applied < meta.index {
+            return Err(Error::StateMachine(format!(
+                "snapshot image is at index {applied}, older than the raft snapshot {}",
+                meta.index
+            )));
+        }
+        self.hlc.observe(applied_ts);
+        self.membership = membership;
+        self.membership_changed = true;
+        self.log_bytes = 0;
+        self.counters.snapshots_installed += 1;
+        // Registered so this node, if it leads, can send the same snapshot on.
+        self.raw.store().register_snapshot(snap);
+        tracing::info!(
+            node = self.cfg.id,
+            index = meta.index,
+            image_index = applied,
+            "installed snapshot"
+        );
+        Ok((meta, self.membership.encode()))
+    }
+
+    /// Register a snapshot at the applied index: its conf state and membership table are the node's
+    /// current ones, which are exactly those at the applied index (conf changes are applied in this loop).
+    fn register_snapshot(&mut self) -> Result<u64, Error> {
+        let applied = self.raw.raft.raft_log.applied;
+        let term = self.raw.raft.raft_log.term(applied).map_err(raft_err)?;
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = applied;
+        meta.term = term;
+        meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+        snap.data = self.membership.encode().into();
+        self.raw.store().register_snapshot(snap);
+        Ok(applied)
+    }
+
+    /// Compact the log once the applied part is long (entries) or large (bytes). A leader keeps the
+    /// entries its active followers still need, up to twice the limits; followers behind that get a
+    /// snapshot.
+    fn maybe_compact(&mut self) -> Result<(), Error> {
+        let first = self.raw.raft.raft_log.first_index();
+        if std::mem::take(&mut self.conf_changed) && first > 1 {
+            self.register_snapshot()?;
+        }
+        let applied = self.raw.raft.raft_log.applied;
+        let kept = applied.saturating_add(1).saturating_sub(first);
+        if kept < self.cfg.compact_log_entries && self.log_bytes < self.cfg.compact_log_bytes {
+            return Ok(());
+        }
+        let mut target = applied;
+        if self.is_leader() {
+            let id = self.cfg.id;
+            let slowest = self
+                .raw
+                .raft
+                .prs()
+                .iter()
+                .filter(|&(&peer, pr)| peer != id && pr.recent_active)
+                .map(|(_, pr)| pr.matched)
+                .min();
+            if let Some(slowest) = slowest {
+                let hard_floor =
+                    applied.saturating_sub(self.cfg.compact_log_entries.saturating_mul(2));
+                let oversized = self.log_bytes >= self.cfg.compact_log_bytes.saturating_mul(2);
+                if !oversized {
+                    target = target.min(slowest.max(hard_floor));
+                }
+            }
+        }
+        if target < first {
+            return Ok(());
+        }
+        // The state machine must hold everything the dropped entries carried.
+        self.sm.flush()?;
+        self.register_snapshot()?;
+        self.raw.store().compact(target + 1)?;
+        self.counters.compactions += 1;
+        let dropped = target + 1 - first;
+        self.log_bytes = self
+            .log_bytes
+            .saturating_sub(self.log_bytes.saturating_mul(dropped) / kept.max(1));
+        tracing::debug!(
+            node = self.cfg.id,
+            first_index = target + 1,
+            "compacted raft log"
+        );
+        Ok(())
+    }
+
     fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
         for e in entries {
+            self.log_bytes = self.log_bytes.saturating_add(e.data.len() as u64);
+            let is_conf = matches!(
+                e.get_entry_type(),
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+            );
+            // Raft's configuration follows its own cursor (a restart keeps the persisted conf state; a
+            // snapshot brings the conf state at its index while the image may be newer).
+            let conf_state = if is_conf && e.index > self.membership.conf_index {
+                Some(self.apply_conf_change(&e)?)
+            } else {
+                None
+            };
             let (applied, applied_ts) = self.sm.applied();
             if e.index <= applied {
                 continue; // applied before a restart; raft re-delivers from its own applied index
@@ -520,7 +891,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     self.resolve(e.index, e.term, Some(results));
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    let cs = self.apply_conf_change(&e)?;
+                    let cs =
+                        conf_state.unwrap_or_else(|| self.raw.raft.prs().conf().to_conf_state());
                     self.sm.apply(e.index, applied_ts, &[])?;
                     self.resolve(e.index, e.term, None);
                     if let Some(p) = self.conf_changes.remove(&e.index) {
@@ -548,21 +920,31 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             at: format!("entry {}", e.index),
             detail: err.to_string(),
         };
-        let cs = if e.get_entry_type() == EntryType::EntryConfChangeV2 {
-            let cc = ConfChangeV2::decode(&e.data[..]).map_err(corrupt)?;
-            self.raw.apply_conf_change(&cc)
+        let cc = if e.get_entry_type() == EntryType::EntryConfChangeV2 {
+            ConfChangeV2::decode(&e.data[..]).map_err(corrupt)?
         } else {
-            let cc = ConfChange::decode(&e.data[..]).map_err(corrupt)?;
-            self.raw.apply_conf_change(&cc)
-        }
-        .map_err(raft_err)?;
+            let v1 = ConfChange::decode(&e.data[..]).map_err(corrupt)?;
+            let mut single = raft::prelude::ConfChangeSingle::default();
+            single.set_change_type(v1.get_change_type());
+            single.node_id = v1.node_id;
+            let mut v2 = ConfChangeV2::default();
+            v2.changes.push(single);
+            v2.context = v1.context;
+            v2
+        };
+        let cs = self.raw.apply_conf_change(&cc).map_err(raft_err)?;
+        let membership = self.membership.apply(e.index, &cc)?;
         let write = LogWrite {
             entries: vec![],
             hard_state: None,
             conf_state: Some(cs.clone()),
+            membership: Some(membership.encode()),
             snapshot: None,
         };
         self.raw.store().persist(&write)?;
+        self.membership = membership;
+        self.membership_changed = true;
+        self.conf_changed = true;
         Ok(cs)
     }
 

@@ -8,16 +8,29 @@ use std::time::{Duration, Instant};
 use raft::prelude::Message;
 
 use crate::error::Error;
-use crate::node::{Command, LogStorage, Node, StateMachine};
+use crate::membership::Membership;
+use crate::node::{Command, LogStorage, Node, StagedImage, StateMachine};
 
 /// Where the loop sends Raft messages. Must not block: a slow peer's messages are dropped (Raft retries).
 pub trait Transport: Send + 'static {
     fn send(&mut self, msgs: Vec<Message>);
+    /// The membership table changed (members, addresses, removed ids): update who may connect and where
+    /// to dial. Called once at start and after every change.
+    fn members_changed(&mut self, _membership: &Membership) {}
 }
 
 pub enum Input {
     Command(Command),
     Raft(Box<Message>),
+    /// A MsgSnapshot with its received image.
+    Snapshot(Box<Message>, Box<dyn StagedImage>),
+    Unreachable(u64),
+    SnapshotStatus {
+        peer: u64,
+        delivered: bool,
+    },
+    /// Addresses a peer announced on its handshake: (id, peer_addr, client_addr).
+    PeerAddresses(u64, String, String),
     Shutdown,
 }
 
@@ -32,17 +45,13 @@ pub struct NodeHandle {
     thread: Option<JoinHandle<Result<(), Error>>>,
 }
 
-fn overloaded(cmd: Command) {
-    match cmd {
-        Command::Propose { reply, .. } => reply(Err(Error::Overloaded)),
-        Command::ReadIndex { reply } => reply(Err(Error::Overloaded)),
-        Command::ChangeMembership { reply, .. } => reply(Err(Error::Overloaded)),
-        Command::TransferLeader { reply, .. } => reply(Err(Error::Overloaded)),
-        Command::Status { .. } => {} // dropped reply: the caller sees its channel closed
-    }
+/// A cloneable way into a running node loop (for HTTP handlers and the transport).
+#[derive(Clone)]
+pub struct NodeSender {
+    tx: SyncSender<Input>,
 }
 
-impl NodeHandle {
+impl NodeSender {
     /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
     pub fn send(&self, cmd: Command) {
         match self.tx.try_send(Input::Command(cmd)) {
@@ -55,9 +64,45 @@ impl NodeHandle {
         }
     }
 
+    /// Queue any input; dropped if the queue is full (Raft retries messages; reports are advisory).
+    pub fn input(&self, input: Input) {
+        let _ = self.tx.try_send(input);
+    }
+
     /// Hand a Raft message to the loop; dropped if the queue is full.
     pub fn step(&self, msg: Message) {
-        let _ = self.tx.try_send(Input::Raft(Box::new(msg)));
+        self.input(Input::Raft(Box::new(msg)));
+    }
+}
+
+fn overloaded(cmd: Command) {
+    match cmd {
+        Command::Propose { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::ReadIndex { reply } | Command::LeaseRead { reply } => {
+            reply(Err(Error::Overloaded))
+        }
+        Command::ChangeMembership { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::TransferLeader { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::Status { .. } => {} // dropped reply: the caller sees its channel closed
+    }
+}
+
+impl NodeHandle {
+    /// A cloneable sender into this loop.
+    pub fn sender(&self) -> NodeSender {
+        NodeSender {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
+    pub fn send(&self, cmd: Command) {
+        self.sender().send(cmd)
+    }
+
+    /// Hand a Raft message to the loop; dropped if the queue is full.
+    pub fn step(&self, msg: Message) {
+        self.sender().step(msg)
     }
 
     /// Stop the loop: waiting requests are failed explicitly. Returns the loop's own error, if it died.
@@ -134,6 +179,10 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
                 Input::Shutdown => return Ok(()),
                 Input::Command(cmd) => node.handle(cmd),
                 Input::Raft(msg) => node.step(*msg),
+                Input::Snapshot(msg, image) => node.step_snapshot(*msg, image),
+                Input::Unreachable(peer) => node.report_unreachable(peer),
+                Input::SnapshotStatus { peer, delivered } => node.report_snapshot(peer, delivered),
+                Input::PeerAddresses(id, peer, client) => node.learn_addresses(id, &peer, &client),
             }
         }
         if Instant::now() >= next_tick {
@@ -142,6 +191,9 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         }
         node.flush_proposals(clock());
         let msgs = node.process_ready()?;
+        if let Some(membership) = node.take_membership_change() {
+            transport.members_changed(&membership);
+        }
         if !msgs.is_empty() {
             transport.send(msgs);
         }

@@ -28,6 +28,17 @@ impl StateMachine for Echo {
         self.applied = (index, ts);
         Ok(commands.iter().map(|c| c.to_vec()).collect())
     }
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn install_snapshot(
+        &mut self,
+        _image: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<(u64, u64), Error> {
+        Err(Error::StateMachine(
+            "this test never compacts its log".into(),
+        ))
+    }
 }
 
 fn status(handle: &NodeHandle) -> NodeStatus {

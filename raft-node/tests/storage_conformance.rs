@@ -625,6 +625,7 @@ mod log_store_only {
                 commit: 6,
             }),
             conf_state: Some(ConfState::from((vec![1, 2, 3], vec![]))),
+            membership: Some(b"members".to_vec()),
         };
         d.persist(w.clone());
         let once = view(d.storage());

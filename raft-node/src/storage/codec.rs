@@ -7,6 +7,7 @@
 //! | `0x01 "cluster_id"`         | the cluster id, UTF-8                              |
 //! | `0x01 "hard_state"`         | prost `HardState`                                  |
 //! | `0x01 "conf_state"`         | prost `ConfState`                                  |
+//! | `0x01 "membership"`         | [`crate::membership::Membership`] encoding (addresses, removed ids) |
 //! | `0x01 "snapshot"`           | prost `SnapshotMetadata` of the last applied snapshot |
 //! | `0x01 "truncated"`          | index and term of the last dropped entry, 2 × u64 BE |
 //! | `0x02 index(u64 BE)`        | prost `Entry` (its `index` equals the key's)       |
@@ -26,6 +27,7 @@ const ENTRY_TAG: u8 = 0x02;
 pub(super) const CLUSTER_ID_KEY: &[u8] = b"\x01cluster_id";
 pub(super) const HARD_STATE_KEY: &[u8] = b"\x01hard_state";
 pub(super) const CONF_STATE_KEY: &[u8] = b"\x01conf_state";
+pub(super) const MEMBERSHIP_KEY: &[u8] = b"\x01membership";
 pub(super) const SNAPSHOT_KEY: &[u8] = b"\x01snapshot";
 pub(super) const TRUNCATED_KEY: &[u8] = b"\x01truncated";
 

@@ -27,6 +27,8 @@ pub(crate) struct LogState {
     pub last_term: u64,
     pub hard_state: HardState,
     pub conf_state: ConfState,
+    /// The encoded membership table (addresses, removed ids); empty if never written.
+    pub membership: Vec<u8>,
     /// Metadata of the last snapshot applied through [`LogWrite::snapshot`].
     pub snapshot: SnapshotMetadata,
 }
@@ -51,6 +53,7 @@ pub(crate) struct PersistPlan<'a> {
     pub snapshot: Option<SnapshotMetadata>,
     pub hard_state: Option<HardState>,
     pub conf_state: Option<ConfState>,
+    pub membership: Option<Vec<u8>>,
 }
 
 impl PersistPlan<'_> {
@@ -125,6 +128,10 @@ pub(crate) fn plan_persist<'a>(
     if let Some(cs) = &w.conf_state {
         next.conf_state = cs.clone();
         plan.conf_state = Some(cs.clone());
+    }
+    if let Some(m) = &w.membership {
+        next.membership = m.clone();
+        plan.membership = Some(m.clone());
     }
     if next.hard_state.commit > next.last_index {
         return Err(Error::CommitBeyondLog {
@@ -330,6 +337,7 @@ mod tests {
                 snapshot: Some(meta.clone()),
                 hard_state: Some(hs.clone()),
                 conf_state: Some(meta.get_conf_state().clone()),
+                membership: None,
             }
         );
         assert_eq!(next.first_index(), 11);

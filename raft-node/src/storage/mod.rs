@@ -59,7 +59,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use self::codec::{
     corruption, decode_boundary, decode_cluster_id, decode_entry, decode_entry_key, decode_message,
     encode_boundary, encode_message, entry_key, CLUSTER_ID_KEY, CONF_STATE_KEY, ENTRIES_END,
-    HARD_STATE_KEY, SNAPSHOT_KEY, TRUNCATED_KEY,
+    HARD_STATE_KEY, MEMBERSHIP_KEY, SNAPSHOT_KEY, TRUNCATED_KEY,
 };
 use self::db::{Batch, Db};
 use self::log_state::{
@@ -76,6 +76,8 @@ pub struct LogWrite {
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
     pub conf_state: Option<ConfState>,
+    /// The encoded membership table, written with the conf state it belongs to.
+    pub membership: Option<Vec<u8>>,
     /// Metadata of a snapshot received from the leader: the log restarts after `snapshot.index`.
     pub snapshot: Option<SnapshotMetadata>,
 }
@@ -224,6 +226,11 @@ impl LogStore {
         self.read_state().conf_state.clone()
     }
 
+    /// The persisted membership table (encoded; empty if never written).
+    pub fn membership(&self) -> Vec<u8> {
+        self.read_state().membership.clone()
+    }
+
     /// Metadata of the last snapshot applied through [`LogWrite::snapshot`] (default if none).
     pub fn snapshot_metadata(&self) -> SnapshotMetadata {
         self.read_state().snapshot.clone()
@@ -366,6 +373,15 @@ impl crate::node::LogStorage for LogStore {
     fn persist(&self, write: &LogWrite) -> Result<(), Error> {
         LogStore::persist(self, write)
     }
+    fn compact(&self, compact_index: u64) -> Result<(), Error> {
+        LogStore::compact(self, compact_index)
+    }
+    fn register_snapshot(&self, snapshot: Snapshot) {
+        self.set_snapshot(snapshot)
+    }
+    fn membership(&self) -> Vec<u8> {
+        LogStore::membership(self)
+    }
 }
 
 /// A crate error surfaced through `raft::Storage`.
@@ -417,6 +433,7 @@ fn load_state(db: &Db) -> Result<LogState, Error> {
         last_term,
         hard_state: read_message(db, HARD_STATE_KEY)?,
         conf_state: read_message(db, CONF_STATE_KEY)?,
+        membership: db.get(MEMBERSHIP_KEY)?.unwrap_or_default(),
         snapshot: read_message(db, SNAPSHOT_KEY)?,
     })
 }
@@ -472,6 +489,9 @@ fn encode_plan(plan: &PersistPlan<'_>) -> Batch {
     }
     if let Some(cs) = &plan.conf_state {
         batch.put(CONF_STATE_KEY, &encode_message(cs));
+    }
+    if let Some(m) = &plan.membership {
+        batch.put(MEMBERSHIP_KEY, m);
     }
     batch
 }
