@@ -1,13 +1,10 @@
 //! `kvs-raft`: the edge key-value appliance. `main` only parses arguments and maps the outcome to an exit
 //! code (0 success, 1 operation failed, 2 usage error); the work is in [`cli::run`].
 
-mod check;
-mod cli;
-mod demo;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use kvs_raft::{cli, config};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
@@ -20,6 +17,11 @@ fn main() -> ExitCode {
         .init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // An invalid `serve` configuration is a usage error, like a bad flag (which clap exits with 2).
+        Err(e) if e.downcast_ref::<config::ConfigError>().is_some() => {
+            eprintln!("error: {e:#}\n\nFor more information, try 'kvs-raft serve --help'.");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

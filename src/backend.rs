@@ -1,0 +1,530 @@
+//! The HTTP layer's [`Backend`] over a running [`Site`]: proposals and read barriers through the Raft
+//! node, reads from the local engine, the cluster view, membership and leader admin, readiness and the
+//! node's metrics.
+//!
+//! A refresher task keeps a recent [`NodeStatus`] (every 100 ms) for the calls that must not wait on the
+//! node loop (`readiness`, `metrics`, leader address lookups), and probes that the data dir is writable.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use raft_node::{Error, Member, MembershipChange, NodeStatus, Role as NodeRole};
+
+use crate::http::{
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberView, ReadInfo,
+    Readiness, Role,
+};
+use crate::site::Site;
+
+/// How far applied may trail commit and still count as caught up for `/readyz`.
+const CAUGHT_UP_ENTRIES: u64 = 1_000;
+
+#[derive(Clone)]
+pub struct SiteBackend {
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    status: RwLock<Option<(Instant, NodeStatus)>>,
+    disk_writable: AtomicBool,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl SiteBackend {
+    /// Wrap `site` and start the status refresher (it stops when the backend is dropped).
+    pub fn new(site: Arc<Site>, data_dir: PathBuf) -> Self {
+        let shared = Arc::new(Shared {
+            status: RwLock::new(None),
+            disk_writable: AtomicBool::new(true),
+        });
+        tokio::spawn(refresh(
+            Arc::downgrade(&site),
+            Arc::downgrade(&shared),
+            data_dir,
+        ));
+        SiteBackend { site, shared }
+    }
+
+    fn cached(&self) -> Option<NodeStatus> {
+        self.shared
+            .status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, s)| s.clone())
+    }
+
+    /// The client address of `id` (the leader, usually), from the latest membership table.
+    fn client_addr(&self, id: Option<u64>) -> Option<String> {
+        let id = id?;
+        let status = self.cached()?;
+        status
+            .membership
+            .members
+            .get(&id)
+            .map(|m| m.client_addr.clone())
+            .filter(|a| !a.is_empty())
+    }
+
+    fn not_leader(&self, hint: Option<u64>) -> BackendError {
+        let hint = hint.or_else(|| self.cached().and_then(|s| s.leader));
+        if hint == Some(self.site.id()) {
+            // We are (again) the leader: the caller may simply retry here.
+            return BackendError::NoQuorum;
+        }
+        BackendError::NotLeader {
+            leader_client_addr: self.client_addr(hint),
+        }
+    }
+
+    /// A write's failure, by what the client may conclude.
+    fn write_error(&self, e: Error) -> BackendError {
+        match e {
+            Error::NotLeader { leader_hint } => self.not_leader(leader_hint),
+            // Definitely not applied; leadership moved under it: the new leader may take it.
+            Error::Dropped => self.not_leader(None),
+            Error::Overloaded => BackendError::Overloaded,
+            Error::Invalid(what) => BackendError::Invalid(what.to_string()),
+            // The proposal may still commit.
+            Error::Timeout | Error::ShuttingDown => BackendError::Unknown,
+            other => {
+                tracing::error!(error = %other, "proposal failed in the node");
+                BackendError::Unknown
+            }
+        }
+    }
+
+    /// A read barrier's failure: nothing was changed, so no outcome is unknown.
+    fn read_error(&self, e: Error) -> BackendError {
+        match e {
+            Error::NotLeader { leader_hint } => self.not_leader(leader_hint),
+            Error::Overloaded => BackendError::Overloaded,
+            Error::ShuttingDown => BackendError::ShuttingDown,
+            _ => BackendError::NoQuorum,
+        }
+    }
+
+    fn admin_error(&self, e: Error) -> BackendError {
+        match e {
+            Error::NotLeader { leader_hint } => self.not_leader(leader_hint),
+            Error::Invalid(what) => BackendError::Invalid(what.to_string()),
+            Error::Raft(what) => BackendError::Invalid(what),
+            Error::Overloaded => BackendError::Overloaded,
+            Error::ShuttingDown => BackendError::ShuttingDown,
+            _ => BackendError::Unknown,
+        }
+    }
+
+    fn read_info(&self, stale_by_ms: Option<u64>) -> ReadInfo {
+        let applied = self.site.engine().applied();
+        ReadInfo {
+            applied_index: applied.index,
+            applied_ts: applied.ts,
+            stale_by_ms,
+        }
+    }
+
+    fn view(&self, status: &NodeStatus) -> ClusterView {
+        let mut ids: Vec<u64> = status
+            .voters
+            .iter()
+            .chain(status.learners.iter())
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let members = ids
+            .into_iter()
+            .map(|id| {
+                let member = status.membership.members.get(&id);
+                let progress = status.progress.iter().find(|p| p.id == id);
+                let role = if status.leader == Some(id) {
+                    Role::Leader
+                } else if status.learners.contains(&id) {
+                    Role::Learner
+                } else if id == status.id && status.role != NodeRole::Follower {
+                    Role::Candidate
+                } else {
+                    Role::Follower
+                };
+                let (commit, applied, healthy) = if id == status.id {
+                    (status.commit, status.applied, true)
+                } else if let Some(p) = progress {
+                    // The leader knows how far each peer's log reaches, not what it applied.
+                    (
+                        p.matched.min(status.commit),
+                        p.matched.min(status.commit),
+                        p.recent_active,
+                    )
+                } else {
+                    (0, 0, status.leader == Some(id))
+                };
+                MemberView {
+                    id,
+                    peer_addr: member.map(|m| m.peer_addr.clone()).unwrap_or_default(),
+                    client_addr: member
+                        .map(|m| m.client_addr.clone())
+                        .filter(|a| !a.is_empty()),
+                    role,
+                    commit,
+                    applied,
+                    healthy,
+                }
+            })
+            .collect();
+        ClusterView {
+            cluster_id: self.site.cluster_id().to_string(),
+            leader: status.leader,
+            term: status.term,
+            members,
+        }
+    }
+
+    async fn fresh_view(&self) -> Result<ClusterView, BackendError> {
+        let status = self.site.status().await.map_err(|e| self.read_error(e))?;
+        Ok(self.view(&status))
+    }
+}
+
+/// Keep the cached status fresh and probe the data dir; stops when the site or the backend is gone.
+async fn refresh(site: Weak<Site>, shared: Weak<Shared>, data_dir: PathBuf) {
+    let mut ticks = 0u64;
+    loop {
+        let (Some(site), Some(shared)) = (site.upgrade(), shared.upgrade()) else {
+            return;
+        };
+        if let Ok(status) = site.status().await {
+            *shared
+                .status
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((Instant::now(), status));
+        }
+        if ticks % 50 == 0 {
+            let probe = data_dir.join(".kvs-write-probe");
+            let ok = tokio::task::spawn_blocking(move || {
+                std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
+            })
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false);
+            shared.disk_writable.store(ok, Ordering::Relaxed);
+        }
+        ticks += 1;
+        drop(site);
+        drop(shared);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Backend for SiteBackend {
+    fn engine(&self) -> &engine::Engine {
+        self.site.engine()
+    }
+
+    async fn propose(&self, ops: Vec<engine::Op>) -> Result<Applied, BackendError> {
+        match self.site.propose(&ops).await {
+            Ok((ts, outcomes)) => Ok(Applied { ts, outcomes }),
+            Err(e) => Err(self.write_error(e)),
+        }
+    }
+
+    async fn read_barrier(&self, c: Consistency) -> Result<ReadInfo, BackendError> {
+        match c {
+            Consistency::Linearizable => {
+                self.site
+                    .read_index()
+                    .await
+                    .map_err(|e| self.read_error(e))?;
+                Ok(self.read_info(None))
+            }
+            Consistency::Lease => {
+                self.site
+                    .lease_read()
+                    .await
+                    .map_err(|e| self.read_error(e))?;
+                Ok(self.read_info(None))
+            }
+            Consistency::Stale => {
+                // Behind by at most the status cache's age if we had applied everything committed then.
+                let stale = self
+                    .shared
+                    .status
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    .filter(|(_, s)| s.applied >= s.commit && s.leader.is_some())
+                    .map(|(at, _)| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
+                Ok(self.read_info(stale))
+            }
+        }
+    }
+
+    async fn wait_applied_ts(&self, ts: u64) -> Result<(), BackendError> {
+        if self.site.engine().applied().ts >= ts {
+            return Ok(());
+        }
+        if ts > now_micros().saturating_add(1_000_000) {
+            return Err(BackendError::Invalid("`at` lies in the future".to_string()));
+        }
+        // Everything committed so far is applied here after the barrier.
+        self.site
+            .read_index()
+            .await
+            .map_err(|e| self.read_error(e))?;
+        if self.site.engine().applied().ts >= ts {
+            return Ok(());
+        }
+        // A quiet group: an empty entry gets a commit ts above `at` (the HLC is at least the leader's
+        // clock), and once it is applied every entry with ts ≤ `at` is too (ts rise in log order).
+        match self.site.propose(&[]).await {
+            Ok(_) => {}
+            Err(e) => return Err(self.read_error(e)),
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.site.engine().applied().ts < ts {
+            if Instant::now() > deadline {
+                return Err(BackendError::NoQuorum);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+
+    async fn cluster(&self) -> Result<ClusterView, BackendError> {
+        self.fresh_view().await
+    }
+
+    async fn add_member(&self, req: AddMember) -> Result<ClusterView, BackendError> {
+        let status = self.site.status().await.map_err(|e| self.read_error(e))?;
+        let id = match req.id {
+            Some(id) => id,
+            None => {
+                let highest = status
+                    .voters
+                    .iter()
+                    .chain(status.learners.iter())
+                    .chain(status.membership.removed.iter())
+                    .chain(status.membership.members.keys())
+                    .copied()
+                    .max()
+                    .unwrap_or(0);
+                highest + 1
+            }
+        };
+        let member = Member {
+            id,
+            peer_addr: req.peer_addr,
+            client_addr: req.client_addr.unwrap_or_default(),
+        };
+        let change = if req.learner {
+            MembershipChange::AddLearner(member)
+        } else {
+            MembershipChange::AddVoter(member)
+        };
+        self.site
+            .change_membership(change)
+            .await
+            .map_err(|e| self.admin_error(e))?;
+        self.fresh_view().await
+    }
+
+    async fn remove_member(&self, id: u64) -> Result<ClusterView, BackendError> {
+        self.site
+            .change_membership(MembershipChange::Remove(id))
+            .await
+            .map_err(|e| self.admin_error(e))?;
+        self.fresh_view().await
+    }
+
+    async fn transfer_leader(&self, to: Option<u64>) -> Result<(), BackendError> {
+        let status = self.site.status().await.map_err(|e| self.read_error(e))?;
+        if status.role != NodeRole::Leader {
+            return Err(self.not_leader(status.leader));
+        }
+        let target = match to {
+            Some(id) => id,
+            None => status
+                .progress
+                .iter()
+                .filter(|p| p.id != status.id && status.voters.contains(&p.id) && p.recent_active)
+                .max_by_key(|p| p.matched)
+                .map(|p| p.id)
+                .ok_or_else(|| BackendError::Invalid("no other voter to transfer to".into()))?,
+        };
+        if !status.voters.contains(&target) {
+            return Err(BackendError::Invalid(format!(
+                "node {target} is not a voter"
+            )));
+        }
+        if target == status.id {
+            return Ok(());
+        }
+        self.site
+            .transfer_leader(target)
+            .await
+            .map_err(|e| self.admin_error(e))?;
+        // Done when the target leads; raft-rs aborts a transfer after an election timeout.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let s = self.site.status().await.map_err(|e| self.read_error(e))?;
+            if s.leader == Some(target) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BackendError::NoQuorum);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn readiness(&self) -> Readiness {
+        let mut r = Readiness {
+            disk_writable: self.shared.disk_writable.load(Ordering::Relaxed),
+            ..Readiness::default()
+        };
+        match self.cached() {
+            Some(s) => {
+                r.leader_known = s.leader.is_some();
+                r.applied_caught_up = s.applied.saturating_add(CAUGHT_UP_ENTRIES) >= s.commit;
+                if !r.leader_known {
+                    r.detail.push("no leader known".into());
+                }
+                if !r.applied_caught_up {
+                    r.detail
+                        .push(format!("applied {} of commit {}", s.applied, s.commit));
+                }
+            }
+            None => r.detail.push("node status not available yet".into()),
+        }
+        if !r.disk_writable {
+            r.detail.push("data dir is not writable".into());
+        }
+        r
+    }
+
+    fn metrics(&self, out: &mut String) {
+        if let Some(s) = self.cached() {
+            let c = s.counters;
+            let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            };
+            let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+                );
+            };
+            gauge(out, "kvs_raft_term", "Current Raft term.", s.term);
+            gauge(out, "kvs_raft_commit_index", "Raft commit index.", s.commit);
+            gauge(
+                out,
+                "kvs_raft_applied_index",
+                "Index applied to the engine.",
+                s.applied,
+            );
+            gauge(
+                out,
+                "kvs_raft_first_index",
+                "First index still in the Raft log.",
+                s.first_index,
+            );
+            gauge(
+                out,
+                "kvs_raft_is_leader",
+                "1 if this node leads.",
+                u64::from(s.role == NodeRole::Leader),
+            );
+            gauge(
+                out,
+                "kvs_raft_proposal_queue_depth",
+                "Commands queued or in flight in the node.",
+                u64::try_from(s.inflight_commands).unwrap_or(u64::MAX),
+            );
+            counter(
+                out,
+                "kvs_raft_log_fsyncs_total",
+                "Synced Raft log writes (one per Ready).",
+                c.persists,
+            );
+            counter(
+                out,
+                "kvs_raft_commands_applied_total",
+                "Client commands applied.",
+                c.commands_applied,
+            );
+            counter(
+                out,
+                "kvs_raft_entries_proposed_total",
+                "Log entries proposed by this node.",
+                c.entries_proposed,
+            );
+            counter(
+                out,
+                "kvs_raft_commands_proposed_total",
+                "Client commands proposed by this node.",
+                c.commands_proposed,
+            );
+            counter(
+                out,
+                "kvs_raft_log_compactions_total",
+                "Raft log compactions.",
+                c.compactions,
+            );
+            counter(
+                out,
+                "kvs_raft_snapshots_installed_total",
+                "Snapshots received and installed.",
+                c.snapshots_installed,
+            );
+            let per_fsync = if c.persists == 0 {
+                0.0
+            } else {
+                c.commands_proposed as f64 / c.persists as f64
+            };
+            let _ = writeln!(
+                out,
+                "# HELP kvs_raft_ops_per_fsync Commands proposed per Raft log fsync since start.\n# TYPE kvs_raft_ops_per_fsync gauge\nkvs_raft_ops_per_fsync {per_fsync:.3}"
+            );
+        }
+        let t = self.site.transport_counters();
+        let _ = writeln!(out, "# HELP kvs_peer_messages_total Raft messages by direction and fate.\n# TYPE kvs_peer_messages_total counter");
+        for (fate, v) in [
+            ("sent", t.messages_sent),
+            ("received", t.messages_received),
+            ("dropped_queue_full", t.messages_dropped_queue_full),
+            ("dropped_unknown_peer", t.messages_dropped_unknown_peer),
+            ("dropped_disconnected", t.messages_dropped_disconnected),
+        ] {
+            let _ = writeln!(out, "kvs_peer_messages_total{{fate=\"{fate}\"}} {v}");
+        }
+        let _ = writeln!(out, "# HELP kvs_peer_handshakes_rejected_total Refused peer connections by reason.\n# TYPE kvs_peer_handshakes_rejected_total counter");
+        for (reason, v) in [
+            ("cluster", t.handshakes_rejected_cluster),
+            ("unknown_id", t.handshakes_rejected_unknown_id),
+            ("removed", t.handshakes_rejected_removed),
+            ("proof", t.handshakes_rejected_proof),
+            ("bad_frame", t.bad_frames),
+        ] {
+            let _ = writeln!(
+                out,
+                "kvs_peer_handshakes_rejected_total{{reason=\"{reason}\"}} {v}"
+            );
+        }
+        let e = self.site.engine().stats();
+        let _ = write!(out, "{}", crate::metrics::engine_metrics(&e));
+        if let Some(rss) = crate::metrics::process_rss_bytes() {
+            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident set size.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        }
+    }
+}

@@ -1,0 +1,706 @@
+//! `kvs-raft serve` configuration (SPEC §4): one validated, typed [`ServeConfig`], built from layered
+//! sources before anything touches the disk or the network (no directory is created, no socket bound; the
+//! only I/O is reading the config file and the peer secret file).
+//!
+//! ## Sources and precedence
+//! Lowest to highest: **built-in defaults < TOML file < environment < flags**.
+//!
+//! * Every setting is a TOML key (`retention = "5s"`); the file is named by `--config PATH` or
+//!   `KVS_RAFT_CONFIG` (the flag wins). Unknown keys are refused.
+//! * Every setting's environment variable is `KVS_RAFT_` + its key in upper case (`KVS_RAFT_RETENTION`).
+//!   An empty variable counts as unset. Variables are read by this module (not by clap), so
+//!   [`ServeConfig::from_sources`] can be driven with an explicit map in tests.
+//! * The settings operators use on the command line also have a flag: `--` + the key with `-` for `_`.
+//!   Limits and Raft tuning are file/env only.
+//! * Two pairs are one choice each, decided by the highest layer that sets either member; setting both
+//!   members in that same layer is an error: `initial_cluster` / `join` (how a new node finds its cluster)
+//!   and `peer_secret` / `peer_secret_file`. So `--join` on the command line overrides an
+//!   `initial_cluster` in the file. The secret itself (`KVS_RAFT_PEER_SECRET`) is environment only: it is
+//!   never a flag (visible in `ps`) nor a file key.
+//!
+//! A value that is overridden by a higher layer is not validated.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+
+mod file;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use values::{
+    duration_in, host_port, host_port_list, initial_cluster, int_in, join_url, listen_addr, name,
+    same_address, size_in,
+};
+
+/// When writes are fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    /// fsync before every acknowledgement.
+    Always,
+    /// one fsync covers a batch of writes.
+    Batch,
+}
+
+impl SyncMode {
+    fn name(self) -> &'static str {
+        match self {
+            SyncMode::Always => "always",
+            SyncMode::Batch => "batch",
+        }
+    }
+}
+
+/// How a node with an empty data dir finds its cluster (a restarted node uses its persisted membership).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Found a new cluster with these voters: id → peer address (`host:port`). Always contains this node.
+    InitialCluster(BTreeMap<u64, String>),
+    /// Join a running cluster through this member's client URL (`http(s)://host:port`).
+    Join(String),
+}
+
+/// The peer port's shared secret. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Request and resource limits of the client API (file/env only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_inflight_proposals: usize,
+}
+
+/// Raft timing and log compaction (file/env only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftTuning {
+    pub tick: Duration,
+    /// Ticks without a heartbeat before an election; always > `heartbeat_ticks`.
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    pub compact_log_entries: u64,
+    pub compact_log_bytes: u64,
+}
+
+/// A validated `serve` configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub id: u64,
+    pub cluster_id: String,
+    pub data_dir: PathBuf,
+    pub listen_client: SocketAddr,
+    pub listen_peer: SocketAddr,
+    /// `host:port` clients and other nodes use for this node's client API.
+    pub advertise_client: String,
+    /// `host:port` other nodes use for this node's peer port.
+    pub advertise_peer: String,
+    pub bootstrap: Bootstrap,
+    pub retention: Duration,
+    pub sync: SyncMode,
+    /// TiKV PD endpoints (`host:port`); `None` = federation off.
+    pub pd: Option<Vec<String>>,
+    pub site: Option<String>,
+    /// `None` only when the peer port listens on a loopback address.
+    pub peer_secret: Option<Secret>,
+    pub limits: Limits,
+    pub raft: RaftTuning,
+}
+
+/// Where a value came from; shown in every error so the operator knows what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env,
+    Flag,
+}
+
+impl Origin {
+    fn rank(&self) -> u8 {
+        match self {
+            Origin::Default => 0,
+            Origin::File(_) => 1,
+            Origin::Env => 2,
+            Origin::Flag => 3,
+        }
+    }
+}
+
+/// A setting as the operator wrote it: `--retention`, `KVS_RAFT_RETENTION`, `` `retention` in f.toml ``.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: &'static str,
+    pub origin: Origin,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Flag => write!(f, "--{}", self.key.replace('_', "-")),
+            Origin::Env => write!(f, "{}", env_name(self.key)),
+            Origin::File(path) => write!(f, "`{}` in {}", self.key, path.display()),
+            Origin::Default => write!(f, "{} (default)", self.key),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// One value does not parse or is out of range.
+    #[error("invalid value {value:?} for {setting}: {reason}")]
+    Invalid {
+        setting: Setting,
+        value: String,
+        reason: String,
+    },
+    /// Values that are each valid do not fit together.
+    #[error("{0}")]
+    Rule(String),
+    #[error("cannot read {what} {}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys or wrongly typed values.
+    #[error("config file {}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+}
+
+// -------------------------------------------------------------------------------------------------------
+// Defaults and keys
+
+const DEFAULT_CLUSTER_ID: &str = "dev";
+const DEFAULT_DATA_DIR: &str = "./kvs-data";
+const DEFAULT_LISTEN_CLIENT: &str = "127.0.0.1:7379";
+const DEFAULT_LISTEN_PEER: &str = "127.0.0.1:7380";
+const MIN_SECRET_BYTES: usize = 16;
+
+/// Every key `KVS_RAFT_<KEY>` may set (besides `config`), in file order.
+const KEYS: &[&str] = &[
+    "id",
+    "cluster_id",
+    "data_dir",
+    "listen_client",
+    "listen_peer",
+    "initial_cluster",
+    "join",
+    "advertise_client",
+    "advertise_peer",
+    "retention",
+    "sync",
+    "pd",
+    "site",
+    "peer_secret",
+    "peer_secret_file",
+    "max_key_bytes",
+    "max_value_bytes",
+    "max_body_bytes",
+    "max_connections",
+    "header_read_timeout",
+    "request_timeout",
+    "max_inflight_proposals",
+    "compact_log_entries",
+    "compact_log_bytes",
+    "tick",
+    "election_ticks",
+    "heartbeat_ticks",
+];
+
+fn env_name(key: &str) -> String {
+    format!("KVS_RAFT_{}", key.to_ascii_uppercase())
+}
+
+// -------------------------------------------------------------------------------------------------------
+// Layers
+
+/// A raw value and where it came from.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: String,
+    at: Setting,
+}
+
+impl Raw {
+    fn parse<T>(&self, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        parse(&self.value).map_err(|reason| ConfigError::Invalid {
+            setting: self.at.clone(),
+            value: self.value.clone(),
+            reason,
+        })
+    }
+}
+
+/// A parsed value and where it came from.
+#[derive(Debug, Clone)]
+struct Val<T> {
+    v: T,
+    at: Setting,
+}
+
+struct Layers<'a> {
+    flags: BTreeMap<&'static str, String>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: BTreeMap<&'static str, String>,
+    file_path: Option<PathBuf>,
+}
+
+impl Layers<'_> {
+    /// The highest-precedence value of `key`, if any layer sets it.
+    fn raw(&self, key: &'static str) -> Option<Raw> {
+        let at = |origin| Setting { key, origin };
+        if let Some(v) = self.flags.get(key) {
+            return Some(Raw {
+                value: v.clone(),
+                at: at(Origin::Flag),
+            });
+        }
+        if let Some(v) = (self.env)(&env_name(key)).filter(|v| !v.is_empty()) {
+            return Some(Raw {
+                value: v,
+                at: at(Origin::Env),
+            });
+        }
+        match (self.file.get(key), &self.file_path) {
+            (Some(v), Some(path)) => Some(Raw {
+                value: v.clone(),
+                at: at(Origin::File(path.clone())),
+            }),
+            _ => None,
+        }
+    }
+
+    fn opt<T>(
+        &self,
+        key: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<Val<T>>, ConfigError> {
+        self.raw(key)
+            .map(|raw| {
+                Ok(Val {
+                    v: raw.parse(parse)?,
+                    at: raw.at,
+                })
+            })
+            .transpose()
+    }
+
+    fn get<T>(
+        &self,
+        key: &'static str,
+        default: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Val<T>, ConfigError> {
+        let raw = self.raw(key).unwrap_or_else(|| Raw {
+            value: default.to_string(),
+            at: Setting {
+                key,
+                origin: Origin::Default,
+            },
+        });
+        Ok(Val {
+            v: raw.parse(parse)?,
+            at: raw.at,
+        })
+    }
+
+    /// One of two exclusive keys: the one set by the higher layer; both in the same layer is an error.
+    fn either(&self, a: &'static str, b: &'static str, why: &str) -> Result<Pick, ConfigError> {
+        Ok(match (self.raw(a), self.raw(b)) {
+            (None, None) => Pick::Neither,
+            (Some(x), None) => Pick::First(x),
+            (None, Some(y)) => Pick::Second(y),
+            (Some(x), Some(y)) => match x.at.origin.rank().cmp(&y.at.origin.rank()) {
+                std::cmp::Ordering::Greater => Pick::First(x),
+                std::cmp::Ordering::Less => Pick::Second(y),
+                std::cmp::Ordering::Equal => {
+                    return Err(ConfigError::Rule(format!(
+                        "{} and {} are exclusive: {why}",
+                        x.at, y.at
+                    )))
+                }
+            },
+        })
+    }
+}
+
+/// Which of two exclusive keys applies.
+enum Pick {
+    Neither,
+    First(Raw),
+    Second(Raw),
+}
+
+fn path_str(key: &'static str, path: &Path) -> Result<String, ConfigError> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| ConfigError::Invalid {
+            setting: Setting {
+                key,
+                origin: Origin::Flag,
+            },
+            value: path.to_string_lossy().into_owned(),
+            reason: "paths must be valid UTF-8".into(),
+        })
+}
+
+/// The flags that were given, in the common string form.
+fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, ConfigError> {
+    let mut flags = BTreeMap::new();
+    let mut put = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v {
+            flags.insert(k, v);
+        }
+    };
+    put("id", args.id.map(|id| id.to_string()));
+    put("cluster_id", args.cluster_id.clone());
+    put(
+        "data_dir",
+        args.data_dir
+            .as_deref()
+            .map(|p| path_str("data_dir", p))
+            .transpose()?,
+    );
+    put("listen_client", args.listen_client.clone());
+    put("listen_peer", args.listen_peer.clone());
+    put("initial_cluster", args.initial_cluster.clone());
+    put("join", args.join.clone());
+    put("advertise_client", args.advertise_client.clone());
+    put("advertise_peer", args.advertise_peer.clone());
+    put("retention", args.retention.clone());
+    put("sync", args.sync.map(|s| s.name().to_string()));
+    put("pd", args.pd.clone());
+    put("site", args.site.clone());
+    put(
+        "peer_secret_file",
+        args.peer_secret_file
+            .as_deref()
+            .map(|p| path_str("peer_secret_file", p))
+            .transpose()?,
+    );
+    Ok(flags)
+}
+
+// -------------------------------------------------------------------------------------------------------
+// Building
+
+impl ServeConfig {
+    /// The configuration from the flags, the process environment and the files they name.
+    pub fn from_args(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        // A variable that is set but not UTF-8 is an error, not silently unset.
+        for key in KEYS.iter().copied().chain(["config"]) {
+            if let Err(std::env::VarError::NotUnicode(v)) = std::env::var(env_name(key)) {
+                return Err(ConfigError::Invalid {
+                    setting: Setting {
+                        key,
+                        origin: Origin::Env,
+                    },
+                    value: if key == "peer_secret" {
+                        "<redacted>".into()
+                    } else {
+                        v.to_string_lossy().into_owned()
+                    },
+                    reason: "not valid UTF-8".into(),
+                });
+            }
+        }
+        Self::from_sources(args, &|name| std::env::var(name).ok(), &|path| {
+            std::fs::read(path)
+        })
+    }
+
+    /// The configuration from explicit sources: `env` looks up a variable by name, `read_file` reads the
+    /// config file and the peer secret file. Tests pass maps; [`ServeConfig::from_args`] the real ones.
+    pub fn from_sources(
+        args: ServeArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        read_file: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
+    ) -> Result<ServeConfig, ConfigError> {
+        let flags = flag_values(&args)?;
+        let file_path = match &args.config {
+            Some(path) => Some(path.clone()),
+            None => env(&env_name("config"))
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        };
+        let file = match &file_path {
+            Some(path) => file::load_file(path, read_file)?,
+            None => BTreeMap::new(),
+        };
+        let layers = Layers {
+            flags,
+            env,
+            file,
+            file_path,
+        };
+        build(&layers, read_file)
+    }
+}
+
+fn build(
+    l: &Layers<'_>,
+    read_file: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
+) -> Result<ServeConfig, ConfigError> {
+    let id = l.get("id", "1", |s| int_in(s, 1, u64::MAX))?;
+    let cluster_id = l.get("cluster_id", DEFAULT_CLUSTER_ID, name)?;
+    let data_dir = l.get("data_dir", DEFAULT_DATA_DIR, |s| {
+        if s.trim().is_empty() {
+            Err("must not be empty".into())
+        } else {
+            Ok(PathBuf::from(s))
+        }
+    })?;
+    let listen_client = l.get("listen_client", DEFAULT_LISTEN_CLIENT, listen_addr)?;
+    let listen_peer = l.get("listen_peer", DEFAULT_LISTEN_PEER, listen_addr)?;
+    if listen_client.v == listen_peer.v {
+        return Err(ConfigError::Rule(format!(
+            "{} and {} are both {}: the client API and the peer port need different addresses",
+            listen_client.at, listen_peer.at, listen_client.v
+        )));
+    }
+
+    let advertise_client = match l.opt("advertise_client", host_port)? {
+        Some(adv) => adv.v,
+        None => derived_advertise(&listen_client, "advertise_client")?,
+    };
+
+    let bootstrap = l.either(
+        "initial_cluster",
+        "join",
+        "a new node either founds a cluster with the initial members or joins a running one",
+    )?;
+    let explicit_peer = l.opt("advertise_peer", host_port)?;
+    let (bootstrap, advertise_peer) = match bootstrap {
+        Pick::First(raw) => {
+            let members = raw.parse(initial_cluster)?;
+            let Some(own) = members.get(&id.v) else {
+                return Err(ConfigError::Rule(format!(
+                    "{} {} is not a member of {} (ids {}); add it, or use --join for a node added to a running cluster",
+                    id.at,
+                    id.v,
+                    raw.at,
+                    members.keys().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            let advertise_peer = match &explicit_peer {
+                Some(adv) if !same_address(&adv.v, own) => {
+                    return Err(ConfigError::Rule(format!(
+                        "{} {} differs from this node's entry {}={} in {}; other members dial the entry",
+                        adv.at, adv.v, id.v, own, raw.at
+                    )))
+                }
+                Some(adv) => adv.v.clone(),
+                None => {
+                    // Catch a copy-paste slip (wrong id or port) where it can be seen without DNS.
+                    if let Ok(entry) = own.parse::<SocketAddr>() {
+                        if !listen_peer.v.ip().is_unspecified() && entry != listen_peer.v {
+                            return Err(ConfigError::Rule(format!(
+                                "this node's entry {}={} in {} is not its {} {}; fix one of them, or set \
+                                 --advertise-peer when a proxy or NAT sits in between",
+                                id.v, own, raw.at, listen_peer.at, listen_peer.v
+                            )));
+                        }
+                    }
+                    own.clone()
+                }
+            };
+            (Bootstrap::InitialCluster(members), advertise_peer)
+        }
+        Pick::Second(raw) => {
+            let url = raw.parse(join_url)?;
+            let advertise_peer = match explicit_peer {
+                Some(adv) => adv.v,
+                None => derived_advertise(&listen_peer, "advertise_peer")?,
+            };
+            (Bootstrap::Join(url), advertise_peer)
+        }
+        Pick::Neither => {
+            // The dev default: a single-node cluster of this node.
+            let advertise_peer = match explicit_peer {
+                Some(adv) => adv.v,
+                None => derived_advertise(&listen_peer, "advertise_peer")?,
+            };
+            let members = BTreeMap::from([(id.v, advertise_peer.clone())]);
+            (Bootstrap::InitialCluster(members), advertise_peer)
+        }
+    };
+
+    let retention = l.get("retention", "5s", |s| {
+        duration_in(s, Duration::ZERO, Duration::from_secs(24 * 3600))
+    })?;
+    let sync = l.get("sync", "always", |s| match s.trim() {
+        "always" => Ok(SyncMode::Always),
+        "batch" => Ok(SyncMode::Batch),
+        _ => Err("expected `always` or `batch`".into()),
+    })?;
+    let pd = l.opt("pd", host_port_list)?;
+    let site = l.opt("site", name)?;
+
+    let peer_secret = match l.either(
+        "peer_secret",
+        "peer_secret_file",
+        "give the secret either itself or as a file",
+    )? {
+        Pick::Neither => None,
+        Pick::First(raw) => Some(secret(raw.value.into_bytes(), &raw.at)?),
+        Pick::Second(raw) => {
+            let path = PathBuf::from(&raw.value);
+            let bytes = read_file(&path).map_err(|source| ConfigError::Read {
+                what: "peer secret file",
+                path: path.clone(),
+                source,
+            })?;
+            Some(secret(bytes, &raw.at)?)
+        }
+    };
+    if peer_secret.is_none() && !listen_peer.v.ip().is_loopback() {
+        return Err(ConfigError::Rule(format!(
+            "{} {} is reachable from other hosts, so peers must authenticate: set --peer-secret-file \
+             (or KVS_RAFT_PEER_SECRET) to the same secret of at least {MIN_SECRET_BYTES} bytes on every node",
+            listen_peer.at, listen_peer.v
+        )));
+    }
+
+    let limits = limits(l)?;
+    let raft = raft_tuning(l)?;
+
+    Ok(ServeConfig {
+        id: id.v,
+        cluster_id: cluster_id.v,
+        data_dir: data_dir.v,
+        listen_client: listen_client.v,
+        listen_peer: listen_peer.v,
+        advertise_client,
+        advertise_peer,
+        bootstrap,
+        retention: retention.v,
+        sync: sync.v,
+        pd: pd.map(|p| p.v),
+        site: site.map(|s| s.v),
+        peer_secret,
+        limits,
+        raft,
+    })
+}
+
+/// The advertised address when none is given: the listen address, unless that is 0.0.0.0/[::] or port 0.
+fn derived_advertise(
+    listen: &Val<SocketAddr>,
+    advertise_key: &'static str,
+) -> Result<String, ConfigError> {
+    let flag = format!("--{}", advertise_key.replace('_', "-"));
+    if listen.v.ip().is_unspecified() {
+        return Err(ConfigError::Rule(format!(
+            "{} {} listens on every interface, so it is not an address others can dial: set {flag}",
+            listen.at, listen.v
+        )));
+    }
+    if listen.v.port() == 0 {
+        return Err(ConfigError::Rule(format!(
+            "{} {} has no fixed port to advertise: set {flag}",
+            listen.at, listen.v
+        )));
+    }
+    Ok(listen.v.to_string())
+}
+
+fn secret(mut bytes: Vec<u8>, at: &Setting) -> Result<Secret, ConfigError> {
+    while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+        bytes.pop();
+    }
+    if bytes.len() < MIN_SECRET_BYTES {
+        // Never echo the secret.
+        return Err(ConfigError::Rule(format!(
+            "the peer secret from {at} has {} bytes; use at least {MIN_SECRET_BYTES} \
+             (e.g. `head -c 32 /dev/urandom | base64`)",
+            bytes.len()
+        )));
+    }
+    Ok(Secret(bytes))
+}
+
+fn limits(l: &Layers<'_>) -> Result<Limits, ConfigError> {
+    let size_usize = |max: u64| {
+        move |s: &str| {
+            let n = size_in(s, 1, max)?;
+            usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+        }
+    };
+    let count = |s: &str| {
+        let n = int_in(s, 1, 100_000_000)?;
+        usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+    };
+    let timeout = |s: &str| duration_in(s, Duration::from_millis(1), Duration::from_secs(3600));
+
+    let max_key_bytes = l.get("max_key_bytes", "4096", size_usize(64 << 10))?;
+    let max_value_bytes = l.get("max_value_bytes", "1MiB", size_usize(64 << 20))?;
+    let max_body_bytes = l.get("max_body_bytes", "4MiB", size_usize(1 << 30))?;
+    if max_value_bytes.v > max_body_bytes.v {
+        return Err(ConfigError::Rule(format!(
+            "{} ({}) exceeds {} ({}): a value that large could never be sent",
+            max_value_bytes.at, max_value_bytes.v, max_body_bytes.at, max_body_bytes.v
+        )));
+    }
+    Ok(Limits {
+        max_key_bytes: max_key_bytes.v,
+        max_value_bytes: max_value_bytes.v,
+        max_body_bytes: max_body_bytes.v,
+        max_connections: l.get("max_connections", "4096", count)?.v,
+        header_read_timeout: l.get("header_read_timeout", "5s", timeout)?.v,
+        request_timeout: l.get("request_timeout", "5s", timeout)?.v,
+        max_inflight_proposals: l.get("max_inflight_proposals", "20000", count)?.v,
+    })
+}
+
+fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
+    let ticks = |s: &str| {
+        let n = int_in(s, 1, 1000)?;
+        usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+    };
+    let tick = l.get("tick", "100ms", |s| {
+        duration_in(s, Duration::from_millis(1), Duration::from_secs(10))
+    })?;
+    let election_ticks = l.get("election_ticks", "10", ticks)?;
+    let heartbeat_ticks = l.get("heartbeat_ticks", "3", ticks)?;
+    if election_ticks.v <= heartbeat_ticks.v {
+        return Err(ConfigError::Rule(format!(
+            "{} ({}) must be greater than {} ({}): followers would start elections between heartbeats",
+            election_ticks.at, election_ticks.v, heartbeat_ticks.at, heartbeat_ticks.v
+        )));
+    }
+    Ok(RaftTuning {
+        tick: tick.v,
+        election_ticks: election_ticks.v,
+        heartbeat_ticks: heartbeat_ticks.v,
+        compact_log_entries: l
+            .get("compact_log_entries", "10000", |s| int_in(s, 1, u64::MAX))?
+            .v,
+        compact_log_bytes: l
+            .get("compact_log_bytes", "64MiB", |s| size_in(s, 1, u64::MAX))?
+            .v,
+    })
+}

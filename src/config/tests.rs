@@ -1,0 +1,759 @@
+//! The builder's rules, precedence and defaults, driven through fake environments and files.
+
+use super::file::FileConfig;
+use super::values::{duration, size};
+use super::*;
+use std::collections::HashMap;
+
+const SECRET: &str = "0123456789abcdef-shared";
+
+/// A fake world: environment variables and files.
+#[derive(Default)]
+struct World {
+    env: HashMap<String, String>,
+    files: HashMap<PathBuf, Vec<u8>>,
+}
+
+impl World {
+    fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+    fn file(mut self, path: &str, text: &str) -> Self {
+        self.files.insert(path.into(), text.as_bytes().to_vec());
+        self
+    }
+    fn build(&self, args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::from_sources(args, &|k| self.env.get(k).cloned(), &|p| {
+            self.files
+                .get(p)
+                .cloned()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        })
+    }
+    fn err(&self, args: ServeArgs) -> String {
+        match self.build(args) {
+            Ok(cfg) => panic!("expected an error, got {cfg:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+fn none() -> World {
+    World::default()
+}
+
+fn args() -> ServeArgs {
+    ServeArgs::default()
+}
+
+fn three(id: u64) -> ServeArgs {
+    ServeArgs {
+        id: Some(id),
+        cluster_id: Some("site-a".into()),
+        listen_client: Some(format!("127.0.0.1:{}", 7377 + 2 * id)),
+        listen_peer: Some(format!("127.0.0.1:{}", 7378 + 2 * id)),
+        initial_cluster: Some("1=127.0.0.1:7380,2=127.0.0.1:7382,3=127.0.0.1:7384".into()),
+        ..args()
+    }
+}
+
+fn assert_contains(text: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(text.contains(p), "{text:?} does not contain {p:?}");
+    }
+}
+
+#[test]
+fn config_dev_default_without_any_flag() {
+    let cfg = none().build(args()).unwrap();
+    assert_eq!(
+        cfg,
+        ServeConfig {
+            id: 1,
+            cluster_id: "dev".into(),
+            data_dir: PathBuf::from("./kvs-data"),
+            listen_client: "127.0.0.1:7379".parse().unwrap(),
+            listen_peer: "127.0.0.1:7380".parse().unwrap(),
+            advertise_client: "127.0.0.1:7379".into(),
+            advertise_peer: "127.0.0.1:7380".into(),
+            bootstrap: Bootstrap::InitialCluster(BTreeMap::from([(1, "127.0.0.1:7380".into())])),
+            retention: Duration::from_secs(5),
+            sync: SyncMode::Always,
+            pd: None,
+            site: None,
+            peer_secret: None,
+            limits: Limits {
+                max_key_bytes: 4096,
+                max_value_bytes: 1 << 20,
+                max_body_bytes: 4 << 20,
+                max_connections: 4096,
+                header_read_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(5),
+                max_inflight_proposals: 20_000,
+            },
+            raft: RaftTuning {
+                tick: Duration::from_millis(100),
+                election_ticks: 10,
+                heartbeat_ticks: 3,
+                compact_log_entries: 10_000,
+                compact_log_bytes: 64 << 20,
+            },
+        }
+    );
+}
+
+#[test]
+fn config_three_node_cluster_from_flags() {
+    let cfg = none().build(three(2)).unwrap();
+    assert_eq!(cfg.id, 2);
+    assert_eq!(cfg.cluster_id, "site-a");
+    assert_eq!(cfg.advertise_peer, "127.0.0.1:7382");
+    assert_eq!(cfg.advertise_client, "127.0.0.1:7381");
+    let Bootstrap::InitialCluster(members) = &cfg.bootstrap else {
+        panic!("{:?}", cfg.bootstrap)
+    };
+    assert_eq!(members.len(), 3);
+    assert_eq!(members[&3], "127.0.0.1:7384");
+}
+
+#[test]
+fn config_precedence_file_then_env_then_flag() {
+    let world = none()
+        .file(
+            "/etc/kvs.toml",
+            "retention = \"10s\"\nsync = \"batch\"\ntick = \"50ms\"\n",
+        )
+        .env("KVS_RAFT_RETENTION", "20s")
+        .env("KVS_RAFT_TICK", "");
+    let with_file = |a: ServeArgs| ServeArgs {
+        config: Some("/etc/kvs.toml".into()),
+        ..a
+    };
+    // Flag beats env beats file beats default.
+    let cfg = world
+        .build(with_file(ServeArgs {
+            retention: Some("30s".into()),
+            ..args()
+        }))
+        .unwrap();
+    assert_eq!(cfg.retention, Duration::from_secs(30));
+    let cfg = world.build(with_file(args())).unwrap();
+    assert_eq!(cfg.retention, Duration::from_secs(20));
+    assert_eq!(cfg.sync, SyncMode::Batch, "from the file");
+    assert_eq!(
+        cfg.raft.tick,
+        Duration::from_millis(50),
+        "empty env = unset"
+    );
+    let cfg = none()
+        .file("/etc/kvs.toml", "retention = \"10s\"")
+        .build(with_file(args()))
+        .unwrap();
+    assert_eq!(cfg.retention, Duration::from_secs(10));
+    // The flag --sync beats the file.
+    let cfg = world
+        .build(with_file(ServeArgs {
+            sync: Some(SyncMode::Always),
+            ..args()
+        }))
+        .unwrap();
+    assert_eq!(cfg.sync, SyncMode::Always);
+}
+
+#[test]
+fn config_file_named_by_env_and_overridden_values_are_not_validated() {
+    let world = none()
+        .file("/a.toml", "id = 7\ncluster_id = \"from-file\"")
+        .env("KVS_RAFT_CONFIG", "/a.toml")
+        .env("KVS_RAFT_CLUSTER_ID", "bad id!");
+    assert_contains(
+        &world.err(args()),
+        &["\"bad id!\"", "KVS_RAFT_CLUSTER_ID", "1 to 64"],
+    );
+    let cfg = world
+        .build(ServeArgs {
+            cluster_id: Some("from-flag".into()),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!((cfg.id, cfg.cluster_id.as_str()), (7, "from-flag"));
+    // --config beats KVS_RAFT_CONFIG.
+    let err = world.err(ServeArgs {
+        config: Some("/missing.toml".into()),
+        ..args()
+    });
+    assert_contains(&err, &["cannot read config file /missing.toml"]);
+}
+
+#[test]
+fn config_file_with_every_key() {
+    let text = r#"
+        id = 3
+        cluster_id = "site-b"
+        data_dir = "/var/lib/kvs-raft"
+        listen_client = "0.0.0.0:7379"
+        listen_peer = "0.0.0.0:7380"
+        advertise_client = "node3:7379"
+        [initial_cluster]
+        1 = "node1:7380"
+        2 = "node2:7380"
+        3 = "node3:7380"
+    "#;
+    // Top-level keys must come before the table in TOML; the rest goes in a second file variant.
+    let rest = r#"
+        retention = "2m"
+        sync = "batch"
+        pd = ["pd1:2379", "pd2:2379"]
+        site = "site-b"
+        peer_secret_file = "/etc/kvs/secret"
+        max_key_bytes = 1024
+        max_value_bytes = "512KiB"
+        max_body_bytes = "2MiB"
+        max_connections = 100
+        header_read_timeout = "2s"
+        request_timeout = "3s"
+        max_inflight_proposals = 500
+        compact_log_entries = 42
+        compact_log_bytes = "1MB"
+        tick = "20ms"
+        election_ticks = 20
+        heartbeat_ticks = 2
+    "#;
+    let world = none()
+        .file("/k.toml", &format!("{rest}\n{text}"))
+        .file("/etc/kvs/secret", &format!("{SECRET}\n"));
+    let cfg = world
+        .build(ServeArgs {
+            config: Some("/k.toml".into()),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!(cfg.id, 3);
+    assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/kvs-raft"));
+    assert_eq!(
+        cfg.advertise_peer, "node3:7380",
+        "from its initial-cluster entry"
+    );
+    assert_eq!(cfg.advertise_client, "node3:7379");
+    assert_eq!(cfg.retention, Duration::from_secs(120));
+    assert_eq!(
+        cfg.pd,
+        Some(vec!["pd1:2379".to_string(), "pd2:2379".to_string()])
+    );
+    assert_eq!(cfg.site.as_deref(), Some("site-b"));
+    assert_eq!(
+        cfg.peer_secret.as_ref().unwrap().expose(),
+        SECRET.as_bytes()
+    );
+    assert_eq!(
+        cfg.limits,
+        Limits {
+            max_key_bytes: 1024,
+            max_value_bytes: 512 << 10,
+            max_body_bytes: 2 << 20,
+            max_connections: 100,
+            header_read_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+            max_inflight_proposals: 500,
+        }
+    );
+    assert_eq!(
+        cfg.raft,
+        RaftTuning {
+            tick: Duration::from_millis(20),
+            election_ticks: 20,
+            heartbeat_ticks: 2,
+            compact_log_entries: 42,
+            compact_log_bytes: 1_000_000,
+        }
+    );
+}
+
+#[test]
+fn config_file_unknown_keys_and_bad_types_are_refused() {
+    let with = |text: &str| {
+        none().file("/c.toml", text).err(ServeArgs {
+            config: Some("/c.toml".into()),
+            ..args()
+        })
+    };
+    assert_contains(
+        &with("retentoin = \"5s\""),
+        &["config file /c.toml", "unknown field `retentoin`"],
+    );
+    assert_contains(
+        &with("peer_secret = \"x\""),
+        &["unknown field `peer_secret`"],
+    );
+    assert_contains(&with("id = \"one\""), &["config file /c.toml", "id"]);
+    assert_contains(&with("id = 1\nid = 2"), &["config file /c.toml"]);
+    assert_contains(&with("max_body_bytes = true"), &["size string"]);
+}
+
+#[test]
+fn config_id_must_be_at_least_one() {
+    let err = none().err(ServeArgs {
+        id: Some(0),
+        ..args()
+    });
+    assert_contains(&err, &["\"0\"", "--id", "≥ 1"]);
+    assert_contains(
+        &none().env("KVS_RAFT_ID", "x").err(args()),
+        &["KVS_RAFT_ID", "integer"],
+    );
+}
+
+#[test]
+fn config_id_must_be_in_the_initial_cluster() {
+    let err = none().err(ServeArgs {
+        listen_peer: Some("127.0.0.1:7386".into()),
+        ..three(4)
+    });
+    assert_contains(
+        &err,
+        &[
+            "--id 4 is not a member of --initial-cluster",
+            "1, 2, 3",
+            "--join",
+        ],
+    );
+}
+
+#[test]
+fn config_initial_cluster_syntax_and_duplicates() {
+    let with = |ic: &str| {
+        none().err(ServeArgs {
+            initial_cluster: Some(ic.into()),
+            ..three(1)
+        })
+    };
+    assert_contains(
+        &with("1=127.0.0.1:7380,2=127.0.0.1:7380"),
+        &["same address"],
+    );
+    assert_contains(
+        &with("1=127.0.0.1:7380,1=127.0.0.1:7382"),
+        &["id 1 is listed twice"],
+    );
+    assert_contains(
+        &with("1=127.0.0.1:7380,127.0.0.1:7382"),
+        &["not ID=HOST:PORT"],
+    );
+    assert_contains(&with("1=127.0.0.1:7380,0=127.0.0.1:7382"), &["id", "≥ 1"]);
+    assert_contains(&with("1=127.0.0.1:7380,2=node2"), &["HOST:PORT"]);
+    assert_contains(&with("1=127.0.0.1:7380,2=node2:0"), &["bad port"]);
+    assert_contains(
+        &with("1=127.0.0.1:7380,2=0.0.0.0:7382"),
+        &["cannot be dialed"],
+    );
+    assert_contains(&with("1=127.0.0.1:7380,2=bad host:1"), &["bad host"]);
+    assert_contains(&with(""), &["not ID=HOST:PORT"]);
+    // Host names and IPv6 are fine.
+    let cfg = none()
+        .build(ServeArgs {
+            initial_cluster: Some(
+                "1=127.0.0.1:7380, 2=node-2.example:7380,3=[fd00::3]:7380".into(),
+            ),
+            ..three(1)
+        })
+        .unwrap();
+    let Bootstrap::InitialCluster(m) = cfg.bootstrap else {
+        panic!()
+    };
+    assert_eq!(m[&2], "node-2.example:7380");
+    assert_eq!(m[&3], "[fd00::3]:7380");
+}
+
+#[test]
+fn config_own_entry_must_match_listen_or_advertise_peer() {
+    // Node 2 listening on node 1's port: a copy-paste slip.
+    let err = none().err(ServeArgs {
+        listen_peer: Some("127.0.0.1:7380".into()),
+        listen_client: Some("127.0.0.1:7381".into()),
+        ..three(2)
+    });
+    assert_contains(
+        &err,
+        &["entry 2=127.0.0.1:7382", "--listen-peer 127.0.0.1:7380"],
+    );
+    let err = none().err(ServeArgs {
+        advertise_peer: Some("127.0.0.1:9999".into()),
+        ..three(2)
+    });
+    assert_contains(
+        &err,
+        &[
+            "--advertise-peer 127.0.0.1:9999 differs",
+            "2=127.0.0.1:7382",
+        ],
+    );
+    // Behind NAT: an explicit matching advertise address allows any listen address.
+    let cfg = none()
+        .build(ServeArgs {
+            listen_peer: Some("127.0.0.1:9000".into()),
+            advertise_peer: Some("127.0.0.1:7382".into()),
+            ..three(2)
+        })
+        .unwrap();
+    assert_eq!(cfg.advertise_peer, "127.0.0.1:7382");
+}
+
+#[test]
+fn config_join_and_initial_cluster_are_exclusive_in_one_layer() {
+    let err = none().err(ServeArgs {
+        join: Some("http://127.0.0.1:7379".into()),
+        ..three(1)
+    });
+    assert_contains(&err, &["--initial-cluster and --join are exclusive"]);
+    // Across layers, the higher one decides: --join overrides the file's initial cluster.
+    let world = none().file(
+        "/c.toml",
+        "initial_cluster = \"1=127.0.0.1:7380,2=127.0.0.1:7382\"",
+    );
+    let cfg = world
+        .build(ServeArgs {
+            config: Some("/c.toml".into()),
+            id: Some(4),
+            join: Some("http://127.0.0.1:7379/".into()),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!(
+        cfg.bootstrap,
+        Bootstrap::Join("http://127.0.0.1:7379".into())
+    );
+    assert_eq!(cfg.advertise_peer, "127.0.0.1:7380");
+}
+
+#[test]
+fn config_join_url_syntax() {
+    let with = |url: &str| {
+        none().err(ServeArgs {
+            id: Some(4),
+            join: Some(url.into()),
+            ..args()
+        })
+    };
+    assert_contains(&with("127.0.0.1:7379"), &["--join", "client URL"]);
+    assert_contains(&with("ftp://127.0.0.1:7379"), &["not http or https"]);
+    assert_contains(&with("http://127.0.0.1"), &["bad address"]);
+    assert_contains(&with("http://h:1/v1"), &["bad"]);
+    let cfg = none()
+        .build(ServeArgs {
+            id: Some(4),
+            join: Some("https://node1:7379".into()),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!(cfg.bootstrap, Bootstrap::Join("https://node1:7379".into()));
+}
+
+#[test]
+fn config_unspecified_listen_needs_advertise() {
+    let world = none().env("KVS_RAFT_PEER_SECRET", SECRET);
+    let err = world.err(ServeArgs {
+        listen_client: Some("0.0.0.0:7379".into()),
+        ..args()
+    });
+    assert_contains(
+        &err,
+        &["--listen-client 0.0.0.0:7379", "set --advertise-client"],
+    );
+    let err = world.err(ServeArgs {
+        listen_peer: Some("[::]:7380".into()),
+        ..args()
+    });
+    assert_contains(&err, &["--listen-peer [::]:7380", "set --advertise-peer"]);
+    let cfg = world
+        .build(ServeArgs {
+            listen_client: Some("0.0.0.0:7379".into()),
+            listen_peer: Some("0.0.0.0:7380".into()),
+            advertise_client: Some("node1:7379".into()),
+            advertise_peer: Some("node1:7380".into()),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!(cfg.advertise_client, "node1:7379");
+    assert_eq!(
+        cfg.bootstrap,
+        Bootstrap::InitialCluster(BTreeMap::from([(1, "node1:7380".into())]))
+    );
+    // With an initial cluster, the node's entry is its advertised peer address.
+    let cfg = world
+        .build(ServeArgs {
+            listen_peer: Some("0.0.0.0:7382".into()),
+            ..three(2)
+        })
+        .unwrap();
+    assert_eq!(cfg.advertise_peer, "127.0.0.1:7382");
+    assert_contains(
+        &world.err(ServeArgs {
+            advertise_client: Some("0.0.0.0:7379".into()),
+            ..args()
+        }),
+        &["--advertise-client", "cannot be dialed"],
+    );
+}
+
+#[test]
+fn config_listen_addresses() {
+    assert_contains(
+        &none().err(ServeArgs {
+            listen_client: Some("localhost:7379".into()),
+            ..args()
+        }),
+        &["--listen-client", "not a host name"],
+    );
+    assert_contains(
+        &none().err(ServeArgs {
+            listen_client: Some("127.0.0.1:7380".into()),
+            ..args()
+        }),
+        &["different addresses"],
+    );
+    assert_contains(
+        &none().err(ServeArgs {
+            listen_client: Some("127.0.0.1:0".into()),
+            ..args()
+        }),
+        &["no fixed port", "--advertise-client"],
+    );
+}
+
+#[test]
+fn config_cluster_id_and_site_names() {
+    for bad in ["", "a b", "é", &"x".repeat(65), "a/b"] {
+        assert_contains(
+            &none().err(ServeArgs {
+                cluster_id: Some(bad.into()),
+                ..args()
+            }),
+            &["--cluster-id", "1 to 64"],
+        );
+    }
+    assert_contains(
+        &none().err(ServeArgs {
+            site: Some("site a".into()),
+            ..args()
+        }),
+        &["--site"],
+    );
+    let cfg = none()
+        .build(ServeArgs {
+            cluster_id: Some("Site_A.1-x".into()),
+            site: Some("s".repeat(64)),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!(cfg.cluster_id, "Site_A.1-x");
+}
+
+#[test]
+fn config_durations() {
+    assert_eq!(duration("5s"), Ok(Duration::from_secs(5)));
+    assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+    assert_eq!(duration("250us"), Ok(Duration::from_micros(250)));
+    assert_eq!(duration(" 7 s "), Ok(Duration::from_secs(7)));
+    for bad in [
+        "5",
+        "",
+        "s",
+        "5x",
+        "-5s",
+        "1.5s",
+        "5 seconds",
+        "99999999999999999999s",
+    ] {
+        assert!(duration(bad).is_err(), "{bad:?}");
+    }
+    assert!(duration("99999999999999999h").is_err());
+    assert_contains(
+        &none().err(ServeArgs {
+            retention: Some("5x".into()),
+            ..args()
+        }),
+        &["\"5x\"", "--retention", "500ms, 5s or 2m"],
+    );
+    assert_contains(
+        &none().err(ServeArgs {
+            retention: Some("2d".into()),
+            ..args()
+        }),
+        &["--retention"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_RETENTION", "25h").err(args()),
+        &["KVS_RAFT_RETENTION", "must be from"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_TICK", "0ms").err(args()),
+        &["KVS_RAFT_TICK", "must be from"],
+    );
+}
+
+#[test]
+fn config_sizes() {
+    assert_eq!(size("1024"), Ok(1024));
+    assert_eq!(size("4MiB"), Ok(4 << 20));
+    assert_eq!(size("64 KiB"), Ok(64 << 10));
+    assert_eq!(size("1GiB"), Ok(1 << 30));
+    assert_eq!(size("2MB"), Ok(2_000_000));
+    assert_eq!(size("7B"), Ok(7));
+    for bad in [
+        "",
+        "MiB",
+        "4mib",
+        "4 M",
+        "-1",
+        "1.5MiB",
+        "99999999999999GiB",
+    ] {
+        assert!(size(bad).is_err(), "{bad:?}");
+    }
+    let world = none()
+        .env("KVS_RAFT_MAX_VALUE_BYTES", "8MiB")
+        .env("KVS_RAFT_MAX_BODY_BYTES", "4MiB");
+    assert_contains(
+        &world.err(args()),
+        &["KVS_RAFT_MAX_VALUE_BYTES (8388608) exceeds KVS_RAFT_MAX_BODY_BYTES"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_MAX_KEY_BYTES", "0").err(args()),
+        &["KVS_RAFT_MAX_KEY_BYTES", "must be from 1"],
+    );
+}
+
+#[test]
+fn config_raft_ticks() {
+    assert_contains(
+        &none()
+            .env("KVS_RAFT_ELECTION_TICKS", "3")
+            .env("KVS_RAFT_HEARTBEAT_TICKS", "3")
+            .err(args()),
+        &["KVS_RAFT_ELECTION_TICKS (3) must be greater than KVS_RAFT_HEARTBEAT_TICKS (3)"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_HEARTBEAT_TICKS", "0").err(args()),
+        &["KVS_RAFT_HEARTBEAT_TICKS"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_MAX_CONNECTIONS", "0").err(args()),
+        &["KVS_RAFT_MAX_CONNECTIONS"],
+    );
+}
+
+#[test]
+fn config_sync_and_pd() {
+    assert_contains(
+        &none().env("KVS_RAFT_SYNC", "sometimes").err(args()),
+        &["KVS_RAFT_SYNC", "`always` or `batch`"],
+    );
+    let cfg = none()
+        .build(ServeArgs {
+            pd: Some("pd1:2379, 10.0.0.2:2379".into()),
+            ..args()
+        })
+        .unwrap();
+    assert_eq!(
+        cfg.pd,
+        Some(vec!["pd1:2379".to_string(), "10.0.0.2:2379".to_string()])
+    );
+    for bad in ["pd1", "pd1:2379,pd1:2379", "pd1:2379,", ""] {
+        assert_contains(
+            &none().err(ServeArgs {
+                pd: Some(bad.into()),
+                ..args()
+            }),
+            &["--pd"],
+        );
+    }
+}
+
+#[test]
+fn config_peer_secret_sources_and_rules() {
+    // Required once the peer port is reachable from other hosts.
+    let public = || ServeArgs {
+        listen_peer: Some("10.1.2.3:7380".into()),
+        ..args()
+    };
+    assert_contains(
+        &none().err(public()),
+        &["--listen-peer 10.1.2.3:7380", "--peer-secret-file"],
+    );
+    let cfg = none()
+        .env("KVS_RAFT_PEER_SECRET", SECRET)
+        .build(public())
+        .unwrap();
+    assert_eq!(cfg.peer_secret.unwrap().expose(), SECRET.as_bytes());
+    // From a file; trailing whitespace dropped.
+    let world = none().file("/s", &format!("{SECRET}\r\n"));
+    let with_file = || ServeArgs {
+        peer_secret_file: Some("/s".into()),
+        ..public()
+    };
+    let cfg = world.build(with_file()).unwrap();
+    assert_eq!(
+        cfg.peer_secret.as_ref().unwrap().expose(),
+        SECRET.as_bytes()
+    );
+    assert!(
+        !format!("{cfg:?}").contains(SECRET),
+        "Debug shows the secret"
+    );
+    // The flag (a higher layer) beats the env value; both from env is an error.
+    let cfg = world
+        .env("KVS_RAFT_PEER_SECRET", "another-secret-16-bytes")
+        .build(with_file())
+        .unwrap();
+    assert_eq!(cfg.peer_secret.unwrap().expose(), SECRET.as_bytes());
+    assert_contains(
+        &none()
+            .env("KVS_RAFT_PEER_SECRET", SECRET)
+            .env("KVS_RAFT_PEER_SECRET_FILE", "/s")
+            .err(args()),
+        &["KVS_RAFT_PEER_SECRET and KVS_RAFT_PEER_SECRET_FILE are exclusive"],
+    );
+    // Too short, and never echoed.
+    let err = none()
+        .env("KVS_RAFT_PEER_SECRET", "short-secret")
+        .err(args());
+    assert_contains(&err, &["KVS_RAFT_PEER_SECRET has 12 bytes", "at least 16"]);
+    assert!(!err.contains("short-secret"));
+    // A missing file.
+    assert_contains(
+        &none().err(ServeArgs {
+            peer_secret_file: Some("/nope".into()),
+            ..args()
+        }),
+        &["cannot read peer secret file /nope"],
+    );
+}
+
+#[test]
+fn config_data_dir() {
+    assert_contains(
+        &none().env("KVS_RAFT_DATA_DIR", "  ").err(args()),
+        &["KVS_RAFT_DATA_DIR", "must not be empty"],
+    );
+    let cfg = none()
+        .env("KVS_RAFT_DATA_DIR", "/srv/kvs")
+        .build(args())
+        .unwrap();
+    assert_eq!(cfg.data_dir, PathBuf::from("/srv/kvs"));
+}
+
+#[test]
+fn config_every_key_has_an_env_variable_and_file_key() {
+    // Each key (but the env-only secret) round-trips through the file shape; unknown ones are refused.
+    for key in KEYS.iter().filter(|k| **k != "peer_secret") {
+        let text = format!("{key} = 1");
+        let result = toml::from_str::<FileConfig>(&text);
+        if let Err(e) = result {
+            assert!(!e.to_string().contains("unknown field"), "{key}: {e}");
+        }
+    }
+    assert_eq!(env_name("max_body_bytes"), "KVS_RAFT_MAX_BODY_BYTES");
+}

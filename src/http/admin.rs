@@ -1,0 +1,138 @@
+//! Thin handlers of the cluster and operations routes: cluster view, membership, leader transfer, sync
+//! state, metrics, liveness and readiness.
+
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use super::backend::{AddMember, Backend};
+use super::body::{json, ok, parse_json};
+use super::context::{Ctx, Origin};
+use super::dto::{AddMemberReq, ClusterDto, LeaderReq, LeaderResp, ReadyDto, SyncDto};
+use super::error::{ApiError, Kind};
+use super::params::Query;
+use super::propose::spawned;
+use super::read::call;
+
+type Reply = Result<Response, ApiError>;
+
+/// `GET /v1/cluster`.
+pub async fn cluster<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
+    Query::parse(origin.query(), &[])?;
+    let view = call(
+        ctx.limits.retry_after_secs,
+        origin,
+        Kind::Read,
+        ctx.backend.cluster(),
+    )
+    .await?;
+    Ok(ok(&ClusterDto::from(view)))
+}
+
+/// `POST /v1/cluster/members` `{"peer_addr","client_addr","learner","id"?}` → the new cluster view.
+pub async fn add_member<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
+    Query::parse(origin.query(), &[])?;
+    let req: AddMemberReq = parse_json(&origin.headers, &origin.body)?;
+    if req.peer_addr.trim().is_empty() {
+        return Err(ApiError::bad_request("peer_addr must not be empty"));
+    }
+    if req.id == Some(0) {
+        return Err(ApiError::bad_request("member id 0 is reserved"));
+    }
+    let add = AddMember {
+        id: req.id,
+        peer_addr: req.peer_addr,
+        client_addr: req.client_addr,
+        learner: req.learner,
+    };
+    let backend = ctx.backend.clone();
+    let view = spawned(ctx, origin, async move { backend.add_member(add).await }).await?;
+    Ok(ok(&ClusterDto::from(view)))
+}
+
+/// `DELETE /v1/cluster/members/{id}` → the new cluster view.
+pub async fn remove_member<B: Backend>(ctx: &Ctx<B>, origin: &Origin, raw_id: &str) -> Reply {
+    Query::parse(origin.query(), &[])?;
+    let id: u64 = raw_id.parse().map_err(|_| {
+        ApiError::bad_request(format!("member id must be an integer, got {raw_id:?}"))
+    })?;
+    let backend = ctx.backend.clone();
+    let view = spawned(ctx, origin, async move { backend.remove_member(id).await }).await?;
+    Ok(ok(&ClusterDto::from(view)))
+}
+
+/// `POST /v1/cluster/leader` `{"to": id|null}` (an empty body means `null`).
+pub async fn transfer_leader<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
+    Query::parse(origin.query(), &[])?;
+    let req: LeaderReq = if origin.body.is_empty() {
+        LeaderReq::default()
+    } else {
+        parse_json(&origin.headers, &origin.body)?
+    };
+    let to = req.to;
+    let backend = ctx.backend.clone();
+    spawned(
+        ctx,
+        origin,
+        async move { backend.transfer_leader(to).await },
+    )
+    .await?;
+    Ok(ok(&LeaderResp {
+        requested: true,
+        to,
+    }))
+}
+
+/// `GET /v1/sync`: federation is not configured yet; the shape it will fill is all null.
+pub async fn sync<B: Backend>(_ctx: &Ctx<B>, origin: &Origin) -> Reply {
+    Query::parse(origin.query(), &[])?;
+    Ok(ok(&SyncDto {
+        configured: false,
+        message: "upward federation is not configured on this node",
+        cursor: None,
+        lag_entries: None,
+        lag_seconds: None,
+        last_error: None,
+        backoff_ms: None,
+    }))
+}
+
+/// `GET /metrics`: this layer's metrics, then the backend's.
+pub async fn metrics<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
+    let mut out = String::with_capacity(16 << 10);
+    ctx.metrics.render(&mut out);
+    ctx.backend.metrics(&mut out);
+    let mut res = Response::new(out.into());
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(res)
+}
+
+/// `GET /healthz`: 200 whenever the process answers.
+pub async fn healthz<B: Backend>(_ctx: &Ctx<B>, _origin: &Origin) -> Reply {
+    Ok(ok(&serde_json::json!({ "status": "ok" })))
+}
+
+/// `GET /readyz`: 200 when the leader is known, the applied index caught up and the disk writable; else
+/// 503 with the same detail and an error object.
+pub async fn readyz<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
+    let dto = ReadyDto::from(ctx.backend.readiness());
+    if dto.ready {
+        return Ok(ok(&dto));
+    }
+    let mut body = serde_json::to_value(&dto)
+        .map_err(|e| ApiError::internal(format!("response encoding failed: {e}")))?;
+    let message = if dto.detail.is_empty() {
+        "not ready".to_owned()
+    } else {
+        format!("not ready: {}", dto.detail.join("; "))
+    };
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(
+            "error".into(),
+            serde_json::json!({ "code": "not_ready", "message": message }),
+        );
+    }
+    Ok(json(StatusCode::SERVICE_UNAVAILABLE, &body))
+}

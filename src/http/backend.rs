@@ -1,0 +1,165 @@
+//! The seam between the HTTP layer and the node: everything a handler needs from Raft and the local
+//! replica. The production implementation drives the real Raft node; the route tests use an in-process
+//! fake over a real [`engine::Engine`]. Nothing here is serialized: the JSON shapes live in `dto.rs`.
+
+use std::future::Future;
+
+/// Read consistency, per request (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Raft ReadIndex: the read reflects every write acknowledged before it started.
+    Linearizable,
+    /// Leader lease (needs `check_quorum`): no round trip, relies on bounded clock drift.
+    Lease,
+    /// Whatever this replica has applied; the answer says how stale it may be.
+    Stale,
+}
+
+/// A committed proposal: one result per proposed op, and the entry's commit ts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub ts: u64,
+    pub outcomes: Vec<engine::OpResult>,
+}
+
+/// What a read barrier established about the local replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadInfo {
+    pub applied_index: u64,
+    pub applied_ts: u64,
+    /// For [`Consistency::Stale`]: how far behind the leader this replica may be (None when unknown).
+    pub stale_by_ms: Option<u64>,
+}
+
+/// Why a backend call did not succeed. Variants say what the HTTP layer does with them.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// This node cannot serve the request. With an address the request is forwarded there (once);
+    /// without one the client gets 503 `not_leader`. Definitely not applied.
+    #[error("not the leader")]
+    NotLeader { leader_client_addr: Option<String> },
+    /// No quorum / no known leader for a read barrier or proposal: 503 `no_quorum`. Not applied.
+    #[error("no quorum")]
+    NoQuorum,
+    /// The proposal queue is full: 429 `overloaded` with `Retry-After`. Not applied.
+    #[error("overloaded")]
+    Overloaded,
+    /// The deadline passed (or the node stopped) after the proposal left: the outcome is unknown, 504.
+    #[error("outcome unknown")]
+    Unknown,
+    /// Refused because the node is shutting down, before anything was proposed: 503. (A proposal that
+    /// shutdown cut short is [`BackendError::Unknown`].)
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The request is invalid for the cluster's current state (unknown member id, ...): 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// The local engine failed: `VersionGone` → 410, others → 5xx.
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+}
+
+/// A member's role as the cluster view reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Learner,
+    Candidate,
+}
+
+/// One member of the group, as seen by the answering node (SPEC §3 `GET /v1/cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub id: u64,
+    pub peer_addr: String,
+    pub client_addr: Option<String>,
+    pub role: Role,
+    pub commit: u64,
+    pub applied: u64,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub members: Vec<MemberView>,
+}
+
+/// `POST /v1/cluster/members`: add a voter (or a learner) at `peer_addr`; `id` None = the leader picks one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddMember {
+    pub id: Option<u64>,
+    pub peer_addr: String,
+    pub client_addr: Option<String>,
+    pub learner: bool,
+}
+
+/// What `/readyz` reports: ready when all three hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Readiness {
+    pub leader_known: bool,
+    pub applied_caught_up: bool,
+    pub disk_writable: bool,
+    /// Human-readable reasons (why not ready, alarms).
+    pub detail: Vec<String>,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.leader_known && self.applied_caught_up && self.disk_writable
+    }
+}
+
+/// What the HTTP layer needs from the node. Cheap to clone (an `Arc` inside). Every future may be
+/// dropped by the caller at its deadline, except `propose`'s, which the HTTP layer runs in a spawned task
+/// so a dropped connection cannot cancel a proposal halfway.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// The local replica, read after a barrier (or directly for stale and past-`at` reads).
+    fn engine(&self) -> &engine::Engine;
+
+    /// Propose ops as one Raft entry (on the leader) and wait until it is applied locally.
+    /// `Ok` holds exactly one result per op, in order.
+    fn propose(
+        &self,
+        ops: Vec<engine::Op>,
+    ) -> impl Future<Output = Result<Applied, BackendError>> + Send;
+
+    /// Linearizable/Lease: `Ok` once the local engine has applied up to the read index (`NotLeader` if this
+    /// node cannot serve it). Stale: immediate, with `stale_by_ms`.
+    fn read_barrier(
+        &self,
+        c: Consistency,
+    ) -> impl Future<Output = Result<ReadInfo, BackendError>> + Send;
+
+    /// Snapshot read with an explicit `at` in the past: `Ok` once the local state at `at` is final (local
+    /// applied ts ≥ `at`, or the implementation proved no entry with ts ≤ `at` is missing here). Bounded:
+    /// `Unknown` when it gives up; `NotLeader` to have the request forwarded instead.
+    fn wait_applied_ts(&self, ts: u64) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Members, roles, leader, term, commit/applied index, health.
+    fn cluster(&self) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
+
+    fn add_member(
+        &self,
+        req: AddMember,
+    ) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
+
+    fn remove_member(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
+
+    /// Transfer leadership to `to` (None = the most caught-up voter).
+    fn transfer_leader(
+        &self,
+        to: Option<u64>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    fn readiness(&self) -> Readiness;
+
+    /// Append the node's own metrics (raft, engine, process) in Prometheus text format.
+    fn metrics(&self, out: &mut String);
+}

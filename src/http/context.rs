@@ -1,0 +1,97 @@
+//! What every handler gets: the shared [`Ctx`] (backend, limits, the in-flight proposal bound, metrics,
+//! the forwarding client) and the request's [`Origin`] (enough of it to forward it verbatim, plus its
+//! deadline).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::client::HttpConnector;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use warp::http::{HeaderMap, Method};
+use warp::reply::Response;
+
+use super::backend::Backend;
+use super::error::{ApiError, Kind};
+use super::forward;
+use super::limits::Limits;
+use super::metrics::Metrics;
+
+/// Marks a request that was already forwarded once: it is never forwarded again (no loops).
+pub const FORWARDED_HEADER: &str = "kvs-forwarded";
+
+pub struct Ctx<B> {
+    pub backend: B,
+    pub limits: Limits,
+    /// One permit per proposal in flight from this layer: full → 429, never an unbounded queue.
+    pub proposals: Arc<Semaphore>,
+    pub metrics: Arc<Metrics>,
+    pub client: hyper::Client<HttpConnector>,
+}
+
+impl<B: Backend> Ctx<B> {
+    pub fn new(backend: B, limits: Limits) -> Arc<Ctx<B>> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(limits.forward_timeout));
+        connector.set_nodelay(true);
+        let client = hyper::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector);
+        Arc::new(Ctx {
+            proposals: Arc::new(Semaphore::new(limits.max_inflight_proposals)),
+            backend,
+            limits,
+            metrics: Arc::new(Metrics::default()),
+            client,
+        })
+    }
+
+    /// Turn a handler's result into the response: a `not_leader` that names the leader is forwarded
+    /// there, unless this request was itself forwarded (then the client gets the 503 with `leader`).
+    pub async fn finish(&self, origin: &Origin, result: Result<Response, ApiError>) -> Response {
+        match result {
+            Ok(res) => res,
+            Err(mut e) => match e.forward_to.take() {
+                Some(leader) if !origin.forwarded() => {
+                    forward::forward(self, origin, &leader).await
+                }
+                _ => e.into_response(),
+            },
+        }
+    }
+}
+
+/// The request as received, kept so it can be replayed to the leader.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub deadline: Instant,
+}
+
+impl Origin {
+    pub fn forwarded(&self) -> bool {
+        self.headers.contains_key(FORWARDED_HEADER)
+    }
+
+    /// Reads can be retried freely; anything else may have taken effect when its deadline passes.
+    pub fn kind(&self) -> Kind {
+        if self.method == Method::GET || self.method == Method::HEAD {
+            Kind::Read
+        } else {
+            Kind::Write
+        }
+    }
+
+    pub fn with_body(mut self, body: Bytes) -> Origin {
+        self.body = body;
+        self
+    }
+
+    /// The raw query string ("" when there is none).
+    pub fn query(&self) -> &str {
+        self.path_and_query.split_once('?').map_or("", |(_, q)| q)
+    }
+}

@@ -1,0 +1,392 @@
+//! The one place that maps failures to HTTP: backend errors, engine errors, per-op errors and warp
+//! rejections all become an [`ApiError`] — a status, a stable `code` and a JSON body
+//! `{"error":{"code","message",...}}`. The table:
+//!
+//! | status | code | when |
+//! | --- | --- | --- |
+//! | 400 | `bad_request` | malformed query/JSON (also truncated or nested deeper than 128), non-numeric params, bad base64, unknown fields or params |
+//! | 400 | `invalid_key` | empty key/entity/name, key not UTF-8 in the path, entity containing `/` |
+//! | 400 | `invalid_op` | an op the engine refuses as malformed (nested txn, empty checkpoint name), invalid admin request |
+//! | 404 | `not_found` | no such route |
+//! | 404 | `key_not_found` / `checkpoint_not_found` | absent key / entity never crossed that checkpoint (at `at`) |
+//! | 405 | `method_not_allowed` | known path, wrong method |
+//! | 409 | `stale_epoch` | epoch fence failed; `current_epoch` |
+//! | 409 | `condition_failed` | `if_version` / `if_absent` failed; `current_version` |
+//! | 409 | `not_an_integer`, `overflow` | incr on a non-integer value / past i64 (conflicts with the stored value, hence 409) |
+//! | 410 | `version_gone` | `at` below the retention floor; `at`, `floor` |
+//! | 411 | `length_required` | a body route without `Content-Length` (chunked bodies are refused) |
+//! | 413 | `too_large` | body, key, value, op count over the limit; `limit` when known |
+//! | 415 | `unsupported_media_type` | a JSON route with a `Content-Type` that is not JSON (absent is accepted) |
+//! | 429 | `overloaded` | too many proposals in flight (here or in the node); `Retry-After` |
+//! | 500 | `internal`, `corruption` | a bug or corrupted data; never caused by input |
+//! | 503 | `not_leader` | this node cannot serve it and the request was already forwarded once (or no leader is known); `leader` |
+//! | 503 | `no_quorum`, `leader_unreachable`, `shutting_down`, `storage_unavailable`, `too_many_connections` | retry later / elsewhere |
+//! | 504 | `unknown_outcome` | a write's deadline passed: it may or may not have been applied |
+//! | 504 | `timeout` | a read's deadline passed (nothing changed) |
+//! | 507 | `insufficient_storage` | the disk is full |
+
+use std::convert::Infallible;
+
+use serde_json::{json, Map, Value};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Rejection;
+
+use super::backend::BackendError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields of the error object (`current_epoch`, `leader`, ...).
+    pub extra: Map<String, Value>,
+    pub retry_after: Option<u64>,
+    /// A `not_leader` that names the leader: the request is forwarded there unless it was forwarded already.
+    pub forward_to: Option<String>,
+}
+
+/// What kind of request failed: decides how an unknown outcome and a passed deadline read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+            retry_after: None,
+            forward_to: None,
+        }
+    }
+
+    pub fn with(mut self, field: &str, value: impl Into<Value>) -> ApiError {
+        self.extra.insert(field.to_owned(), value.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn invalid_key(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", message)
+    }
+
+    pub fn too_large(message: impl Into<String>, limit: usize) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).with("limit", limit)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    pub fn overloaded(message: impl Into<String>, retry_after_secs: u64) -> ApiError {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", message);
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    pub fn not_leader(leader: Option<String>) -> ApiError {
+        let message = match &leader {
+            Some(addr) => format!("this node is not the leader; the leader is at {addr}"),
+            None => "this node is not the leader and no leader is known".to_owned(),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_leader", message).with("leader", leader)
+    }
+
+    pub fn leader_unreachable(leader: &str, why: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leader_unreachable",
+            format!("forwarding to the leader at {leader} failed: {why}"),
+        )
+        .with("leader", leader)
+    }
+
+    /// The deadline passed: for a write the outcome is unknown, for a read nothing happened.
+    pub fn deadline(kind: Kind) -> ApiError {
+        match kind {
+            Kind::Write => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "unknown_outcome",
+                "the deadline passed before the write was acknowledged; it may or may not have been applied",
+            ),
+            Kind::Read => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the deadline passed before the read could be served",
+            ),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn from_backend(e: BackendError, kind: Kind, retry_after_secs: u64) -> ApiError {
+        match e {
+            BackendError::NotLeader { leader_client_addr } => {
+                let mut err = ApiError::not_leader(leader_client_addr.clone());
+                err.forward_to = leader_client_addr;
+                err
+            }
+            BackendError::NoQuorum => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_quorum",
+                "no quorum: the group cannot commit or confirm leadership right now",
+            ),
+            BackendError::Overloaded => {
+                ApiError::overloaded("the node's proposal queue is full", retry_after_secs)
+            }
+            BackendError::Unknown => ApiError::deadline(kind),
+            BackendError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the node is shutting down",
+            ),
+            BackendError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_op", m),
+            BackendError::Engine(e) => ApiError::from_engine(e),
+        }
+    }
+
+    pub fn from_engine(e: engine::Error) -> ApiError {
+        match e {
+            engine::Error::VersionGone { at, floor } => ApiError::new(
+                StatusCode::GONE,
+                "version_gone",
+                format!(
+                    "read at {at} is older than the retention floor {floor}; read at a newer ts"
+                ),
+            )
+            .with("at", at)
+            .with("floor", floor),
+            engine::Error::Storage(m) if is_disk_full(&m) => {
+                tracing::error!(error = %m, "storage full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    format!("storage full: {m}"),
+                )
+            }
+            engine::Error::Storage(_) | engine::Error::Io { .. } => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    e.to_string(),
+                )
+            }
+            engine::Error::Corruption { .. } => {
+                tracing::error!(error = %e, "corruption");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corruption",
+                    e.to_string(),
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "engine error");
+                ApiError::internal(other.to_string())
+            }
+        }
+    }
+
+    /// A per-op failure (part of the replicated outcome, not a failure of the entry).
+    pub fn from_op(e: &engine::OpError) -> ApiError {
+        match e {
+            engine::OpError::StaleEpoch { current } => {
+                ApiError::new(StatusCode::CONFLICT, "stale_epoch", e.to_string())
+                    .with("current_epoch", *current)
+            }
+            engine::OpError::ConditionFailed { current_version } => {
+                ApiError::new(StatusCode::CONFLICT, "condition_failed", e.to_string())
+                    .with("current_version", *current_version)
+            }
+            engine::OpError::NotAnInteger => {
+                ApiError::new(StatusCode::CONFLICT, "not_an_integer", e.to_string())
+            }
+            engine::OpError::Overflow => {
+                ApiError::new(StatusCode::CONFLICT, "overflow", e.to_string())
+            }
+            engine::OpError::InvalidKey(_) => ApiError::invalid_key(e.to_string()),
+            engine::OpError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_op", e.to_string())
+            }
+        }
+    }
+
+    /// The error object alone (`{"code","message",...}`), as embedded in batch results.
+    pub fn body_object(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("code".into(), Value::from(self.code));
+        obj.insert("message".into(), Value::from(self.message.clone()));
+        for (k, v) in &self.extra {
+            obj.insert(k.clone(), v.clone());
+        }
+        Value::Object(obj)
+    }
+
+    pub fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::debug!(code = self.code, message = %self.message, "request failed");
+        }
+        let body = json!({ "error": self.body_object() });
+        let mut res = json_response(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+fn is_disk_full(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no space left") || m.contains("enospc")
+}
+
+/// A JSON response with `status`.
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut res = Response::new(bytes.into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// The one rejection handler: whatever warp refused becomes the JSON error shape. Only warp's own
+/// filters reject (handlers answer their errors directly), so everything here is the client's input.
+/// Checked in warp's own preference order: the most specific status first, 405 and 404 last.
+pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
+    use warp::reject::{
+        InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader,
+        PayloadTooLarge, UnsupportedMediaType,
+    };
+    let err = if r.find::<UnsupportedMediaType>().is_some() {
+        ApiError::unsupported_media_type("unsupported content type")
+    } else if r.find::<PayloadTooLarge>().is_some() {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is larger than the limit",
+        )
+    } else if r.find::<LengthRequired>().is_some() {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "this route needs a Content-Length header (chunked bodies are not accepted)",
+        )
+    } else if r.find::<InvalidQuery>().is_some() {
+        ApiError::bad_request("invalid query string")
+    } else if let Some(h) = r.find::<MissingHeader>() {
+        ApiError::bad_request(format!("missing header {}", h.name()))
+    } else if let Some(h) = r.find::<InvalidHeader>() {
+        ApiError::bad_request(format!("invalid header {}", h.name()))
+    } else if r.find::<MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        )
+    } else if r.is_not_found() {
+        ApiError::not_found("not_found", "no such route")
+    } else {
+        // Anything else warp refuses is about the request it was given (a body that ended early, ...).
+        ApiError::bad_request(format!("request refused: {r:?}"))
+    };
+    Ok(err.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(e: &ApiError) -> (u16, &'static str) {
+        (e.status.as_u16(), e.code)
+    }
+
+    #[test]
+    fn engine_errors_map_to_stable_codes() {
+        let gone = ApiError::from_engine(engine::Error::VersionGone { at: 1, floor: 2 });
+        assert_eq!(pair(&gone), (410, "version_gone"));
+        assert_eq!(gone.extra["floor"], 2);
+        let full = ApiError::from_engine(engine::Error::Storage(
+            "IO error: No space left on device".into(),
+        ));
+        assert_eq!(pair(&full), (507, "insufficient_storage"));
+        let io = ApiError::from_engine(engine::Error::Storage("IO error: EIO".into()));
+        assert_eq!(pair(&io), (503, "storage_unavailable"));
+        let corrupt = ApiError::from_engine(engine::Error::Corruption {
+            at: "k".into(),
+            detail: "d".into(),
+        });
+        assert_eq!(pair(&corrupt), (500, "corruption"));
+    }
+
+    #[test]
+    fn op_errors_map_to_stable_codes() {
+        use engine::OpError as E;
+        let e = ApiError::from_op(&E::StaleEpoch { current: 3 });
+        assert_eq!(
+            (pair(&e), e.extra["current_epoch"].clone()),
+            ((409, "stale_epoch"), 3.into())
+        );
+        let e = ApiError::from_op(&E::ConditionFailed { current_version: 9 });
+        assert_eq!(
+            (pair(&e), e.extra["current_version"].clone()),
+            ((409, "condition_failed"), 9.into())
+        );
+        assert_eq!(
+            pair(&ApiError::from_op(&E::NotAnInteger)),
+            (409, "not_an_integer")
+        );
+        assert_eq!(pair(&ApiError::from_op(&E::Overflow)), (409, "overflow"));
+        assert_eq!(
+            pair(&ApiError::from_op(&E::InvalidKey("empty key"))),
+            (400, "invalid_key")
+        );
+        assert_eq!(
+            pair(&ApiError::from_op(&E::Invalid("x"))),
+            (400, "invalid_op")
+        );
+    }
+
+    #[test]
+    fn backend_errors_map_by_request_kind() {
+        let w = |e| pair(&ApiError::from_backend(e, Kind::Write, 1)).1;
+        let r = |e| pair(&ApiError::from_backend(e, Kind::Read, 1)).1;
+        assert_eq!(w(BackendError::Unknown), "unknown_outcome");
+        assert_eq!(r(BackendError::Unknown), "timeout");
+        assert_eq!(w(BackendError::NoQuorum), "no_quorum");
+        assert_eq!(w(BackendError::ShuttingDown), "shutting_down");
+        assert_eq!(w(BackendError::Invalid("x".into())), "invalid_op");
+        let o = ApiError::from_backend(BackendError::Overloaded, Kind::Write, 2);
+        assert_eq!((pair(&o), o.retry_after), ((429, "overloaded"), Some(2)));
+        let nl = ApiError::from_backend(
+            BackendError::NotLeader {
+                leader_client_addr: Some("n1:7379".into()),
+            },
+            Kind::Write,
+            1,
+        );
+        assert_eq!(pair(&nl), (503, "not_leader"));
+        assert_eq!(nl.forward_to.as_deref(), Some("n1:7379"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The read path: choose the snapshot a read sees and make the local replica fit to serve it, then run
+//! the (blocking) engine read off the async workers.
+//!
+//! * `consistency=stale`: no barrier; whatever this replica applied (the answer says how stale).
+//! * explicit `at` in the past: a snapshot read. Once the local applied ts has passed `at` the state at
+//!   `at` is final, so any replica serves it locally ([`Backend::wait_applied_ts`]), no forwarding.
+//! * otherwise (`linearizable`, default, or `lease`): a read barrier; a follower's barrier answers
+//!   `NotLeader` and the request is forwarded to the leader.
+//!
+//! Without `at` the read sees the latest applied state after the barrier (engine `at = u64::MAX`), not
+//! the wall clock: the hybrid-logical commit ts may run ahead of this node's clock, and a linearizable
+//! read must still see every acknowledged write.
+
+use std::future::Future;
+
+use super::backend::{Backend, BackendError, Consistency};
+use super::context::{Ctx, Origin};
+use super::error::{ApiError, Kind};
+use super::params::Query;
+
+/// The snapshot a read runs at.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    /// The engine's `at` (`u64::MAX` = latest applied).
+    pub at: u64,
+    /// The `at` the client asked for, if any.
+    pub asked: Option<u64>,
+    /// For stale reads: how far behind the leader this replica may be.
+    pub stale_ms: Option<u64>,
+}
+
+fn now_micros() -> u64 {
+    use engine::Clock as _;
+    engine::SystemClock.now_micros()
+}
+
+/// Run a backend call under the request's deadline.
+pub async fn call<T>(
+    ctx_retry_after: u64,
+    origin: &Origin,
+    kind: Kind,
+    fut: impl Future<Output = Result<T, BackendError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout_at(origin.deadline, fut).await {
+        Err(_) => Err(ApiError::deadline(kind)),
+        Ok(r) => r.map_err(|e| ApiError::from_backend(e, kind, ctx_retry_after)),
+    }
+}
+
+/// Establish the snapshot for a read with the route's `at` and `consistency` parameters.
+pub async fn prepare<B: Backend>(
+    ctx: &Ctx<B>,
+    origin: &Origin,
+    q: &Query,
+) -> Result<Snapshot, ApiError> {
+    let consistency = q.consistency()?;
+    let asked = q.u64("at")?;
+    let retry = ctx.limits.retry_after_secs;
+    if let Some(at) = asked {
+        // Refuse early: no barrier or wait can bring back a version below the floor.
+        let floor = ctx.backend.engine().read_floor();
+        if at < floor {
+            return Err(ApiError::from_engine(engine::Error::VersionGone {
+                at,
+                floor,
+            }));
+        }
+    }
+    let mut snap = Snapshot {
+        at: asked.unwrap_or(u64::MAX),
+        asked,
+        stale_ms: None,
+    };
+    match (consistency, asked) {
+        (Consistency::Stale, _) => {
+            let info = call(
+                retry,
+                origin,
+                Kind::Read,
+                ctx.backend.read_barrier(Consistency::Stale),
+            )
+            .await?;
+            snap.stale_ms = Some(info.stale_by_ms.unwrap_or(0));
+        }
+        (_, Some(at)) if at < now_micros() => {
+            if ctx.backend.engine().applied().ts < at {
+                call(retry, origin, Kind::Read, ctx.backend.wait_applied_ts(at)).await?;
+            }
+        }
+        (c, _) => {
+            call(retry, origin, Kind::Read, ctx.backend.read_barrier(c)).await?;
+        }
+    }
+    Ok(snap)
+}
+
+/// Run a blocking engine read on the blocking pool, under the request's deadline.
+pub async fn engine_read<B: Backend, T: Send + 'static>(
+    ctx: &Ctx<B>,
+    origin: &Origin,
+    f: impl FnOnce(&engine::Engine) -> Result<T, engine::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let backend = ctx.backend.clone();
+    let task = tokio::task::spawn_blocking(move || f(backend.engine()));
+    match tokio::time::timeout_at(origin.deadline, task).await {
+        Err(_) => Err(ApiError::deadline(Kind::Read)),
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "engine read task failed");
+            Err(ApiError::internal("the read failed unexpectedly"))
+        }
+        Ok(Ok(r)) => r.map_err(ApiError::from_engine),
+    }
+}

@@ -1,0 +1,138 @@
+//! [`serve`]: the client API server on a given listener, until a given shutdown signal (conventions
+//! item 8: tests and systemd drive the same code).
+//!
+//! * **Connections** are bounded by a semaphore (`max_connections`). Beyond it a connection is accepted,
+//!   answered `503 too_many_connections` with `Retry-After`, and closed — a client sees why instead of a
+//!   hang or a reset. (Refusals are themselves bounded; past that the socket is simply closed.)
+//! * **Slow clients**: a connection must deliver a request head within `header_read_timeout` (hyper's
+//!   HTTP/1 header read timeout), else it is closed.
+//! * **Shutdown**: stop accepting (the listener is dropped), tell every connection to finish its
+//!   in-flight request and close (hyper's graceful shutdown), wait up to `shutdown_grace`, then drop
+//!   what is left. Proposals already handed to the node run to completion in their own tasks.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use warp::hyper::server::conn::Http;
+
+use super::backend::Backend;
+use super::context::Ctx;
+use super::limits::Limits;
+use super::routes::with_ctx;
+
+/// Serve the API on `listener` until `shutdown` resolves; returns when connections have drained (or the
+/// grace period ran out).
+pub async fn serve<B: Backend>(
+    listener: TcpListener,
+    backend: B,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let ctx = Ctx::new(backend, limits.clone());
+    let metrics = Arc::clone(&ctx.metrics);
+    let service = warp::service(with_ctx(ctx));
+    let mut http = Http::new();
+    http.http1_only(true)
+        .http1_keep_alive(true)
+        .http1_header_read_timeout(limits.header_read_timeout);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(limits.max_connections.clamp(1, 256)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match Arc::clone(&connections).try_acquire_owned() {
+            Ok(permit) => {
+                let conn = http.serve_connection(stream, service.clone());
+                let mut stop = stop_rx.clone();
+                let metrics = Arc::clone(&metrics);
+                metrics.connections_active.fetch_add(1, Ordering::Relaxed);
+                tasks.spawn(async move {
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => {
+                            if let Err(e) = r {
+                                tracing::debug!(error = %e, "client connection ended with an error");
+                            }
+                        }
+                        () = async {
+                            // The watch guard is dropped here, not held across the drain below.
+                            let _ = stop.wait_for(|stopping| *stopping).await;
+                        } => {
+                            conn.as_mut().graceful_shutdown();
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "client connection ended with an error");
+                            }
+                        }
+                    }
+                    metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                    let retry = limits.retry_after_secs;
+                    tokio::spawn(async move {
+                        refuse(stream, retry).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = tasks.len(),
+            "shutdown grace period over; dropping the remaining client connections"
+        );
+        tasks.shutdown().await;
+    }
+}
+
+/// Answer a connection over the limit with a 503 and close it. The request is drained briefly so closing
+/// does not reset the connection before the client has read the answer.
+async fn refuse(mut stream: TcpStream, retry_after: u64) {
+    let body = r#"{"error":{"code":"too_many_connections","message":"the server is at its connection limit; retry later"}}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {retry_after}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}

@@ -1,0 +1,283 @@
+//! `FakeBackend`: a real engine on a temp dir, proposals applied directly (index counter, ts from a manual
+//! clock), and switches that make it answer like a follower, an overloaded or partitioned node, or one
+//! shutting down.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use engine::{Clock, Engine, EngineConfig, ManualClock, Op};
+
+use crate::http::backend::{
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberView, ReadInfo,
+    Readiness, Role,
+};
+
+/// How the fake answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Leader,
+    NotLeader(Option<String>),
+    Overloaded,
+    Unknown,
+    NoQuorum,
+    ShuttingDown,
+}
+
+struct Inner {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    /// (applied index, last ts); the lock serializes proposals like the Raft log does.
+    log: Mutex<(u64, u64)>,
+    mode: Mutex<Mode>,
+    delay: Mutex<Duration>,
+    cluster: Mutex<ClusterView>,
+    transfers: Mutex<Vec<Option<u64>>>,
+    readiness: Mutex<Readiness>,
+    proposals: AtomicU64,
+    barriers: AtomicU64,
+    waits: AtomicU64,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Clone)]
+pub struct FakeBackend(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FakeBackend {
+    pub fn new() -> FakeBackend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = engine::SystemClock.now_micros();
+        let clock = Arc::new(ManualClock::new(start));
+        let engine =
+            Engine::open(dir.path(), EngineConfig::tiny(clock.clone())).expect("open engine");
+        FakeBackend(Arc::new(Inner {
+            engine,
+            clock,
+            log: Mutex::new((0, 0)),
+            mode: Mutex::new(Mode::Leader),
+            delay: Mutex::new(Duration::ZERO),
+            cluster: Mutex::new(ClusterView {
+                cluster_id: "site-a".into(),
+                leader: Some(1),
+                term: 3,
+                members: (1..=3)
+                    .map(|id| MemberView {
+                        id,
+                        peer_addr: format!("127.0.0.1:{}", 7378 + 2 * id),
+                        client_addr: Some(format!("127.0.0.1:{}", 7377 + 2 * id)),
+                        role: if id == 1 {
+                            Role::Leader
+                        } else {
+                            Role::Follower
+                        },
+                        commit: 10,
+                        applied: 10,
+                        healthy: true,
+                    })
+                    .collect(),
+            }),
+            transfers: Mutex::new(Vec::new()),
+            readiness: Mutex::new(Readiness {
+                leader_known: true,
+                applied_caught_up: true,
+                disk_writable: true,
+                detail: Vec::new(),
+            }),
+            proposals: AtomicU64::new(0),
+            barriers: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            _dir: dir,
+        }))
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.0.mode) = mode;
+    }
+
+    /// Every propose and read barrier sleeps this long first.
+    pub fn set_delay(&self, d: Duration) {
+        *lock(&self.0.delay) = d;
+    }
+
+    pub fn set_readiness(&self, r: Readiness) {
+        *lock(&self.0.readiness) = r;
+    }
+
+    /// Move the engine's clock (the retention window) forward.
+    pub fn advance_clock(&self, by: Duration) {
+        let now = self.0.clock.now_micros();
+        self.0
+            .clock
+            .set(now + u64::try_from(by.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    pub fn now(&self) -> u64 {
+        self.0.clock.now_micros()
+    }
+
+    pub fn proposals(&self) -> u64 {
+        self.0.proposals.load(Ordering::SeqCst)
+    }
+
+    pub fn barriers(&self) -> u64 {
+        self.0.barriers.load(Ordering::SeqCst)
+    }
+
+    pub fn waits(&self) -> u64 {
+        self.0.waits.load(Ordering::SeqCst)
+    }
+
+    pub fn transfers(&self) -> Vec<Option<u64>> {
+        lock(&self.0.transfers).clone()
+    }
+
+    /// The latest value of `key`, straight from the engine.
+    pub fn value(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0
+            .engine
+            .get(key, u64::MAX)
+            .expect("engine get")
+            .map(|v| v.value)
+    }
+
+    fn mode(&self) -> Mode {
+        lock(&self.0.mode).clone()
+    }
+
+    async fn pause(&self) {
+        let d = *lock(&self.0.delay);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    fn refuse(&self) -> Result<(), BackendError> {
+        match self.mode() {
+            Mode::Leader => Ok(()),
+            Mode::NotLeader(addr) => Err(BackendError::NotLeader {
+                leader_client_addr: addr,
+            }),
+            Mode::Overloaded => Err(BackendError::Overloaded),
+            Mode::Unknown => Err(BackendError::Unknown),
+            Mode::NoQuorum => Err(BackendError::NoQuorum),
+            Mode::ShuttingDown => Err(BackendError::ShuttingDown),
+        }
+    }
+}
+
+impl Backend for FakeBackend {
+    fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    async fn propose(&self, ops: Vec<Op>) -> Result<Applied, BackendError> {
+        self.0.proposals.fetch_add(1, Ordering::SeqCst);
+        self.refuse()?;
+        self.pause().await;
+        let mut log = lock(&self.0.log);
+        let index = log.0 + 1;
+        let ts = self.0.clock.now_micros().max(log.1 + 1);
+        let out = self.0.engine.apply(index, ts, &ops, false)?;
+        *log = (index, ts);
+        Ok(Applied {
+            ts,
+            outcomes: out.results,
+        })
+    }
+
+    async fn read_barrier(&self, c: Consistency) -> Result<ReadInfo, BackendError> {
+        let applied = self.0.engine.applied();
+        if c == Consistency::Stale {
+            return Ok(ReadInfo {
+                applied_index: applied.index,
+                applied_ts: applied.ts,
+                stale_by_ms: Some(7),
+            });
+        }
+        self.0.barriers.fetch_add(1, Ordering::SeqCst);
+        if self.mode() != Mode::Overloaded {
+            self.refuse()?;
+        }
+        self.pause().await;
+        Ok(ReadInfo {
+            applied_index: applied.index,
+            applied_ts: applied.ts,
+            stale_by_ms: None,
+        })
+    }
+
+    async fn wait_applied_ts(&self, ts: u64) -> Result<(), BackendError> {
+        self.0.waits.fetch_add(1, Ordering::SeqCst);
+        if self.0.engine.applied().ts >= ts {
+            return Ok(());
+        }
+        match self.mode() {
+            Mode::NotLeader(addr) => Err(BackendError::NotLeader {
+                leader_client_addr: addr,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn cluster(&self) -> Result<ClusterView, BackendError> {
+        if self.mode() == Mode::NoQuorum {
+            return Err(BackendError::NoQuorum);
+        }
+        Ok(lock(&self.0.cluster).clone())
+    }
+
+    async fn add_member(&self, req: AddMember) -> Result<ClusterView, BackendError> {
+        self.refuse()?;
+        let mut c = lock(&self.0.cluster);
+        let id = req
+            .id
+            .unwrap_or_else(|| c.members.iter().map(|m| m.id).max().unwrap_or(0) + 1);
+        if c.members.iter().any(|m| m.id == id) {
+            return Err(BackendError::Invalid(format!("member {id} already exists")));
+        }
+        c.members.push(MemberView {
+            id,
+            peer_addr: req.peer_addr,
+            client_addr: req.client_addr,
+            role: if req.learner {
+                Role::Learner
+            } else {
+                Role::Follower
+            },
+            commit: 0,
+            applied: 0,
+            healthy: false,
+        });
+        Ok(c.clone())
+    }
+
+    async fn remove_member(&self, id: u64) -> Result<ClusterView, BackendError> {
+        self.refuse()?;
+        let mut c = lock(&self.0.cluster);
+        let before = c.members.len();
+        c.members.retain(|m| m.id != id);
+        if c.members.len() == before {
+            return Err(BackendError::Invalid(format!("no member {id}")));
+        }
+        Ok(c.clone())
+    }
+
+    async fn transfer_leader(&self, to: Option<u64>) -> Result<(), BackendError> {
+        self.refuse()?;
+        lock(&self.0.transfers).push(to);
+        Ok(())
+    }
+
+    fn readiness(&self) -> Readiness {
+        lock(&self.0.readiness).clone()
+    }
+
+    fn metrics(&self, out: &mut String) {
+        out.push_str("# TYPE kvs_fake_proposals_total counter\n");
+        out.push_str(&format!("kvs_fake_proposals_total {}\n", self.proposals()));
+    }
+}

@@ -1,0 +1,213 @@
+//! `kvs-raft serve` as operators run it: invalid configurations exit with code 2 and say what to fix, before
+//! anything is created; `serve --help` lists every flag.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with a clean environment in `dir`; kills it if it runs past a deadline (a configuration
+/// that validated by mistake would start a server).
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvs-raft"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn kvs-raft");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kvs-raft {args:?} still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Outcome, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_in(dir.path(), args, env);
+    (out, dir)
+}
+
+/// Exit code 2, every `parts` in stderr, and nothing created in the working directory.
+fn assert_usage_error(args: &[&str], env: &[(&str, &str)], parts: &[&str]) {
+    let (out, dir) = run(args, env);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "kvs-raft {args:?}: stdout {:?} stderr {:?}",
+        out.stdout,
+        out.stderr
+    );
+    for p in parts {
+        assert!(
+            out.stderr.contains(p),
+            "kvs-raft {args:?}: stderr {:?} lacks {p:?}",
+            out.stderr
+        );
+    }
+    let created: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(created.is_empty(), "kvs-raft {args:?} created {created:?}");
+}
+
+#[test]
+fn serve_help_lists_every_flag() {
+    let (out, _dir) = run(&["serve", "--help"], &[]);
+    assert_eq!(out.code, Some(0), "stderr {:?}", out.stderr);
+    for flag in [
+        "--config",
+        "--id",
+        "--cluster-id",
+        "--data-dir",
+        "--listen-client",
+        "--listen-peer",
+        "--initial-cluster",
+        "--join",
+        "--advertise-client",
+        "--advertise-peer",
+        "--retention",
+        "--sync",
+        "--pd",
+        "--site",
+        "--peer-secret-file",
+    ] {
+        assert!(
+            out.stdout.contains(flag),
+            "serve --help lacks {flag}:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("KVS_RAFT_"),
+        "help explains the env variables"
+    );
+}
+
+#[test]
+fn serve_bad_values_exit_2_with_a_clear_message() {
+    assert_usage_error(
+        &["serve", "--id", "0"],
+        &[],
+        &["invalid value \"0\" for --id", "≥ 1"],
+    );
+    assert_usage_error(
+        &["serve", "--retention", "5x"],
+        &[],
+        &["--retention", "500ms, 5s or 2m"],
+    );
+    assert_usage_error(&["serve", "--cluster-id", "a b"], &[], &["--cluster-id"]);
+    assert_usage_error(
+        &["serve", "--listen-client", "localhost:7379"],
+        &[],
+        &["--listen-client", "not a host name"],
+    );
+}
+
+#[test]
+fn serve_inconsistent_flags_exit_2() {
+    assert_usage_error(
+        &[
+            "serve",
+            "--initial-cluster",
+            "1=127.0.0.1:7380",
+            "--join",
+            "http://127.0.0.1:7379",
+        ],
+        &[],
+        &["--initial-cluster and --join are exclusive"],
+    );
+    assert_usage_error(
+        &[
+            "serve",
+            "--id",
+            "4",
+            "--initial-cluster",
+            "1=127.0.0.1:7380,2=127.0.0.1:7382,3=127.0.0.1:7384",
+        ],
+        &[],
+        &["--id 4 is not a member of --initial-cluster"],
+    );
+    assert_usage_error(
+        &[
+            "serve",
+            "--initial-cluster",
+            "1=127.0.0.1:7380,2=127.0.0.1:7380",
+        ],
+        &[],
+        &["same address"],
+    );
+    assert_usage_error(
+        &["serve", "--listen-client", "0.0.0.0:7379"],
+        &[],
+        &["--advertise-client"],
+    );
+}
+
+#[test]
+fn serve_env_and_config_file_errors_exit_2() {
+    assert_usage_error(
+        &["serve"],
+        &[("KVS_RAFT_RETENTION", "soon")],
+        &["KVS_RAFT_RETENTION"],
+    );
+    assert_usage_error(
+        &["serve", "--config", "/nonexistent/kvs-raft.toml"],
+        &[],
+        &["cannot read config file /nonexistent/kvs-raft.toml"],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kvs-raft.toml");
+    std::fs::write(&path, "id = 1\nretentoin = \"5s\"\n").expect("write config");
+    let path = path.to_str().expect("utf-8 path");
+    assert_usage_error(
+        &["serve", "--config", path],
+        &[],
+        &["unknown field `retentoin`"],
+    );
+    assert_usage_error(&["serve"], &[("KVS_RAFT_CONFIG", path)], &["retentoin"]);
+}
+
+#[test]
+fn serve_unknown_flag_is_a_clap_usage_error() {
+    assert_usage_error(&["serve", "--bogus"], &[], &["--bogus"]);
+    assert_usage_error(&["serve", "--sync", "never"], &[], &["--sync"]);
+}
