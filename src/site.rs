@@ -182,6 +182,28 @@ impl Transport for PeerTransport {
     }
 }
 
+/// Reclaim what the retention window no longer covers: old versions (through the compaction filter's
+/// safepoint) and invalidated epochs (range deletes), in bounded steps off the async threads. Each replica
+/// does this on its own: it only removes state no read may ask for any more. Stops with the engine.
+async fn collect_garbage(engine: std::sync::Weak<Engine>) {
+    const BUDGET: usize = 1_000;
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        let step = tokio::task::spawn_blocking(move || e.gc_step(u64::MAX, BUDGET)).await;
+        let more = match step {
+            Ok(Ok(report)) => report.more,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "GC step failed");
+                false
+            }
+            Err(_) => false,
+        };
+        if !more {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
 /// First start on an empty data dir with an initial cluster: record the voters and their addresses.
 fn bootstrap(log: &LogStore, cfg: &SiteConfig) -> anyhow::Result<()> {
     let fresh = log.conf_state().voters.is_empty()
@@ -288,6 +310,7 @@ impl Site {
         );
         let sender = handle.sender();
         let _ = inbound.sender.set(sender.clone());
+        tokio::spawn(collect_garbage(Arc::downgrade(&engine)));
         Ok(Site {
             id: cfg.id,
             cluster_id: cfg.cluster_id,

@@ -48,6 +48,10 @@ fn config(id: u64, dir: PathBuf, initial: &BTreeMap<u64, String>, compact: u64) 
 
 impl Cluster {
     async fn start(n: u64, compact: u64) -> Cluster {
+        Cluster::start_with(n, compact, |_| {}).await
+    }
+
+    async fn start_with(n: u64, compact: u64, tune: impl Fn(&mut SiteConfig)) -> Cluster {
         let mut listeners = BTreeMap::new();
         let mut initial = BTreeMap::new();
         for id in 1..=n {
@@ -60,6 +64,7 @@ impl Cluster {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut cfg = config(id, dir.path().to_path_buf(), &initial, compact);
             cfg.advertise_peer = initial[&id].clone();
+            tune(&mut cfg);
             let site = Site::start(cfg.clone(), listener)
                 .await
                 .expect("start site");
@@ -500,4 +505,49 @@ async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_heale
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_present(&cluster, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
+    let cluster = Cluster::start_with(3, 10_000, |cfg| {
+        cfg.engine.retention = Duration::from_millis(300);
+    })
+    .await;
+    let leader = cluster.site(cluster.leader(Duration::from_secs(10)).await);
+    for i in 0..50 {
+        write(&leader, "player:7/pos", &format!("{i}"))
+            .await
+            .expect("write");
+    }
+    let (cp_ts, results) = leader
+        .propose(&[Op::Checkpoint {
+            entity: b"player:7".to_vec(),
+            name: b"cp".to_vec(),
+            data: Vec::new(),
+            epoch: None,
+        }])
+        .await
+        .expect("checkpoint");
+    assert!(matches!(
+        results.as_slice(),
+        [Ok(OpOutcome::Checkpointed { epoch: 1, .. })]
+    ));
+    let index = leader.read_index().await.expect("read index");
+    cluster.converge(index, Duration::from_secs(10)).await;
+    // Nobody calls GC by hand: each replica's background task reclaims the old epoch once the window passed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for site in cluster.running() {
+        loop {
+            let stats = site.engine().stats();
+            if stats.gc_epochs_reclaimed >= 1 && stats.gc_safepoint > cp_ts {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not reclaim: {stats:?}",
+                site.id()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
