@@ -95,6 +95,7 @@ impl SiteBackend {
             Error::Dropped => self.not_leader(None),
             Error::Overloaded => BackendError::Overloaded,
             Error::Invalid(what) => BackendError::Invalid(what.to_string()),
+            Error::Stopped => BackendError::ShuttingDown,
             // The proposal may still commit.
             Error::Timeout | Error::ShuttingDown => BackendError::Unknown,
             other => {
@@ -109,7 +110,7 @@ impl SiteBackend {
         match e {
             Error::NotLeader { leader_hint } => self.not_leader(leader_hint),
             Error::Overloaded => BackendError::Overloaded,
-            Error::ShuttingDown => BackendError::ShuttingDown,
+            Error::ShuttingDown | Error::Stopped => BackendError::ShuttingDown,
             _ => BackendError::NoQuorum,
         }
     }
@@ -120,7 +121,7 @@ impl SiteBackend {
             Error::Invalid(what) => BackendError::Invalid(what.to_string()),
             Error::Raft(what) => BackendError::Invalid(what),
             Error::Overloaded => BackendError::Overloaded,
-            Error::ShuttingDown => BackendError::ShuttingDown,
+            Error::ShuttingDown | Error::Stopped => BackendError::ShuttingDown,
             _ => BackendError::Unknown,
         }
     }
@@ -451,11 +452,24 @@ impl Backend for SiteBackend {
                 "Commands queued or in flight in the node.",
                 u64::try_from(s.inflight_commands).unwrap_or(u64::MAX),
             );
-            counter(
+            let _ = writeln!(
                 out,
-                "kvs_raft_log_fsyncs_total",
-                "Synced Raft log writes (one per Ready).",
+                "# HELP kvs_raft_log_fsync_seconds Latency of the synced Raft log writes (one per Ready).\n# TYPE kvs_raft_log_fsync_seconds histogram"
+            );
+            for (i, bound) in raft_node::FSYNC_BUCKETS_MICROS.iter().enumerate() {
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "kvs_raft_log_fsync_seconds_bucket{{le=\"{le}\"}} {}",
+                    c.fsync_buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "kvs_raft_log_fsync_seconds_bucket{{le=\"+Inf\"}} {}\nkvs_raft_log_fsync_seconds_sum {:.6}\nkvs_raft_log_fsync_seconds_count {}",
                 c.persists,
+                c.fsync_micros_total as f64 / 1e6,
+                c.persists
             );
             counter(
                 out,

@@ -98,6 +98,8 @@ pub fn http_limits(cfg: &ServeConfig) -> http::Limits {
         header_read_timeout: cfg.limits.header_read_timeout,
         max_connections: cfg.limits.max_connections,
         max_inflight_proposals: cfg.limits.max_inflight_proposals,
+        // Drain (2 s) + hand-off (≤ 2 s) + flush stay within the 5 s a supervisor waits before SIGKILL.
+        shutdown_grace: Duration::from_secs(2),
         ..http::Limits::default()
     }
 }
@@ -174,9 +176,11 @@ pub async fn serve(
     if let Ok(status) = site.status().await {
         if status.role == Role::Leader && status.voters.len() > 1 {
             let started = Instant::now();
-            match backend.transfer_leader(None).await {
-                Ok(()) => tracing::info!(took = ?started.elapsed(), "leadership handed off"),
-                Err(e) => tracing::warn!(error = %e, "leadership hand-off failed"),
+            match tokio::time::timeout(Duration::from_secs(2), backend.transfer_leader(None)).await
+            {
+                Ok(Ok(())) => tracing::info!(took = ?started.elapsed(), "leadership handed off"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "leadership hand-off failed"),
+                Err(_) => tracing::warn!("leadership hand-off did not finish within 2 s"),
             }
         }
     }

@@ -53,4 +53,7 @@ pub enum Error {
     /// The node is stopping. For a proposal already in flight the outcome is unknown.
     #[error("shutting down")]
     ShuttingDown,
+    /// The node loop is not running (stopped or failed): the request never reached it, nothing was proposed.
+    #[error("the node is stopped")]
+    Stopped,
 }

@@ -20,5 +20,5 @@ pub use hlc::Hlc;
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
     Command, LogStorage, Node, NodeConfig, NodeCounters, NodeStatus, PeerProgress, Reply, Role,
-    StagedImage, StateMachine,
+    StagedImage, StateMachine, FSYNC_BUCKETS_MICROS,
 };

@@ -10,6 +10,7 @@
 //! * [`Error::NotLeader`], [`Error::Dropped`], [`Error::Overloaded`] — definitely not applied; safe to retry.
 //!   A proposal is `Dropped` when the log index it was given is applied with another entry (another term).
 //! * [`Error::Timeout`], [`Error::ShuttingDown`] for a proposal — outcome unknown: it may still commit.
+//! * [`Error::Stopped`] — the command never reached raft (the loop is gone or stopping): not applied.
 
 use std::collections::BTreeMap;
 
@@ -182,6 +183,11 @@ pub struct PeerProgress {
     pub recent_active: bool,
 }
 
+/// Upper bounds (µs) of the Raft log fsync latency histogram buckets.
+pub const FSYNC_BUCKETS_MICROS: [u64; 10] = [
+    250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000,
+];
+
 /// Counters for metrics and the group-commit benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeCounters {
@@ -190,6 +196,10 @@ pub struct NodeCounters {
     pub commands_proposed: u64,
     pub commands_applied: u64,
     pub compactions: u64,
+    /// Latency of the synced Raft log writes: total µs and a histogram over [`FSYNC_BUCKETS_MICROS`]
+    /// (cumulative counts, the last bucket is +Inf), for the metrics endpoint.
+    pub fsync_micros_total: u64,
+    pub fsync_buckets: [u64; FSYNC_BUCKETS_MICROS.len() + 1],
     pub snapshots_installed: u64,
 }
 
@@ -725,8 +735,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 fail::fail_point!("node::before_persist", |_| Err(Error::Storage(
                     "failpoint".into()
                 )));
+                let started = std::time::Instant::now();
                 self.raw.store().persist(&write)?;
-                self.counters.persists += 1;
+                self.record_fsync(started.elapsed());
             }
             fail::fail_point!("node::after_persist_before_send", |_| Err(Error::Storage(
                 "failpoint".into()
@@ -746,6 +757,19 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
         self.serve_reads();
         Ok(out)
+    }
+
+    fn record_fsync(&mut self, took: std::time::Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let c = &mut self.counters;
+        c.persists += 1;
+        c.fsync_micros_total = c.fsync_micros_total.saturating_add(micros);
+        for (i, bound) in FSYNC_BUCKETS_MICROS.iter().enumerate() {
+            if micros <= *bound {
+                c.fsync_buckets[i] += 1;
+            }
+        }
+        c.fsync_buckets[FSYNC_BUCKETS_MICROS.len()] += 1;
     }
 
     /// Install the image staged for `snap` into the state machine; returns what the log write must
@@ -987,8 +1011,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// Fail every waiting request explicitly (shutdown, crash in the simulator).
     pub fn fail_all(&mut self) {
+        // Queued commands never reached raft: definitely not applied.
         for (_, r) in self.queued.drain(..) {
-            r(Err(Error::ShuttingDown));
+            r(Err(Error::Stopped));
         }
         for (_, p) in std::mem::take(&mut self.pending) {
             p.replies

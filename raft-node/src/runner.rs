@@ -52,14 +52,13 @@ pub struct NodeSender {
 }
 
 impl NodeSender {
-    /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
+    /// Queue a command; if the queue is full the command is answered `Overloaded` at once, if the loop is
+    /// gone `Stopped`.
     pub fn send(&self, cmd: Command) {
         match self.tx.try_send(Input::Command(cmd)) {
             Ok(()) => {}
-            Err(
-                TrySendError::Full(Input::Command(cmd))
-                | TrySendError::Disconnected(Input::Command(cmd)),
-            ) => overloaded(cmd),
+            Err(TrySendError::Full(Input::Command(cmd))) => refuse(cmd, || Error::Overloaded),
+            Err(TrySendError::Disconnected(Input::Command(cmd))) => refuse(cmd, || Error::Stopped),
             Err(_) => {}
         }
     }
@@ -75,14 +74,13 @@ impl NodeSender {
     }
 }
 
-fn overloaded(cmd: Command) {
+/// Answer a command the loop will never see (its queue is full, or the loop is gone) with `error`.
+fn refuse(cmd: Command, error: fn() -> Error) {
     match cmd {
-        Command::Propose { reply, .. } => reply(Err(Error::Overloaded)),
-        Command::ReadIndex { reply } | Command::LeaseRead { reply } => {
-            reply(Err(Error::Overloaded))
-        }
-        Command::ChangeMembership { reply, .. } => reply(Err(Error::Overloaded)),
-        Command::TransferLeader { reply, .. } => reply(Err(Error::Overloaded)),
+        Command::Propose { reply, .. } => reply(Err(error())),
+        Command::ReadIndex { reply } | Command::LeaseRead { reply } => reply(Err(error())),
+        Command::ChangeMembership { reply, .. } => reply(Err(error())),
+        Command::TransferLeader { reply, .. } => reply(Err(error())),
         Command::Status { .. } => {} // dropped reply: the caller sees its channel closed
     }
 }

@@ -236,7 +236,9 @@ impl fmt::Display for Stats {
 
 fn outcome_of_error(e: &Error) -> Outcome {
     match e {
-        Error::NotLeader { .. } | Error::Dropped | Error::Overloaded => Outcome::Failed,
+        Error::NotLeader { .. } | Error::Dropped | Error::Overloaded | Error::Stopped => {
+            Outcome::Failed
+        }
         _ => Outcome::Unknown,
     }
 }
