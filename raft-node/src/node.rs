@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use prost::Message as _;
 use raft::prelude::{
     ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType, Snapshot,
-    SnapshotMetadata,
 };
 use raft::{Config, RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 
@@ -26,6 +25,9 @@ use crate::hlc::Hlc;
 use crate::membership::{Membership, MembershipChange};
 use crate::payload;
 use crate::storage::LogWrite;
+
+mod lost_log;
+mod snapshots;
 
 /// Raft log storage the node can write.
 pub trait LogStorage: raft::Storage {
@@ -66,10 +68,6 @@ pub trait StagedImage: Send {
 }
 
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
-
-/// Marker in `request_snapshot` of a rejection from a follower that lost its log (see `guard_lost_log`).
-/// Never a real snapshot request: nothing in this crate asks raft-rs for one.
-const LOST_LOG: u64 = u64::MAX;
 
 /// The closed set of requests the node serves. Raft messages go through [`Node::step`].
 pub enum Command {
@@ -426,67 +424,6 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         self.step(msg);
     }
 
-    /// A node whose data dir was wiped comes back with an empty log while the leader still remembers what
-    /// it had acknowledged. raft-rs assumes that never happens: the follower would panic on a heartbeat
-    /// committing past its log, and the leader would ignore its rejections as stale forever. Both sides
-    /// are handled here:
-    /// * follower: a heartbeat whose commit lies beyond our log does not advance our commit (our log may
-    ///   hold uncommitted entries that conflict with the leader's, so clamping to our last index would be
-    ///   wrong), and we tell the leader explicitly: a rejection carrying [`LOST_LOG`] and our last index;
-    /// * leader: on that rejection, if the hint lies below what the follower had acknowledged, its
-    ///   progress restarts from the hint, probing (and a snapshot if the log is compacted). Only this
-    ///   explicit marker resets progress: an ordinary late rejection can carry a low hint too.
-    ///
-    /// Returns whether the message should still be stepped into raft.
-    /// Caveat (as for etcd): a wiped voter has also forgotten its vote and the entries it helped commit;
-    /// the group stays safe while the other voters keep a quorum of copies. Replacing a lost disk under a
-    /// new node id (remove + add) is the procedure that is safe in every case.
-    fn guard_lost_log(&mut self, msg: &mut Message) -> bool {
-        match msg.get_msg_type() {
-            MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => {
-                let last_index = self.raw.raft.raft_log.last_index();
-                tracing::warn!(
-                    node = self.cfg.id,
-                    leader = msg.from,
-                    commit = msg.commit,
-                    last_index,
-                    "leader believes we hold entries we do not have (wiped data dir?)"
-                );
-                msg.commit = self.raw.raft.raft_log.committed;
-                let mut lost = Message::default();
-                lost.set_msg_type(MessageType::MsgAppendResponse);
-                lost.to = msg.from;
-                lost.from = self.cfg.id;
-                lost.term = msg.term;
-                lost.reject = true;
-                lost.reject_hint = last_index;
-                lost.request_snapshot = LOST_LOG;
-                self.extra_out.push(lost);
-                true
-            }
-            MessageType::MsgAppendResponse if msg.request_snapshot == LOST_LOG => {
-                if !self.is_leader() || msg.term != self.raw.raft.term {
-                    return false;
-                }
-                if let Some(pr) = self.raw.raft.mut_prs().get_mut(msg.from) {
-                    if msg.reject_hint < pr.matched {
-                        tracing::warn!(
-                            node = self.cfg.id,
-                            peer = msg.from,
-                            acknowledged = pr.matched,
-                            now_has = msg.reject_hint,
-                            "follower lost acknowledged entries (wiped data dir?); replicating to it again"
-                        );
-                        pr.matched = msg.reject_hint;
-                        pr.become_probe();
-                    }
-                }
-                false // handled here; raft-rs would read the marker as a snapshot request
-            }
-            _ => true,
-        }
-    }
-
     /// The transport could not reach `peer` (raft-rs then probes instead of streaming entries).
     pub fn report_unreachable(&mut self, peer: u64) {
         self.raw.report_unreachable(peer);
@@ -770,112 +707,6 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             }
         }
         c.fsync_buckets[FSYNC_BUCKETS_MICROS.len()] += 1;
-    }
-
-    /// Install the image staged for `snap` into the state machine; returns what the log write must
-    /// record (the snapshot metadata and the membership table it carries).
-    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(SnapshotMetadata, Vec<u8>), Error> {
-        let meta = snap.get_metadata().clone();
-        let image = match self.staged.take() {
-            Some((index, image)) if index == meta.index => image,
-            _ => {
-                return Err(Error::StateMachine(format!(
-                    "raft accepted snapshot {} but no image is staged for it",
-                    meta.index
-                )))
-            }
-        };
-        let mut membership = Membership::decode(&snap.data)?;
-        membership.conf_index = membership.conf_index.max(meta.index);
-        let (applied, applied_ts) = self.sm.install_snapshot(&mut image.chunks())?;
-        if applied < meta.index {
-            return Err(Error::StateMachine(format!(
-                "snapshot image is at index {applied}, older than the raft snapshot {}",
-                meta.index
-            )));
-        }
-        self.hlc.observe(applied_ts);
-        self.membership = membership;
-        self.membership_changed = true;
-        self.log_bytes = 0;
-        self.counters.snapshots_installed += 1;
-        // Registered so this node, if it leads, can send the same snapshot on.
-        self.raw.store().register_snapshot(snap);
-        tracing::info!(
-            node = self.cfg.id,
-            index = meta.index,
-            image_index = applied,
-            "installed snapshot"
-        );
-        Ok((meta, self.membership.encode()))
-    }
-
-    /// Register a snapshot at the applied index: its conf state and membership table are the node's
-    /// current ones, which are exactly those at the applied index (conf changes are applied in this loop).
-    fn register_snapshot(&mut self) -> Result<u64, Error> {
-        let applied = self.raw.raft.raft_log.applied;
-        let term = self.raw.raft.raft_log.term(applied).map_err(raft_err)?;
-        let mut snap = Snapshot::default();
-        let meta = snap.mut_metadata();
-        meta.index = applied;
-        meta.term = term;
-        meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-        snap.data = self.membership.encode().into();
-        self.raw.store().register_snapshot(snap);
-        Ok(applied)
-    }
-
-    /// Compact the log once the applied part is long (entries) or large (bytes). A leader keeps the
-    /// entries its active followers still need, up to twice the limits; followers behind that get a
-    /// snapshot.
-    fn maybe_compact(&mut self) -> Result<(), Error> {
-        let first = self.raw.raft.raft_log.first_index();
-        if std::mem::take(&mut self.conf_changed) && first > 1 {
-            self.register_snapshot()?;
-        }
-        let applied = self.raw.raft.raft_log.applied;
-        let kept = applied.saturating_add(1).saturating_sub(first);
-        if kept < self.cfg.compact_log_entries && self.log_bytes < self.cfg.compact_log_bytes {
-            return Ok(());
-        }
-        let mut target = applied;
-        if self.is_leader() {
-            let id = self.cfg.id;
-            let slowest = self
-                .raw
-                .raft
-                .prs()
-                .iter()
-                .filter(|&(&peer, pr)| peer != id && pr.recent_active)
-                .map(|(_, pr)| pr.matched)
-                .min();
-            if let Some(slowest) = slowest {
-                let hard_floor =
-                    applied.saturating_sub(self.cfg.compact_log_entries.saturating_mul(2));
-                let oversized = self.log_bytes >= self.cfg.compact_log_bytes.saturating_mul(2);
-                if !oversized {
-                    target = target.min(slowest.max(hard_floor));
-                }
-            }
-        }
-        if target < first {
-            return Ok(());
-        }
-        // The state machine must hold everything the dropped entries carried.
-        self.sm.flush()?;
-        self.register_snapshot()?;
-        self.raw.store().compact(target + 1)?;
-        self.counters.compactions += 1;
-        let dropped = target + 1 - first;
-        self.log_bytes = self
-            .log_bytes
-            .saturating_sub(self.log_bytes.saturating_mul(dropped) / kept.max(1));
-        tracing::debug!(
-            node = self.cfg.id,
-            first_index = target + 1,
-            "compacted raft log"
-        );
-        Ok(())
     }
 
     fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
