@@ -399,6 +399,11 @@ async fn a_learner_is_added_caught_up_promoted_and_an_old_node_removed() {
     let s = cluster.site(4).status().await.expect("status of node 4");
     assert!(s.membership.removed.contains(&gone), "{s:?}");
     assert!(s.voters.contains(&4), "{s:?}");
+    // The leader's log was compacted before node 4 existed: it caught up from a snapshot.
+    assert!(s.counters.snapshots_installed >= 1, "{s:?}");
+    // Node 4 learned every member's addresses from the log and the snapshot.
+    assert!(s.membership.members.keys().all(|id| *id != gone), "{s:?}");
+    assert!(s.membership.members.contains_key(&leader_id), "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -550,4 +555,45 @@ async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_follower_resumes_from_its_state_and_the_compacted_log() {
+    let mut cluster = Cluster::start(3, 100).await;
+    let leader_id = cluster.leader(Duration::from_secs(10)).await;
+    let leader = cluster.site(leader_id);
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|&&id| id != leader_id)
+        .expect("follower");
+    let mut acked = BTreeMap::new();
+    for i in 0..400 {
+        let (k, v) = (format!("r{i:04}"), format!("v{i}"));
+        write(&leader, &k, &v).await.expect("write");
+        acked.insert(k, v);
+    }
+    let index = leader.read_index().await.expect("read index");
+    cluster.converge(index, Duration::from_secs(20)).await;
+    let before = cluster.site(follower).status().await.expect("status");
+    assert!(
+        before.first_index > 1,
+        "the follower compacted its own log: {before:?}"
+    );
+    cluster.stop(follower).await;
+    for i in 400..450 {
+        let (k, v) = (format!("r{i:04}"), format!("v{i}"));
+        write(&leader, &k, &v)
+            .await
+            .expect("write with the follower down");
+        acked.insert(k, v);
+    }
+    cluster.restart(follower).await;
+    // It restarts from its own state (applied before the stop) and its log after the compaction point.
+    let restarted = cluster.site(follower).engine().applied().index;
+    assert!(
+        restarted >= before.applied,
+        "restarted at {restarted}, had {before:?}"
+    );
+    assert_present(&cluster, &acked).await;
 }
