@@ -328,7 +328,10 @@ impl Backend for SiteBackend {
             peer_addr: req.peer_addr,
             client_addr: req.client_addr.unwrap_or_default(),
         };
-        let change = if req.learner {
+        // Adding a current learner as a voter promotes it; its recorded addresses stay as they are.
+        let change = if !req.learner && status.learners.contains(&id) {
+            MembershipChange::Promote(id)
+        } else if req.learner {
             MembershipChange::AddLearner(member)
         } else {
             MembershipChange::AddVoter(member)

@@ -441,8 +441,13 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
     pub fn step(&mut self, mut msg: Message) {
-        if !self.guard_lost_log(&mut msg) {
-            return;
+        match self.guard_lost_log(&mut msg) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(node = self.cfg.id, error = %e, "cannot register a snapshot for a follower");
+                return;
+            }
         }
         if msg.get_msg_type() == MessageType::MsgSnapshot
             && self.staged.as_ref().map(|s| s.0) != Some(msg.get_snapshot().get_metadata().index)

@@ -1,0 +1,237 @@
+//! Growing a running site over HTTP, with the same `serve` code the binary runs (in-process, real sockets):
+//! `POST /v1/cluster/members` on a follower adds node 4 as a learner, node 4 starts with `--join`, catches
+//! up, is promoted, and serves; a removed node's id is refused for ever.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use kvs_raft::cli::{Cli, Command};
+use kvs_raft::config::ServeConfig;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+struct Node {
+    client: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Node {
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("serve task").expect("serve returns Ok");
+        }
+    }
+}
+
+async fn free() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr").to_string();
+    (l, a)
+}
+
+/// Parse `serve` flags exactly as the binary does (no environment, no file).
+fn config(flags: &[String]) -> ServeConfig {
+    let argv: Vec<String> = ["kvs-raft", "serve"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(flags.iter().cloned())
+        .collect();
+    let Command::Serve(args) = Cli::try_parse_from(argv).expect("flags parse").command else {
+        panic!("not serve");
+    };
+    ServeConfig::from_sources(args, &|_| None, &|p| std::fs::read(p)).expect("valid config")
+}
+
+fn start(cfg: ServeConfig, client: TcpListener, peer: TcpListener) -> Node {
+    let (tx, rx) = oneshot::channel::<()>();
+    let client_addr = cfg.listen_client.to_string();
+    let task = tokio::spawn(kvs_raft::serve::serve(cfg, client, peer, async move {
+        let _ = rx.await;
+    }));
+    Node {
+        client: client_addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+async fn http(method: &str, url: &str, body: &str) -> (u16, String) {
+    let client = hyper::Client::new();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(hyper::Body::from(body.to_string()))
+        .expect("request");
+    match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            let bytes = hyper::body::to_bytes(resp.into_body())
+                .await
+                .unwrap_or_default();
+            (status, String::from_utf8_lossy(&bytes).to_string())
+        }
+        other => (0, format!("{other:?}")),
+    }
+}
+
+async fn cluster_view(node: &Node) -> serde_json::Value {
+    let (_, body) = http("GET", &format!("http://{}/v1/cluster", node.client), "").await;
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut listeners = Vec::new();
+    let mut initial = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (c, ca) = free().await;
+        let (p, pa) = free().await;
+        initial.insert(id, pa.clone());
+        listeners.push((id, c, ca, p, pa));
+    }
+    let initial_flag = initial
+        .iter()
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = BTreeMap::new();
+    for (id, c, ca, p, pa) in listeners {
+        let cfg = config(&[
+            "--id".into(),
+            id.to_string(),
+            "--cluster-id".into(),
+            "join-test".into(),
+            "--data-dir".into(),
+            dirs[(id - 1) as usize].path().display().to_string(),
+            "--listen-client".into(),
+            ca,
+            "--listen-peer".into(),
+            pa,
+            "--initial-cluster".into(),
+            initial_flag.clone(),
+        ]);
+        nodes.insert(id, start(cfg, c, p));
+    }
+    let leader = {
+        let n1 = &nodes[&1];
+        let mut leader = 0;
+        wait_for("a leader", Duration::from_secs(15), async || {
+            leader = cluster_view(n1).await["leader"].as_u64().unwrap_or(0);
+            leader != 0
+        })
+        .await;
+        leader
+    };
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    for i in 0..100 {
+        let (s, b) = http(
+            "PUT",
+            &format!("http://{}/v1/kv/before{i}", nodes[&follower].client),
+            "x",
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+    }
+
+    // Add node 4 as a learner through a follower (forwarded to the leader).
+    let (c4, ca4) = free().await;
+    let (p4, pa4) = free().await;
+    let body = format!(r#"{{"id":4,"peer_addr":"{pa4}","client_addr":"{ca4}","learner":true}}"#);
+    let (s, b) = http(
+        "POST",
+        &format!("http://{}/v1/cluster/members", nodes[&follower].client),
+        &body,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let cfg4 = config(&[
+        "--id".into(),
+        "4".into(),
+        "--cluster-id".into(),
+        "join-test".into(),
+        "--data-dir".into(),
+        dirs[3].path().display().to_string(),
+        "--listen-client".into(),
+        ca4.clone(),
+        "--listen-peer".into(),
+        pa4,
+        "--join".into(),
+        format!("http://{}", nodes[&leader].client),
+    ]);
+    nodes.insert(4, start(cfg4, c4, p4));
+    let n4 = ca4.clone();
+    wait_for("node 4 to catch up", Duration::from_secs(20), async || {
+        let (s, b) = http(
+            "GET",
+            &format!("http://{n4}/v1/kv/before99?consistency=stale"),
+            "",
+        )
+        .await;
+        s == 200 && b == "x"
+    })
+    .await;
+    // Promote it (add as voter), then it takes part in the quorum and serves linearizable reads.
+    let (s, b) = http(
+        "POST",
+        &format!("http://{}/v1/cluster/members", nodes[&leader].client),
+        r#"{"id":4,"peer_addr":"ignored for a promotion","learner":false}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let n4 = &nodes[&4];
+    wait_for(
+        "node 4 to apply its promotion",
+        Duration::from_secs(10),
+        async || {
+            let view = cluster_view(n4).await;
+            view["members"].as_array().is_some_and(|ms| {
+                ms.iter()
+                    .any(|m| m["id"] == 4 && m["role"] != "learner" && m["role"].is_string())
+            })
+        },
+    )
+    .await;
+    let (s, b) = http("PUT", &format!("http://{ca4}/v1/kv/after"), "y").await;
+    assert_eq!(s, 200, "write through node 4: {b}");
+    let (s, b) = http("GET", &format!("http://{ca4}/v1/kv/after"), "").await;
+    assert_eq!((s, b.as_str()), (200, "y"));
+
+    // Remove a follower; its id can never come back.
+    let gone = (1..=3).find(|&id| id != leader).expect("follower");
+    let (s, b) = http(
+        "DELETE",
+        &format!("http://{}/v1/cluster/members/{gone}", nodes[&leader].client),
+        "",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = http(
+        "POST",
+        &format!("http://{}/v1/cluster/members", nodes[&leader].client),
+        &format!(r#"{{"id":{gone},"peer_addr":"127.0.0.1:1","learner":true}}"#),
+    )
+    .await;
+    assert_eq!(s, 400, "a removed id was accepted again: {b}");
+    for node in nodes.values_mut() {
+        node.stop().await;
+    }
+}
