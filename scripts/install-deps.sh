@@ -3,8 +3,9 @@
 # everything is already there. Shared by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
 
-# clang/libclang: bindgen for librocksdb-sys; protobuf-compiler: raft-rs's prost codec.
-packages=(clang libclang-dev protobuf-compiler)
+# clang/libclang: bindgen for librocksdb-sys; protobuf-compiler: raft-rs's prost codec;
+# curl: scripts/run.sh talks to the nodes; procps: `kill` for the multi-process tests.
+packages=(clang libclang-dev protobuf-compiler curl procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
