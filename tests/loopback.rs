@@ -243,6 +243,13 @@ async fn a_new_leader_serves_writes_within_3s_of_losing_the_old_one() {
     }
     cluster.stop(old).await;
     let stopped = Instant::now();
+    // A linearizable read already waiting on a follower when its leader vanished is asked again of the
+    // next leader, rather than hanging until the request deadline (5 s).
+    let survivor = cluster.running()[0].clone();
+    let read = tokio::spawn(async move {
+        let r = survivor.read_index().await;
+        (r, stopped.elapsed())
+    });
     // Keep trying writes on the survivors until one is acknowledged.
     let served = loop {
         let mut ok = None;
@@ -263,6 +270,10 @@ async fn a_new_leader_serves_writes_within_3s_of_losing_the_old_one() {
         served.0, served.1
     );
     assert!(served.1 < Duration::from_secs(3), "took {:?}", served.1);
+    let (read, took) = read.await.expect("join");
+    println!("a read waiting across the failover completed after {took:?}");
+    assert!(read.is_ok(), "{read:?}");
+    assert!(took < Duration::from_secs(4), "the read waited {took:?}");
     acked.insert("after".into(), "1".into());
     assert_present(&cluster, &acked).await;
     // The old leader comes back as a follower and catches up.

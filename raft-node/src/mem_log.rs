@@ -14,6 +14,9 @@ pub struct MemLog {
     store: MemStorage,
     registered: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
     membership: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Index and term of the last compacted entry: `MemStorage` forgets `term(first_index - 1)` after
+    /// `compact`, but raft-rs needs it (as `LogStore` keeps it), e.g. to find a conflict after a rejection.
+    boundary: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
 }
 
 impl MemLog {
@@ -37,9 +40,20 @@ impl raft::Storage for MemLog {
         max_size: impl Into<Option<u64>>,
         context: raft::GetEntriesContext,
     ) -> raft::Result<Vec<raft::prelude::Entry>> {
+        // An empty range inside the log (`MemStorage` would index an empty vector after a snapshot).
+        if low == high && low >= self.store.first_index()? && low <= self.store.last_index()? + 1 {
+            return Ok(Vec::new());
+        }
         self.store.entries(low, high, max_size, context)
     }
     fn term(&self, idx: u64) -> raft::Result<u64> {
+        let (index, term) = *self
+            .boundary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idx == index && index > 0 {
+            return Ok(term);
+        }
         self.store.term(idx)
     }
     fn first_index(&self) -> raft::Result<u64> {
@@ -86,11 +100,23 @@ impl LogStorage for MemLog {
         }
         Ok(())
     }
+    /// Keeps at least the last entry: an emptied `MemStorage` would answer `last_index` 0 (unlike
+    /// `LogStore`, which keeps the last index and term of an empty log). Compaction is advisory, so
+    /// dropping one entry fewer changes nothing else.
     fn compact(&self, compact_index: u64) -> Result<(), Error> {
-        self.store
-            .wl()
-            .compact(compact_index)
-            .map_err(|e| Error::Storage(e.to_string()))
+        let err = |e: raft::Error| Error::Storage(e.to_string());
+        let compact_index = compact_index.min(raft::Storage::last_index(self).map_err(err)?);
+        if compact_index <= raft::Storage::first_index(self).map_err(err)? {
+            return Ok(());
+        }
+        let last = compact_index.saturating_sub(1);
+        let term = raft::Storage::term(self, last).map_err(err)?;
+        self.store.wl().compact(compact_index).map_err(err)?;
+        *self
+            .boundary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (last, term);
+        Ok(())
     }
     fn register_snapshot(&self, snapshot: Snapshot) {
         *self

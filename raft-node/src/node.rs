@@ -69,6 +69,9 @@ pub trait StagedImage: Send {
 
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 
+/// Reads still waiting for their read index are asked again this often (ticks).
+const READ_RETRY_TICKS: u64 = 3;
+
 /// The closed set of requests the node serves. Raft messages go through [`Node::step`].
 pub enum Command {
     /// Replicate and apply one command; the reply carries its result.
@@ -243,6 +246,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     conf_changed: bool,
     /// Messages the node itself adds outside raft-rs (the lost-log notice); sent with the next Ready's.
     extra_out: Vec<Message>,
+    /// (term, leader) when pending reads were last sent; a change re-sends those still without an index.
+    read_epoch: (u64, u64),
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -334,6 +339,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             log_bytes: 0,
             conf_changed: false,
             extra_out: Vec::new(),
+            read_epoch: (0, 0),
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -560,6 +566,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     pub fn tick(&mut self) {
         self.raw.tick();
         self.ticks += 1;
+        if self.ticks % READ_RETRY_TICKS == 0 {
+            self.resend_waiting_reads();
+        }
         let deadline = self.ticks.saturating_sub(self.cfg.request_timeout_ticks);
         let expired: Vec<u64> = self
             .pending
@@ -656,7 +665,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             // 3. Read states: reads become servable once applied reaches their index.
             for rs in rd.take_read_states() {
                 if let Some(r) = self.reads.get_mut(&rs.request_ctx) {
-                    r.index = Some(rs.index);
+                    r.index.get_or_insert(rs.index);
                 }
             }
             // 4. Persist new entries and hard state in one synced write.
@@ -697,6 +706,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             self.raw.advance_apply();
             self.maybe_compact()?;
         }
+        self.reissue_reads();
         self.serve_reads();
         Ok(out)
     }
@@ -827,6 +837,36 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 }
                 _ => p.replies.into_iter().for_each(|r| r(Err(Error::Dropped))),
             }
+        }
+    }
+
+    /// A ReadIndex is lost without an answer when there is no leader, when the leader it went to dies, or
+    /// when it reaches a leader that has not committed an entry of its term yet (raft-rs drops it then).
+    /// Reads still waiting for their index are therefore asked again as soon as the term or the leader
+    /// changes, and every [`READ_RETRY_TICKS`] ticks, instead of waiting for the request timeout. A read
+    /// answered twice uses the first index (either is a valid read point: both were taken after the request
+    /// arrived).
+    fn reissue_reads(&mut self) {
+        let now = (self.raw.raft.term, self.raw.raft.leader_id);
+        if now == self.read_epoch {
+            return;
+        }
+        self.read_epoch = now;
+        self.resend_waiting_reads();
+    }
+
+    fn resend_waiting_reads(&mut self) {
+        if self.raw.raft.leader_id == raft::INVALID_ID {
+            return; // no leader yet: ask again once one is known
+        }
+        let waiting: Vec<Vec<u8>> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_none())
+            .map(|(ctx, _)| ctx.clone())
+            .collect();
+        for ctx in waiting {
+            self.raw.read_index(ctx);
         }
     }
 

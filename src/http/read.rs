@@ -4,8 +4,10 @@
 //! * `consistency=stale`: no barrier; whatever this replica applied (the answer says how stale).
 //! * explicit `at` in the past: a snapshot read. Once the local applied ts has passed `at` the state at
 //!   `at` is final, so any replica serves it locally ([`Backend::wait_applied_ts`]), no forwarding.
-//! * otherwise (`linearizable`, default, or `lease`): a read barrier; a follower's barrier answers
-//!   `NotLeader` and the request is forwarded to the leader.
+//! * otherwise (`linearizable`, default, or `lease`): a read barrier. A linearizable barrier works on any
+//!   replica (a follower's ReadIndex asks the leader for the commit index, then waits until it has applied
+//!   that far); a lease barrier only on the leader: elsewhere it answers `NotLeader` and the request is
+//!   forwarded to the leader.
 //!
 //! Without `at` the read sees the latest applied state after the barrier (engine `at = u64::MAX`), not
 //! the wall clock: the hybrid-logical commit ts may run ahead of this node's clock, and a linearizable

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use raft_node::linearizability::{self, CheckResult, Event, Model, Op, Outcome, Ret};
 use raft_node::mem_log::MemLog;
-use raft_node::{Command, Error, Node, NodeConfig, Role, StateMachine};
+use raft_node::{Command, Error, Node, NodeConfig, Role, StagedImage, StateMachine};
 
 use crate::net::Net;
 use crate::rng::Rng;
@@ -28,6 +28,8 @@ pub struct SimConfig {
     pub settle_ms: u64,
     /// Treat a node error (e.g. an injected failpoint) as a crash of that node instead of a failure.
     pub crash_on_error: bool,
+    /// Log compaction threshold (entries): small, so snapshots are sent in most runs.
+    pub compact_log_entries: u64,
 }
 
 impl SimConfig {
@@ -39,15 +41,51 @@ impl SimConfig {
             active_ms: 12_000,
             settle_ms: 15_000,
             crash_on_error: false,
+            compact_log_entries: 16 + seed % 48,
         }
     }
 }
 
-/// The simulated state machine: the checker's sequential model, plus the applied index.
-#[derive(Default)]
+/// A state machine image as it exists somewhere: the model and its applied (index, ts).
+type Image = (Model, (u64, u64));
+
+/// Images "on the wire": a snapshot's single chunk is a token naming one of these (the sim does not
+/// serialize the model; the token travels through the real `StagedImage` / `install_snapshot` path).
+pub type Images = Arc<Mutex<BTreeMap<u64, Image>>>;
+
+/// The simulated state machine: the checker's sequential model, plus the applied index. `flush` and
+/// `install_snapshot` write a durable copy (`disk`, which survives a crash like the `MemLog`); a restarted
+/// node starts from that copy and replays the log after it.
 pub struct KvMachine {
     model: Model,
     applied: (u64, u64),
+    disk: Arc<Mutex<Option<Image>>>,
+    images: Images,
+}
+
+impl KvMachine {
+    fn restore(disk: Arc<Mutex<Option<Image>>>, images: Images) -> Self {
+        let (model, applied) = disk.lock().unwrap().clone().unwrap_or_default();
+        KvMachine {
+            model,
+            applied,
+            disk,
+            images,
+        }
+    }
+
+    fn image(&self) -> Image {
+        (self.model.clone(), self.applied)
+    }
+}
+
+/// A received image in the simulator: one chunk carrying the token of an entry in [`Images`].
+pub struct SimImage(pub u64);
+
+impl StagedImage for SimImage {
+    fn chunks(&self) -> Box<dyn Iterator<Item = Vec<u8>> + '_> {
+        Box::new(std::iter::once(self.0.to_be_bytes().to_vec()))
+    }
 }
 
 impl StateMachine for KvMachine {
@@ -76,17 +114,30 @@ impl StateMachine for KvMachine {
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        Ok(()) // volatile by design: a crashed node rebuilds it by replaying the log
+        *self.disk.lock().unwrap() = Some(self.image());
+        Ok(())
     }
 
     fn install_snapshot(
         &mut self,
-        _image: &mut dyn Iterator<Item = Vec<u8>>,
+        image: &mut dyn Iterator<Item = Vec<u8>>,
     ) -> Result<(u64, u64), Error> {
-        // Runs are far shorter than the compaction threshold, so no snapshot is ever sent.
-        Err(Error::StateMachine(
-            "the simulator never compacts its log".into(),
-        ))
+        let token = image
+            .next()
+            .and_then(|c| <[u8; 8]>::try_from(c.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or(Error::StateMachine("bad simulated image".into()))?;
+        let (model, applied) = self
+            .images
+            .lock()
+            .unwrap()
+            .get(&token)
+            .cloned()
+            .ok_or(Error::StateMachine("unknown simulated image".into()))?;
+        self.model = model;
+        self.applied = applied;
+        *self.disk.lock().unwrap() = Some(self.image());
+        Ok(applied)
     }
 }
 
@@ -202,6 +253,10 @@ pub struct Sim {
     now: u64,
     nodes: BTreeMap<u64, Option<Node<MemLog, KvMachine>>>,
     logs: BTreeMap<u64, MemLog>,
+    disks: BTreeMap<u64, Arc<Mutex<Option<Image>>>>,
+    images: Images,
+    next_image: u64,
+    snapshots: u64,
     restart_at: BTreeMap<u64, u64>,
     net: Net,
     clients: Vec<Client>,
@@ -222,14 +277,21 @@ pub struct Stats {
     partitions: u64,
     sent: u64,
     dropped: u64,
+    snapshots: u64,
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} ops, {} crashes ({} injected), {} partitions, {} msgs ({} dropped)",
-            self.ops, self.crashes, self.error_crashes, self.partitions, self.sent, self.dropped
+            "{} ops, {} crashes ({} injected), {} partitions, {} msgs ({} dropped), {} snapshots",
+            self.ops,
+            self.crashes,
+            self.error_crashes,
+            self.partitions,
+            self.sent,
+            self.dropped,
+            self.snapshots
         )
     }
 }
@@ -266,6 +328,10 @@ impl Sim {
             now: 0,
             nodes: BTreeMap::new(),
             logs,
+            disks: BTreeMap::new(),
+            images: Images::default(),
+            next_image: 0,
+            snapshots: 0,
             restart_at: BTreeMap::new(),
             net,
             clients,
@@ -288,25 +354,52 @@ impl Sim {
         let timeout = self.rng.range(10, 20) as usize;
         let cfg = NodeConfig {
             election_timeout_range: Some((timeout, timeout + 1)),
+            // Compact often, so crashed and partitioned nodes come back behind the log and need snapshots.
+            compact_log_entries: self.cfg.compact_log_entries,
             ..NodeConfig::new(id)
         };
+        let disk = self.disks.entry(id).or_default().clone();
         let node = Node::new(
             cfg,
             self.logs[&id].clone(),
-            KvMachine::default(),
+            KvMachine::restore(disk, self.images.clone()),
             &self.logger,
         )
         .unwrap_or_else(|e| panic!("node {id} cannot start from its persisted log: {e}"));
         self.nodes.insert(id, Some(node));
     }
 
-    /// Crash a node: it loses everything but its persisted log (the state machine is volatile here and is
-    /// rebuilt by replay), and every request waiting on it gets an explicit failure.
+    /// Crash a node: it loses everything but its persisted log and the state machine's durable copy (it
+    /// replays the log after that copy), and every request waiting on it gets an explicit failure.
     fn crash(&mut self, id: u64, down_ms: u64) {
         if let Some(mut node) = self.nodes.insert(id, None).flatten() {
             node.fail_all();
             self.crashes += 1;
             self.restart_at.insert(id, self.now + down_ms);
+        }
+    }
+
+    /// A snapshot reaches its follower with an image of the sender's state machine taken now (as the TCP
+    /// transport streams one), and the sender learns the outcome (raft-rs waits for it).
+    fn deliver_snapshot(&mut self, msg: raft::prelude::Message) {
+        let (from, to) = (msg.from, msg.to);
+        let image = match self.nodes.get(&from) {
+            Some(Some(sender)) => sender.state_machine().image(),
+            _ => return, // the sender crashed meanwhile; its successor starts afresh
+        };
+        let Some(Some(receiver)) = self.nodes.get_mut(&to) else {
+            return self.report_snapshot(from, to, false);
+        };
+        self.next_image += 1;
+        self.images.lock().unwrap().insert(self.next_image, image);
+        receiver.step_snapshot(msg, Box::new(SimImage(self.next_image)));
+        self.snapshots += 1;
+        self.report_snapshot(from, to, true);
+    }
+
+    fn report_snapshot(&mut self, from: u64, to: u64, delivered: bool) {
+        if let Some(Some(sender)) = self.nodes.get_mut(&from) {
+            sender.report_snapshot(to, delivered);
         }
     }
 
@@ -503,9 +596,17 @@ impl Sim {
             self.restart_at.remove(&id);
             self.start(id);
         }
-        for msg in self.net.due(self.now) {
-            if let Some(Some(node)) = self.nodes.get_mut(&msg.to) {
+        let (due, cut) = self.net.due_and_cut(self.now);
+        for msg in due {
+            if msg.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                self.deliver_snapshot(msg);
+            } else if let Some(Some(node)) = self.nodes.get_mut(&msg.to) {
                 node.step(msg);
+            }
+        }
+        for msg in cut {
+            if msg.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                self.report_snapshot(msg.from, msg.to, false);
             }
         }
         if self.now % TICK_MS == 0 {
@@ -535,7 +636,11 @@ impl Sim {
             self.crash(id, down);
         }
         for msg in outgoing {
-            self.net.send(msg, self.now, &mut self.rng);
+            let (from, to) = (msg.from, msg.to);
+            let snapshot = msg.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
+            if !self.net.send(msg, self.now, &mut self.rng) && snapshot {
+                self.report_snapshot(from, to, false);
+            }
         }
         let answers = std::mem::take(&mut *self.inbox.lock().unwrap());
         for (client, request, answer) in answers {
@@ -655,10 +760,17 @@ impl Sim {
         let nodes: Vec<&Node<MemLog, KvMachine>> = self.nodes.values().flatten().collect();
         // Log matching: identical logs up to the commit index (all nodes converged on it).
         let commit = nodes[0].status().commit;
+        // Below every node's first index the entries are compacted into the state machines.
+        let low = nodes
+            .iter()
+            .map(|n| n.status().first_index)
+            .max()
+            .unwrap_or(1)
+            .min(commit + 1);
         let first = &self.logs[&nodes[0].id()];
         let reference = raft::Storage::entries(
             first,
-            1,
+            low,
             commit + 1,
             None,
             raft::GetEntriesContext::empty(false),
@@ -667,7 +779,7 @@ impl Sim {
         for n in &nodes[1..] {
             let log = raft::Storage::entries(
                 &self.logs[&n.id()],
-                1,
+                low,
                 commit + 1,
                 None,
                 raft::GetEntriesContext::empty(false),
@@ -745,6 +857,7 @@ impl Sim {
             partitions: self.partitions,
             sent: self.net.sent,
             dropped: self.net.dropped,
+            snapshots: self.snapshots,
         })
     }
 

@@ -44,9 +44,11 @@ impl Net {
         self.blocked.clear();
     }
 
-    pub fn send(&mut self, msg: Message, now: u64, rng: &mut Rng) {
+    /// Returns whether at least one copy is on its way.
+    pub fn send(&mut self, msg: Message, now: u64, rng: &mut Rng) -> bool {
         self.sent += 1;
         let copies = if rng.chance(self.dup_percent) { 2 } else { 1 };
+        let mut queued = false;
         for _ in 0..copies {
             if self.blocked(msg.from, msg.to) || rng.chance(self.drop_percent) {
                 self.dropped += 1;
@@ -55,15 +57,17 @@ impl Net {
             let at = now + 1 + rng.below(self.max_delay_ms.max(1));
             self.seq += 1;
             self.queue.insert((at, self.seq), msg.clone());
+            queued = true;
         }
+        queued
     }
 
-    /// Messages due at `now`, in delivery order, minus those whose link was cut meanwhile.
-    pub fn due(&mut self, now: u64) -> Vec<Message> {
+    /// Messages due at `now`, in delivery order, split into those delivered and those whose link was cut
+    /// meanwhile (dropped).
+    pub fn due_and_cut(&mut self, now: u64) -> (Vec<Message>, Vec<Message>) {
         let later = self.queue.split_off(&(now + 1, 0));
         let due = std::mem::replace(&mut self.queue, later);
         due.into_values()
-            .filter(|m| !self.blocked.contains(&(m.from, m.to)))
-            .collect()
+            .partition(|m| !self.blocked.contains(&(m.from, m.to)))
     }
 }
