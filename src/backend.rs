@@ -67,9 +67,8 @@ impl SiteBackend {
     /// The client address of `id` (the leader, usually), from the latest membership table.
     fn client_addr(&self, id: Option<u64>) -> Option<String> {
         let id = id?;
-        let status = self.cached()?;
-        status
-            .membership
+        self.site
+            .membership()
             .members
             .get(&id)
             .map(|m| m.client_addr.clone())

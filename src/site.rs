@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -95,6 +95,7 @@ pub struct Site {
     sender: NodeSender,
     transport: TransportHandle,
     known_peers: BTreeMap<u64, String>,
+    membership: Arc<RwLock<Membership>>,
     request_timeout: Duration,
 }
 
@@ -151,6 +152,8 @@ struct PeerTransport {
     handle: TransportHandle,
     /// Peers known from configuration, kept until the membership table knows them itself.
     known: BTreeMap<u64, String>,
+    /// The latest table, for callers outside the loop (leader address lookups).
+    shared: Arc<RwLock<Membership>>,
 }
 
 impl Transport for PeerTransport {
@@ -159,6 +162,7 @@ impl Transport for PeerTransport {
     }
 
     fn members_changed(&mut self, membership: &Membership) {
+        *self.shared.write().unwrap_or_else(PoisonError::into_inner) = membership.clone();
         let mut peers: BTreeMap<u64, String> = self
             .known
             .iter()
@@ -293,11 +297,13 @@ impl Site {
             &logger,
         )
         .context("start the raft node")?;
+        let membership = Arc::new(RwLock::new(Membership::default()));
         let peer_transport = PeerTransport {
             id: cfg.id,
             tcp,
             handle: transport.clone(),
             known: cfg.known_peers.clone(),
+            shared: membership.clone(),
         };
         let handle = runner::spawn(
             node,
@@ -319,6 +325,7 @@ impl Site {
             sender,
             transport,
             known_peers: cfg.known_peers,
+            membership,
             request_timeout: cfg.request_timeout,
         })
     }
@@ -333,6 +340,14 @@ impl Site {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The membership table as of the node loop's last change (addresses, removed ids).
+    pub fn membership(&self) -> Membership {
+        self.membership
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn transport_counters(&self) -> TransportCounters {

@@ -211,7 +211,12 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
     )
     .await;
     let (s, b) = http("PUT", &format!("http://{ca4}/v1/kv/after"), "y").await;
-    assert_eq!(s, 200, "write through node 4: {b}");
+    assert_eq!(
+        s,
+        200,
+        "write through node 4: {b}; node 4 sees {}",
+        cluster_view(&nodes[&4]).await
+    );
     let (s, b) = http("GET", &format!("http://{ca4}/v1/kv/after"), "").await;
     assert_eq!((s, b.as_str()), (200, "y"));
 

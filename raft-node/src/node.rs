@@ -248,6 +248,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     extra_out: Vec<Message>,
     /// (term, leader) when pending reads were last sent; a change re-sends those still without an index.
     read_epoch: (u64, u64),
+    /// Addresses peers announced on their handshakes: id → (peer, client).
+    learned: BTreeMap<u64, (String, String)>,
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -340,6 +342,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             conf_changed: false,
             extra_out: Vec::new(),
             read_epoch: (0, 0),
+            learned: BTreeMap::new(),
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -417,9 +420,22 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// Record addresses a peer announced on its handshake (not replicated; refreshed by every handshake).
     pub fn learn_addresses(&mut self, id: u64, peer_addr: &str, client_addr: &str) {
+        // Kept even for ids the table does not know yet (a joining node hears from the leader before its
+        // snapshot brings the table), and applied again whenever the table is replaced.
+        self.learned
+            .insert(id, (peer_addr.to_string(), client_addr.to_string()));
         if self.membership.learn(id, peer_addr, client_addr) {
             self.membership_changed = true;
         }
+    }
+
+    /// Install a new membership table, with the addresses peers announced on their handshakes.
+    fn set_membership(&mut self, mut membership: Membership) {
+        for (id, (peer, client)) in &self.learned {
+            membership.learn(*id, peer, client);
+        }
+        self.membership = membership;
+        self.membership_changed = true;
     }
 
     /// Deliver a MsgSnapshot together with the state machine image that came with it. The image is
@@ -812,8 +828,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             snapshot: None,
         };
         self.raw.store().persist(&write)?;
-        self.membership = membership;
-        self.membership_changed = true;
+        self.set_membership(membership);
         self.conf_changed = true;
         Ok(cs)
     }

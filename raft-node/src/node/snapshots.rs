@@ -34,8 +34,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             )));
         }
         self.hlc.observe(applied_ts);
-        self.membership = membership;
-        self.membership_changed = true;
+        self.set_membership(membership);
         self.log_bytes = 0;
         self.counters.snapshots_installed += 1;
         // Registered so this node, if it leads, can send the same snapshot on.
