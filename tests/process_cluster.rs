@@ -30,6 +30,25 @@ async fn three_nodes(name: &str, http: &Http) -> (Cluster, u64, u64) {
     (cluster, leader, term)
 }
 
+/// Three nodes under the standard load (6 writers, 3 linearizable readers) for 1.5 s, ready for a fault.
+async fn three_nodes_under_load(name: &str, http: &Http) -> (Cluster, u64, u64, Clock, Load) {
+    let (cluster, leader, term) = three_nodes(name, http).await;
+    let clock = Clock::new();
+    let load = Load::start(
+        http,
+        clock,
+        &LoadSpec {
+            writers: 6,
+            readers: 3,
+            targets: cluster.targets(),
+            probes: vec![],
+            timeout: Duration::from_secs(3),
+        },
+    );
+    run_for(Duration::from_millis(1500)).await;
+    (cluster, leader, term, clock, load)
+}
+
 fn others(all: &[u64], but: u64) -> Vec<u64> {
     all.iter().copied().filter(|&id| id != but).collect()
 }
@@ -96,20 +115,7 @@ async fn writes_sent_to_followers_succeed_and_are_linearizable_everywhere() {
 async fn sigkill_leader_under_load() {
     let name = "sigkill";
     let http = Http::new(Duration::from_secs(10));
-    let (mut cluster, leader, term) = three_nodes(name, &http).await;
-    let clock = Clock::new();
-    let load = Load::start(
-        &http,
-        clock,
-        &LoadSpec {
-            writers: 6,
-            readers: 3,
-            targets: cluster.targets(),
-            probes: vec![],
-            timeout: Duration::from_secs(3),
-        },
-    );
-    run_for(Duration::from_millis(1500)).await;
+    let (mut cluster, leader, term, clock, load) = three_nodes_under_load(name, &http).await;
 
     let killed_at = clock.now_us();
     cluster.kill9(leader);
@@ -387,20 +393,7 @@ async fn checkpoint_semantics_over_http() {
 async fn sigterm_leader_under_load() {
     let name = "sigterm";
     let http = Http::new(Duration::from_secs(10));
-    let (mut cluster, leader, term) = three_nodes(name, &http).await;
-    let clock = Clock::new();
-    let load = Load::start(
-        &http,
-        clock,
-        &LoadSpec {
-            writers: 6,
-            readers: 3,
-            targets: cluster.targets(),
-            probes: vec![],
-            timeout: Duration::from_secs(3),
-        },
-    );
-    run_for(Duration::from_millis(1500)).await;
+    let (mut cluster, leader, term, clock, load) = three_nodes_under_load(name, &http).await;
 
     let term_at = clock.now_us();
     cluster.sigterm(leader);
