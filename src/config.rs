@@ -681,11 +681,13 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
         let n = int_in(s, 1, 1000)?;
         usize::try_from(n).map_err(|_| "too large for this platform".to_string())
     };
-    let tick = l.get("tick", "100ms", |s| {
+    // 20 ms ticks, heartbeats every 100 ms, elections after 1–2 s (as etcd's defaults), drawn from 50
+    // distinct timeouts: two survivors rarely time out in the same tick and split the vote.
+    let tick = l.get("tick", "20ms", |s| {
         duration_in(s, Duration::from_millis(1), Duration::from_secs(10))
     })?;
-    let election_ticks = l.get("election_ticks", "10", ticks)?;
-    let heartbeat_ticks = l.get("heartbeat_ticks", "3", ticks)?;
+    let election_ticks = l.get("election_ticks", "50", ticks)?;
+    let heartbeat_ticks = l.get("heartbeat_ticks", "5", ticks)?;
     if election_ticks.v <= heartbeat_ticks.v {
         return Err(ConfigError::Rule(format!(
             "{} ({}) must be greater than {} ({}): followers would start elections between heartbeats",

@@ -66,9 +66,11 @@ impl SiteConfig {
             peer_secret: Vec::new(),
             sync: SyncMode::Batch,
             engine: EngineConfig::default(),
-            tick: Duration::from_millis(100),
-            election_ticks: 10,
-            heartbeat_ticks: 3,
+            // As the serve defaults (src/config.rs): heartbeats every 100 ms, elections after 1–2 s, from
+            // 50 distinct timeouts.
+            tick: Duration::from_millis(20),
+            election_ticks: 50,
+            heartbeat_ticks: 5,
             compact_log_entries: 10_000,
             compact_log_bytes: 64 << 20,
             max_inflight_commands: 20_000,

@@ -1,7 +1,7 @@
 //! Multi-process fault tests (SPEC §2, §3, §5, §9): three `kvs-raft serve` processes on loopback, driven
 //! over HTTP, with the leader SIGKILLed, SIGSTOPped or SIGTERMed under concurrent client load. Every
 //! client history is checked with `raft_node::linearizability::check`, and after each fault every node
-//! must hold every acknowledged write. Default timing: 100 ms ticks, 10-tick elections.
+//! must hold every acknowledged write. Default timing: 20 ms ticks, 100 ms heartbeats, 1–2 s elections.
 //!
 //! Each test has its own ports and directories, so the tests may run in parallel. On failure the tail
 //! of every node's log is printed.

@@ -69,9 +69,6 @@ pub trait StagedImage: Send {
 
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 
-/// Reads still waiting for their read index are asked again this often (ticks).
-const READ_RETRY_TICKS: u64 = 3;
-
 /// The closed set of requests the node serves. Raft messages go through [`Node::step`].
 pub enum Command {
     /// Replicate and apply one command; the reply carries its result.
@@ -582,7 +579,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     pub fn tick(&mut self) {
         self.raw.tick();
         self.ticks += 1;
-        if self.ticks % READ_RETRY_TICKS == 0 {
+        // Reads still waiting for their read index are asked again once per heartbeat interval.
+        let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
+        if self.ticks % heartbeat == 0 {
             self.resend_waiting_reads();
         }
         let deadline = self.ticks.saturating_sub(self.cfg.request_timeout_ticks);
@@ -858,7 +857,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// A ReadIndex is lost without an answer when there is no leader, when the leader it went to dies, or
     /// when it reaches a leader that has not committed an entry of its term yet (raft-rs drops it then).
     /// Reads still waiting for their index are therefore asked again as soon as the term or the leader
-    /// changes, and every [`READ_RETRY_TICKS`] ticks, instead of waiting for the request timeout. A read
+    /// changes, and once per heartbeat interval, instead of waiting for the request timeout. A read
     /// answered twice uses the first index (either is a valid read point: both were taken after the request
     /// arrived).
     fn reissue_reads(&mut self) {

@@ -93,9 +93,9 @@ fn config_dev_default_without_any_flag() {
                 max_inflight_proposals: 20_000,
             },
             raft: RaftTuning {
-                tick: Duration::from_millis(100),
-                election_ticks: 10,
-                heartbeat_ticks: 3,
+                tick: Duration::from_millis(20),
+                election_ticks: 50,
+                heartbeat_ticks: 5,
                 compact_log_entries: 10_000,
                 compact_log_bytes: 64 << 20,
             },
