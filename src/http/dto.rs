@@ -452,56 +452,54 @@ pub struct CheckpointResp {
     pub ts: u64,
 }
 
-/// A byte string as `name` (UTF-8) or `name_b64`.
-#[derive(Debug, Default, Serialize)]
-pub struct KeyText {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_b64: Option<String>,
+/// A byte string as `"<name>": "utf-8 text"` or, when it is not UTF-8, `"<name>_b64": "base64"`; flattened
+/// into the enclosing object (keys, values, checkpoint data). An absent value (`Default`) writes nothing.
+#[derive(Debug, Default)]
+pub struct Text {
+    name: &'static str,
+    b64_name: &'static str,
+    utf8: Option<String>,
+    b64: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct ValueText {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_b64: Option<String>,
-}
+impl Text {
+    fn new(name: &'static str, b64_name: &'static str, bytes: Vec<u8>) -> Self {
+        let (utf8, b64) = match String::from_utf8(bytes) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(encode_b64(e.as_bytes()))),
+        };
+        Text {
+            name,
+            b64_name,
+            utf8,
+            b64,
+        }
+    }
 
-#[derive(Debug, Default, Serialize)]
-pub struct DataText {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_b64: Option<String>,
-}
+    pub fn key(bytes: Vec<u8>) -> Self {
+        Text::new("key", "key_b64", bytes)
+    }
 
-fn split_text(bytes: Vec<u8>) -> (Option<String>, Option<String>) {
-    match String::from_utf8(bytes) {
-        Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(encode_b64(e.as_bytes()))),
+    pub fn value(bytes: Vec<u8>) -> Self {
+        Text::new("value", "value_b64", bytes)
+    }
+
+    pub fn data(bytes: Vec<u8>) -> Self {
+        Text::new("data", "data_b64", bytes)
     }
 }
 
-impl KeyText {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        let (key, key_b64) = split_text(bytes);
-        KeyText { key, key_b64 }
-    }
-}
-
-impl ValueText {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        let (value, value_b64) = split_text(bytes);
-        ValueText { value, value_b64 }
-    }
-}
-
-impl DataText {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        let (data, data_b64) = split_text(bytes);
-        DataText { data, data_b64 }
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(text) = &self.utf8 {
+            map.serialize_entry(self.name, text)?;
+        }
+        if let Some(b64) = &self.b64 {
+            map.serialize_entry(self.b64_name, b64)?;
+        }
+        map.end()
     }
 }
 
@@ -509,9 +507,9 @@ impl DataText {
 #[derive(Debug, Serialize)]
 pub struct ItemDto {
     #[serde(flatten)]
-    pub key: KeyText,
+    pub key: Text,
     #[serde(flatten)]
-    pub value: ValueText,
+    pub value: Text,
     pub ts: u64,
     pub epoch: u64,
 }
@@ -519,8 +517,8 @@ pub struct ItemDto {
 impl ItemDto {
     pub fn new((key, v): (Vec<u8>, engine::Versioned)) -> Self {
         ItemDto {
-            key: KeyText::new(key),
-            value: ValueText::new(v.value),
+            key: Text::key(key),
+            value: Text::value(v.value),
             ts: v.ts,
             epoch: v.epoch,
         }
@@ -555,7 +553,7 @@ pub struct CrossingResp {
     pub epoch: u64,
     pub ts: u64,
     #[serde(flatten)]
-    pub data: DataText,
+    pub data: Text,
 }
 
 /// The outcome of one op inside a txn or a batch, tagged with the op kind.
@@ -582,7 +580,7 @@ pub enum OutcomeDto {
     Get {
         found: bool,
         #[serde(flatten)]
-        value: ValueText,
+        value: Text,
         #[serde(skip_serializing_if = "Option::is_none")]
         ts: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -604,13 +602,13 @@ impl From<engine::OpOutcome> for OutcomeDto {
             O::Checkpointed { epoch, ts } => OutcomeDto::Checkpoint { epoch, ts },
             O::Read(None) => OutcomeDto::Get {
                 found: false,
-                value: ValueText::default(),
+                value: Text::default(),
                 ts: None,
                 epoch: None,
             },
             O::Read(Some(v)) => OutcomeDto::Get {
                 found: true,
-                value: ValueText::new(v.value),
+                value: Text::value(v.value),
                 ts: Some(v.ts),
                 epoch: Some(v.epoch),
             },

@@ -10,8 +10,8 @@ use super::backend::Backend;
 use super::body::{ok, parse_json};
 use super::context::{Ctx, Origin};
 use super::dto::{
-    self, BatchItem, BatchReq, BatchResp, CheckpointReq, CheckpointResp, CrossingResp, DataText,
-    DeleteResp, EntityResp, IncrResp, ItemDto, OutcomeDto, TxnReq, TxnResp, WriteResp,
+    self, BatchItem, BatchReq, BatchResp, CheckpointReq, CheckpointResp, CrossingResp, DeleteResp,
+    EntityResp, IncrResp, ItemDto, OutcomeDto, Text, TxnReq, TxnResp, WriteResp,
 };
 use super::error::ApiError;
 use super::params::{path_segment, request_key, Query};
@@ -240,7 +240,7 @@ pub async fn crossed<B: Backend>(
         Some(c) if c.ts <= snap.at => Ok(ok(&CrossingResp {
             epoch: c.epoch,
             ts: c.ts,
-            data: DataText::new(c.data),
+            data: Text::data(c.data),
         })),
         _ => Err(ApiError::not_found(
             "checkpoint_not_found",
