@@ -165,27 +165,27 @@ impl Transport for PeerTransport {
 
     fn members_changed(&mut self, membership: &Membership) {
         *self.shared.write().unwrap_or_else(PoisonError::into_inner) = membership.clone();
-        let mut peers: BTreeMap<u64, String> = self
-            .known
-            .iter()
-            .filter(|(id, _)| !membership.removed.contains(id))
-            .map(|(&id, addr)| (id, addr.clone()))
-            .collect();
-        for m in membership.members.values() {
-            if !m.peer_addr.is_empty() {
-                peers.insert(m.id, m.peer_addr.clone());
-            }
-        }
-        peers.remove(&self.id);
         self.handle
             .set_removed(membership.removed.iter().copied().collect());
-        self.handle.set_peers(
-            peers
-                .into_iter()
-                .map(|(id, addr)| Peer { id, addr })
-                .collect(),
-        );
+        self.handle
+            .set_peers(peer_list(self.id, &self.known, membership));
     }
+}
+
+/// Whom the transport dials and accepts: the table's members with an address, plus peers known from
+/// configuration that the table does not know yet; never this node, never a removed id.
+fn peer_list(me: u64, known: &BTreeMap<u64, String>, membership: &Membership) -> Vec<Peer> {
+    let mut peers = known.clone();
+    for m in membership.members.values() {
+        if !m.peer_addr.is_empty() {
+            peers.insert(m.id, m.peer_addr.clone());
+        }
+    }
+    peers.retain(|id, _| *id != me && !membership.removed.contains(id));
+    peers
+        .into_iter()
+        .map(|(id, addr)| Peer { id, addr })
+        .collect()
 }
 
 /// Reclaim what the retention window no longer covers: old versions (through the compaction filter's
@@ -422,22 +422,9 @@ impl Site {
 
     /// Restore the peer links from the membership table.
     pub async fn heal(&self) {
-        let mut peers = self.known_peers.clone();
-        if let Ok(status) = self.status().await {
-            for m in status.membership.members.values() {
-                if !m.peer_addr.is_empty() {
-                    peers.insert(m.id, m.peer_addr.clone());
-                }
-            }
-            peers.retain(|id, _| !status.membership.removed.contains(id));
-        }
-        peers.remove(&self.id);
-        self.transport.set_peers(
-            peers
-                .into_iter()
-                .map(|(id, addr)| Peer { id, addr })
-                .collect(),
-        );
+        let membership = self.membership();
+        self.transport
+            .set_peers(peer_list(self.id, &self.known_peers, &membership));
     }
 
     /// Stop: close the peer transport, stop the loop (every waiting request is failed explicitly).

@@ -354,28 +354,6 @@ impl crate::runner::Transport for TcpTransport {
             }
         }
     }
-
-    fn members_changed(&mut self, membership: &crate::membership::Membership) {
-        self.apply_membership(membership);
-    }
-}
-
-impl TcpTransport {
-    /// Apply a membership table: its removed ids are refused from now on, its members become the peers.
-    fn apply_membership(&self, membership: &crate::membership::Membership) {
-        self.shared
-            .set_removed(membership.removed.iter().copied().collect());
-        self.shared.set_peers(
-            membership
-                .members
-                .values()
-                .map(|m| Peer {
-                    id: m.id,
-                    addr: m.peer_addr.clone(),
-                })
-                .collect(),
-        );
-    }
 }
 
 impl TransportHandle {
