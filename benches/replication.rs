@@ -4,14 +4,14 @@
 //! `cargo bench --bench replication` (env `KVS_RAFT_BENCH_SECS`, default 5 s per level). Not a test: it
 //! asserts nothing about speed; it prints a table for BENCHMARKS.md.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+#[path = "../tests/common/replicas.rs"]
+mod replicas;
+
 use std::time::{Duration, Instant};
 
 use engine::{Op, WriteCond};
-use kvs_raft::replica::SyncMode;
-use kvs_raft::site::{Site, SiteConfig};
-use raft_node::Role;
+use kvs_raft::config::SyncMode;
+use replicas::{soon, Site};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -19,41 +19,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
-}
-
-async fn start_cluster(dirs: &[tempfile::TempDir]) -> Vec<Arc<Site>> {
-    let mut listeners = Vec::new();
-    let mut initial = BTreeMap::new();
-    for id in 1..=3u64 {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        initial.insert(id, l.local_addr().expect("addr").to_string());
-        listeners.push(l);
-    }
-    let mut sites = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
-        let id = i as u64 + 1;
-        let mut cfg = SiteConfig::new(id, "bench", dirs[i].path());
-        cfg.initial_cluster = initial.clone();
-        cfg.advertise_peer = initial[&id].clone();
-        cfg.sync = SyncMode::Batch;
-        sites.push(Arc::new(Site::start(cfg, l).await.expect("start")));
-    }
-    sites
-}
-
-async fn leader(sites: &[Arc<Site>]) -> Arc<Site> {
-    loop {
-        for s in sites {
-            if let Ok(st) = s.status().await {
-                if st.role == Role::Leader {
-                    return s.clone();
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn main() {
@@ -66,10 +31,8 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let dirs: Vec<tempfile::TempDir> =
-            (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-        let sites = start_cluster(&dirs).await;
-        let leader = leader(&sites).await;
+        let mut site = Site::start(3, "bench", |cfg| cfg.sync = SyncMode::Batch).await;
+        let leader = site.replica(site.leader(Duration::from_secs(30)).await);
         let value = vec![b'x'; 150];
         println!("| writers | writes | writes/s | p50 | p99 | max | errors |");
         println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -91,7 +54,7 @@ fn main() {
                             cond: WriteCond::default(),
                         };
                         let t = Instant::now();
-                        match leader.propose(&[op]).await {
+                        match leader.propose(&[op], soon()).await {
                             Ok(_) => lat.push(t.elapsed()),
                             Err(_) => errors += 1,
                         }
@@ -118,15 +81,14 @@ fn main() {
                 all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
             );
         }
-        let st = leader.status().await.expect("status");
+        let st = leader.status(soon()).await.expect("status");
         println!(
             "leader: {} commands in {} log fsyncs ({:.1} per fsync)",
             st.counters.commands_applied,
             st.counters.persists,
             st.counters.commands_applied as f64 / st.counters.persists.max(1) as f64
         );
-        for s in sites {
-            let _ = s.shutdown().await;
-        }
+        drop(leader);
+        site.stop_all().await;
     });
 }

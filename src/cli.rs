@@ -1,10 +1,11 @@
-//! The command line (SPEC §4). One parser; each subcommand's doc comment is its help text.
+//! The command line (SPEC §4): clap definitions only. One parser; each subcommand's doc comment is its
+//! help text. The `serve` flags are [`ServeArgs`], defined beside the configuration they feed.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::SyncMode;
+use crate::config::{defaults, ServeArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,11 +29,7 @@ pub enum Command {
     /// environment < flags. The whole configuration is validated before anything is created or bound;
     /// an invalid one exits with code 2.
     ///
-    /// Settings without a flag (file key, or KVS_RAFT_ + the key in upper case), with their defaults:
-    /// max_key_bytes 4096, max_value_bytes "1MiB", max_body_bytes "4MiB", max_connections 4096,
-    /// header_read_timeout "5s", request_timeout "5s", max_inflight_proposals 20000,
-    /// compact_log_entries 10000, compact_log_bytes "64MiB", tick "100ms", election_ticks 10,
-    /// heartbeat_ticks 3.
+    /// The settings without a flag, with their defaults, are listed at the end of `serve --help`.
     Serve(ServeArgs),
     /// Run the storage engine through the game workload on a scratch directory and print what happens:
     /// versioned reads, a checkpoint crossing, epoch fencing, bloom lookups, GC and throughput.
@@ -60,80 +57,32 @@ pub enum Command {
     Version,
 }
 
-/// `kvs-raft serve` flags. None has a clap default or a clap `env`: defaults, the config file and
-/// `KVS_RAFT_*` variables are layered under them by [`crate::config::ServeConfig::from_args`].
-#[derive(Debug, Clone, Default, Args)]
-pub struct ServeArgs {
-    /// TOML config file; unknown keys are refused. [env: KVS_RAFT_CONFIG]
-    #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// This node's id: ≥ 1, unique in the cluster, never reused. [default: 1]
-    #[arg(long, value_name = "ID")]
-    pub id: Option<u64>,
-    /// Cluster name, checked on every peer connection and stored in the data dir; 1-64 of [A-Za-z0-9._-].
-    /// [default: dev]
-    #[arg(long, value_name = "NAME")]
-    pub cluster_id: Option<String>,
-    /// Data directory (Raft log and state machine). [default: ./kvs-data]
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Client API listen address (an IP, not a host name). [default: 127.0.0.1:7379]
-    #[arg(long, value_name = "IP:PORT")]
-    pub listen_client: Option<String>,
-    /// Peer (Raft) listen address (an IP, not a host name). [default: 127.0.0.1:7380]
-    #[arg(long, value_name = "IP:PORT")]
-    pub listen_peer: Option<String>,
-    /// Members of a new cluster and their peer addresses, e.g. 1=10.0.0.1:7380,2=10.0.0.2:7380,3=10.0.0.3:7380;
-    /// must include --id. Ignored on restart (the data dir holds the membership). Exclusive with --join.
-    /// [default: this node alone]
-    #[arg(long, value_name = "ID=HOST:PORT,...")]
-    pub initial_cluster: Option<String>,
-    /// Client URL of a running member, for a node added with `members add`. Exclusive with
-    /// --initial-cluster.
-    #[arg(long, value_name = "URL")]
-    pub join: Option<String>,
-    /// Client address other nodes and clients use to reach this node. Required when --listen-client is
-    /// 0.0.0.0 or [::]. [default: --listen-client]
-    #[arg(long, value_name = "HOST:PORT")]
-    pub advertise_client: Option<String>,
-    /// Peer address other nodes use to reach this node. Required when --listen-peer is 0.0.0.0 or [::] and
-    /// --initial-cluster does not name it. [default: this node's --initial-cluster entry, else --listen-peer]
-    #[arg(long, value_name = "HOST:PORT")]
-    pub advertise_peer: Option<String>,
-    /// How long old versions stay readable (units us, ms, s, m, h). [default: 5s]
-    #[arg(long, value_name = "DURATION")]
-    pub retention: Option<String>,
-    /// When writes are fsynced: `always` before every acknowledgement, `batch` one fsync per batch of
-    /// writes. [default: always]
-    #[arg(long, value_name = "MODE")]
-    pub sync: Option<SyncMode>,
-    /// TiKV placement driver endpoints for upward federation; none = federation off.
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT]")]
-    pub pd: Option<String>,
-    /// This site's name in the central store; 1-64 of [A-Za-z0-9._-].
-    #[arg(long, value_name = "NAME")]
-    pub site: Option<String>,
-    /// File holding the peer port's shared secret (≥ 16 bytes; trailing whitespace ignored). Required when
-    /// --listen-peer is not a loopback address. Alternatively the secret itself in env KVS_RAFT_PEER_SECRET.
-    #[arg(long, value_name = "PATH")]
-    pub peer_secret_file: Option<PathBuf>,
+/// The command line as clap sees it: [`Cli`], with each `serve` flag's help ending in its built-in
+/// default and the settings that have no flag listed after the flags — all taken from
+/// [`crate::config::defaults`], the one definition of every default.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommand("serve", |mut serve| {
+        let mut without_flag = Vec::new();
+        for (key, value) in defaults() {
+            if serve.get_arguments().any(|a| a.get_id() == key) {
+                serve = serve.mut_arg(key, |arg| {
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    arg.help(format!("{help} [default: {value}]"))
+                });
+            } else {
+                without_flag.push(format!("  {key:<24} {value}"));
+            }
+        }
+        serve.after_long_help(format!(
+            "Settings without a flag (config file key, or KVS_RAFT_ + the key in upper case) and their \
+             defaults:\n{}",
+            without_flag.join("\n")
+        ))
+    })
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => {
-            let cfg = crate::config::ServeConfig::from_args(args)?;
-            crate::serve::run(cfg)
-        }
-        Command::Demo {
-            data_dir,
-            players,
-            updates,
-        } => crate::demo::run(data_dir, players, updates),
-        Command::Check { data_dir, json } => crate::check::run(&data_dir, json),
-        Command::Version => {
-            println!("kvs-raft {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-    }
+/// Parse the process's arguments with [`command`]; exits with clap's message (code 2) on a usage error.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

@@ -27,29 +27,39 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::ServeArgs;
+use raft_node::Timing;
 
+use crate::http::Limits;
+
+mod args;
+mod defaults;
 mod file;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use args::ServeArgs;
+pub use defaults::{default_of, defaults};
 use values::{
     duration_in, host_port, host_port_list, initial_cluster, int_in, join_url, listen_addr, name,
     same_address, size_in,
 };
 
-/// When writes are fsynced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// When the engine's writes reach the disk. The Raft log is always fsynced before anything is
+/// acknowledged, so a crash never loses an acknowledged write either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SyncMode {
-    /// fsync before every acknowledgement.
+    /// Every applied entry is also fsynced in the engine (less log replay after a crash; one more fsync
+    /// per batch of entries).
+    #[default]
     Always,
-    /// one fsync covers a batch of writes.
+    /// The engine's writes go to the OS and are fsynced before the Raft log is compacted past them and
+    /// at shutdown.
     Batch,
 }
 
 impl SyncMode {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             SyncMode::Always => "always",
             SyncMode::Batch => "batch",
@@ -82,25 +92,10 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Request and resource limits of the client API (file/env only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub max_key_bytes: usize,
-    pub max_value_bytes: usize,
-    pub max_body_bytes: usize,
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub request_timeout: Duration,
-    pub max_inflight_proposals: usize,
-}
-
 /// Raft timing and log compaction (file/env only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTuning {
-    pub tick: Duration,
-    /// Ticks without a heartbeat before an election; always > `heartbeat_ticks`.
-    pub election_ticks: usize,
-    pub heartbeat_ticks: usize,
+    pub timing: Timing,
     pub compact_log_entries: u64,
     pub compact_log_bytes: u64,
 }
@@ -125,26 +120,27 @@ pub struct ServeConfig {
     pub site: Option<String>,
     /// `None` only when the peer port listens on a loopback address.
     pub peer_secret: Option<Secret>,
+    /// The client API's limits (those with a setting are set; the rest keep the HTTP layer's defaults).
     pub limits: Limits,
     pub raft: RaftTuning,
 }
 
-/// Where a value came from; shown in every error so the operator knows what to fix.
+/// The layer a value came from; shown in every error so the operator knows what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub enum Layer {
     Default,
     File(PathBuf),
     Env,
     Flag,
 }
 
-impl Origin {
+impl Layer {
     fn rank(&self) -> u8 {
         match self {
-            Origin::Default => 0,
-            Origin::File(_) => 1,
-            Origin::Env => 2,
-            Origin::Flag => 3,
+            Layer::Default => 0,
+            Layer::File(_) => 1,
+            Layer::Env => 2,
+            Layer::Flag => 3,
         }
     }
 }
@@ -153,16 +149,16 @@ impl Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     pub key: &'static str,
-    pub origin: Origin,
+    pub origin: Layer,
 }
 
 impl fmt::Display for Setting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.origin {
-            Origin::Flag => write!(f, "--{}", self.key.replace('_', "-")),
-            Origin::Env => write!(f, "{}", env_name(self.key)),
-            Origin::File(path) => write!(f, "`{}` in {}", self.key, path.display()),
-            Origin::Default => write!(f, "{} (default)", self.key),
+            Layer::Flag => write!(f, "--{}", self.key.replace('_', "-")),
+            Layer::Env => write!(f, "{}", env_name(self.key)),
+            Layer::File(path) => write!(f, "`{}` in {}", self.key, path.display()),
+            Layer::Default => write!(f, "{} (default)", self.key),
         }
     }
 }
@@ -194,14 +190,10 @@ pub enum ConfigError {
 // -------------------------------------------------------------------------------------------------------
 // Defaults and keys
 
-const DEFAULT_CLUSTER_ID: &str = "dev";
-const DEFAULT_DATA_DIR: &str = "./kvs-data";
-const DEFAULT_LISTEN_CLIENT: &str = "127.0.0.1:7379";
-const DEFAULT_LISTEN_PEER: &str = "127.0.0.1:7380";
 const MIN_SECRET_BYTES: usize = 16;
 
 /// Every key `KVS_RAFT_<KEY>` may set (besides `config`), in file order.
-const KEYS: &[&str] = &[
+pub const KEYS: &[&str] = &[
     "id",
     "cluster_id",
     "data_dir",
@@ -276,19 +268,19 @@ impl Layers<'_> {
         if let Some(v) = self.flags.get(key) {
             return Some(Raw {
                 value: v.clone(),
-                at: at(Origin::Flag),
+                at: at(Layer::Flag),
             });
         }
         if let Some(v) = (self.env)(&env_name(key)).filter(|v| !v.is_empty()) {
             return Some(Raw {
                 value: v,
-                at: at(Origin::Env),
+                at: at(Layer::Env),
             });
         }
         match (self.file.get(key), &self.file_path) {
             (Some(v), Some(path)) => Some(Raw {
                 value: v.clone(),
-                at: at(Origin::File(path.clone())),
+                at: at(Layer::File(path.clone())),
             }),
             _ => None,
         }
@@ -309,17 +301,17 @@ impl Layers<'_> {
             .transpose()
     }
 
+    /// The highest-precedence value of `key`, else its built-in default ([`defaults::defaults`]).
     fn get<T>(
         &self,
         key: &'static str,
-        default: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Val<T>, ConfigError> {
         let raw = self.raw(key).unwrap_or_else(|| Raw {
-            value: default.to_string(),
+            value: default_of(key).unwrap_or_default(),
             at: Setting {
                 key,
-                origin: Origin::Default,
+                origin: Layer::Default,
             },
         });
         Ok(Val {
@@ -361,7 +353,7 @@ fn path_str(key: &'static str, path: &Path) -> Result<String, ConfigError> {
         .ok_or_else(|| ConfigError::Invalid {
             setting: Setting {
                 key,
-                origin: Origin::Flag,
+                origin: Layer::Flag,
             },
             value: path.to_string_lossy().into_owned(),
             reason: "paths must be valid UTF-8".into(),
@@ -417,7 +409,7 @@ impl ServeConfig {
                 return Err(ConfigError::Invalid {
                     setting: Setting {
                         key,
-                        origin: Origin::Env,
+                        origin: Layer::Env,
                     },
                     value: if key == "peer_secret" {
                         "<redacted>".into()
@@ -465,17 +457,17 @@ fn build(
     l: &Layers<'_>,
     read_file: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
 ) -> Result<ServeConfig, ConfigError> {
-    let id = l.get("id", "1", |s| int_in(s, 1, u64::MAX))?;
-    let cluster_id = l.get("cluster_id", DEFAULT_CLUSTER_ID, name)?;
-    let data_dir = l.get("data_dir", DEFAULT_DATA_DIR, |s| {
+    let id = l.get("id", |s| int_in(s, 1, u64::MAX))?;
+    let cluster_id = l.get("cluster_id", name)?;
+    let data_dir = l.get("data_dir", |s| {
         if s.trim().is_empty() {
             Err("must not be empty".into())
         } else {
             Ok(PathBuf::from(s))
         }
     })?;
-    let listen_client = l.get("listen_client", DEFAULT_LISTEN_CLIENT, listen_addr)?;
-    let listen_peer = l.get("listen_peer", DEFAULT_LISTEN_PEER, listen_addr)?;
+    let listen_client = l.get("listen_client", listen_addr)?;
+    let listen_peer = l.get("listen_peer", listen_addr)?;
     if listen_client.v == listen_peer.v {
         return Err(ConfigError::Rule(format!(
             "{} and {} are both {}: the client API and the peer port need different addresses",
@@ -549,10 +541,10 @@ fn build(
         }
     };
 
-    let retention = l.get("retention", "5s", |s| {
+    let retention = l.get("retention", |s| {
         duration_in(s, Duration::ZERO, Duration::from_secs(24 * 3600))
     })?;
-    let sync = l.get("sync", "always", |s| match s.trim() {
+    let sync = l.get("sync", |s| match s.trim() {
         "always" => Ok(SyncMode::Always),
         "batch" => Ok(SyncMode::Batch),
         _ => Err("expected `always` or `batch`".into()),
@@ -656,23 +648,24 @@ fn limits(l: &Layers<'_>) -> Result<Limits, ConfigError> {
     };
     let timeout = |s: &str| duration_in(s, Duration::from_millis(1), Duration::from_secs(3600));
 
-    let max_key_bytes = l.get("max_key_bytes", "4096", size_usize(64 << 10))?;
-    let max_value_bytes = l.get("max_value_bytes", "1MiB", size_usize(64 << 20))?;
-    let max_body_bytes = l.get("max_body_bytes", "4MiB", size_usize(1 << 30))?;
-    if max_value_bytes.v > max_body_bytes.v {
+    let max_key_bytes = l.get("max_key_bytes", size_usize(64 << 10))?;
+    let max_value_bytes = l.get("max_value_bytes", size_usize(64 << 20))?;
+    let max_body_bytes = l.get("max_body_bytes", |s| size_in(s, 1, 1 << 30))?;
+    if u64::try_from(max_value_bytes.v).unwrap_or(u64::MAX) > max_body_bytes.v {
         return Err(ConfigError::Rule(format!(
             "{} ({}) exceeds {} ({}): a value that large could never be sent",
             max_value_bytes.at, max_value_bytes.v, max_body_bytes.at, max_body_bytes.v
         )));
     }
     Ok(Limits {
-        max_key_bytes: max_key_bytes.v,
-        max_value_bytes: max_value_bytes.v,
-        max_body_bytes: max_body_bytes.v,
-        max_connections: l.get("max_connections", "4096", count)?.v,
-        header_read_timeout: l.get("header_read_timeout", "5s", timeout)?.v,
-        request_timeout: l.get("request_timeout", "5s", timeout)?.v,
-        max_inflight_proposals: l.get("max_inflight_proposals", "20000", count)?.v,
+        max_key: max_key_bytes.v,
+        max_value: max_value_bytes.v,
+        max_body: max_body_bytes.v,
+        max_connections: l.get("max_connections", count)?.v,
+        header_read_timeout: l.get("header_read_timeout", timeout)?.v,
+        request_timeout: l.get("request_timeout", timeout)?.v,
+        max_inflight_proposals: l.get("max_inflight_proposals", count)?.v,
+        ..Limits::default()
     })
 }
 
@@ -681,13 +674,11 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
         let n = int_in(s, 1, 1000)?;
         usize::try_from(n).map_err(|_| "too large for this platform".to_string())
     };
-    // 20 ms ticks, heartbeats every 100 ms, elections after 1–2 s (as etcd's defaults), drawn from 50
-    // distinct timeouts: two survivors rarely time out in the same tick and split the vote.
-    let tick = l.get("tick", "20ms", |s| {
+    let tick = l.get("tick", |s| {
         duration_in(s, Duration::from_millis(1), Duration::from_secs(10))
     })?;
-    let election_ticks = l.get("election_ticks", "50", ticks)?;
-    let heartbeat_ticks = l.get("heartbeat_ticks", "5", ticks)?;
+    let election_ticks = l.get("election_ticks", ticks)?;
+    let heartbeat_ticks = l.get("heartbeat_ticks", ticks)?;
     if election_ticks.v <= heartbeat_ticks.v {
         return Err(ConfigError::Rule(format!(
             "{} ({}) must be greater than {} ({}): followers would start elections between heartbeats",
@@ -695,14 +686,12 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
         )));
     }
     Ok(RaftTuning {
-        tick: tick.v,
-        election_ticks: election_ticks.v,
-        heartbeat_ticks: heartbeat_ticks.v,
-        compact_log_entries: l
-            .get("compact_log_entries", "10000", |s| int_in(s, 1, u64::MAX))?
-            .v,
-        compact_log_bytes: l
-            .get("compact_log_bytes", "64MiB", |s| size_in(s, 1, u64::MAX))?
-            .v,
+        timing: Timing {
+            tick: tick.v,
+            election_ticks: election_ticks.v,
+            heartbeat_ticks: heartbeat_ticks.v,
+        },
+        compact_log_entries: l.get("compact_log_entries", |s| int_in(s, 1, u64::MAX))?.v,
+        compact_log_bytes: l.get("compact_log_bytes", |s| size_in(s, 1, u64::MAX))?.v,
     })
 }

@@ -1,13 +1,12 @@
 //! `kvs-raft` as a library: everything the binary is made of, so integration tests and benchmarks can
-//! run replicas and the HTTP API in-process. `main.rs` is a thin shell over [`cli::run`].
+//! run replicas and the HTTP API in-process. `main.rs` is a thin shell over [`commands::run`].
+//!
+//! Dependencies point one way: `main` → `cli`, `config` → `commands` → `node` → `http`, `engine`,
+//! `raft-node`. `http` defines the backend trait that `node` implements, so `http` never imports `node`.
 
-pub mod backend;
-pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod http;
 pub mod metrics;
-pub mod replica;
-pub mod serve;
-pub mod site;
+pub mod node;

@@ -1,13 +1,12 @@
 //! `kvs-raft`: the edge key-value appliance. `main` only parses arguments and maps the outcome to an exit
-//! code (0 success, 1 operation failed, 2 usage error); the work is in [`cli::run`].
+//! code (0 success, 1 operation failed, 2 usage error); the work is in [`commands::run`].
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use kvs_raft::{cli, config};
+use kvs_raft::{cli, commands, config};
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -15,7 +14,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli::run(args) {
+    match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         // An invalid `serve` configuration is a usage error, like a bad flag (which clap exits with 2).
         Err(e) if e.downcast_ref::<config::ConfigError>().is_some() => {

@@ -122,6 +122,43 @@ fn serve_help_lists_every_flag() {
     );
 }
 
+/// Every built-in default appears in `serve --help` exactly as the configuration applies it: on its
+/// flag's entry when the setting has a flag, else in the list of settings without a flag. Both `-h` and
+/// `--help` say so.
+#[test]
+fn serve_help_shows_the_configuration_defaults() {
+    let defaults = kvs_raft::config::defaults();
+    assert!(defaults.len() >= 15, "{defaults:?}");
+    for help_flag in ["--help", "-h"] {
+        let (out, _dir) = run(&["serve", help_flag], &[]);
+        assert_eq!(out.code, Some(0), "stderr {:?}", out.stderr);
+        let text = out.stdout.replace('\n', " ");
+        for (key, value) in &defaults {
+            let flag = format!("--{}", key.replace('_', "-"));
+            let shown = format!("[default: {value}]");
+            // The flag's own entry: from its name to the next flag.
+            let entry = text.find(&format!("{flag} ")).map(|at| {
+                let rest = &text[at + flag.len()..];
+                let end = rest.find("  --").unwrap_or(rest.len());
+                &rest[..end]
+            });
+            match entry {
+                Some(entry) => assert!(
+                    entry.contains(&shown),
+                    "{help_flag}: {flag} does not show {shown}: {entry:?}"
+                ),
+                None if help_flag == "--help" => {
+                    let listed = out.stdout.lines().any(|l| {
+                        l.split_whitespace().collect::<Vec<_>>() == [*key, value.as_str()]
+                    });
+                    assert!(listed, "{key} = {value} not listed:\n{}", out.stdout);
+                }
+                None => {} // `-h` shows no after-help list
+            }
+        }
+    }
+}
+
 #[test]
 fn serve_bad_values_exit_2_with_a_clear_message() {
     assert_usage_error(

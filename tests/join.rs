@@ -2,17 +2,24 @@
 //! `POST /v1/cluster/members` on a follower adds node 4 as a learner, node 4 starts with `--join`, catches
 //! up, is promoted, and serves; a removed node's id is refused for ever.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
+use common::http::Http;
+use common::replicas::bind;
+use common::{view, wait_for, View};
+use hyper::Method;
 use kvs_raft::cli::{Cli, Command};
 use kvs_raft::config::ServeConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 struct Node {
-    client: String,
+    client: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -26,12 +33,6 @@ impl Node {
             task.await.expect("serve task").expect("serve returns Ok");
         }
     }
-}
-
-async fn free() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let a = l.local_addr().expect("addr").to_string();
-    (l, a)
 }
 
 /// Parse `serve` flags exactly as the binary does (no environment, no file).
@@ -49,8 +50,8 @@ fn config(flags: &[String]) -> ServeConfig {
 
 fn start(cfg: ServeConfig, client: TcpListener, peer: TcpListener) -> Node {
     let (tx, rx) = oneshot::channel::<()>();
-    let client_addr = cfg.listen_client.to_string();
-    let task = tokio::spawn(kvs_raft::serve::serve(cfg, client, peer, async move {
+    let client_addr = cfg.listen_client;
+    let task = tokio::spawn(kvs_raft::node::serve(cfg, client, peer, async move {
         let _ = rx.await;
     }));
     Node {
@@ -60,37 +61,29 @@ fn start(cfg: ServeConfig, client: TcpListener, peer: TcpListener) -> Node {
     }
 }
 
-async fn http(method: &str, url: &str, body: &str) -> (u16, String) {
-    let client = hyper::Client::new();
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .body(hyper::Body::from(body.to_string()))
-        .expect("request");
-    match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            let bytes = hyper::body::to_bytes(resp.into_body())
-                .await
-                .unwrap_or_default();
-            (status, String::from_utf8_lossy(&bytes).to_string())
-        }
-        other => (0, format!("{other:?}")),
+/// One request to `addr` (a JSON body if any): the status and the body as text; status 0 when no
+/// answer came.
+async fn call(method: Method, addr: SocketAddr, path: &str, json: Option<&str>) -> (u16, String) {
+    let http = Http::new(Duration::from_secs(10));
+    let body = json.map(|b| (b.as_bytes().to_vec(), "application/json"));
+    match http.send(method, addr, path, body).await {
+        Ok(r) => (r.status, r.text()),
+        Err(e) => (0, e.to_string()),
     }
 }
 
-async fn cluster_view(node: &Node) -> serde_json::Value {
-    let (_, body) = http("GET", &format!("http://{}/v1/cluster", node.client), "").await;
-    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+async fn put(addr: SocketAddr, path: &str, value: &str) -> (u16, String) {
+    let http = Http::new(Duration::from_secs(10));
+    match http.put(addr, path, value.as_bytes()).await {
+        Ok(r) => (r.status, r.text()),
+        Err(e) => (0, e.to_string()),
+    }
 }
 
-async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn cluster_view(node: &Node) -> Option<View> {
+    view(&Http::new(Duration::from_secs(10)), node.client)
+        .await
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -103,8 +96,8 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
     let mut listeners = Vec::new();
     let mut initial = BTreeMap::new();
     for id in 1..=3u64 {
-        let (c, ca) = free().await;
-        let (p, pa) = free().await;
+        let (c, ca) = bind().await;
+        let (p, pa) = bind().await;
         initial.insert(id, pa.clone());
         listeners.push((id, c, ca, p, pa));
     }
@@ -135,7 +128,7 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
         let n1 = &nodes[&1];
         let mut leader = 0;
         wait_for("a leader", Duration::from_secs(15), async || {
-            leader = cluster_view(n1).await["leader"].as_u64().unwrap_or(0);
+            leader = cluster_view(n1).await.and_then(|v| v.leader).unwrap_or(0);
             leader != 0
         })
         .await;
@@ -143,23 +136,19 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
     };
     let follower = (1..=3).find(|&id| id != leader).expect("a follower");
     for i in 0..100 {
-        let (s, b) = http(
-            "PUT",
-            &format!("http://{}/v1/kv/before{i}", nodes[&follower].client),
-            "x",
-        )
-        .await;
+        let (s, b) = put(nodes[&follower].client, &format!("/v1/kv/before{i}"), "x").await;
         assert_eq!(s, 200, "{b}");
     }
 
     // Add node 4 as a learner through a follower (forwarded to the leader).
-    let (c4, ca4) = free().await;
-    let (p4, pa4) = free().await;
+    let (c4, ca4) = bind().await;
+    let (p4, pa4) = bind().await;
     let body = format!(r#"{{"id":4,"peer_addr":"{pa4}","client_addr":"{ca4}","learner":true}}"#);
-    let (s, b) = http(
-        "POST",
-        &format!("http://{}/v1/cluster/members", nodes[&follower].client),
-        &body,
+    let (s, b) = call(
+        Method::POST,
+        nodes[&follower].client,
+        "/v1/cluster/members",
+        Some(&body),
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -178,22 +167,18 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
         format!("http://{}", nodes[&leader].client),
     ]);
     nodes.insert(4, start(cfg4, c4, p4));
-    let n4 = ca4.clone();
+    let n4: SocketAddr = ca4.parse().expect("node 4's address");
     wait_for("node 4 to catch up", Duration::from_secs(20), async || {
-        let (s, b) = http(
-            "GET",
-            &format!("http://{n4}/v1/kv/before99?consistency=stale"),
-            "",
-        )
-        .await;
+        let (s, b) = call(Method::GET, n4, "/v1/kv/before99?consistency=stale", None).await;
         s == 200 && b == "x"
     })
     .await;
     // Promote it (add as voter), then it takes part in the quorum and serves linearizable reads.
-    let (s, b) = http(
-        "POST",
-        &format!("http://{}/v1/cluster/members", nodes[&leader].client),
-        r#"{"id":4,"peer_addr":"ignored for a promotion","learner":false}"#,
+    let (s, b) = call(
+        Method::POST,
+        nodes[&leader].client,
+        "/v1/cluster/members",
+        Some(r#"{"id":4,"peer_addr":"ignored for a promotion","learner":false}"#),
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -202,37 +187,40 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
         "node 4 to apply its promotion",
         Duration::from_secs(10),
         async || {
-            let view = cluster_view(n4).await;
-            view["members"].as_array().is_some_and(|ms| {
-                ms.iter()
-                    .any(|m| m["id"] == 4 && m["role"] != "learner" && m["role"].is_string())
+            cluster_view(n4).await.is_some_and(|v| {
+                v.member(4)
+                    .is_some_and(|m| !m.role.is_empty() && m.role != "learner")
             })
         },
     )
     .await;
-    let (s, b) = http("PUT", &format!("http://{ca4}/v1/kv/after"), "y").await;
+    let (s, b) = put(n4.client, "/v1/kv/after", "y").await;
     assert_eq!(
         s,
         200,
-        "write through node 4: {b}; node 4 sees {}",
-        cluster_view(&nodes[&4]).await
+        "write through node 4: {b}; node 4 sees {:?}",
+        cluster_view(n4).await
     );
-    let (s, b) = http("GET", &format!("http://{ca4}/v1/kv/after"), "").await;
+    let (s, b) = call(Method::GET, n4.client, "/v1/kv/after", None).await;
     assert_eq!((s, b.as_str()), (200, "y"));
 
     // Remove a follower; its id can never come back.
     let gone = (1..=3).find(|&id| id != leader).expect("follower");
-    let (s, b) = http(
-        "DELETE",
-        &format!("http://{}/v1/cluster/members/{gone}", nodes[&leader].client),
-        "",
+    let (s, b) = call(
+        Method::DELETE,
+        nodes[&leader].client,
+        &format!("/v1/cluster/members/{gone}"),
+        None,
     )
     .await;
     assert_eq!(s, 200, "{b}");
-    let (s, b) = http(
-        "POST",
-        &format!("http://{}/v1/cluster/members", nodes[&leader].client),
-        &format!(r#"{{"id":{gone},"peer_addr":"127.0.0.1:1","learner":true}}"#),
+    let (s, b) = call(
+        Method::POST,
+        nodes[&leader].client,
+        "/v1/cluster/members",
+        Some(&format!(
+            r#"{{"id":{gone},"peer_addr":"127.0.0.1:1","learner":true}}"#
+        )),
     )
     .await;
     assert_eq!(s, 400, "a removed id was accepted again: {b}");

@@ -3,25 +3,29 @@
 //! partitioned old leader. Every test checks that no acknowledged write is lost. Default timing
 //! (20 ms ticks, heartbeats every 100 ms, elections after 1–2 s) unless a test says otherwise.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::replicas::{bind, config, soon, Site};
 use engine::{Op, OpOutcome, WriteCond};
-use kvs_raft::site::{Site, SiteConfig};
-use raft_node::{Error, Member, MembershipChange, NodeStatus, Role};
-use tokio::net::TcpListener;
+use kvs_raft::node::{Replica, ReplicaConfig};
+use raft_node::{Error, Member, MembershipChange, Role};
 
-struct Node {
-    cfg: SiteConfig,
-    site: Option<Arc<Site>>,
-    addr: String,
-    _dir: Option<tempfile::TempDir>,
+type Cluster = Site;
+
+async fn cluster(n: u64, compact: u64) -> Cluster {
+    cluster_with(n, compact, |_| {}).await
 }
 
-struct Cluster {
-    nodes: BTreeMap<u64, Node>,
+async fn cluster_with(n: u64, compact: u64, tune: impl Fn(&mut ReplicaConfig)) -> Cluster {
+    Site::start(n, "loopback", |cfg| {
+        cfg.group.node.compact_log_entries = compact;
+        tune(cfg);
+    })
+    .await
 }
 
 fn put(key: &str, value: &str) -> Op {
@@ -32,129 +36,8 @@ fn put(key: &str, value: &str) -> Op {
     }
 }
 
-async fn bind() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr").to_string();
-    (l, addr)
-}
-
-fn config(id: u64, dir: PathBuf, initial: &BTreeMap<u64, String>, compact: u64) -> SiteConfig {
-    let mut cfg = SiteConfig::new(id, "loopback", &dir);
-    cfg.initial_cluster = initial.clone();
-    cfg.peer_secret = b"loopback-secret".to_vec();
-    cfg.compact_log_entries = compact;
-    cfg
-}
-
-impl Cluster {
-    async fn start(n: u64, compact: u64) -> Cluster {
-        Cluster::start_with(n, compact, |_| {}).await
-    }
-
-    async fn start_with(n: u64, compact: u64, tune: impl Fn(&mut SiteConfig)) -> Cluster {
-        let mut listeners = BTreeMap::new();
-        let mut initial = BTreeMap::new();
-        for id in 1..=n {
-            let (l, addr) = bind().await;
-            initial.insert(id, addr.clone());
-            listeners.insert(id, l);
-        }
-        let mut nodes = BTreeMap::new();
-        for (id, listener) in listeners {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let mut cfg = config(id, dir.path().to_path_buf(), &initial, compact);
-            cfg.advertise_peer = initial[&id].clone();
-            tune(&mut cfg);
-            let site = Site::start(cfg.clone(), listener)
-                .await
-                .expect("start site");
-            nodes.insert(
-                id,
-                Node {
-                    cfg,
-                    site: Some(Arc::new(site)),
-                    addr: initial[&id].clone(),
-                    _dir: Some(dir),
-                },
-            );
-        }
-        Cluster { nodes }
-    }
-
-    fn site(&self, id: u64) -> Arc<Site> {
-        self.nodes[&id].site.clone().expect("node is running")
-    }
-
-    fn running(&self) -> Vec<Arc<Site>> {
-        self.nodes.values().filter_map(|n| n.site.clone()).collect()
-    }
-
-    async fn stop(&mut self, id: u64) {
-        let site = self.nodes.get_mut(&id).and_then(|n| n.site.take());
-        if let Some(site) = site {
-            site.shutdown().await.expect("clean shutdown");
-        }
-    }
-
-    /// Restart a stopped node on the same address and data dir.
-    async fn restart(&mut self, id: u64) {
-        let node = self.nodes.get_mut(&id).expect("known node");
-        let listener = TcpListener::bind(&node.addr).await.expect("rebind");
-        let site = Site::start(node.cfg.clone(), listener)
-            .await
-            .expect("restart");
-        node.site = Some(Arc::new(site));
-    }
-
-    /// The leader every running node agrees on, waiting up to `within`.
-    async fn leader(&self, within: Duration) -> u64 {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut seen = Vec::new();
-            for site in self.running() {
-                if let Ok(s) = site.status().await {
-                    seen.push(s);
-                }
-            }
-            let leaders: Vec<&NodeStatus> =
-                seen.iter().filter(|s| s.role == Role::Leader).collect();
-            if leaders.len() == 1 {
-                let id = leaders[0].id;
-                let term = leaders[0].term;
-                if seen.iter().all(|s| s.leader == Some(id) && s.term == term) {
-                    return id;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader within {within:?}: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Wait until every running node has applied at least `index`.
-    async fn converge(&self, index: u64, within: Duration) {
-        let deadline = Instant::now() + within;
-        for site in self.running() {
-            loop {
-                let applied = site.engine().applied().index;
-                if applied >= index {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "node {} applied only {applied} of {index}",
-                    site.id()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
-async fn write(site: &Site, key: &str, value: &str) -> Result<u64, Error> {
-    let (ts, results) = site.propose(&[put(key, value)]).await?;
+async fn write(site: &Replica, key: &str, value: &str) -> Result<u64, Error> {
+    let (ts, results) = site.propose(&[put(key, value)], soon()).await?;
     match results.as_slice() {
         [Ok(OpOutcome::Written { .. })] => Ok(ts),
         other => panic!("unexpected put result {other:?}"),
@@ -163,8 +46,11 @@ async fn write(site: &Site, key: &str, value: &str) -> Result<u64, Error> {
 
 /// Every acknowledged (key, value) is readable on every running node.
 async fn assert_present(cluster: &Cluster, acked: &BTreeMap<String, String>) {
-    let leader = cluster.site(cluster.leader(Duration::from_secs(10)).await);
-    let index = leader.read_index().await.expect("read index on the leader");
+    let leader = cluster.replica(cluster.leader(Duration::from_secs(10)).await);
+    let index = leader
+        .read_index(soon())
+        .await
+        .expect("read index on the leader");
     cluster.converge(index, Duration::from_secs(20)).await;
     for site in cluster.running() {
         for (k, v) in acked {
@@ -185,8 +71,8 @@ async fn assert_present(cluster: &Cluster, acked: &BTreeMap<String, String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_elect_and_replicate_10000_writes() {
-    let cluster = Cluster::start(3, 10_000).await;
-    let leader = cluster.site(cluster.leader(Duration::from_secs(10)).await);
+    let cluster = cluster(3, 10_000).await;
+    let leader = cluster.replica(cluster.leader(Duration::from_secs(10)).await);
     let mut tasks = Vec::new();
     for w in 0..64u32 {
         let leader = leader.clone();
@@ -207,7 +93,7 @@ async fn three_nodes_elect_and_replicate_10000_writes() {
         count += t.await.expect("writer").len();
     }
     assert_eq!(count, 10_000);
-    let index = leader.read_index().await.expect("read index");
+    let index = leader.read_index(soon()).await.expect("read index");
     cluster.converge(index, Duration::from_secs(30)).await;
     for site in cluster.running() {
         let page = site
@@ -221,7 +107,7 @@ async fn three_nodes_elect_and_replicate_10000_writes() {
             site.id()
         );
     }
-    let status = leader.status().await.expect("status");
+    let status = leader.status(soon()).await.expect("status");
     assert!(
         status.counters.commands_applied >= 10_000,
         "{:?}",
@@ -233,12 +119,12 @@ async fn three_nodes_elect_and_replicate_10000_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_leader_serves_writes_within_3s_of_losing_the_old_one() {
-    let mut cluster = Cluster::start(3, 10_000).await;
+    let mut cluster = cluster(3, 10_000).await;
     let old = cluster.leader(Duration::from_secs(10)).await;
     let mut acked = BTreeMap::new();
     for i in 0..50 {
         let (k, v) = (format!("before{i}"), format!("v{i}"));
-        write(&cluster.site(old), &k, &v).await.expect("write");
+        write(&cluster.replica(old), &k, &v).await.expect("write");
         acked.insert(k, v);
     }
     cluster.stop(old).await;
@@ -247,7 +133,7 @@ async fn a_new_leader_serves_writes_within_3s_of_losing_the_old_one() {
     // next leader, rather than hanging until the request deadline (5 s).
     let survivor = cluster.running()[0].clone();
     let read = tokio::spawn(async move {
-        let r = survivor.read_index().await;
+        let r = survivor.read_index(soon()).await;
         (r, stopped.elapsed())
     });
     // Keep trying writes on the survivors until one is acknowledged.
@@ -283,22 +169,22 @@ async fn a_new_leader_serves_writes_within_3s_of_losing_the_old_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_whose_data_dir_was_wiped_rejoins_by_snapshot() {
-    let mut cluster = Cluster::start(3, 100).await;
+    let mut cluster = cluster(3, 100).await;
     let leader_id = cluster.leader(Duration::from_secs(10)).await;
-    let leader = cluster.site(leader_id);
+    let leader = cluster.replica(leader_id);
     let mut acked = BTreeMap::new();
     for i in 0..600 {
         let (k, v) = (format!("w{i:04}"), format!("v{i}"));
         write(&leader, &k, &v).await.expect("write");
         acked.insert(k, v);
     }
-    let status = leader.status().await.expect("status");
+    let status = leader.status(soon()).await.expect("status");
     assert!(
         status.first_index > 1,
         "the leader compacted its log: {status:?}"
     );
     let follower = *cluster
-        .nodes
+        .members
         .keys()
         .find(|&&id| id != leader_id)
         .expect("follower");
@@ -306,9 +192,9 @@ async fn a_follower_whose_data_dir_was_wiped_rejoins_by_snapshot() {
     // Wipe: a fresh directory for the same node id and address.
     let fresh = tempfile::tempdir().expect("tempdir");
     {
-        let node = cluster.nodes.get_mut(&follower).expect("node");
-        node.cfg.data_dir = fresh.path().to_path_buf();
-        node._dir = Some(fresh);
+        let node = cluster.members.get_mut(&follower).expect("node");
+        node.cfg.set_data_dir(fresh.path());
+        node.dir = Some(fresh);
     }
     for i in 600..700 {
         let (k, v) = (format!("w{i:04}"), format!("v{i}"));
@@ -319,7 +205,11 @@ async fn a_follower_whose_data_dir_was_wiped_rejoins_by_snapshot() {
     }
     cluster.restart(follower).await;
     assert_present(&cluster, &acked).await;
-    let s = cluster.site(follower).status().await.expect("status");
+    let s = cluster
+        .replica(follower)
+        .status(soon())
+        .await
+        .expect("status");
     assert!(
         s.counters.snapshots_installed >= 1,
         "re-joined by snapshot: {s:?}"
@@ -330,9 +220,9 @@ async fn a_follower_whose_data_dir_was_wiped_rejoins_by_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_learner_is_added_caught_up_promoted_and_an_old_node_removed() {
-    let mut cluster = Cluster::start(3, 200).await;
+    let mut cluster = cluster(3, 200).await;
     let leader_id = cluster.leader(Duration::from_secs(10)).await;
-    let leader = cluster.site(leader_id);
+    let leader = cluster.replica(leader_id);
     let mut acked = BTreeMap::new();
     for i in 0..500 {
         let (k, v) = (format!("m{i:04}"), format!("v{i}"));
@@ -342,61 +232,54 @@ async fn a_learner_is_added_caught_up_promoted_and_an_old_node_removed() {
     // Node 4 starts empty, knowing the members, and is added as a learner.
     let (listener, addr) = bind().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(4, dir.path().to_path_buf(), &BTreeMap::new(), 200);
-    cfg.advertise_peer = addr.clone();
-    cfg.known_peers = cluster
-        .nodes
+    let mut cfg = config(4, "loopback", dir.path(), &BTreeMap::new());
+    cfg.group.node.compact_log_entries = 200;
+    cfg.group.advertise_peer = addr.clone();
+    cfg.group.known_peers = cluster
+        .members
         .iter()
         .map(|(&id, n)| (id, n.addr.clone()))
         .collect();
-    let site4 = Site::start(cfg.clone(), listener)
-        .await
-        .expect("start node 4");
-    cluster.nodes.insert(
-        4,
-        Node {
-            cfg,
-            site: Some(Arc::new(site4)),
-            addr: addr.clone(),
-            _dir: Some(dir),
-        },
-    );
+    cluster.add(cfg, listener, addr.clone(), dir).await;
     let member4 = Member {
         id: 4,
         peer_addr: addr,
         client_addr: String::new(),
     };
     let cs = leader
-        .change_membership(MembershipChange::AddLearner(member4.clone()))
+        .change_membership(MembershipChange::AddLearner(member4.clone()), soon())
         .await
         .expect("add learner");
     assert_eq!(cs.learners, vec![4]);
-    let index = leader.read_index().await.expect("read index");
+    let index = leader.read_index(soon()).await.expect("read index");
     cluster.converge(index, Duration::from_secs(20)).await;
     let cs = leader
-        .change_membership(MembershipChange::Promote(4))
+        .change_membership(MembershipChange::Promote(4), soon())
         .await
         .expect("promote");
     assert!(cs.voters.contains(&4) && cs.learners.is_empty(), "{cs:?}");
     // Remove a follower that is not the leader.
     let gone = *cluster
-        .nodes
+        .members
         .keys()
         .find(|&&id| id != leader_id && id != 4)
         .expect("a follower");
     let cs = leader
-        .change_membership(MembershipChange::Remove(gone))
+        .change_membership(MembershipChange::Remove(gone), soon())
         .await
         .expect("remove");
     assert!(!cs.voters.contains(&gone) && cs.voters.len() == 3, "{cs:?}");
     cluster.stop(gone).await;
     // Removed ids are never reused.
     let again = leader
-        .change_membership(MembershipChange::AddLearner(Member {
-            id: gone,
-            peer_addr: "127.0.0.1:1".into(),
-            client_addr: String::new(),
-        }))
+        .change_membership(
+            MembershipChange::AddLearner(Member {
+                id: gone,
+                peer_addr: "127.0.0.1:1".into(),
+                client_addr: String::new(),
+            }),
+            soon(),
+        )
         .await;
     assert!(matches!(again, Err(Error::Invalid(_))), "{again:?}");
     for i in 500..600 {
@@ -407,7 +290,11 @@ async fn a_learner_is_added_caught_up_promoted_and_an_old_node_removed() {
         acked.insert(k, v);
     }
     assert_present(&cluster, &acked).await;
-    let s = cluster.site(4).status().await.expect("status of node 4");
+    let s = cluster
+        .replica(4)
+        .status(soon())
+        .await
+        .expect("status of node 4");
     assert!(s.membership.removed.contains(&gone), "{s:?}");
     assert!(s.voters.contains(&4), "{s:?}");
     // The leader's log was compacted before node 4 existed: it caught up from a snapshot.
@@ -419,22 +306,26 @@ async fn a_learner_is_added_caught_up_promoted_and_an_old_node_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_transfer_moves_leadership_within_1s() {
-    let cluster = Cluster::start(3, 10_000).await;
+    let cluster = cluster(3, 10_000).await;
     let leader_id = cluster.leader(Duration::from_secs(10)).await;
-    let leader = cluster.site(leader_id);
+    let leader = cluster.replica(leader_id);
     write(&leader, "t", "1").await.expect("write");
     let target = *cluster
-        .nodes
+        .members
         .keys()
         .find(|&&id| id != leader_id)
         .expect("follower");
     let started = Instant::now();
     leader
-        .transfer_leader(target)
+        .transfer_leader(target, soon())
         .await
         .expect("transfer accepted");
     loop {
-        let s = cluster.site(target).status().await.expect("status");
+        let s = cluster
+            .replica(target)
+            .status(soon())
+            .await
+            .expect("status");
         if s.role == Role::Leader {
             break;
         }
@@ -447,16 +338,16 @@ async fn leader_transfer_moves_leadership_within_1s() {
     let took = started.elapsed();
     println!("leadership moved to {target} in {took:?}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    write(&cluster.site(target), "t", "2")
+    write(&cluster.replica(target), "t", "2")
         .await
         .expect("write on the new leader");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_healed() {
-    let cluster = Cluster::start(3, 10_000).await;
+    let cluster = cluster(3, 10_000).await;
     let old_id = cluster.leader(Duration::from_secs(10)).await;
-    let old = cluster.site(old_id);
+    let old = cluster.replica(old_id);
     let mut acked = BTreeMap::new();
     write(&old, "p", "before").await.expect("write");
     acked.insert("p".to_string(), "before".to_string());
@@ -468,10 +359,10 @@ async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_heale
     };
     let read_on_old = {
         let old = old.clone();
-        tokio::spawn(async move { old.read_index().await })
+        tokio::spawn(async move { old.read_index(soon()).await })
     };
     // The majority elects a new leader and accepts writes.
-    let majority: Vec<Arc<Site>> = cluster
+    let majority: Vec<Arc<Replica>> = cluster
         .running()
         .into_iter()
         .filter(|s| s.id() != old_id)
@@ -480,7 +371,7 @@ async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_heale
     let new_id = loop {
         let mut found = None;
         for s in &majority {
-            if let Ok(st) = s.status().await {
+            if let Ok(st) = s.status(soon()).await {
                 if st.role == Role::Leader {
                     found = Some(st.id);
                 }
@@ -492,7 +383,7 @@ async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_heale
         assert!(Instant::now() < deadline, "the majority elected no leader");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    write(&cluster.site(new_id), "p", "after")
+    write(&cluster.replica(new_id), "p", "after")
         .await
         .expect("write on the new leader");
     acked.insert("p".to_string(), "after".to_string());
@@ -507,10 +398,10 @@ async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_heale
         "an isolated old leader served a linearizable read: {r:?}"
     );
     // Heal: the old leader rejoins as a follower of the newer term and catches up.
-    old.heal().await;
+    old.heal();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = old.status().await.expect("status");
+        let s = old.status(soon()).await.expect("status");
         if s.role == Role::Follower && s.leader == Some(new_id) {
             break;
         }
@@ -525,30 +416,33 @@ async fn a_partitioned_old_leader_cannot_write_or_read_and_steps_down_when_heale
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
-    let cluster = Cluster::start_with(3, 10_000, |cfg| {
+    let cluster = cluster_with(3, 10_000, |cfg| {
         cfg.engine.retention = Duration::from_millis(300);
     })
     .await;
-    let leader = cluster.site(cluster.leader(Duration::from_secs(10)).await);
+    let leader = cluster.replica(cluster.leader(Duration::from_secs(10)).await);
     for i in 0..50 {
         write(&leader, "player:7/pos", &format!("{i}"))
             .await
             .expect("write");
     }
     let (cp_ts, results) = leader
-        .propose(&[Op::Checkpoint {
-            entity: b"player:7".to_vec(),
-            name: b"cp".to_vec(),
-            data: Vec::new(),
-            epoch: None,
-        }])
+        .propose(
+            &[Op::Checkpoint {
+                entity: b"player:7".to_vec(),
+                name: b"cp".to_vec(),
+                data: Vec::new(),
+                epoch: None,
+            }],
+            soon(),
+        )
         .await
         .expect("checkpoint");
     assert!(matches!(
         results.as_slice(),
         [Ok(OpOutcome::Checkpointed { epoch: 1, .. })]
     ));
-    let index = leader.read_index().await.expect("read index");
+    let index = leader.read_index(soon()).await.expect("read index");
     cluster.converge(index, Duration::from_secs(10)).await;
     // Nobody calls GC by hand: each replica's background task reclaims the old epoch once the window passed.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -570,11 +464,11 @@ async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_follower_resumes_from_its_state_and_the_compacted_log() {
-    let mut cluster = Cluster::start(3, 100).await;
+    let mut cluster = cluster(3, 100).await;
     let leader_id = cluster.leader(Duration::from_secs(10)).await;
-    let leader = cluster.site(leader_id);
+    let leader = cluster.replica(leader_id);
     let follower = *cluster
-        .nodes
+        .members
         .keys()
         .find(|&&id| id != leader_id)
         .expect("follower");
@@ -584,9 +478,13 @@ async fn a_restarted_follower_resumes_from_its_state_and_the_compacted_log() {
         write(&leader, &k, &v).await.expect("write");
         acked.insert(k, v);
     }
-    let index = leader.read_index().await.expect("read index");
+    let index = leader.read_index(soon()).await.expect("read index");
     cluster.converge(index, Duration::from_secs(20)).await;
-    let before = cluster.site(follower).status().await.expect("status");
+    let before = cluster
+        .replica(follower)
+        .status(soon())
+        .await
+        .expect("status");
     assert!(
         before.first_index > 1,
         "the follower compacted its own log: {before:?}"
@@ -601,7 +499,7 @@ async fn a_restarted_follower_resumes_from_its_state_and_the_compacted_log() {
     }
     cluster.restart(follower).await;
     // It restarts from its own state (applied before the stop) and its log after the compaction point.
-    let restarted = cluster.site(follower).engine().applied().index;
+    let restarted = cluster.replica(follower).engine().applied().index;
     assert!(
         restarted >= before.applied,
         "restarted at {restarted}, had {before:?}"

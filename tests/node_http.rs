@@ -1,26 +1,22 @@
-//! The HTTP API over a real single-node replica (Raft log, engine, `SiteBackend`) in-process: the routes
+//! The HTTP API over a real single-node replica (Raft log, engine, `ReplicaBackend`) in-process: the routes
 //! answer through the node loop, and `/metrics`, `/readyz` and `/v1/cluster` report the node's real state.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvs_raft::backend::SiteBackend;
+use common::replicas::Site;
 use kvs_raft::http::{self, Limits};
-use kvs_raft::site::{Site, SiteConfig};
+use kvs_raft::node::{Replica, ReplicaBackend};
 
-async fn single_node() -> (Arc<Site>, SiteBackend, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let mut cfg = SiteConfig::new(1, "node-http", dir.path());
-    cfg.initial_cluster = BTreeMap::from([(1, addr.clone())]);
-    cfg.advertise_peer = addr;
-    cfg.advertise_client = "127.0.0.1:1".into();
-    let site = Arc::new(Site::start(cfg, listener).await.expect("start"));
-    let backend = SiteBackend::new(site.clone(), dir.path().to_path_buf());
+async fn single_node() -> (Arc<Replica>, ReplicaBackend, Site) {
+    let site = Site::start(1, "node-http", |cfg| {
+        cfg.group.advertise_client = "127.0.0.1:1".into();
+    })
+    .await;
+    let replica = site.replica(1);
+    let backend = ReplicaBackend::new(replica.clone(), Limits::default().request_timeout);
     // Wait until the single voter leads and the backend's status cache has seen it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -32,7 +28,7 @@ async fn single_node() -> (Arc<Site>, SiteBackend, tempfile::TempDir) {
         assert!(Instant::now() < deadline, "never ready: {:?}", r.body());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (site, backend, dir)
+    (replica, backend, site)
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -43,7 +39,7 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_go_through_the_node_and_metrics_report_it() {
-    let (site, backend, _dir) = single_node().await;
+    let (site, backend, _site) = single_node().await;
     let routes = http::routes(backend.clone(), Limits::default());
     let put = warp::test::request()
         .method("PUT")
@@ -123,7 +119,7 @@ async fn routes_go_through_the_node_and_metrics_report_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_after_shutdown_is_refused_and_changes_nothing() {
-    let (site, backend, _dir) = single_node().await;
+    let (site, backend, _site) = single_node().await;
     let routes = http::routes(backend.clone(), Limits::default());
     site.shutdown().await.expect("shutdown");
     let applied = site.engine().applied();

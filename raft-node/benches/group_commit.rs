@@ -23,12 +23,13 @@ struct Counter {
 }
 
 impl StateMachine for Counter {
+    type Output = ();
     fn applied(&self) -> (u64, u64) {
         self.applied
     }
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<()>, Error> {
         self.applied = (index, ts);
-        Ok(commands.iter().map(|_| Vec::new()).collect())
+        Ok(commands.iter().map(|_| ()).collect())
     }
     fn flush(&mut self) -> Result<(), Error> {
         Ok(())
@@ -50,7 +51,7 @@ fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-fn status(handle: &runner::NodeHandle) -> NodeStatus {
+fn status(handle: &runner::NodeHandle<()>) -> NodeStatus {
     let (tx, rx) = mpsc::channel();
     handle.send(Command::Status {
         reply: Box::new(move |s| drop(tx.send(s))),
@@ -104,6 +105,7 @@ fn run(proposers: usize, secs: u64) {
                     let command = vec![b'x'; 150];
                     handle.send(Command::Propose {
                         command,
+                        deadline: Instant::now() + Duration::from_secs(10),
                         reply: Box::new(move |r| drop(tx.send(r))),
                     });
                     if let Ok(Ok(_)) = rx.recv() {

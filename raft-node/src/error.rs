@@ -35,9 +35,10 @@ pub enum Error {
     /// raft-rs refused an operation (e.g. a conf change while another is pending).
     #[error("raft: {0}")]
     Raft(String),
-    /// The state machine failed to apply a committed entry: the node stops rather than diverge.
+    /// The state machine failed to apply a committed entry: the node stops rather than diverge. The state
+    /// machine's own error is kept (callers may downcast it to act on its kind, e.g. a full disk).
     #[error("state machine: {0}")]
-    StateMachine(String),
+    StateMachine(Box<dyn std::error::Error + Send + Sync>),
     /// This node is not the leader; retry at `leader_hint` if known. Nothing was proposed.
     #[error("not the leader (leader hint: {leader_hint:?})")]
     NotLeader { leader_hint: Option<u64> },

@@ -5,6 +5,15 @@
 //! A new leader has persisted every committed entry, so its first ts is above every committed ts: commit
 //! timestamps increase strictly in log order across leader changes.
 
+/// The physical clock the production loop stamps commits with: µs since the Unix epoch (0 before it,
+/// saturating far after it; never panics).
+pub fn wall_clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Hlc {
     last: u64,

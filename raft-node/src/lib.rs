@@ -1,10 +1,12 @@
 //! # raft-node — replication for kvs-raft
 //!
 //! One raft-rs group per site. This crate owns the Raft log storage, the ready loop that owns `RawNode`,
-//! and the deterministic fault simulator. It talks to the state machine through a trait and never names
-//! `rocksdb::` types in its public API (`storage/db.rs` is its only file that imports `rocksdb`).
+//! the peer transport, and the wiring of all three behind one entry point, [`Group::start`]. It talks to
+//! the state machine through a trait and never names `rocksdb::` types in its public API
+//! (`storage/db.rs` is its only file that imports `rocksdb`).
 
 pub mod error;
+mod group;
 mod hlc;
 pub mod linearizability;
 pub mod mem_log;
@@ -16,9 +18,12 @@ pub mod storage;
 pub mod transport;
 
 pub use error::Error;
-pub use hlc::Hlc;
+pub use group::{Configuration, Group, GroupConfig, StartError};
+pub use hlc::{wall_clock_micros, Hlc};
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
-    Command, LogStorage, Node, NodeConfig, NodeCounters, NodeStatus, PeerProgress, Reply, Role,
-    StagedImage, StateMachine, FSYNC_BUCKETS_MICROS,
+    Command, Committed, Node, NodeConfig, NodeCounters, NodeStatus, PeerProgress, Reply, Role,
+    StagedImage, StateMachine, Timing, FSYNC_BUCKETS_MICROS,
 };
+pub use storage::LogStorage;
+pub use transport::TransportCounters;

@@ -6,7 +6,7 @@ use raft::prelude::{ConfState, Snapshot};
 use raft::storage::MemStorage;
 
 use crate::error::Error;
-use crate::node::LogStorage;
+use crate::storage::LogStorage;
 use crate::storage::LogWrite;
 
 #[derive(Clone, Default)]

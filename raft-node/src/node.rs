@@ -13,43 +13,35 @@
 //! * [`Error::Stopped`] — the command never reached raft (the loop is gone or stopping): not applied.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use raft::prelude::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType, Snapshot,
-};
+use raft::prelude::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 
 use crate::error::Error;
 use crate::hlc::Hlc;
 use crate::membership::{Membership, MembershipChange};
 use crate::payload;
-use crate::storage::LogWrite;
+use crate::storage::{LogStorage, LogWrite};
 
 mod lost_log;
 mod snapshots;
 
-/// Raft log storage the node can write.
-pub trait LogStorage: raft::Storage {
-    /// Make the whole write durable (one fsync) before returning — the node sends messages that depend on
-    /// it right after.
-    fn persist(&self, write: &LogWrite) -> Result<(), Error>;
-    /// Drop the entries before `compact_index` (durably). The caller never compacts past its applied index.
-    fn compact(&self, compact_index: u64) -> Result<(), Error>;
-    /// Register the snapshot (metadata plus the membership table as data) that `raft::Storage::snapshot`
-    /// hands to raft-rs when a follower needs entries the log no longer has. In memory only.
-    fn register_snapshot(&self, snapshot: Snapshot);
-    /// The persisted membership table (encoded), empty if none was ever written.
-    fn membership(&self) -> Vec<u8>;
-}
-
 /// The replicated state machine.
 pub trait StateMachine {
+    /// What applying one command gives back to its proposer (handed over in-process, never encoded).
+    type Output: Send + 'static;
     /// Index and ts of the last applied entry, as it survived a restart (may lag the log: the node replays).
     fn applied(&self) -> (u64, u64);
     /// Apply entry `index` (ts `ts`) carrying `commands` (possibly none: no-op and conf-change entries).
-    /// Must be deterministic; returns one result per command. An error stops the node.
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error>;
+    /// Must be deterministic; returns one output per command. An error stops the node.
+    fn apply(
+        &mut self,
+        index: u64,
+        ts: u64,
+        commands: &[&[u8]],
+    ) -> Result<Vec<Self::Output>, Error>;
     /// Make everything applied so far durable; called before the log is compacted past it.
     fn flush(&mut self) -> Result<(), Error>;
     /// Replace the whole state with a received image (as produced by the leader's `SnapshotSource`),
@@ -69,27 +61,42 @@ pub trait StagedImage: Send {
 
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 
+/// A committed command: where it landed in the log, its commit ts, and what the state machine gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<O> {
+    pub index: u64,
+    pub ts: u64,
+    pub output: O,
+}
+
 /// The closed set of requests the node serves. Raft messages go through [`Node::step`].
-pub enum Command {
+///
+/// Every request that waits on the cluster carries its caller's `deadline` (the one deadline of the
+/// request, made at the edge): when it passes, the node answers [`Error::Timeout`] and forgets the request.
+pub enum Command<O> {
     /// Replicate and apply one command; the reply carries its result.
     Propose {
         command: Vec<u8>,
-        reply: Reply<Result<Vec<u8>, Error>>,
+        deadline: Instant,
+        reply: Reply<Result<Committed<O>, Error>>,
     },
     /// Linearizable read barrier (ReadIndex, or the lease if configured): the reply comes once the local
     /// state machine has applied everything committed when the request arrived; it carries that index.
     ReadIndex {
+        deadline: Instant,
         reply: Reply<Result<u64, Error>>,
     },
     /// Lease read: answered at once on a leader that has committed an entry of its term (check_quorum
     /// makes a leader that lost its quorum step down within an election timeout); `NotLeader` elsewhere.
     /// The reply carries the commit index the local state machine must reach before reading.
     LeaseRead {
+        deadline: Instant,
         reply: Reply<Result<u64, Error>>,
     },
     /// Membership change, one node at a time; the reply comes when it is applied here.
     ChangeMembership {
         change: MembershipChange,
+        deadline: Instant,
         reply: Reply<Result<ConfState, Error>>,
     },
     TransferLeader {
@@ -101,10 +108,47 @@ pub enum Command {
     },
 }
 
+impl<O> Command<O> {
+    /// Answer a command the node will never handle (its queue is full, or the loop is gone) with `error`.
+    /// A status request is dropped: its caller sees the reply channel closed.
+    pub fn refuse(self, error: Error) {
+        match self {
+            Command::Propose { reply, .. } => reply(Err(error)),
+            Command::ReadIndex { reply, .. } | Command::LeaseRead { reply, .. } => {
+                reply(Err(error))
+            }
+            Command::ChangeMembership { reply, .. } => reply(Err(error)),
+            Command::TransferLeader { reply, .. } => reply(Err(error)),
+            Command::Status { .. } => {}
+        }
+    }
+}
+
+/// Raft timing: the length of a tick and the election and heartbeat intervals in ticks. The defaults are
+/// the production values (heartbeats every 100 ms, elections after 1–2 s drawn from 50 distinct
+/// timeouts); every other layer takes them from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub tick: Duration,
+    /// Ticks without a heartbeat before an election; always > `heartbeat_ticks`.
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            tick: Duration::from_millis(20),
+            election_ticks: 50,
+            heartbeat_ticks: 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub id: u64,
-    /// Ticks without a heartbeat before an election (one tick = 100 ms in production).
+    /// Ticks without a heartbeat before an election (see [`Timing`] for the production values).
     pub election_tick: usize,
     pub heartbeat_tick: usize,
     /// Commands batched into one entry at most.
@@ -113,8 +157,6 @@ pub struct NodeConfig {
     pub max_inflight_commands: usize,
     /// Serve ReadIndex from the leader lease instead of a heartbeat round (needs check_quorum, which is on).
     pub lease_reads: bool,
-    /// Ticks after which an unanswered proposal or read times out.
-    pub request_timeout_ticks: u64,
     /// The election timeout is drawn from `[min, max)` ticks by raft-rs's own RNG; the simulator pins it
     /// (`max = min + 1`) with a value from its seed so runs are reproducible. `None`: raft-rs's default
     /// `[election_tick, 2 × election_tick)`.
@@ -127,14 +169,14 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     pub fn new(id: u64) -> Self {
+        let timing = Timing::default();
         NodeConfig {
             id,
-            election_tick: 10,
-            heartbeat_tick: 3,
+            election_tick: timing.election_ticks,
+            heartbeat_tick: timing.heartbeat_ticks,
             max_batch_commands: 1024,
             max_inflight_commands: 20_000,
             lease_reads: false,
-            request_timeout_ticks: 50,
             election_timeout_range: None,
             compact_log_entries: 10_000,
             compact_log_bytes: 64 << 20,
@@ -201,21 +243,33 @@ pub struct NodeCounters {
     pub snapshots_installed: u64,
 }
 
-struct PendingEntry {
+/// A reply with the deadline of its request.
+struct Waiter<T> {
+    deadline: Instant,
+    reply: Reply<Result<T, Error>>,
+}
+
+impl<T> Waiter<T> {
+    fn answer(self, result: Result<T, Error>) {
+        (self.reply)(result)
+    }
+}
+
+/// The proposals of one entry, in command order; a proposal whose deadline passed is answered `Timeout`
+/// and leaves `None` behind, so the others still line up with the entry's outputs.
+struct PendingEntry<O> {
     term: u64,
-    replies: Vec<Reply<Result<Vec<u8>, Error>>>,
-    since_tick: u64,
+    waiters: Vec<Option<Waiter<Committed<O>>>>,
 }
 
 struct PendingRead {
-    reply: Reply<Result<u64, Error>>,
+    waiter: Waiter<u64>,
     index: Option<u64>,
-    since_tick: u64,
 }
 
 struct PendingConfChange {
     term: u64,
-    reply: Reply<Result<ConfState, Error>>,
+    waiter: Waiter<ConfState>,
 }
 
 pub struct Node<L: LogStorage, S: StateMachine> {
@@ -223,8 +277,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     sm: S,
     hlc: Hlc,
     cfg: NodeConfig,
-    queued: Vec<(Vec<u8>, Reply<Result<Vec<u8>, Error>>)>,
-    pending: BTreeMap<u64, PendingEntry>,
+    queued: Vec<(Vec<u8>, Waiter<Committed<S::Output>>)>,
+    pending: BTreeMap<u64, PendingEntry<S::Output>>,
     pending_commands: usize,
     reads: BTreeMap<Vec<u8>, PendingRead>,
     next_read: u64,
@@ -484,59 +538,55 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    pub fn handle(&mut self, cmd: Command) {
+    pub fn handle(&mut self, cmd: Command<S::Output>) {
         match cmd {
-            Command::Propose { command, reply } => {
+            Command::Propose {
+                command,
+                deadline,
+                reply,
+            } => {
                 if !self.is_leader() {
-                    return reply(Err(Error::NotLeader {
-                        leader_hint: self.leader_hint(),
-                    }));
+                    return reply(Err(self.not_leader()));
                 }
                 if self.pending_commands + self.queued.len() >= self.cfg.max_inflight_commands {
                     return reply(Err(Error::Overloaded));
                 }
-                self.queued.push((command, reply));
+                self.queued.push((command, Waiter { deadline, reply }));
             }
-            Command::LeaseRead { reply } => {
+            Command::LeaseRead { deadline, reply } => {
                 let log = &self.raw.raft.raft_log;
                 let committed_in_term = log.term(log.committed).unwrap_or(0) == self.raw.raft.term;
                 if !self.is_leader() || !committed_in_term {
-                    return reply(Err(Error::NotLeader {
-                        leader_hint: self.leader_hint(),
-                    }));
+                    return reply(Err(self.not_leader()));
                 }
                 let index = log.committed;
-                self.next_read += 1;
-                let mut ctx = self.cfg.id.to_be_bytes().to_vec();
-                ctx.extend_from_slice(&self.next_read.to_be_bytes());
+                let ctx = self.next_read_ctx();
                 self.reads.insert(
                     ctx,
                     PendingRead {
-                        reply,
+                        waiter: Waiter { deadline, reply },
                         index: Some(index),
-                        since_tick: self.ticks,
                     },
                 );
             }
-            Command::ReadIndex { reply } => {
-                self.next_read += 1;
-                let mut ctx = self.cfg.id.to_be_bytes().to_vec();
-                ctx.extend_from_slice(&self.next_read.to_be_bytes());
+            Command::ReadIndex { deadline, reply } => {
+                let ctx = self.next_read_ctx();
                 self.raw.read_index(ctx.clone());
                 self.reads.insert(
                     ctx,
                     PendingRead {
-                        reply,
+                        waiter: Waiter { deadline, reply },
                         index: None,
-                        since_tick: self.ticks,
                     },
                 );
             }
-            Command::ChangeMembership { change, reply } => {
+            Command::ChangeMembership {
+                change,
+                deadline,
+                reply,
+            } => {
                 if !self.is_leader() {
-                    return reply(Err(Error::NotLeader {
-                        leader_hint: self.leader_hint(),
-                    }));
+                    return reply(Err(self.not_leader()));
                 }
                 let cc = change.to_conf_change();
                 let status = self.status();
@@ -550,23 +600,19 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                             index,
                             PendingConfChange {
                                 term: self.raw.raft.term,
-                                reply,
+                                waiter: Waiter { deadline, reply },
                             },
                         );
                     }
                     Err(raft::Error::ProposalDropped) if !self.is_leader() => {
-                        reply(Err(Error::NotLeader {
-                            leader_hint: self.leader_hint(),
-                        }))
+                        reply(Err(self.not_leader()))
                     }
                     Err(e) => reply(Err(raft_err(e))),
                 }
             }
             Command::TransferLeader { to, reply } => {
                 if !self.is_leader() {
-                    return reply(Err(Error::NotLeader {
-                        leader_hint: self.leader_hint(),
-                    }));
+                    return reply(Err(self.not_leader()));
                 }
                 self.raw.transfer_leader(to);
                 reply(Ok(()))
@@ -575,8 +621,22 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// Advance logical time one tick; time out requests that waited too long.
-    pub fn tick(&mut self) {
+    fn not_leader(&self) -> Error {
+        Error::NotLeader {
+            leader_hint: self.leader_hint(),
+        }
+    }
+
+    /// A fresh read context: this node's id and a counter, so contexts never collide across nodes.
+    fn next_read_ctx(&mut self) -> Vec<u8> {
+        self.next_read += 1;
+        let mut ctx = self.cfg.id.to_be_bytes().to_vec();
+        ctx.extend_from_slice(&self.next_read.to_be_bytes());
+        ctx
+    }
+
+    /// Advance logical time one tick; answer `Timeout` to every request whose deadline is not after `now`.
+    pub fn tick(&mut self, now: Instant) {
         self.raw.tick();
         self.ticks += 1;
         // Reads still waiting for their read index are asked again once per heartbeat interval.
@@ -584,28 +644,44 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         if self.ticks % heartbeat == 0 {
             self.resend_waiting_reads();
         }
-        let deadline = self.ticks.saturating_sub(self.cfg.request_timeout_ticks);
-        let expired: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.since_tick < deadline)
-            .map(|(&i, _)| i)
-            .collect();
-        for index in expired {
-            if let Some(p) = self.pending.remove(&index) {
-                self.pending_commands -= p.replies.len();
-                p.replies.into_iter().for_each(|r| r(Err(Error::Timeout)));
+        self.expire(now);
+    }
+
+    /// Answer and forget every request whose deadline has passed. A timed-out proposal may still commit:
+    /// `Timeout` means "outcome unknown".
+    fn expire(&mut self, now: Instant) {
+        for p in self.pending.values_mut() {
+            for slot in &mut p.waiters {
+                if slot.as_ref().is_some_and(|w| w.deadline <= now) {
+                    if let Some(w) = slot.take() {
+                        self.pending_commands -= 1;
+                        w.answer(Err(Error::Timeout));
+                    }
+                }
             }
         }
+        self.pending
+            .retain(|_, p| p.waiters.iter().any(Option::is_some));
         let expired: Vec<Vec<u8>> = self
             .reads
             .iter()
-            .filter(|(_, r)| r.since_tick < deadline)
+            .filter(|(_, r)| r.waiter.deadline <= now)
             .map(|(c, _)| c.clone())
             .collect();
         for ctx in expired {
             if let Some(r) = self.reads.remove(&ctx) {
-                (r.reply)(Err(Error::Timeout));
+                r.waiter.answer(Err(Error::Timeout));
+            }
+        }
+        let expired: Vec<u64> = self
+            .conf_changes
+            .iter()
+            .filter(|(_, c)| c.waiter.deadline <= now)
+            .map(|(&i, _)| i)
+            .collect();
+        for index in expired {
+            if let Some(c) = self.conf_changes.remove(&index) {
+                c.waiter.answer(Err(Error::Timeout));
             }
         }
     }
@@ -620,10 +696,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 let hint = self.leader_hint();
                 batch
                     .into_iter()
-                    .for_each(|(_, r)| r(Err(Error::NotLeader { leader_hint: hint })));
+                    .for_each(|(_, w)| w.answer(Err(Error::NotLeader { leader_hint: hint })));
                 continue;
             }
-            let (commands, replies): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
+            let (commands, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
             let ts = self.hlc.next(now_micros);
             let outcome = payload::encode(ts, &commands)
                 .and_then(|data| self.raw.propose(vec![], data).map_err(raft_err));
@@ -631,29 +707,41 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 Ok(()) => {
                     let index = self.raw.raft.raft_log.last_index();
                     self.counters.entries_proposed += 1;
-                    self.counters.commands_proposed += replies.len() as u64;
-                    self.pending_commands += replies.len();
+                    self.counters.commands_proposed += waiters.len() as u64;
+                    self.pending_commands += waiters.len();
                     let entry = PendingEntry {
                         term: self.raw.raft.term,
-                        replies,
-                        since_tick: self.ticks,
+                        waiters: waiters.into_iter().map(Some).collect(),
                     };
                     if let Some(old) = self.pending.insert(index, entry) {
                         // Our own earlier proposal at this index was truncated away by a new leader.
-                        self.pending_commands -= old.replies.len();
-                        old.replies.into_iter().for_each(|r| r(Err(Error::Dropped)));
+                        self.settle(old, |_| Err(Error::Dropped));
                     }
                 }
                 Err(e) => {
                     let dropped = matches!(e, Error::Raft(_));
-                    for r in replies {
-                        r(Err(if dropped {
+                    for w in waiters {
+                        w.answer(Err(if dropped {
                             Error::Dropped
                         } else {
                             Error::Invalid("command batch too large")
                         }));
                     }
                 }
+            }
+        }
+    }
+
+    /// Answer every proposal still waiting in `entry`: `answer(position)` gives each one's reply.
+    fn settle(
+        &mut self,
+        entry: PendingEntry<S::Output>,
+        mut answer: impl FnMut(usize) -> Result<Committed<S::Output>, Error>,
+    ) {
+        for (i, slot) in entry.waiters.into_iter().enumerate() {
+            if let Some(w) = slot {
+                self.pending_commands -= 1;
+                w.answer(answer(i));
             }
         }
     }
@@ -760,7 +848,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             match e.get_entry_type() {
                 EntryType::EntryNormal if e.data.is_empty() => {
                     self.sm.apply(e.index, applied_ts, &[])?;
-                    self.resolve(e.index, e.term, None);
+                    self.resolve(e.index, e.term, applied_ts, None);
                 }
                 EntryType::EntryNormal => {
                     let (ts, commands) = payload::decode(&e.data)?;
@@ -773,15 +861,15 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                         Error::StateMachine("failpoint".into())
                     ));
                     self.counters.commands_applied += commands.len() as u64;
-                    self.resolve(e.index, e.term, Some(results));
+                    self.resolve(e.index, e.term, ts, Some(results));
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let cs =
                         conf_state.unwrap_or_else(|| self.raw.raft.prs().conf().to_conf_state());
                     self.sm.apply(e.index, applied_ts, &[])?;
-                    self.resolve(e.index, e.term, None);
+                    self.resolve(e.index, e.term, applied_ts, None);
                     if let Some(p) = self.conf_changes.remove(&e.index) {
-                        (p.reply)(if p.term == e.term {
+                        p.waiter.answer(if p.term == e.term {
                             Ok(cs)
                         } else {
                             Err(Error::Dropped)
@@ -794,7 +882,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 if *entry.key() > e.index {
                     break;
                 }
-                (entry.remove().reply)(Err(Error::Dropped));
+                entry.remove().waiter.answer(Err(Error::Dropped));
             }
         }
         Ok(())
@@ -833,23 +921,23 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     }
 
     /// Answer the proposals waiting on `index`: ours if the entry has the term we proposed it in.
-    fn resolve(&mut self, index: u64, term: u64, results: Option<Vec<Vec<u8>>>) {
+    fn resolve(&mut self, index: u64, term: u64, ts: u64, outputs: Option<Vec<S::Output>>) {
+        let mut outputs: Option<Vec<Option<S::Output>>> =
+            outputs.map(|o| o.into_iter().map(Some).collect());
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() > index {
                 break;
             }
             let at = *entry.key();
             let p = entry.remove();
-            self.pending_commands -= p.replies.len();
-            match &results {
-                Some(results)
-                    if at == index && p.term == term && results.len() == p.replies.len() =>
-                {
-                    for (reply, result) in p.replies.into_iter().zip(results.iter().cloned()) {
-                        reply(Ok(result));
-                    }
+            match outputs.as_mut() {
+                Some(outs) if at == index && p.term == term && outs.len() == p.waiters.len() => {
+                    self.settle(p, |i| match outs.get_mut(i).and_then(Option::take) {
+                        Some(output) => Ok(Committed { index, ts, output }),
+                        None => Err(Error::Dropped),
+                    })
                 }
-                _ => p.replies.into_iter().for_each(|r| r(Err(Error::Dropped))),
+                _ => self.settle(p, |_| Err(Error::Dropped)),
             }
         }
     }
@@ -894,7 +982,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             .collect();
         for ctx in ready {
             if let Some(r) = self.reads.remove(&ctx) {
-                (r.reply)(Ok(r.index.unwrap_or(applied)));
+                r.waiter.answer(Ok(r.index.unwrap_or(applied)));
             }
         }
     }
@@ -902,20 +990,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// Fail every waiting request explicitly (shutdown, crash in the simulator).
     pub fn fail_all(&mut self) {
         // Queued commands never reached raft: definitely not applied.
-        for (_, r) in self.queued.drain(..) {
-            r(Err(Error::Stopped));
+        for (_, w) in self.queued.drain(..) {
+            w.answer(Err(Error::Stopped));
         }
         for (_, p) in std::mem::take(&mut self.pending) {
-            p.replies
-                .into_iter()
-                .for_each(|r| r(Err(Error::ShuttingDown)));
+            self.settle(p, |_| Err(Error::ShuttingDown));
         }
-        self.pending_commands = 0;
         for (_, r) in std::mem::take(&mut self.reads) {
-            (r.reply)(Err(Error::ShuttingDown));
+            r.waiter.answer(Err(Error::ShuttingDown));
         }
         for (_, c) in std::mem::take(&mut self.conf_changes) {
-            (c.reply)(Err(Error::ShuttingDown));
+            c.waiter.answer(Err(Error::ShuttingDown));
         }
     }
 }

@@ -9,7 +9,8 @@ use raft::prelude::Message;
 
 use crate::error::Error;
 use crate::membership::Membership;
-use crate::node::{Command, LogStorage, Node, StagedImage, StateMachine};
+use crate::node::{Command, Node, StagedImage, StateMachine};
+use crate::storage::LogStorage;
 
 /// Where the loop sends Raft messages. Must not block: a slow peer's messages are dropped (Raft retries).
 pub trait Transport: Send + 'static {
@@ -19,8 +20,8 @@ pub trait Transport: Send + 'static {
     fn members_changed(&mut self, _membership: &Membership) {}
 }
 
-pub enum Input {
-    Command(Command),
+pub enum Input<O> {
+    Command(Command<O>),
     Raft(Box<Message>),
     /// A MsgSnapshot with its received image.
     Snapshot(Box<Message>, Box<dyn StagedImage>),
@@ -40,70 +41,57 @@ pub struct RunnerConfig {
 }
 
 /// Handle to a running node loop.
-pub struct NodeHandle {
-    tx: SyncSender<Input>,
+pub struct NodeHandle<O: 'static> {
+    tx: SyncSender<Input<O>>,
     thread: Option<JoinHandle<Result<(), Error>>>,
 }
 
 /// A cloneable way into a running node loop (for HTTP handlers and the transport).
-#[derive(Clone)]
-pub struct NodeSender {
-    tx: SyncSender<Input>,
+pub struct NodeSender<O> {
+    tx: SyncSender<Input<O>>,
 }
 
-impl NodeSender {
+impl<O> Clone for NodeSender<O> {
+    fn clone(&self) -> Self {
+        NodeSender {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<O> NodeSender<O> {
     /// Queue a command; if the queue is full the command is answered `Overloaded` at once, if the loop is
     /// gone `Stopped`.
-    pub fn send(&self, cmd: Command) {
+    pub fn send(&self, cmd: Command<O>) {
         match self.tx.try_send(Input::Command(cmd)) {
             Ok(()) => {}
-            Err(TrySendError::Full(Input::Command(cmd))) => refuse(cmd, || Error::Overloaded),
-            Err(TrySendError::Disconnected(Input::Command(cmd))) => refuse(cmd, || Error::Stopped),
+            Err(TrySendError::Full(Input::Command(cmd))) => cmd.refuse(Error::Overloaded),
+            Err(TrySendError::Disconnected(Input::Command(cmd))) => cmd.refuse(Error::Stopped),
             Err(_) => {}
         }
     }
 
     /// Queue any input; dropped if the queue is full (Raft retries messages; reports are advisory).
-    pub fn input(&self, input: Input) {
+    pub fn input(&self, input: Input<O>) {
         let _ = self.tx.try_send(input);
     }
-
-    /// Hand a Raft message to the loop; dropped if the queue is full.
-    pub fn step(&self, msg: Message) {
-        self.input(Input::Raft(Box::new(msg)));
-    }
 }
 
-/// Answer a command the loop will never see (its queue is full, or the loop is gone) with `error`.
-fn refuse(cmd: Command, error: fn() -> Error) {
-    match cmd {
-        Command::Propose { reply, .. } => reply(Err(error())),
-        Command::ReadIndex { reply } | Command::LeaseRead { reply } => reply(Err(error())),
-        Command::ChangeMembership { reply, .. } => reply(Err(error())),
-        Command::TransferLeader { reply, .. } => reply(Err(error())),
-        Command::Status { .. } => {} // dropped reply: the caller sees its channel closed
-    }
-}
-
-impl NodeHandle {
+impl<O: 'static> NodeHandle<O> {
     /// A cloneable sender into this loop.
-    pub fn sender(&self) -> NodeSender {
+    pub fn sender(&self) -> NodeSender<O> {
         NodeSender {
             tx: self.tx.clone(),
         }
     }
 
     /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
-    pub fn send(&self, cmd: Command) {
+    pub fn send(&self, cmd: Command<O>) {
         self.sender().send(cmd)
     }
 
-    /// Hand a Raft message to the loop; dropped if the queue is full.
-    pub fn step(&self, msg: Message) {
-        self.sender().step(msg)
-    }
-
-    /// Stop the loop: waiting requests are failed explicitly. Returns the loop's own error, if it died.
+    /// Stop the loop and wait for its thread (a blocking call: from async code, run it with
+    /// `spawn_blocking`). Waiting requests are failed explicitly. Returns the loop's own error, if it died.
     pub fn shutdown(mut self) -> Result<(), Error> {
         let _ = self.tx.send(Input::Shutdown);
         match self.thread.take().map(JoinHandle::join) {
@@ -114,11 +102,22 @@ impl NodeHandle {
     }
 }
 
-impl Drop for NodeHandle {
+impl<O: 'static> Drop for NodeHandle<O> {
+    /// Stop a loop that was not shut down explicitly. On a tokio runtime the thread is joined by a
+    /// blocking task (an async worker must not wait on a thread that may be in an fsync; the runtime
+    /// waits for its blocking tasks when it shuts down, so the loop never outlives it); elsewhere here.
     fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = self.tx.send(Input::Shutdown);
-            let _ = thread.join();
+            let tx = self.tx.clone();
+            let join = move || {
+                // Blocks while the queue is full: the loop is draining it.
+                let _ = tx.send(Input::Shutdown);
+                let _ = thread.join();
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(join)),
+                Err(_) => join(),
+            }
         }
     }
 }
@@ -129,7 +128,7 @@ pub fn spawn<L, S, T, C>(
     mut transport: T,
     clock: C,
     cfg: RunnerConfig,
-) -> NodeHandle
+) -> NodeHandle<S::Output>
 where
     L: LogStorage + Send + 'static,
     S: StateMachine + Send + 'static,
@@ -155,7 +154,7 @@ where
 
 fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
     node: &mut Node<L, S>,
-    rx: &Receiver<Input>,
+    rx: &Receiver<Input<S::Output>>,
     transport: &mut T,
     clock: &C,
     tick: Duration,
@@ -183,8 +182,9 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
                 Input::PeerAddresses(id, peer, client) => node.learn_addresses(id, &peer, &client),
             }
         }
-        if Instant::now() >= next_tick {
-            node.tick();
+        let now = Instant::now();
+        if now >= next_tick {
+            node.tick(now);
             next_tick += tick;
         }
         node.flush_proposals(clock());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use raft::prelude::Message;
 use raft_node::mem_log::MemLog;
 use raft_node::runner::{self, NodeHandle, RunnerConfig, Transport};
-use raft_node::{Command, Error, Node, NodeConfig, NodeStatus, Role, StateMachine};
+use raft_node::{Command, Committed, Error, Node, NodeConfig, NodeStatus, Role, StateMachine};
 
 struct NoNetwork;
 impl Transport for NoNetwork {
@@ -21,6 +21,7 @@ struct Echo {
 }
 
 impl StateMachine for Echo {
+    type Output = Vec<u8>;
     fn applied(&self) -> (u64, u64) {
         self.applied
     }
@@ -41,7 +42,7 @@ impl StateMachine for Echo {
     }
 }
 
-fn status(handle: &NodeHandle) -> NodeStatus {
+fn status(handle: &NodeHandle<Vec<u8>>) -> NodeStatus {
     let (tx, rx) = mpsc::channel();
     handle.send(Command::Status {
         reply: Box::new(move |s| drop(tx.send(s))),
@@ -50,16 +51,20 @@ fn status(handle: &NodeHandle) -> NodeStatus {
         .expect("status reply")
 }
 
-fn propose(handle: &NodeHandle, command: Vec<u8>) -> mpsc::Receiver<Result<Vec<u8>, Error>> {
+fn propose(
+    handle: &NodeHandle<Vec<u8>>,
+    command: Vec<u8>,
+) -> mpsc::Receiver<Result<Committed<Vec<u8>>, Error>> {
     let (tx, rx) = mpsc::channel();
     handle.send(Command::Propose {
         command,
+        deadline: Instant::now() + Duration::from_secs(10),
         reply: Box::new(move |r| drop(tx.send(r))),
     });
     rx
 }
 
-fn single_node() -> NodeHandle {
+fn single_node() -> NodeHandle<Vec<u8>> {
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let node = Node::new(
         NodeConfig::new(1),
@@ -102,7 +107,7 @@ fn concurrent_proposals_are_batched_and_each_gets_its_own_result() {
             .recv_timeout(Duration::from_secs(10))
             .expect("reply")
             .expect("applied");
-        assert_eq!(got, i.to_be_bytes().to_vec());
+        assert_eq!(got.output, i.to_be_bytes().to_vec());
     }
     let after = status(&handle).counters;
     assert_eq!(after.commands_applied - before.commands_applied, 500);

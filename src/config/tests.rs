@@ -84,18 +84,21 @@ fn config_dev_default_without_any_flag() {
             site: None,
             peer_secret: None,
             limits: Limits {
-                max_key_bytes: 4096,
-                max_value_bytes: 1 << 20,
-                max_body_bytes: 4 << 20,
+                max_key: 4096,
+                max_value: 1 << 20,
+                max_body: 4 << 20,
                 max_connections: 4096,
                 header_read_timeout: Duration::from_secs(5),
                 request_timeout: Duration::from_secs(5),
                 max_inflight_proposals: 20_000,
+                ..Limits::default()
             },
             raft: RaftTuning {
-                tick: Duration::from_millis(20),
-                election_ticks: 50,
-                heartbeat_ticks: 5,
+                timing: Timing {
+                    tick: Duration::from_millis(20),
+                    election_ticks: 50,
+                    heartbeat_ticks: 5,
+                },
                 compact_log_entries: 10_000,
                 compact_log_bytes: 64 << 20,
             },
@@ -142,7 +145,7 @@ fn config_precedence_file_then_env_then_flag() {
     assert_eq!(cfg.retention, Duration::from_secs(20));
     assert_eq!(cfg.sync, SyncMode::Batch, "from the file");
     assert_eq!(
-        cfg.raft.tick,
+        cfg.raft.timing.tick,
         Duration::from_millis(50),
         "empty env = unset"
     );
@@ -249,21 +252,24 @@ fn config_file_with_every_key() {
     assert_eq!(
         cfg.limits,
         Limits {
-            max_key_bytes: 1024,
-            max_value_bytes: 512 << 10,
-            max_body_bytes: 2 << 20,
+            max_key: 1024,
+            max_value: 512 << 10,
+            max_body: 2 << 20,
             max_connections: 100,
             header_read_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(3),
             max_inflight_proposals: 500,
+            ..Limits::default()
         }
     );
     assert_eq!(
         cfg.raft,
         RaftTuning {
-            tick: Duration::from_millis(20),
-            election_ticks: 20,
-            heartbeat_ticks: 2,
+            timing: Timing {
+                tick: Duration::from_millis(20),
+                election_ticks: 20,
+                heartbeat_ticks: 2,
+            },
             compact_log_entries: 42,
             compact_log_bytes: 1_000_000,
         }

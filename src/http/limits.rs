@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::error::ApiError;
 
-#[derive(Debug, Clone)]
+/// The defaults are the production values `kvs-raft serve` uses unless configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest request body (`Content-Length`), refused with 413 before any byte is read.
     pub max_body: u64,
@@ -46,10 +47,12 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(5),
             forward_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(5),
-            max_connections: 1024,
-            max_inflight_proposals: 4096,
+            max_connections: 4096,
+            max_inflight_proposals: 20_000,
             retry_after_secs: 1,
-            shutdown_grace: Duration::from_secs(5),
+            // Drain (2 s) + leadership hand-off (≤ 2 s) + flush stay within the 5 s a supervisor
+            // usually waits before SIGKILL.
+            shutdown_grace: Duration::from_secs(2),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Helpers of the multi-process fault tests (`tests/process_cluster.rs`): a cluster of `kvs-raft serve`
-//! processes ([`proc`]), a small HTTP client ([`http`]), a concurrent client load that records its history
-//! for the linearizability checker ([`load`]), and the cluster-level waits and checks below.
+//! Helpers of the integration tests: a cluster of `kvs-raft serve` processes ([`proc`]), an in-process
+//! site of replicas ([`replicas`]), a small HTTP client ([`http`]), a concurrent client load that records
+//! its history for the linearizability checker ([`load`]), and the cluster-level waits and checks below.
 //!
 //! Waits poll a condition under a deadline; nothing sleeps to wait for something to happen.
 
@@ -9,6 +9,7 @@
 pub mod http;
 pub mod load;
 pub mod proc;
+pub mod replicas;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,6 +40,15 @@ pub struct View {
 impl View {
     pub fn member(&self, id: u64) -> Option<&MemberView> {
         self.members.iter().find(|m| m.id == id)
+    }
+}
+
+/// Poll `check` until it holds, for at most `within`.
+pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

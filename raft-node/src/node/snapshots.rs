@@ -18,20 +18,26 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         let image = match self.staged.take() {
             Some((index, image)) if index == meta.index => image,
             _ => {
-                return Err(Error::StateMachine(format!(
-                    "raft accepted snapshot {} but no image is staged for it",
-                    meta.index
-                )))
+                return Err(Error::StateMachine(
+                    format!(
+                        "raft accepted snapshot {} but no image is staged for it",
+                        meta.index
+                    )
+                    .into(),
+                ))
             }
         };
         let mut membership = Membership::decode(&snap.data)?;
         membership.conf_index = membership.conf_index.max(meta.index);
         let (applied, applied_ts) = self.sm.install_snapshot(&mut image.chunks())?;
         if applied < meta.index {
-            return Err(Error::StateMachine(format!(
-                "snapshot image is at index {applied}, older than the raft snapshot {}",
-                meta.index
-            )));
+            return Err(Error::StateMachine(
+                format!(
+                    "snapshot image is at index {applied}, older than the raft snapshot {}",
+                    meta.index
+                )
+                .into(),
+            ));
         }
         self.hlc.observe(applied_ts);
         self.set_membership(membership);

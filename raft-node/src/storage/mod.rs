@@ -369,7 +369,21 @@ impl raft::Storage for LogStore {
     }
 }
 
-impl crate::node::LogStorage for LogStore {
+/// Raft log storage the node can write.
+pub trait LogStorage: raft::Storage {
+    /// Make the whole write durable (one fsync) before returning — the node sends messages that depend on
+    /// it right after.
+    fn persist(&self, write: &LogWrite) -> Result<(), Error>;
+    /// Drop the entries before `compact_index` (durably). The caller never compacts past its applied index.
+    fn compact(&self, compact_index: u64) -> Result<(), Error>;
+    /// Register the snapshot (metadata plus the membership table as data) that `raft::Storage::snapshot`
+    /// hands to raft-rs when a follower needs entries the log no longer has. In memory only.
+    fn register_snapshot(&self, snapshot: Snapshot);
+    /// The persisted membership table (encoded), empty if none was ever written.
+    fn membership(&self) -> Vec<u8>;
+}
+
+impl LogStorage for LogStore {
     fn persist(&self, write: &LogWrite) -> Result<(), Error> {
         LogStore::persist(self, write)
     }

@@ -3,16 +3,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use raft_node::linearizability::{self, CheckResult, Event, Model, Op, Outcome, Ret};
 use raft_node::mem_log::MemLog;
-use raft_node::{Command, Error, Node, NodeConfig, Role, StagedImage, StateMachine};
+use raft_node::{Command, Committed, Error, Node, NodeConfig, Role, StagedImage, StateMachine};
 
 use crate::net::Net;
 use crate::rng::Rng;
 
 const STEP_MS: u64 = 10;
 const TICK_MS: u64 = 100;
+/// How long a simulated client waits for an answer (its request's deadline), in simulated ms.
+const REQUEST_TIMEOUT_MS: u64 = 50 * TICK_MS;
 const KEYS: &[&str] = &["e0/a", "e0/b", "e1/a", "k", "c0"];
 const COUNTER: &str = "c0";
 const CLIENT_TIMEOUT_MS: u64 = 1_000;
@@ -89,6 +92,7 @@ impl StagedImage for SimImage {
 }
 
 impl StateMachine for KvMachine {
+    type Output = Vec<u8>;
     fn applied(&self) -> (u64, u64) {
         self.applied
     }
@@ -236,7 +240,7 @@ fn decode_ret(b: &[u8]) -> Option<Option<Ret>> {
 }
 
 enum Answer {
-    Write(Result<Vec<u8>, Error>),
+    Write(Result<Committed<Vec<u8>>, Error>),
     Read(Result<u64, Error>),
 }
 
@@ -248,6 +252,8 @@ struct Client {
 }
 
 pub struct Sim {
+    /// The `Instant` of simulated time 0.
+    base: Instant,
     cfg: SimConfig,
     rng: Rng,
     now: u64,
@@ -306,6 +312,12 @@ fn outcome_of_error(e: &Error) -> Outcome {
 }
 
 impl Sim {
+    /// Simulated time `ms` as an `Instant` for the nodes' deadlines: an offset from one base taken at
+    /// start, so every comparison the nodes make depends only on simulated time.
+    fn instant(&self, ms: u64) -> Instant {
+        self.base + Duration::from_millis(ms)
+    }
+
     pub fn new(cfg: SimConfig) -> Self {
         let ids: Vec<u64> = (1..=cfg.nodes).collect();
         let logs: BTreeMap<u64, MemLog> = ids
@@ -326,6 +338,7 @@ impl Sim {
             cfg,
             rng,
             now: 0,
+            base: Instant::now(),
             nodes: BTreeMap::new(),
             logs,
             disks: BTreeMap::new(),
@@ -353,6 +366,8 @@ impl Sim {
         // raft-rs would draw the election timeout from its own RNG; pin it from the seed instead.
         let timeout = self.rng.range(10, 20) as usize;
         let cfg = NodeConfig {
+            election_tick: 10,
+            heartbeat_tick: 3,
             election_timeout_range: Some((timeout, timeout + 1)),
             // Compact often, so crashed and partitioned nodes come back behind the log and need snapshots.
             compact_log_entries: self.cfg.compact_log_entries,
@@ -510,6 +525,7 @@ impl Sim {
             complete: None,
             outcome: Outcome::Unknown,
         });
+        let deadline = self.instant(self.now + REQUEST_TIMEOUT_MS);
         let Some(Some(node)) = self.nodes.get_mut(&target) else {
             // Connection refused: nothing was sent.
             self.history[idx].complete = Some(self.now);
@@ -521,6 +537,7 @@ impl Sim {
         let inbox = Arc::clone(&self.inbox);
         let cmd = if op.is_read_only() {
             Command::ReadIndex {
+                deadline,
                 reply: Box::new(move |r| {
                     inbox.lock().unwrap().push((client, idx, Answer::Read(r)))
                 }),
@@ -529,6 +546,7 @@ impl Sim {
             let command = encode_op(&op);
             Command::Propose {
                 command,
+                deadline,
                 reply: Box::new(move |r| {
                     inbox.lock().unwrap().push((client, idx, Answer::Write(r)))
                 }),
@@ -558,7 +576,7 @@ impl Sim {
                 _ => Outcome::Failed,
             },
             Answer::Read(Err(_)) => Outcome::Failed,
-            Answer::Write(Ok(bytes)) => match decode_ret(&bytes) {
+            Answer::Write(Ok(Committed { output: bytes, .. })) => match decode_ret(&bytes) {
                 Some(Some(ret)) => Outcome::Ok(ret),
                 Some(None) => Outcome::Failed, // rejected by the state machine, no effect
                 None => panic!("undecodable result {bytes:?}"),
@@ -610,7 +628,11 @@ impl Sim {
             }
         }
         if self.now % TICK_MS == 0 {
-            self.nodes.values_mut().flatten().for_each(Node::tick);
+            let now = self.instant(self.now);
+            self.nodes
+                .values_mut()
+                .flatten()
+                .for_each(|node| node.tick(now));
         }
         if active {
             for c in 0..self.clients.len() {

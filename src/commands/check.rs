@@ -5,13 +5,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use engine::{Engine, EngineConfig};
 
-/// Where a node keeps its state machine inside its data directory.
-pub fn state_dir(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("state")
-}
+use crate::node::DataDir;
 
 pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let dir = state_dir(data_dir);
+    let dir = DataDir::new(data_dir).state();
     if !dir.join("db").is_dir() {
         bail!(
             "{} holds no kvs-raft state (expected {})",
@@ -30,10 +27,17 @@ pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         .map(|b| format!("{b:02x}"))
         .collect();
     if json {
-        println!(
-            "{{\"ok\":true,\"applied_index\":{},\"applied_ts\":{},\"data_entries\":{},\"entities_with_epochs\":{},\"crossings\":{},\"gc_queue\":{},\"content_sha256\":\"{sha}\"}}",
-            report.applied.index, report.applied.ts, report.data_entries, report.entities_with_epochs, report.crossings, report.gc_queue
-        );
+        let out = serde_json::json!({
+            "ok": true,
+            "applied_index": report.applied.index,
+            "applied_ts": report.applied.ts,
+            "data_entries": report.data_entries,
+            "entities_with_epochs": report.entities_with_epochs,
+            "crossings": report.crossings,
+            "gc_queue": report.gc_queue,
+            "content_sha256": sha,
+        });
+        println!("{out}");
     } else {
         println!("data dir        {}", data_dir.display());
         println!(

@@ -1,4 +1,4 @@
-//! The HTTP layer's [`Backend`] over a running [`Site`]: proposals and read barriers through the Raft
+//! The HTTP layer's [`Backend`] over a running [`Replica`]: proposals and read barriers through the Raft
 //! node, reads from the local engine, the cluster view, membership and leader admin, readiness and the
 //! node's metrics.
 //!
@@ -6,26 +6,26 @@
 //! node loop (`readiness`, `metrics`, leader address lookups), and probes that the data dir is writable.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use raft_node::{Error, Member, MembershipChange, NodeStatus, Role as NodeRole};
 
+use super::replica::Replica;
 use crate::http::{
     AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberView, ReadInfo,
     Readiness, Role,
 };
-use crate::site::Site;
 
 /// How far applied may trail commit and still count as caught up for `/readyz`.
 const CAUGHT_UP_ENTRIES: u64 = 1_000;
 
 #[derive(Clone)]
-pub struct SiteBackend {
-    site: Arc<Site>,
+pub struct ReplicaBackend {
+    site: Arc<Replica>,
     shared: Arc<Shared>,
+    request_timeout: Duration,
 }
 
 struct Shared {
@@ -33,26 +33,24 @@ struct Shared {
     disk_writable: AtomicBool,
 }
 
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-impl SiteBackend {
-    /// Wrap `site` and start the status refresher (it stops when the backend is dropped).
-    pub fn new(site: Arc<Site>, data_dir: PathBuf) -> Self {
+impl ReplicaBackend {
+    /// Wrap `site` and start the status refresher (it stops when the replica shuts down). Each call into
+    /// the node waits `request_timeout` at most.
+    pub fn new(site: Arc<Replica>, request_timeout: Duration) -> Self {
         let shared = Arc::new(Shared {
             status: RwLock::new(None),
             disk_writable: AtomicBool::new(true),
         });
-        tokio::spawn(refresh(
-            Arc::downgrade(&site),
-            Arc::downgrade(&shared),
-            data_dir,
-        ));
-        SiteBackend { site, shared }
+        tokio::spawn(refresh(site.clone(), shared.clone()));
+        ReplicaBackend {
+            site,
+            shared,
+            request_timeout,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.request_timeout
     }
 
     fn cached(&self) -> Option<NodeStatus> {
@@ -191,27 +189,36 @@ impl SiteBackend {
     }
 
     async fn fresh_view(&self) -> Result<ClusterView, BackendError> {
-        let status = self.site.status().await.map_err(|e| self.read_error(e))?;
+        let status = self.status().await?;
         Ok(self.view(&status))
+    }
+
+    async fn status(&self) -> Result<NodeStatus, BackendError> {
+        self.site
+            .status(self.deadline())
+            .await
+            .map_err(|e| self.read_error(e))
     }
 }
 
-/// Keep the cached status fresh and probe the data dir; stops when the site or the backend is gone.
-async fn refresh(site: Weak<Site>, shared: Weak<Shared>, data_dir: PathBuf) {
+/// Every refresh of the cached status and every 50th probe of the data dir.
+const REFRESH_EVERY: Duration = Duration::from_millis(100);
+const PROBE_EVERY_REFRESHES: u64 = 50;
+
+/// Keep the cached status fresh and probe the data dir; stops when the replica shuts down.
+async fn refresh(site: Arc<Replica>, shared: Arc<Shared>) {
+    let shutdown = site.shutdown_token();
     let mut ticks = 0u64;
     loop {
-        let (Some(site), Some(shared)) = (site.upgrade(), shared.upgrade()) else {
-            return;
-        };
-        if let Ok(status) = site.status().await {
+        if let Ok(status) = site.status(Instant::now() + REFRESH_EVERY).await {
             *shared
                 .status
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Some((Instant::now(), status));
         }
-        if ticks % 50 == 0 {
-            let probe = data_dir.join(".kvs-write-probe");
+        if ticks % PROBE_EVERY_REFRESHES == 0 {
+            let probe = site.data_dir().write_probe();
             let ok = tokio::task::spawn_blocking(move || {
                 std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
             })
@@ -221,19 +228,20 @@ async fn refresh(site: Weak<Site>, shared: Weak<Shared>, data_dir: PathBuf) {
             shared.disk_writable.store(ok, Ordering::Relaxed);
         }
         ticks += 1;
-        drop(site);
-        drop(shared);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(REFRESH_EVERY) => {}
+        }
     }
 }
 
-impl Backend for SiteBackend {
+impl Backend for ReplicaBackend {
     fn engine(&self) -> &engine::Engine {
         self.site.engine()
     }
 
     async fn propose(&self, ops: Vec<engine::Op>) -> Result<Applied, BackendError> {
-        match self.site.propose(&ops).await {
+        match self.site.propose(&ops, self.deadline()).await {
             Ok((ts, outcomes)) => Ok(Applied { ts, outcomes }),
             Err(e) => Err(self.write_error(e)),
         }
@@ -243,14 +251,14 @@ impl Backend for SiteBackend {
         match c {
             Consistency::Linearizable => {
                 self.site
-                    .read_index()
+                    .read_index(self.deadline())
                     .await
                     .map_err(|e| self.read_error(e))?;
                 Ok(self.read_info(None))
             }
             Consistency::Lease => {
                 self.site
-                    .lease_read()
+                    .lease_read(self.deadline())
                     .await
                     .map_err(|e| self.read_error(e))?;
                 Ok(self.read_info(None))
@@ -274,12 +282,12 @@ impl Backend for SiteBackend {
         if self.site.engine().applied().ts >= ts {
             return Ok(());
         }
-        if ts > now_micros().saturating_add(1_000_000) {
+        if ts > raft_node::wall_clock_micros().saturating_add(1_000_000) {
             return Err(BackendError::Invalid("`at` lies in the future".to_string()));
         }
         // Everything committed so far is applied here after the barrier.
         self.site
-            .read_index()
+            .read_index(self.deadline())
             .await
             .map_err(|e| self.read_error(e))?;
         if self.site.engine().applied().ts >= ts {
@@ -287,7 +295,7 @@ impl Backend for SiteBackend {
         }
         // A quiet group: an empty entry gets a commit ts above `at` (the HLC is at least the leader's
         // clock), and once it is applied every entry with ts ≤ `at` is too (ts rise in log order).
-        match self.site.propose(&[]).await {
+        match self.site.propose(&[], self.deadline()).await {
             Ok(_) => {}
             Err(e) => return Err(self.read_error(e)),
         }
@@ -306,7 +314,7 @@ impl Backend for SiteBackend {
     }
 
     async fn add_member(&self, req: AddMember) -> Result<ClusterView, BackendError> {
-        let status = self.site.status().await.map_err(|e| self.read_error(e))?;
+        let status = self.status().await?;
         let id = match req.id {
             Some(id) => id,
             None => {
@@ -336,7 +344,7 @@ impl Backend for SiteBackend {
             MembershipChange::AddVoter(member)
         };
         self.site
-            .change_membership(change)
+            .change_membership(change, self.deadline())
             .await
             .map_err(|e| self.admin_error(e))?;
         self.fresh_view().await
@@ -344,14 +352,14 @@ impl Backend for SiteBackend {
 
     async fn remove_member(&self, id: u64) -> Result<ClusterView, BackendError> {
         self.site
-            .change_membership(MembershipChange::Remove(id))
+            .change_membership(MembershipChange::Remove(id), self.deadline())
             .await
             .map_err(|e| self.admin_error(e))?;
         self.fresh_view().await
     }
 
     async fn transfer_leader(&self, to: Option<u64>) -> Result<(), BackendError> {
-        let status = self.site.status().await.map_err(|e| self.read_error(e))?;
+        let status = self.status().await?;
         if status.role != NodeRole::Leader {
             return Err(self.not_leader(status.leader));
         }
@@ -374,13 +382,13 @@ impl Backend for SiteBackend {
             return Ok(());
         }
         self.site
-            .transfer_leader(target)
+            .transfer_leader(target, self.deadline())
             .await
             .map_err(|e| self.admin_error(e))?;
         // Done when the target leads; raft-rs aborts a transfer after an election timeout.
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
-            let s = self.site.status().await.map_err(|e| self.read_error(e))?;
+            let s = self.status().await?;
             if s.leader == Some(target) {
                 return Ok(());
             }

@@ -72,7 +72,7 @@ pub fn run(data_dir: Option<PathBuf>, players: u32, updates: u32) -> anyhow::Res
 }
 
 fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<()> {
-    let state = crate::check::state_dir(dir);
+    let state = crate::node::DataDir::new(dir).state();
     let config = EngineConfig {
         retention: RETENTION,
         clock: Arc::new(SystemClock),

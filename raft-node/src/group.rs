@@ -1,0 +1,489 @@
+//! The one entry point of the crate: [`Group::start`] opens the Raft log, bootstraps a new cluster, starts
+//! the peer transport and the ready loop, and returns a [`Group`] handle with the async calls a server
+//! makes into it. The caller brings only its state machine, the source of its snapshot images, and a bound
+//! peer listener; nothing of `raft`, `slog` or the transport's wiring leaks out.
+//!
+//! ```text
+//!  async callers ──Command + oneshot──▶ NodeSender ──▶ raft-node-<id> thread (Node: RawNode, LogStore, S)
+//!                                                      │ messages                      ▲ Input::{Raft, Snapshot, ...}
+//!                                                      ▼                               │
+//!                                            PeerTransport ──▶ TcpTransport tasks (tokio) ── TCP ── peers
+//! ```
+//!
+//! Every call that waits on the cluster takes the request's one `deadline`: the node answers
+//! [`Error::Timeout`] when it passes, and the call stops waiting at the same instant (so a wedged loop
+//! cannot hang a caller either).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use raft::prelude::{ConfState, Message};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::hlc::wall_clock_micros;
+use crate::membership::{Membership, MembershipChange};
+use crate::node::{
+    Command, Committed, Node, NodeConfig, NodeStatus, Reply, StagedImage, StateMachine,
+};
+use crate::runner::{self, Input, NodeHandle, NodeSender, RunnerConfig, Transport};
+use crate::storage::{LogStore, LogWrite};
+use crate::transport::{
+    Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TransportConfig, TransportCounters,
+    TransportError, TransportHandle,
+};
+
+/// Bound of the ready loop's input queue; a full queue answers commands `Overloaded` at once.
+const LOOP_QUEUE: usize = 65_536;
+
+/// Everything a group member needs to start. [`GroupConfig::new`] gives the production defaults.
+#[derive(Clone)]
+pub struct GroupConfig {
+    pub cluster_id: String,
+    /// The Raft log's own RocksDB directory.
+    pub log_dir: PathBuf,
+    /// Where received snapshot images are staged.
+    pub snapshot_dir: PathBuf,
+    /// Members of a new cluster (id → peer address); used only when the log is fresh. Empty for a node
+    /// that joins an existing cluster.
+    pub initial_cluster: BTreeMap<u64, String>,
+    /// Members known before this node has its own membership table (a joining node): accepted as peers.
+    pub known_peers: BTreeMap<u64, String>,
+    /// The peer address others dial; empty: the listener's own address.
+    pub advertise_peer: String,
+    /// The client address announced to peers (for forwarding and the cluster view).
+    pub advertise_client: String,
+    pub peer_secret: Vec<u8>,
+    /// Length of one tick of the ready loop (the node's election and heartbeat counts are in ticks).
+    pub tick: Duration,
+    /// The node: its id, Raft timing in ticks, batching, compaction.
+    pub node: NodeConfig,
+}
+
+impl GroupConfig {
+    /// Production defaults for node `id` of `cluster_id`, keeping its log in `log_dir` and staging
+    /// received snapshots in `snapshot_dir`.
+    pub fn new(id: u64, cluster_id: &str, log_dir: PathBuf, snapshot_dir: PathBuf) -> Self {
+        GroupConfig {
+            cluster_id: cluster_id.to_string(),
+            log_dir,
+            snapshot_dir,
+            initial_cluster: BTreeMap::new(),
+            known_peers: BTreeMap::new(),
+            advertise_peer: String::new(),
+            advertise_client: String::new(),
+            peer_secret: Vec::new(),
+            tick: crate::node::Timing::default().tick,
+            node: NodeConfig::new(id),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.node.id
+    }
+}
+
+/// Why a group member did not start. Nothing was left running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("open the raft log at {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: Error,
+    },
+    #[error("node {id} is not in the initial cluster {members:?}")]
+    NotInInitialCluster { id: u64, members: Vec<u64> },
+    #[error("start the peer transport: {0}")]
+    Transport(#[from] TransportError),
+    #[error("start the raft node: {0}")]
+    Node(#[source] Error),
+    #[error("a blocking start-up step failed to run: {0}")]
+    Join(String),
+}
+
+/// The group's configuration after a membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configuration {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+/// A running member of the group. `O` is what the state machine returns for one command.
+pub struct Group<O: Send + 'static> {
+    id: u64,
+    cluster_id: String,
+    node: Mutex<Option<NodeHandle<O>>>,
+    sender: NodeSender<O>,
+    transport: TransportHandle,
+    known_peers: BTreeMap<u64, String>,
+    membership: Arc<RwLock<Membership>>,
+}
+
+/// The transport's callbacks, delivered to the node loop. Until the loop runs there is nowhere to
+/// deliver, and messages are dropped (Raft retries).
+struct NodeInbound<O> {
+    sender: OnceLock<NodeSender<O>>,
+}
+
+impl<O: Send + 'static> NodeInbound<O> {
+    fn input(&self, input: Input<O>) {
+        if let Some(sender) = self.sender.get() {
+            sender.input(input);
+        }
+    }
+}
+
+impl<O: Send + 'static> Inbound for NodeInbound<O> {
+    fn message(&self, msg: Message) {
+        self.input(Input::Raft(Box::new(msg)));
+    }
+    fn snapshot(&self, msg: Message, image: SnapshotImage) {
+        self.input(Input::Snapshot(
+            Box::new(msg),
+            Box::new(StagedFile(Some(image))),
+        ));
+    }
+    fn unreachable(&self, peer: u64) {
+        self.input(Input::Unreachable(peer));
+    }
+    fn snapshot_status(&self, peer: u64, delivered: bool) {
+        self.input(Input::SnapshotStatus { peer, delivered });
+    }
+    fn peer_addresses(&self, peer: u64, peer_addr: &str, client_addr: &str) {
+        self.input(Input::PeerAddresses(
+            peer,
+            peer_addr.to_string(),
+            client_addr.to_string(),
+        ));
+    }
+}
+
+/// A received image, removed from disk once the node is done with it (installed or refused).
+struct StagedFile(Option<SnapshotImage>);
+
+impl StagedImage for StagedFile {
+    fn chunks(&self) -> Box<dyn Iterator<Item = Vec<u8>> + '_> {
+        let Some(image) = &self.0 else {
+            return Box::new(std::iter::empty());
+        };
+        match image.chunks() {
+            // A read error ends the stream; the state machine then refuses the truncated image.
+            Ok(chunks) => Box::new(chunks.map_while(Result::ok)),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %image.path().display(), "cannot read staged snapshot");
+                Box::new(std::iter::empty())
+            }
+        }
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(image) = self.0.take() {
+            image.remove();
+        }
+    }
+}
+
+/// The node loop's view of the network: the TCP transport, told about membership changes.
+struct PeerTransport {
+    id: u64,
+    tcp: TcpTransport,
+    handle: TransportHandle,
+    /// Peers known from configuration, kept until the membership table knows them itself.
+    known: BTreeMap<u64, String>,
+    /// The latest table, for callers outside the loop (leader address lookups).
+    shared: Arc<RwLock<Membership>>,
+}
+
+impl Transport for PeerTransport {
+    fn send(&mut self, msgs: Vec<Message>) {
+        self.tcp.send(msgs);
+    }
+
+    fn members_changed(&mut self, membership: &Membership) {
+        *self.shared.write().unwrap_or_else(PoisonError::into_inner) = membership.clone();
+        self.handle
+            .set_removed(membership.removed.iter().copied().collect());
+        self.handle
+            .set_peers(peer_list(self.id, &self.known, membership));
+    }
+}
+
+/// Whom the transport dials and accepts: the table's members with an address, plus peers known from
+/// configuration that the table does not know yet; never this node, never a removed id.
+fn peer_list(me: u64, known: &BTreeMap<u64, String>, membership: &Membership) -> Vec<Peer> {
+    let mut peers = known.clone();
+    for m in membership.members.values() {
+        if !m.peer_addr.is_empty() {
+            peers.insert(m.id, m.peer_addr.clone());
+        }
+    }
+    peers.retain(|id, _| *id != me && !membership.removed.contains(id));
+    peers
+        .into_iter()
+        .map(|(id, addr)| Peer { id, addr })
+        .collect()
+}
+
+/// Open the log; on the first start of a new cluster record the voters and their addresses.
+fn open_log(cfg: &GroupConfig) -> Result<LogStore, StartError> {
+    let log = LogStore::open(&cfg.log_dir, &cfg.cluster_id).map_err(|source| StartError::Log {
+        path: cfg.log_dir.clone(),
+        source,
+    })?;
+    let fresh = log.conf_state().voters.is_empty()
+        && log.conf_state().learners.is_empty()
+        && raft::Storage::last_index(&log).unwrap_or(0) == 0;
+    if !fresh || cfg.initial_cluster.is_empty() {
+        return Ok(log);
+    }
+    let id = cfg.id();
+    if !cfg.initial_cluster.contains_key(&id) {
+        return Err(StartError::NotInInitialCluster {
+            id,
+            members: cfg.initial_cluster.keys().copied().collect(),
+        });
+    }
+    let mut membership = Membership::initial(cfg.initial_cluster.clone());
+    if let Some(me) = membership.members.get_mut(&id) {
+        me.client_addr = cfg.advertise_client.clone();
+    }
+    let voters: Vec<u64> = cfg.initial_cluster.keys().copied().collect();
+    log.persist(&LogWrite {
+        conf_state: Some(ConfState::from((voters, vec![]))),
+        membership: Some(membership.encode()),
+        ..LogWrite::default()
+    })
+    .map_err(|source| StartError::Log {
+        path: cfg.log_dir.clone(),
+        source,
+    })?;
+    tracing::info!(node = id, members = ?cfg.initial_cluster, "bootstrapped a new cluster");
+    Ok(log)
+}
+
+impl<O: Send + 'static> Group<O> {
+    /// Open (or create) the log and start this member: the ready loop on its own thread, the transport
+    /// on the current tokio runtime, peers connecting on `peer_listener`. The blocking steps (opening
+    /// RocksDB, the bootstrap fsync, replaying the log) run off the async workers.
+    pub async fn start<S, Src>(
+        cfg: GroupConfig,
+        state_machine: S,
+        snapshot_source: Src,
+        peer_listener: tokio::net::TcpListener,
+    ) -> Result<Group<O>, StartError>
+    where
+        S: StateMachine<Output = O> + Send + 'static,
+        Src: SnapshotSource,
+    {
+        let id = cfg.id();
+        let log_cfg = cfg.clone();
+        let log = tokio::task::spawn_blocking(move || open_log(&log_cfg))
+            .await
+            .map_err(|e| StartError::Join(e.to_string()))??;
+
+        let inbound = Arc::new(NodeInbound::<O> {
+            sender: OnceLock::new(),
+        });
+        let advertise_peer = if cfg.advertise_peer.is_empty() {
+            peer_listener
+                .local_addr()
+                .map_err(|source| TransportError::Io {
+                    context: "peer listener address".into(),
+                    source,
+                })?
+                .to_string()
+        } else {
+            cfg.advertise_peer.clone()
+        };
+        let tcfg = TransportConfig::new(
+            cfg.cluster_id.clone(),
+            id,
+            cfg.peer_secret.clone(),
+            advertise_peer,
+            cfg.advertise_client.clone(),
+            cfg.snapshot_dir.clone(),
+        );
+        let (tcp, transport) = TcpTransport::start(
+            tcfg,
+            peer_listener,
+            inbound.clone(),
+            Arc::new(snapshot_source),
+        )
+        .await?;
+
+        let ncfg = cfg.node.clone();
+        let node = tokio::task::spawn_blocking(move || {
+            let logger = slog::Logger::root(slog::Discard, slog::o!());
+            Node::new(ncfg, log, state_machine, &logger)
+        })
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))?;
+        let node = match node {
+            Ok(node) => node,
+            Err(e) => {
+                transport.shutdown().await;
+                return Err(StartError::Node(e));
+            }
+        };
+        let membership = Arc::new(RwLock::new(Membership::default()));
+        let peer_transport = PeerTransport {
+            id,
+            tcp,
+            handle: transport.clone(),
+            known: cfg.known_peers.clone(),
+            shared: membership.clone(),
+        };
+        let handle = runner::spawn(
+            node,
+            peer_transport,
+            wall_clock_micros,
+            RunnerConfig {
+                tick: cfg.tick,
+                queue: LOOP_QUEUE,
+            },
+        );
+        let sender = handle.sender();
+        let _ = inbound.sender.set(sender.clone());
+        Ok(Group {
+            id,
+            cluster_id: cfg.cluster_id,
+            node: Mutex::new(Some(handle)),
+            sender,
+            transport,
+            known_peers: cfg.known_peers,
+            membership,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The membership table as of the node loop's last change (addresses, removed ids).
+    pub fn membership(&self) -> Membership {
+        self.membership
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn transport_counters(&self) -> TransportCounters {
+        self.transport.counters()
+    }
+
+    /// Send a command and wait for its one reply, until `deadline` at the latest.
+    async fn call<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        make: impl FnOnce(Reply<Result<T, Error>>) -> Command<O>,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.sender.send(make(Box::new(move |r| {
+            let _ = tx.send(r);
+        })));
+        match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(result)) => result,
+            // The loop dropped the reply: it stopped after taking the command.
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// Replicate and apply one command: where it committed, its commit ts and the state machine's output.
+    pub async fn propose(
+        &self,
+        command: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<Committed<O>, Error> {
+        self.call(deadline, |reply| Command::Propose {
+            command,
+            deadline,
+            reply,
+        })
+        .await
+    }
+
+    /// Linearizable read barrier: once this returns, the local state machine has applied everything that
+    /// was committed when it was called. Returns that index.
+    pub async fn read_index(&self, deadline: Instant) -> Result<u64, Error> {
+        self.call(deadline, |reply| Command::ReadIndex { deadline, reply })
+            .await
+    }
+
+    /// Lease read barrier (leader only): as [`Group::read_index`], without a round of heartbeats.
+    pub async fn lease_read(&self, deadline: Instant) -> Result<u64, Error> {
+        self.call(deadline, |reply| Command::LeaseRead { deadline, reply })
+            .await
+    }
+
+    pub async fn status(&self, deadline: Instant) -> Result<NodeStatus, Error> {
+        self.call(deadline, |reply| Command::Status {
+            reply: Box::new(move |s| reply(Ok(s))),
+        })
+        .await
+    }
+
+    /// Change the membership by one node; returns the configuration once the change is applied here.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+        deadline: Instant,
+    ) -> Result<Configuration, Error> {
+        let cs = self
+            .call(deadline, |reply| Command::ChangeMembership {
+                change,
+                deadline,
+                reply,
+            })
+            .await?;
+        Ok(Configuration {
+            voters: cs.voters,
+            learners: cs.learners,
+        })
+    }
+
+    /// Ask the leader (this node) to hand leadership to `to`; returns once the request is made.
+    pub async fn transfer_leader(&self, to: u64, deadline: Instant) -> Result<(), Error> {
+        self.call(deadline, |reply| Command::TransferLeader { to, reply })
+            .await
+    }
+
+    /// Cut every peer link of this node (both directions): a network partition, for fault tests and
+    /// for fencing a node off by hand. Undone by [`Group::heal`].
+    pub fn isolate(&self) {
+        self.transport.set_peers(Vec::new());
+    }
+
+    /// Restore the peer links from the membership table.
+    pub fn heal(&self) {
+        let membership = self.membership();
+        self.transport
+            .set_peers(peer_list(self.id, &self.known_peers, &membership));
+    }
+
+    /// Stop: close the peer transport, then stop the loop (every waiting request is failed explicitly)
+    /// and wait for its thread off the async workers. Returns the loop's own error if it had died.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.transport.shutdown().await;
+        let handle = self
+            .node
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match handle {
+            Some(handle) => tokio::task::spawn_blocking(move || handle.shutdown())
+                .await
+                .map_err(|e| Error::StateMachine(format!("join the node loop: {e}").into()))?,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! One module per subcommand; [`run`] dispatches the parsed command line to them.
+
+pub mod check;
+pub mod demo;
+pub mod serve;
+
+use crate::cli::{Cli, Command};
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = crate::config::ServeConfig::from_args(args)?;
+            serve::run(cfg)
+        }
+        Command::Demo {
+            data_dir,
+            players,
+            updates,
+        } => demo::run(data_dir, players, updates),
+        Command::Check { data_dir, json } => check::run(&data_dir, json),
+        Command::Version => {
+            println!("kvs-raft {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `kvs-raft serve` flags, turned into a [`super::ServeConfig`] by [`super::ServeConfig::from_args`].
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::SyncMode;
+
+/// `kvs-raft serve` flags. None has a clap default or a clap `env`: defaults, the config file and
+/// `KVS_RAFT_*` variables are layered under them by [`super::ServeConfig::from_args`]. The
+/// `[default: …]` of each flag's help is added from [`super::defaults`] (see `cli::command`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML config file; unknown keys are refused. [env: KVS_RAFT_CONFIG]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// This node's id: ≥ 1, unique in the cluster, never reused.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<u64>,
+    /// Cluster name, checked on every peer connection and stored in the data dir; 1-64 of [A-Za-z0-9._-].
+    #[arg(long, value_name = "NAME")]
+    pub cluster_id: Option<String>,
+    /// Data directory (Raft log and state machine).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Client API listen address (an IP, not a host name).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen_client: Option<String>,
+    /// Peer (Raft) listen address (an IP, not a host name).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen_peer: Option<String>,
+    /// Members of a new cluster and their peer addresses, e.g. 1=10.0.0.1:7380,2=10.0.0.2:7380,3=10.0.0.3:7380;
+    /// must include --id. Ignored on restart (the data dir holds the membership). Exclusive with --join.
+    /// [default: this node alone]
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    pub initial_cluster: Option<String>,
+    /// Client URL of a running member, for a node added with `members add`. Exclusive with
+    /// --initial-cluster.
+    #[arg(long, value_name = "URL")]
+    pub join: Option<String>,
+    /// Client address other nodes and clients use to reach this node. Required when --listen-client is
+    /// 0.0.0.0 or [::]. [default: --listen-client]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_client: Option<String>,
+    /// Peer address other nodes use to reach this node. Required when --listen-peer is 0.0.0.0 or [::] and
+    /// --initial-cluster does not name it. [default: this node's --initial-cluster entry, else --listen-peer]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_peer: Option<String>,
+    /// How long old versions stay readable (units us, ms, s, m, h).
+    #[arg(long, value_name = "DURATION")]
+    pub retention: Option<String>,
+    /// When the engine's writes reach the disk (the Raft log is fsynced before every acknowledgement
+    /// either way): `always` also fsyncs every applied batch in the engine, `batch` leaves them to the OS
+    /// and fsyncs before log compaction and at shutdown.
+    #[arg(long, value_name = "MODE")]
+    pub sync: Option<SyncMode>,
+    /// TiKV placement driver endpoints for upward federation; none = federation off.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT]")]
+    pub pd: Option<String>,
+    /// This site's name in the central store; 1-64 of [A-Za-z0-9._-].
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+    /// File holding the peer port's shared secret (≥ 16 bytes; trailing whitespace ignored). Required when
+    /// --listen-peer is not a loopback address. Alternatively the secret itself in env KVS_RAFT_PEER_SECRET.
+    #[arg(long, value_name = "PATH")]
+    pub peer_secret_file: Option<PathBuf>,
+}

@@ -1,0 +1,193 @@
+//! One replica of the site's group: the engine and the raft-node [`Group`] over it, started together and
+//! stopped together; and the typed calls the HTTP backend and the tests make into it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use engine::{Engine, EngineConfig, Op, OpResult};
+use raft_node::{
+    Configuration, Error, Group, GroupConfig, Membership, MembershipChange, NodeStatus,
+    TransportCounters,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::gc;
+use super::layout::DataDir;
+use super::machine::{CommandOutput, EngineMachine, EngineSource};
+use crate::config::SyncMode;
+
+/// Everything a replica needs to start. [`ReplicaConfig::new`] gives the production defaults (those of
+/// the engine, of raft-node and of `--sync`, each defined by its owner); the serve configuration and
+/// the tests adjust fields.
+#[derive(Clone)]
+pub struct ReplicaConfig {
+    pub data_dir: DataDir,
+    pub engine: EngineConfig,
+    pub sync: SyncMode,
+    pub group: GroupConfig,
+}
+
+impl ReplicaConfig {
+    pub fn new(id: u64, cluster_id: &str, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = DataDir::new(data_dir);
+        ReplicaConfig {
+            group: GroupConfig::new(id, cluster_id, data_dir.raft(), data_dir.snapshots()),
+            engine: EngineConfig::default(),
+            sync: SyncMode::default(),
+            data_dir,
+        }
+    }
+
+    /// Keep everything in `dir` instead (the engine, the log, staged snapshots).
+    pub fn set_data_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.data_dir = DataDir::new(dir);
+        self.group.log_dir = self.data_dir.raft();
+        self.group.snapshot_dir = self.data_dir.snapshots();
+    }
+}
+
+/// A running replica.
+pub struct Replica {
+    engine: Arc<Engine>,
+    group: Group<CommandOutput>,
+    data_dir: DataDir,
+    /// Cancelled by [`Replica::shutdown`]: every background task of the replica watches it.
+    shutdown: CancellationToken,
+}
+
+impl Replica {
+    /// Open (or create) the data dir and start the replica; peers connect on `peer_listener`. Opening
+    /// RocksDB runs off the async workers.
+    pub async fn start(
+        cfg: ReplicaConfig,
+        peer_listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<Replica> {
+        let engine_dir = cfg.data_dir.state();
+        let engine_cfg = cfg.engine.clone();
+        let engine = Arc::new(
+            tokio::task::spawn_blocking({
+                let dir = engine_dir.clone();
+                move || Engine::open(&dir, engine_cfg)
+            })
+            .await
+            .context("join the engine open task")?
+            .with_context(|| format!("open engine at {}", engine_dir.display()))?,
+        );
+        let group = Group::start(
+            cfg.group,
+            EngineMachine::new(engine.clone(), cfg.sync),
+            EngineSource(engine.clone()),
+            peer_listener,
+        )
+        .await
+        .context("start the raft group")?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(gc::collect_garbage(engine.clone(), shutdown.clone()));
+        Ok(Replica {
+            engine,
+            group,
+            data_dir: cfg.data_dir,
+            shutdown,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.group.id()
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        self.group.cluster_id()
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    /// Cancelled when the replica shuts down; for tasks that live as long as it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The membership table as of the node loop's last change (addresses, removed ids).
+    pub fn membership(&self) -> Membership {
+        self.group.membership()
+    }
+
+    pub fn transport_counters(&self) -> TransportCounters {
+        self.group.transport_counters()
+    }
+
+    /// Replicate and apply `ops` as one command: the entry's commit ts and one result per op.
+    pub async fn propose(
+        &self,
+        ops: &[Op],
+        deadline: Instant,
+    ) -> Result<(u64, Vec<OpResult>), Error> {
+        let command = engine::codec::encode_ops(ops)
+            .map_err(|_| Error::Invalid("the request cannot be encoded"))?;
+        let committed = self.group.propose(command, deadline).await?;
+        match committed.output {
+            Ok(results) => Ok((committed.ts, results)),
+            Err(_undecodable) => Err(Error::Invalid("the command did not decode")),
+        }
+    }
+
+    /// Linearizable read barrier: once this returns, the local engine has applied everything that was
+    /// committed when it was called.
+    pub async fn read_index(&self, deadline: Instant) -> Result<u64, Error> {
+        self.group.read_index(deadline).await
+    }
+
+    /// Lease read barrier (leader only): as `read_index`, without a round of heartbeats.
+    pub async fn lease_read(&self, deadline: Instant) -> Result<u64, Error> {
+        self.group.lease_read(deadline).await
+    }
+
+    pub async fn status(&self, deadline: Instant) -> Result<NodeStatus, Error> {
+        self.group.status(deadline).await
+    }
+
+    /// Change the membership by one node; returns the configuration once the change is applied here.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+        deadline: Instant,
+    ) -> Result<Configuration, Error> {
+        self.group.change_membership(change, deadline).await
+    }
+
+    pub async fn transfer_leader(&self, to: u64, deadline: Instant) -> Result<(), Error> {
+        self.group.transfer_leader(to, deadline).await
+    }
+
+    /// Cut every peer link of this node (a network partition, for fault tests and for fencing a node off
+    /// by hand). Undone by [`Replica::heal`].
+    pub fn isolate(&self) {
+        self.group.isolate();
+    }
+
+    /// Restore the peer links from the membership table.
+    pub fn heal(&self) {
+        self.group.heal();
+    }
+
+    /// Stop: background tasks end, the peer transport closes and the loop stops (every waiting request
+    /// is failed explicitly), then the engine's writes are made durable (off the async workers).
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let stopped = self.group.shutdown().await;
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.sync()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "final engine sync failed"),
+            Err(e) => tracing::error!(error = %e, "final engine sync did not run"),
+        }
+        stopped.context("node loop")
+    }
+}

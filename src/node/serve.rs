@@ -1,0 +1,149 @@
+//! One node of a site — the replica ([`Replica`]) plus the HTTP API — composed from a validated
+//! [`ServeConfig`] and run on given listeners until a shutdown signal (the `serve` subcommand, systemd and
+//! the tests drive the same [`serve`]).
+//!
+//! Shutdown, in order: stop accepting client connections and let in-flight requests finish (bounded by
+//! the grace period; what is left is answered or cut explicitly by the HTTP layer), hand leadership to
+//! the most caught-up voter if this node leads, make the engine's writes durable, stop the peer
+//! transport and the node loop (every waiting request is failed explicitly), exit 0.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use raft_node::Role;
+use tokio::net::TcpListener;
+
+use super::http_backend::ReplicaBackend;
+use super::layout::DataDir;
+use super::replica::{Replica, ReplicaConfig};
+use crate::config::{Bootstrap, ServeConfig};
+use crate::http::{self, Backend};
+
+/// The replica configuration a validated serve configuration describes.
+pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> ReplicaConfig {
+    let mut r = ReplicaConfig::new(cfg.id, &cfg.cluster_id, &cfg.data_dir);
+    let g = &mut r.group;
+    if let Bootstrap::InitialCluster(members) = &cfg.bootstrap {
+        g.initial_cluster = members.clone();
+    }
+    g.known_peers = known_peers;
+    g.advertise_peer = cfg.advertise_peer.clone();
+    g.advertise_client = cfg.advertise_client.clone();
+    g.peer_secret = cfg
+        .peer_secret
+        .as_ref()
+        .map(|s| s.expose().to_vec())
+        .unwrap_or_default();
+    g.tick = cfg.raft.timing.tick;
+    g.node.election_tick = cfg.raft.timing.election_ticks;
+    g.node.heartbeat_tick = cfg.raft.timing.heartbeat_ticks;
+    g.node.compact_log_entries = cfg.raft.compact_log_entries;
+    g.node.compact_log_bytes = cfg.raft.compact_log_bytes;
+    g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
+    r.sync = cfg.sync;
+    r.engine.retention = cfg.retention;
+    r
+}
+
+/// The part of `GET /v1/cluster` a joining node needs.
+#[derive(serde::Deserialize)]
+struct ClusterMembers {
+    members: Vec<MemberAddress>,
+}
+
+#[derive(serde::Deserialize)]
+struct MemberAddress {
+    id: u64,
+    peer_addr: String,
+}
+
+/// A node joining with `--join URL` learns the current members' peer addresses from that member.
+async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+    let url: hyper::Uri = format!("{}/v1/cluster", join.trim_end_matches('/'))
+        .parse()
+        .with_context(|| format!("join URL {join}"))?;
+    let client = hyper::Client::new();
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(url))
+        .await
+        .context("timed out asking the cluster for its members")?
+        .with_context(|| format!("ask {join} for the cluster's members"))?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "{join} answered {} to GET /v1/cluster",
+        resp.status()
+    );
+    let body = hyper::body::to_bytes(resp.into_body()).await?;
+    let view: ClusterMembers = serde_json::from_slice(&body)
+        .context("the cluster view does not have the expected shape")?;
+    let peers: BTreeMap<u64, String> = view
+        .members
+        .into_iter()
+        .filter(|m| !m.peer_addr.is_empty())
+        .map(|m| (m.id, m.peer_addr))
+        .collect();
+    anyhow::ensure!(!peers.is_empty(), "{join} listed no members");
+    Ok(peers)
+}
+
+/// How long a stopping leader tries to hand leadership to another voter.
+const HAND_OFF_WITHIN: Duration = Duration::from_secs(2);
+
+/// Serve on the given listeners until `shutdown` resolves (systemd, tests and `run` share this).
+pub async fn serve(
+    cfg: ServeConfig,
+    client: TcpListener,
+    peer: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let known_peers = match &cfg.bootstrap {
+        Bootstrap::Join(url) if !DataDir::new(&cfg.data_dir).raft().exists() => {
+            fetch_members(url).await?
+        }
+        _ => BTreeMap::new(),
+    };
+    let site = Arc::new(
+        Replica::start(replica_config(&cfg, known_peers), peer)
+            .await
+            .context("start the replica")?,
+    );
+    let backend = ReplicaBackend::new(site.clone(), cfg.limits.request_timeout);
+    let limits = cfg.limits.clone();
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(client, backend.clone(), limits, async move {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(
+        node = cfg.id,
+        cluster = %cfg.cluster_id,
+        client = %cfg.listen_client,
+        peer = %cfg.listen_peer,
+        "serving"
+    );
+    shutdown.await;
+
+    // 1. Stop accepting; in-flight requests finish within the grace period.
+    let _ = stop_http.send(());
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "HTTP server task failed");
+    }
+    // 2. Hand off leadership so the site keeps serving without waiting for an election timeout.
+    if let Ok(status) = site.status(Instant::now() + HAND_OFF_WITHIN).await {
+        if status.role == Role::Leader && status.voters.len() > 1 {
+            let started = Instant::now();
+            match tokio::time::timeout(HAND_OFF_WITHIN, backend.transfer_leader(None)).await {
+                Ok(Ok(())) => tracing::info!(took = ?started.elapsed(), "leadership handed off"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "leadership hand-off failed"),
+                Err(_) => {
+                    tracing::warn!(within = ?HAND_OFF_WITHIN, "leadership hand-off did not finish")
+                }
+            }
+        }
+    }
+    // 3. Stop the replica (it makes the engine durable last).
+    site.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
