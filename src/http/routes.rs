@@ -17,6 +17,7 @@ use super::admin;
 use super::backend::Backend;
 use super::context::{Ctx, Origin};
 use super::error::handle_rejection;
+use super::forward::finish;
 use super::handlers;
 use super::limits::Limits;
 use super::metrics::{method_label, route_template};
@@ -52,7 +53,7 @@ macro_rules! handle {
     ($ctx:ident, $origin:ident, $call:expr) => {
         async move {
             let result = $call;
-            $ctx.finish(&$origin, result).await
+            finish(&$ctx, &$origin, result).await
         }
     };
 }
