@@ -10,6 +10,11 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# python3 with venv and ensurepip: scripts/api-check.sh runs openapi-spec-validator and schemathesis from
+# a venv. Any python3 that can make a venv will do (Debian's needs python3-venv).
+if ! { command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null; }; then
+  missing+=(python3 python3-venv)
+fi
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is needed, then every test of the workspace.
+# The whole test suite: install what is needed, then every test of the workspace, then the API check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,3 +11,5 @@ cargo nextest run --workspace --locked --no-fail-fast
 # (process-global failpoints: one test at a time).
 cargo nextest run --workspace --locked --features raft-node/failpoints,engine/failpoints --test failpoints --test-threads 1
 cargo test --workspace --doc --locked
+# docs/openapi.yaml is valid and true to a live node (schemathesis; the binary was built above).
+bash scripts/api-check.sh

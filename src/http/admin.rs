@@ -1,14 +1,14 @@
 //! Thin handlers of the cluster and operations routes: cluster view, membership, leader transfer, sync
 //! state, metrics, liveness and readiness.
 
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
 use super::backend::{AddMember, Backend};
-use super::body::{json, ok, parse_json};
+use super::body::parse_json;
 use super::context::{Ctx, Origin};
-use super::dto::{AddMemberReq, ClusterDto, LeaderReq, LeaderResp, ReadyDto, SyncDto};
-use super::error::{ApiError, Kind};
+use super::dto::{AddMemberReq, ClusterDto, HealthDto, LeaderReq, LeaderResp, ReadyDto, SyncDto};
+use super::error::{ok, ApiError, Code, Kind};
 use super::params::Query;
 use super::propose::spawned;
 use super::read::call;
@@ -85,15 +85,7 @@ pub async fn transfer_leader<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply
 /// `GET /v1/sync`: federation is not configured yet; the shape it will fill is all null.
 pub async fn sync<B: Backend>(_ctx: &Ctx<B>, origin: &Origin) -> Reply {
     Query::parse(origin.query(), &[])?;
-    Ok(ok(&SyncDto {
-        configured: false,
-        message: "upward federation is not configured on this node",
-        cursor: None,
-        lag_entries: None,
-        lag_seconds: None,
-        last_error: None,
-        backoff_ms: None,
-    }))
+    Ok(ok(&SyncDto::not_configured()))
 }
 
 /// `GET /metrics`: this layer's metrics, then the backend's.
@@ -111,28 +103,22 @@ pub async fn metrics<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
 
 /// `GET /healthz`: 200 whenever the process answers.
 pub async fn healthz<B: Backend>(_ctx: &Ctx<B>, _origin: &Origin) -> Reply {
-    Ok(ok(&serde_json::json!({ "status": "ok" })))
+    Ok(ok(&HealthDto { status: "ok" }))
 }
 
 /// `GET /readyz`: 200 when the leader is known, the applied index caught up and the disk writable; else
-/// 503 with the same detail and an error object.
+/// 503 `not_ready` with the same fields beside the error object.
 pub async fn readyz<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
     let dto = ReadyDto::from(ctx.backend.readiness());
     if dto.ready {
         return Ok(ok(&dto));
     }
-    let mut body = serde_json::to_value(&dto)
-        .map_err(|e| ApiError::internal(format!("response encoding failed: {e}")))?;
     let message = if dto.detail.is_empty() {
         "not ready".to_owned()
     } else {
         format!("not ready: {}", dto.detail.join("; "))
     };
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert(
-            "error".into(),
-            serde_json::json!({ "code": "not_ready", "message": message }),
-        );
-    }
-    Ok(json(StatusCode::SERVICE_UNAVAILABLE, &body))
+    let fields = serde_json::to_value(&dto)
+        .map_err(|e| ApiError::internal(format!("response encoding failed: {e}")))?;
+    Err(ApiError::new(Code::NotReady, message).beside(fields))
 }

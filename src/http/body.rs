@@ -1,12 +1,10 @@
-//! Request and response bodies: JSON in (content type checked, parse errors classified, never a panic:
-//! serde_json refuses nesting deeper than 128 before it can exhaust the stack) and JSON out.
+//! JSON request bodies: content type checked, parse errors classified, never a panic (serde_json
+//! refuses nesting deeper than 128 before it can exhaust the stack). JSON out is [`super::error::ok`].
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
-use warp::http::{header, HeaderMap, StatusCode};
-use warp::reply::Response;
+use warp::http::{header, HeaderMap};
 
-use super::error::{json_response, ApiError};
+use super::error::ApiError;
 
 /// A JSON route accepts `application/json` (or any `+json` type) or no `Content-Type` at all; any other
 /// declared type is a 415.
@@ -48,17 +46,6 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
     })
 }
 
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_value(body) {
-        Ok(v) => json_response(status, &v),
-        Err(e) => ApiError::internal(format!("response encoding failed: {e}")).into_response(),
-    }
-}
-
-pub fn ok<T: Serialize>(body: &T) -> Response {
-    json(StatusCode::OK, body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,13 +66,13 @@ mod tests {
         );
         assert!(check_json_content_type(&h).is_ok());
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert_eq!(check_json_content_type(&h).unwrap_err().status, 415);
+        assert_eq!(check_json_content_type(&h).unwrap_err().status(), 415);
     }
 
     #[test]
     fn deep_nesting_is_a_400() {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let e = parse_json::<serde_json::Value>(&HeaderMap::new(), deep.as_bytes()).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code), (400, "bad_request"));
+        assert_eq!((e.status().as_u16(), e.code.as_str()), (400, "bad_request"));
     }
 }

@@ -1,6 +1,6 @@
 //! What every handler gets: the shared [`Ctx`] (backend, limits, the in-flight proposal bound, metrics,
 //! the forwarding client) and the request's [`Origin`] (enough of it to forward it verbatim, plus its
-//! deadline).
+//! deadline). Plain data: forwarding (`forward.rs`) builds on this module, never the other way round.
 
 use std::sync::Arc;
 
@@ -9,11 +9,9 @@ use hyper::client::HttpConnector;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use warp::http::{HeaderMap, Method};
-use warp::reply::Response;
 
 use super::backend::Backend;
-use super::error::{ApiError, Kind};
-use super::forward;
+use super::error::Kind;
 use super::limits::Limits;
 use super::metrics::Metrics;
 
@@ -44,20 +42,6 @@ impl<B: Backend> Ctx<B> {
             metrics: Arc::new(Metrics::default()),
             client,
         })
-    }
-
-    /// Turn a handler's result into the response: a `not_leader` that names the leader is forwarded
-    /// there, unless this request was itself forwarded (then the client gets the 503 with `leader`).
-    pub async fn finish(&self, origin: &Origin, result: Result<Response, ApiError>) -> Response {
-        match result {
-            Ok(res) => res,
-            Err(mut e) => match e.forward_to.take() {
-                Some(leader) if !origin.forwarded() => {
-                    forward::forward(self, origin, &leader).await
-                }
-                _ => e.into_response(),
-            },
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::backend::{ClusterView, MemberView, Readiness, Role};
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::limits::Limits;
 use super::params::{decode_b64, encode_b64};
 
@@ -279,11 +279,7 @@ impl OpReq {
                 key: key_field(limits, key, key_b64)?,
             },
             OpReq::Txn(_) if in_txn => {
-                return Err(ApiError::new(
-                    warp::http::StatusCode::BAD_REQUEST,
-                    "invalid_op",
-                    "transactions do not nest",
-                ))
+                return Err(ApiError::new(Code::InvalidOp, "transactions do not nest"))
             }
             OpReq::Txn(t) => t.into_op(limits)?,
         })
@@ -700,6 +696,12 @@ pub struct LeaderResp {
     pub to: Option<u64>,
 }
 
+/// `GET /healthz` → `{"status":"ok"}`.
+#[derive(Debug, Serialize)]
+pub struct HealthDto {
+    pub status: &'static str,
+}
+
 /// `GET /readyz`.
 #[derive(Debug, Serialize)]
 pub struct ReadyDto {
@@ -732,6 +734,21 @@ pub struct SyncDto {
     pub lag_seconds: Option<f64>,
     pub last_error: Option<String>,
     pub backoff_ms: Option<u64>,
+}
+
+impl SyncDto {
+    /// What a node without federation reports.
+    pub fn not_configured() -> Self {
+        SyncDto {
+            configured: false,
+            message: "upward federation is not configured on this node",
+            cursor: None,
+            lag_entries: None,
+            lag_seconds: None,
+            last_error: None,
+            backoff_ms: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The one place that maps failures to HTTP: backend errors, engine errors, per-op errors and warp
-//! rejections all become an [`ApiError`] — a status, a stable `code` and a JSON body
-//! `{"error":{"code","message",...}}`. The table:
+//! The one place that chooses HTTP status codes. A success is a 200 ([`ok`]); backend errors, engine
+//! errors, per-op errors and warp rejections all become an [`ApiError`] — a stable [`Code`], which
+//! decides the status, and a JSON body `{"error":{"code","message",...}}`. The table (also in
+//! `docs/openapi.yaml`, which a test keeps equal to [`Code::ALL`]):
 //!
 //! | status | code | when |
 //! | --- | --- | --- |
@@ -21,26 +22,171 @@
 //! | 500 | `internal`, `corruption` | a bug or corrupted data; never caused by input |
 //! | 503 | `not_leader` | this node cannot serve it and the request was already forwarded once (or no leader is known); `leader` |
 //! | 503 | `no_quorum`, `leader_unreachable`, `shutting_down`, `storage_unavailable`, `too_many_connections` | retry later / elsewhere |
+//! | 503 | `not_ready` | `/readyz` only: not ready (the readiness fields beside the error object) |
 //! | 504 | `unknown_outcome` | a write's deadline passed: it may or may not have been applied |
 //! | 504 | `timeout` | a read's deadline passed (nothing changed) |
 //! | 507 | `insufficient_storage` | the disk is full |
 
 use std::convert::Infallible;
+use std::fmt;
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Rejection;
 
 use super::backend::BackendError;
 
+/// Every error code the API answers, each with its one status: the table above, as code. Nothing else in
+/// the HTTP layer names a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    BadRequest,
+    InvalidKey,
+    InvalidOp,
+    NotFound,
+    KeyNotFound,
+    CheckpointNotFound,
+    MethodNotAllowed,
+    StaleEpoch,
+    ConditionFailed,
+    NotAnInteger,
+    Overflow,
+    VersionGone,
+    LengthRequired,
+    TooLarge,
+    UnsupportedMediaType,
+    Overloaded,
+    Internal,
+    Corruption,
+    NotLeader,
+    NoQuorum,
+    LeaderUnreachable,
+    ShuttingDown,
+    StorageUnavailable,
+    TooManyConnections,
+    NotReady,
+    UnknownOutcome,
+    Timeout,
+    InsufficientStorage,
+}
+
+impl Code {
+    /// Every code, for the documentation check (`docs/openapi.yaml` lists exactly these, by status).
+    pub const ALL: [Code; 28] = [
+        Code::BadRequest,
+        Code::InvalidKey,
+        Code::InvalidOp,
+        Code::NotFound,
+        Code::KeyNotFound,
+        Code::CheckpointNotFound,
+        Code::MethodNotAllowed,
+        Code::StaleEpoch,
+        Code::ConditionFailed,
+        Code::NotAnInteger,
+        Code::Overflow,
+        Code::VersionGone,
+        Code::LengthRequired,
+        Code::TooLarge,
+        Code::UnsupportedMediaType,
+        Code::Overloaded,
+        Code::Internal,
+        Code::Corruption,
+        Code::NotLeader,
+        Code::NoQuorum,
+        Code::LeaderUnreachable,
+        Code::ShuttingDown,
+        Code::StorageUnavailable,
+        Code::TooManyConnections,
+        Code::NotReady,
+        Code::UnknownOutcome,
+        Code::Timeout,
+        Code::InsufficientStorage,
+    ];
+
+    /// The stable name clients match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadRequest => "bad_request",
+            Code::InvalidKey => "invalid_key",
+            Code::InvalidOp => "invalid_op",
+            Code::NotFound => "not_found",
+            Code::KeyNotFound => "key_not_found",
+            Code::CheckpointNotFound => "checkpoint_not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::StaleEpoch => "stale_epoch",
+            Code::ConditionFailed => "condition_failed",
+            Code::NotAnInteger => "not_an_integer",
+            Code::Overflow => "overflow",
+            Code::VersionGone => "version_gone",
+            Code::LengthRequired => "length_required",
+            Code::TooLarge => "too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::Overloaded => "overloaded",
+            Code::Internal => "internal",
+            Code::Corruption => "corruption",
+            Code::NotLeader => "not_leader",
+            Code::NoQuorum => "no_quorum",
+            Code::LeaderUnreachable => "leader_unreachable",
+            Code::ShuttingDown => "shutting_down",
+            Code::StorageUnavailable => "storage_unavailable",
+            Code::TooManyConnections => "too_many_connections",
+            Code::NotReady => "not_ready",
+            Code::UnknownOutcome => "unknown_outcome",
+            Code::Timeout => "timeout",
+            Code::InsufficientStorage => "insufficient_storage",
+        }
+    }
+
+    /// The status every answer with this code has.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::BadRequest | Code::InvalidKey | Code::InvalidOp => StatusCode::BAD_REQUEST,
+            Code::NotFound | Code::KeyNotFound | Code::CheckpointNotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::StaleEpoch | Code::ConditionFailed | Code::NotAnInteger | Code::Overflow => {
+                StatusCode::CONFLICT
+            }
+            Code::VersionGone => StatusCode::GONE,
+            Code::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Code::Internal | Code::Corruption => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::NotLeader
+            | Code::NoQuorum
+            | Code::LeaderUnreachable
+            | Code::ShuttingDown
+            | Code::StorageUnavailable
+            | Code::TooManyConnections
+            | Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Code::UnknownOutcome | Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// Extra fields of the error object (`current_epoch`, `leader`, ...).
     pub extra: Map<String, Value>,
+    /// Fields of the response body beside `"error"` (`/readyz` answers its readiness fields too).
+    pub beside: Map<String, Value>,
     pub retry_after: Option<u64>,
     /// A `not_leader` that names the leader: the request is forwarded there unless it was forwarded already.
     pub forward_to: Option<String>,
@@ -54,15 +200,20 @@ pub enum Kind {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
             extra: Map::new(),
+            beside: Map::new(),
             retry_after: None,
             forward_to: None,
         }
+    }
+
+    /// The status of this answer (decided by its code).
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     pub fn with(mut self, field: &str, value: impl Into<Value>) -> ApiError {
@@ -71,31 +222,23 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::new(Code::BadRequest, message)
     }
 
     pub fn invalid_key(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", message)
+        ApiError::new(Code::InvalidKey, message)
     }
 
     pub fn too_large(message: impl Into<String>, limit: usize) -> ApiError {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).with("limit", limit)
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
+        ApiError::new(Code::TooLarge, message).with("limit", limit)
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        )
+        ApiError::new(Code::UnsupportedMediaType, message)
     }
 
     pub fn overloaded(message: impl Into<String>, retry_after_secs: u64) -> ApiError {
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", message);
+        let mut e = ApiError::new(Code::Overloaded, message);
         e.retry_after = Some(retry_after_secs);
         e
     }
@@ -105,13 +248,12 @@ impl ApiError {
             Some(addr) => format!("this node is not the leader; the leader is at {addr}"),
             None => "this node is not the leader and no leader is known".to_owned(),
         };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_leader", message).with("leader", leader)
+        ApiError::new(Code::NotLeader, message).with("leader", leader)
     }
 
     pub fn leader_unreachable(leader: &str, why: impl std::fmt::Display) -> ApiError {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "leader_unreachable",
+            Code::LeaderUnreachable,
             format!("forwarding to the leader at {leader} failed: {why}"),
         )
         .with("leader", leader)
@@ -121,20 +263,18 @@ impl ApiError {
     pub fn deadline(kind: Kind) -> ApiError {
         match kind {
             Kind::Write => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "unknown_outcome",
+                Code::UnknownOutcome,
                 "the deadline passed before the write was acknowledged; it may or may not have been applied",
             ),
             Kind::Read => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
+                Code::Timeout,
                 "the deadline passed before the read could be served",
             ),
         }
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        ApiError::new(Code::Internal, message)
     }
 
     pub fn from_backend(e: BackendError, kind: Kind, retry_after_secs: u64) -> ApiError {
@@ -145,20 +285,17 @@ impl ApiError {
                 err
             }
             BackendError::NoQuorum => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_quorum",
+                Code::NoQuorum,
                 "no quorum: the group cannot commit or confirm leadership right now",
             ),
             BackendError::Overloaded => {
                 ApiError::overloaded("the node's proposal queue is full", retry_after_secs)
             }
             BackendError::Unknown => ApiError::deadline(kind),
-            BackendError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the node is shutting down",
-            ),
-            BackendError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_op", m),
+            BackendError::ShuttingDown => {
+                ApiError::new(Code::ShuttingDown, "the node is shutting down")
+            }
+            BackendError::Invalid(m) => ApiError::new(Code::InvalidOp, m),
             BackendError::Engine(e) => ApiError::from_engine(e),
         }
     }
@@ -166,8 +303,7 @@ impl ApiError {
     pub fn from_engine(e: engine::Error) -> ApiError {
         match e {
             engine::Error::VersionGone { at, floor } => ApiError::new(
-                StatusCode::GONE,
-                "version_gone",
+                Code::VersionGone,
                 format!(
                     "read at {at} is older than the retention floor {floor}; read at a newer ts"
                 ),
@@ -176,27 +312,15 @@ impl ApiError {
             .with("floor", floor),
             engine::Error::Storage(m) if is_disk_full(&m) => {
                 tracing::error!(error = %m, "storage full");
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "insufficient_storage",
-                    format!("storage full: {m}"),
-                )
+                ApiError::new(Code::InsufficientStorage, format!("storage full: {m}"))
             }
             engine::Error::Storage(_) | engine::Error::Io { .. } => {
                 tracing::error!(error = %e, "storage error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    e.to_string(),
-                )
+                ApiError::new(Code::StorageUnavailable, e.to_string())
             }
             engine::Error::Corruption { .. } => {
                 tracing::error!(error = %e, "corruption");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "corruption",
-                    e.to_string(),
-                )
+                ApiError::new(Code::Corruption, e.to_string())
             }
             other => {
                 tracing::error!(error = %other, "engine error");
@@ -209,30 +333,23 @@ impl ApiError {
     pub fn from_op(e: &engine::OpError) -> ApiError {
         match e {
             engine::OpError::StaleEpoch { current } => {
-                ApiError::new(StatusCode::CONFLICT, "stale_epoch", e.to_string())
-                    .with("current_epoch", *current)
+                ApiError::new(Code::StaleEpoch, e.to_string()).with("current_epoch", *current)
             }
             engine::OpError::ConditionFailed { current_version } => {
-                ApiError::new(StatusCode::CONFLICT, "condition_failed", e.to_string())
+                ApiError::new(Code::ConditionFailed, e.to_string())
                     .with("current_version", *current_version)
             }
-            engine::OpError::NotAnInteger => {
-                ApiError::new(StatusCode::CONFLICT, "not_an_integer", e.to_string())
-            }
-            engine::OpError::Overflow => {
-                ApiError::new(StatusCode::CONFLICT, "overflow", e.to_string())
-            }
+            engine::OpError::NotAnInteger => ApiError::new(Code::NotAnInteger, e.to_string()),
+            engine::OpError::Overflow => ApiError::new(Code::Overflow, e.to_string()),
             engine::OpError::InvalidKey(_) => ApiError::invalid_key(e.to_string()),
-            engine::OpError::Invalid(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_op", e.to_string())
-            }
+            engine::OpError::Invalid(_) => ApiError::new(Code::InvalidOp, e.to_string()),
         }
     }
 
     /// The error object alone (`{"code","message",...}`), as embedded in batch results.
     pub fn body_object(&self) -> Value {
         let mut obj = Map::new();
-        obj.insert("code".into(), Value::from(self.code));
+        obj.insert("code".into(), Value::from(self.code.as_str()));
         obj.insert("message".into(), Value::from(self.message.clone()));
         for (k, v) in &self.extra {
             obj.insert(k.clone(), v.clone());
@@ -240,17 +357,51 @@ impl ApiError {
         Value::Object(obj)
     }
 
-    pub fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::debug!(code = self.code, message = %self.message, "request failed");
+    /// Fields to answer beside `"error"` in the body (a DTO serialized to an object; anything else is
+    /// ignored).
+    pub fn beside(mut self, fields: Value) -> ApiError {
+        if let Value::Object(map) = fields {
+            self.beside = map;
         }
-        let body = json!({ "error": self.body_object() });
-        let mut res = json_response(self.status, &body);
+        self
+    }
+
+    fn body(&self) -> Value {
+        let mut body = self.beside.clone();
+        body.insert("error".into(), self.body_object());
+        Value::Object(body)
+    }
+
+    pub fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::debug!(code = self.code.as_str(), message = %self.message, "request failed");
+        }
+        let mut res = json_response(self.status(), &self.body());
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
+    }
+
+    /// The whole HTTP/1.1 response, bytes on the wire, closing the connection: for answers written
+    /// before hyper serves the connection (the connection limit).
+    pub fn http1_closing(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{}".to_vec());
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        if let Some(secs) = self.retry_after {
+            head.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        head.push_str("connection: close\r\n\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
     }
 }
 
@@ -260,7 +411,7 @@ fn is_disk_full(message: &str) -> bool {
 }
 
 /// A JSON response with `status`.
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
+fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut res = Response::new(bytes.into());
     *res.status_mut() = status;
@@ -269,6 +420,14 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     res
+}
+
+/// A success: 200 with `body` as JSON (the only success status of the API).
+pub fn ok<T: Serialize>(body: &T) -> Response {
+    match serde_json::to_value(body) {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => ApiError::internal(format!("response encoding failed: {e}")).into_response(),
+    }
 }
 
 /// The one rejection handler: whatever warp refused becomes the JSON error shape. Only warp's own
@@ -282,15 +441,10 @@ pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
     let err = if r.find::<UnsupportedMediaType>().is_some() {
         ApiError::unsupported_media_type("unsupported content type")
     } else if r.find::<PayloadTooLarge>().is_some() {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the request body is larger than the limit",
-        )
+        ApiError::new(Code::TooLarge, "the request body is larger than the limit")
     } else if r.find::<LengthRequired>().is_some() {
         ApiError::new(
-            StatusCode::LENGTH_REQUIRED,
-            "length_required",
+            Code::LengthRequired,
             "this route needs a Content-Length header (chunked bodies are not accepted)",
         )
     } else if r.find::<InvalidQuery>().is_some() {
@@ -301,12 +455,11 @@ pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
         ApiError::bad_request(format!("invalid header {}", h.name()))
     } else if r.find::<MethodNotAllowed>().is_some() {
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             "this path does not take that method",
         )
     } else if r.is_not_found() {
-        ApiError::not_found("not_found", "no such route")
+        ApiError::new(Code::NotFound, "no such route")
     } else {
         // Anything else warp refuses is about the request it was given (a body that ended early, ...).
         ApiError::bad_request(format!("request refused: {r:?}"))
@@ -319,7 +472,7 @@ mod tests {
     use super::*;
 
     fn pair(e: &ApiError) -> (u16, &'static str) {
-        (e.status.as_u16(), e.code)
+        (e.status().as_u16(), e.code.as_str())
     }
 
     #[test]

@@ -45,14 +45,30 @@ fn leader_uri(leader: &str, path_and_query: &str) -> Result<Uri, String> {
         .map_err(|e| format!("bad leader address {leader:?}: {e}"))
 }
 
-pub async fn forward<B: Backend>(ctx: &Ctx<B>, origin: &Origin, leader: &str) -> Response {
+/// Turn a handler's result into the response: a `not_leader` that names the leader is forwarded there,
+/// unless this request was itself forwarded (then the client gets the 503 with `leader`).
+pub async fn finish<B: Backend>(
+    ctx: &Ctx<B>,
+    origin: &Origin,
+    result: Result<Response, ApiError>,
+) -> Response {
+    match result {
+        Ok(res) => res,
+        Err(mut e) => match e.forward_to.take() {
+            Some(leader) if !origin.forwarded() => forward(ctx, origin, &leader).await,
+            _ => e.into_response(),
+        },
+    }
+}
+
+async fn forward<B: Backend>(ctx: &Ctx<B>, origin: &Origin, leader: &str) -> Response {
     ctx.metrics.forwarded.fetch_add(1, Ordering::Relaxed);
     let result = send(ctx, origin, leader).await;
     match result {
         Ok(res) => res,
         Err(e) => {
             ctx.metrics.forward_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(leader, code = e.code, message = %e.message, "forward to leader failed");
+            tracing::warn!(leader, code = e.code.as_str(), message = %e.message, "forward to leader failed");
             e.into_response()
         }
     }

@@ -1,19 +1,19 @@
 //! Thin handlers of the data routes: decode the request, call the read or write path, encode the DTO.
-//! Each returns `Result<Response, ApiError>`; [`Ctx::finish`](super::context::Ctx::finish) turns errors
-//! into responses (or a forward to the leader).
+//! Each returns `Result<Response, ApiError>`; [`finish`](super::forward::finish) turns errors into
+//! responses (or a forward to the leader).
 
 use engine::{Op, OpOutcome, ScanRequest, WriteCond};
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
 use super::backend::Backend;
-use super::body::{ok, parse_json};
+use super::body::parse_json;
 use super::context::{Ctx, Origin};
 use super::dto::{
     self, BatchItem, BatchReq, BatchResp, CheckpointReq, CheckpointResp, CrossingResp, DeleteResp,
     EntityResp, IncrResp, ItemDto, OutcomeDto, Text, TxnReq, TxnResp, WriteResp,
 };
-use super::error::ApiError;
+use super::error::{ok, ApiError, Code};
 use super::params::{path_segment, request_key, Query};
 use super::propose::{propose, propose_one};
 use super::read::{engine_read, prepare};
@@ -42,8 +42,8 @@ pub async fn kv_get<B: Backend>(ctx: &Ctx<B>, origin: &Origin, tail: &str) -> Re
     let at = snap.at;
     let found = engine_read(ctx, origin, move |e| e.get(&key, at)).await?;
     let Some(v) = found else {
-        return Err(ApiError::not_found(
-            "key_not_found",
+        return Err(ApiError::new(
+            Code::KeyNotFound,
             "no such key at this snapshot",
         ));
     };
@@ -111,8 +111,7 @@ pub async fn kv_incr<B: Backend>(ctx: &Ctx<B>, origin: &Origin, tail: &str) -> R
         Some(rest) if rest.ends_with('/') => &rest[..rest.len() - 1],
         _ => {
             return Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 "POST under /v1/kv/ is only /v1/kv/{key}/incr",
             ))
         }
@@ -242,8 +241,8 @@ pub async fn crossed<B: Backend>(
             ts: c.ts,
             data: Text::data(c.data),
         })),
-        _ => Err(ApiError::not_found(
-            "checkpoint_not_found",
+        _ => Err(ApiError::new(
+            Code::CheckpointNotFound,
             "the entity has not crossed that checkpoint",
         )),
     }

@@ -1,5 +1,5 @@
-//! HTTP metrics in Prometheus text format, hand-written (no metrics crate): requests by route template,
-//! method and status code; a latency histogram per route with fixed buckets; connection and proposal
+//! HTTP metrics in Prometheus text format, hand-written (no metrics crate): requests by route template
+//! (from the route table, `routes::route_template`), method and status code; a latency histogram per route with fixed buckets; connection and proposal
 //! gauges. `/metrics` renders these, then appends the backend's own (raft, engine, process).
 
 use std::collections::BTreeMap;
@@ -150,30 +150,6 @@ impl Metrics {
     }
 }
 
-/// The route template of a request, for the `route` label (bounded cardinality: never the raw path).
-pub fn route_template(method: &str, path: &str) -> &'static str {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["v1", "kv"] | ["v1", "kv", ""] => "/v1/kv",
-        ["v1", "kv", .., last] if method == "POST" && *last == "incr" => "/v1/kv/{key}/incr",
-        ["v1", "kv", ..] => "/v1/kv/{key}",
-        ["v1", "entities", _, "checkpoint"] => "/v1/entities/{entity}/checkpoint",
-        ["v1", "entities", _, "checkpoints", _] => "/v1/entities/{entity}/checkpoints/{name}",
-        ["v1", "entities", _] => "/v1/entities/{entity}",
-        ["v1", "txn"] => "/v1/txn",
-        ["v1", "batch"] => "/v1/batch",
-        ["v1", "cluster"] => "/v1/cluster",
-        ["v1", "cluster", "members"] => "/v1/cluster/members",
-        ["v1", "cluster", "members", _] => "/v1/cluster/members/{id}",
-        ["v1", "cluster", "leader"] => "/v1/cluster/leader",
-        ["v1", "sync"] => "/v1/sync",
-        ["metrics"] => "/metrics",
-        ["healthz"] => "/healthz",
-        ["readyz"] => "/readyz",
-        _ => "other",
-    }
-}
-
 /// A method label with bounded cardinality.
 pub fn method_label(method: &str) -> &'static str {
     match method {
@@ -191,19 +167,6 @@ pub fn method_label(method: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_not_paths() {
-        assert_eq!(route_template("GET", "/v1/kv/player:1/pos"), "/v1/kv/{key}");
-        assert_eq!(route_template("POST", "/v1/kv/a/incr"), "/v1/kv/{key}/incr");
-        assert_eq!(route_template("GET", "/v1/kv/a/incr"), "/v1/kv/{key}");
-        assert_eq!(route_template("GET", "/v1/kv"), "/v1/kv");
-        assert_eq!(
-            route_template("GET", "/v1/entities/p/checkpoints/c1"),
-            "/v1/entities/{entity}/checkpoints/{name}"
-        );
-        assert_eq!(route_template("GET", "/nope/x"), "other");
-    }
 
     #[test]
     fn histogram_is_cumulative() {

@@ -1,7 +1,12 @@
-//! The route table of API v1 (SPEC §3) as warp filters. Each route matches its path first, then its
-//! method, then (for body routes) `Content-Length` against the limit *before* the body is read, so warp's
+//! The routes of API v1 (SPEC §3): [`ROUTES`], the one list of what is served (method and path
+//! template), and the warp filters that serve it. Each filter matches its path first, then its method,
+//! then (for body routes) `Content-Length` against the limit *before* the body is read, so warp's
 //! rejections rank correctly: unknown path 404, wrong method 405, body too large 413, no length 411. One
-//! rejection handler turns them into the JSON error shape; one log wrapper records request metrics.
+//! rejection handler turns them into the JSON error shape; one log wrapper records request metrics,
+//! labelled with the route's template from [`ROUTES`] ([`route_template`]).
+//!
+//! `docs/openapi.yaml` documents exactly the routes of [`ROUTES`], and `routes()` serves exactly those:
+//! both are checked by the tests in `tests/route_table.rs`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use warp::filters::BoxedFilter;
+use warp::http::Method;
 use warp::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -17,9 +23,81 @@ use super::admin;
 use super::backend::Backend;
 use super::context::{Ctx, Origin};
 use super::error::handle_rejection;
+use super::forward::finish;
 use super::handlers;
 use super::limits::Limits;
-use super::metrics::{method_label, route_template};
+use super::metrics::method_label;
+
+/// Every route the API serves: its method and its path template (OpenAPI syntax). `{key}` stands for
+/// one or more path segments (a key may contain `/`); any other `{param}` for exactly one segment. Keys
+/// that are not UTF-8 use the routes without `{key}` and `?key_b64=`.
+pub const ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/v1/kv"),
+    (Method::PUT, "/v1/kv"),
+    (Method::DELETE, "/v1/kv"),
+    (Method::POST, "/v1/kv/incr"),
+    (Method::GET, "/v1/kv/{key}"),
+    (Method::PUT, "/v1/kv/{key}"),
+    (Method::DELETE, "/v1/kv/{key}"),
+    (Method::POST, "/v1/kv/{key}/incr"),
+    (Method::GET, "/v1/entities/{entity}"),
+    (Method::POST, "/v1/entities/{entity}/checkpoint"),
+    (Method::GET, "/v1/entities/{entity}/checkpoints/{name}"),
+    (Method::POST, "/v1/txn"),
+    (Method::POST, "/v1/batch"),
+    (Method::GET, "/v1/cluster"),
+    (Method::POST, "/v1/cluster/members"),
+    (Method::DELETE, "/v1/cluster/members/{id}"),
+    (Method::POST, "/v1/cluster/leader"),
+    (Method::GET, "/v1/sync"),
+    (Method::GET, "/metrics"),
+    (Method::GET, "/healthz"),
+    (Method::GET, "/readyz"),
+];
+
+/// Whether `path` (no query string) matches the path template `template`.
+pub fn template_matches(template: &str, path: &str) -> bool {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let t: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    segments_match(&t, &p)
+}
+
+fn segments_match(t: &[&str], p: &[&str]) -> bool {
+    match t.split_first() {
+        None => p.is_empty(),
+        Some((&"{key}", rest)) => {
+            // One or more segments, not all empty, followed by the rest of the template.
+            (1..=p.len())
+                .any(|n| p[..n].iter().any(|s| !s.is_empty()) && segments_match(rest, &p[n..]))
+        }
+        Some((seg, rest)) => match p.split_first() {
+            None => false,
+            Some((first, p_rest)) => {
+                let param = seg.starts_with('{') && seg.ends_with('}');
+                (if param {
+                    !first.is_empty()
+                } else {
+                    first == seg
+                }) && segments_match(rest, p_rest)
+            }
+        },
+    }
+}
+
+/// The route template of a request, for the `route` metrics label (bounded cardinality: never the raw
+/// path): the template of the route with this method and path, else of any route with this path (a 405),
+/// else `other`.
+pub fn route_template(method: &str, path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(m, t)| m.as_str() == method && template_matches(t, path))
+        .or_else(|| ROUTES.iter().find(|(_, t)| template_matches(t, path)))
+        .map_or("other", |(_, t)| *t)
+}
 
 /// Every route, with rejections mapped to JSON errors and metrics recorded.
 pub fn routes<B: Backend>(
@@ -52,7 +130,7 @@ macro_rules! handle {
     ($ctx:ident, $origin:ident, $call:expr) => {
         async move {
             let result = $call;
-            $ctx.finish(&$origin, result).await
+            finish(&$ctx, &$origin, result).await
         }
     };
 }
@@ -287,4 +365,41 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
     ];
     all.into_iter()
         .fold(scan, |acc, route| acc.or(route).unify().boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_not_paths() {
+        assert_eq!(route_template("GET", "/v1/kv/player:1/pos"), "/v1/kv/{key}");
+        assert_eq!(route_template("POST", "/v1/kv/a/incr"), "/v1/kv/{key}/incr");
+        assert_eq!(
+            route_template("POST", "/v1/kv/a/b/incr"),
+            "/v1/kv/{key}/incr"
+        );
+        assert_eq!(route_template("POST", "/v1/kv/incr"), "/v1/kv/incr");
+        assert_eq!(route_template("GET", "/v1/kv/a/incr"), "/v1/kv/{key}");
+        assert_eq!(route_template("GET", "/v1/kv"), "/v1/kv");
+        assert_eq!(route_template("GET", "/v1/kv/"), "/v1/kv");
+        assert_eq!(route_template("PUT", "/v1/kv"), "/v1/kv");
+        // A wrong method keeps the path's template (the 405 is counted there).
+        assert_eq!(route_template("POST", "/v1/kv/a"), "/v1/kv/{key}");
+        assert_eq!(
+            route_template("GET", "/v1/entities/p/checkpoints/c1"),
+            "/v1/entities/{entity}/checkpoints/{name}"
+        );
+        assert_eq!(
+            route_template("GET", "/v1/entities/p"),
+            "/v1/entities/{entity}"
+        );
+        assert_eq!(
+            route_template("DELETE", "/v1/cluster/members/3"),
+            "/v1/cluster/members/{id}"
+        );
+        assert_eq!(route_template("GET", "/v1/entities"), "other");
+        assert_eq!(route_template("GET", "/v1/entities/p/x/y"), "other");
+        assert_eq!(route_template("GET", "/nope/x"), "other");
+    }
 }

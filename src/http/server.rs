@@ -23,6 +23,7 @@ use warp::hyper::server::conn::Http;
 
 use super::backend::Backend;
 use super::context::Ctx;
+use super::error::{ApiError, Code};
 use super::limits::Limits;
 use super::routes::with_ctx;
 
@@ -121,14 +122,14 @@ pub async fn serve<B: Backend>(
 /// Answer a connection over the limit with a 503 and close it. The request is drained briefly so closing
 /// does not reset the connection before the client has read the answer.
 async fn refuse(mut stream: TcpStream, retry_after: u64) {
-    let body = r#"{"error":{"code":"too_many_connections","message":"the server is at its connection limit; retry later"}}"#;
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {retry_after}\r\nconnection: close\r\n\r\n",
-        body.len()
+    let mut refusal = ApiError::new(
+        Code::TooManyConnections,
+        "the server is at its connection limit; retry later",
     );
+    refusal.retry_after = Some(retry_after);
+    let bytes = refusal.http1_closing();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
+        stream.write_all(&bytes).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
         while stream.read(&mut sink).await? > 0 {}

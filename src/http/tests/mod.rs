@@ -8,6 +8,7 @@ mod errors;
 mod fake;
 mod forward;
 mod kv;
+mod route_table;
 mod serve;
 mod txn_batch;
 
@@ -101,7 +102,7 @@ impl Api {
             warp::test::request()
                 .method("PUT")
                 .path(path)
-                .body(body.as_ref().to_vec()),
+                .body(body.as_ref()),
         )
         .await
     }
@@ -118,7 +119,7 @@ impl Api {
                 .method("POST")
                 .path(path)
                 .header("content-type", "application/json")
-                .body(body.as_ref().to_vec()),
+                .body(body.as_ref()),
         )
         .await
     }
