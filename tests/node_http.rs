@@ -16,7 +16,7 @@ async fn single_node() -> (Arc<Replica>, ReplicaBackend, Site) {
     })
     .await;
     let replica = site.replica(1);
-    let backend = ReplicaBackend::new(replica.clone(), Limits::default().request_timeout);
+    let backend = ReplicaBackend::new(replica.clone());
     // Wait until the single voter leads and the backend's status cache has seen it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

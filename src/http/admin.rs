@@ -22,7 +22,7 @@ pub async fn cluster<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
         ctx.limits.retry_after_secs,
         origin,
         Kind::Read,
-        ctx.backend.cluster(),
+        ctx.backend.cluster(origin.deadline.into_std()),
     )
     .await?;
     Ok(ok(&ClusterDto::from(view)))
@@ -45,7 +45,11 @@ pub async fn add_member<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
         learner: req.learner,
     };
     let backend = ctx.backend.clone();
-    let view = spawned(ctx, origin, async move { backend.add_member(add).await }).await?;
+    let deadline = origin.deadline.into_std();
+    let view = spawned(ctx, origin, async move {
+        backend.add_member(add, deadline).await
+    })
+    .await?;
     Ok(ok(&ClusterDto::from(view)))
 }
 
@@ -56,7 +60,11 @@ pub async fn remove_member<B: Backend>(ctx: &Ctx<B>, origin: &Origin, raw_id: &s
         ApiError::bad_request(format!("member id must be an integer, got {raw_id:?}"))
     })?;
     let backend = ctx.backend.clone();
-    let view = spawned(ctx, origin, async move { backend.remove_member(id).await }).await?;
+    let deadline = origin.deadline.into_std();
+    let view = spawned(ctx, origin, async move {
+        backend.remove_member(id, deadline).await
+    })
+    .await?;
     Ok(ok(&ClusterDto::from(view)))
 }
 
@@ -70,11 +78,10 @@ pub async fn transfer_leader<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply
     };
     let to = req.to;
     let backend = ctx.backend.clone();
-    spawned(
-        ctx,
-        origin,
-        async move { backend.transfer_leader(to).await },
-    )
+    let deadline = origin.deadline.into_std();
+    spawned(ctx, origin, async move {
+        backend.transfer_leader(to, deadline).await
+    })
     .await?;
     Ok(ok(&LeaderResp {
         requested: true,

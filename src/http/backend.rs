@@ -3,6 +3,7 @@
 //! fake over a real [`engine::Engine`]. Nothing here is serialized: the JSON shapes live in `dto.rs`.
 
 use std::future::Future;
+use std::time::Instant;
 
 /// Read consistency, per request (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub enum BackendError {
 
 /// A member's role as the cluster view reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum MemberRole {
     Leader,
     Follower,
     Learner,
@@ -74,7 +75,7 @@ pub struct MemberView {
     pub id: u64,
     pub peer_addr: String,
     pub client_addr: Option<String>,
-    pub role: Role,
+    pub role: MemberRole,
     pub commit: u64,
     pub applied: u64,
     pub healthy: bool,
@@ -113,9 +114,10 @@ impl Readiness {
     }
 }
 
-/// What the HTTP layer needs from the node. Cheap to clone (an `Arc` inside). Every future may be
-/// dropped by the caller at its deadline, except `propose`'s, which the HTTP layer runs in a spawned task
-/// so a dropped connection cannot cancel a proposal halfway.
+/// What the HTTP layer needs from the node. Cheap to clone (an `Arc` inside). Every call that waits on
+/// the cluster takes the request's one `deadline` (made when the request arrived) and gives up by then.
+/// Every future may be dropped by the caller at that deadline, except `propose`'s, which the HTTP layer
+/// runs in a spawned task so a dropped connection cannot cancel a proposal halfway.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// The local replica, read after a barrier (or directly for stale and past-`at` reads).
     fn engine(&self) -> &engine::Engine;
@@ -125,6 +127,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn propose(
         &self,
         ops: Vec<engine::Op>,
+        deadline: Instant,
     ) -> impl Future<Output = Result<Applied, BackendError>> + Send;
 
     /// Linearizable/Lease: `Ok` once the local engine has applied up to the read index (`NotLeader` if this
@@ -132,30 +135,41 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn read_barrier(
         &self,
         c: Consistency,
+        deadline: Instant,
     ) -> impl Future<Output = Result<ReadInfo, BackendError>> + Send;
 
     /// Snapshot read with an explicit `at` in the past: `Ok` once the local state at `at` is final (local
     /// applied ts ≥ `at`, or the implementation proved no entry with ts ≤ `at` is missing here). Bounded:
     /// `Unknown` when it gives up; `NotLeader` to have the request forwarded instead.
-    fn wait_applied_ts(&self, ts: u64) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn wait_applied_ts(
+        &self,
+        ts: u64,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Members, roles, leader, term, commit/applied index, health.
-    fn cluster(&self) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
+    fn cluster(
+        &self,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
 
     fn add_member(
         &self,
         req: AddMember,
+        deadline: Instant,
     ) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
 
     fn remove_member(
         &self,
         id: u64,
+        deadline: Instant,
     ) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
 
     /// Transfer leadership to `to` (None = the most caught-up voter).
     fn transfer_leader(
         &self,
         to: Option<u64>,
+        deadline: Instant,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     fn readiness(&self) -> Readiness;

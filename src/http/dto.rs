@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::backend::{ClusterView, MemberView, Readiness, Role};
+use super::backend::{ClusterView, MemberRole, MemberView, Readiness};
 use super::error::{ApiError, Code};
 use super::limits::Limits;
 use super::params::{decode_b64, encode_b64};
@@ -666,10 +666,10 @@ impl From<MemberView> for MemberDto {
             peer_addr: m.peer_addr,
             client_addr: m.client_addr,
             role: match m.role {
-                Role::Leader => "leader",
-                Role::Follower => "follower",
-                Role::Learner => "learner",
-                Role::Candidate => "candidate",
+                MemberRole::Leader => "leader",
+                MemberRole::Follower => "follower",
+                MemberRole::Learner => "learner",
+                MemberRole::Candidate => "candidate",
             },
             commit: m.commit,
             applied: m.applied,
@@ -757,21 +757,26 @@ mod tests {
 
     #[test]
     fn roles_have_their_spec_names() {
-        let names: Vec<_> = [Role::Leader, Role::Follower, Role::Learner, Role::Candidate]
-            .into_iter()
-            .map(|role| {
-                MemberDto::from(MemberView {
-                    id: 1,
-                    peer_addr: "p".into(),
-                    client_addr: None,
-                    role,
-                    commit: 0,
-                    applied: 0,
-                    healthy: true,
-                })
-                .role
+        let names: Vec<_> = [
+            MemberRole::Leader,
+            MemberRole::Follower,
+            MemberRole::Learner,
+            MemberRole::Candidate,
+        ]
+        .into_iter()
+        .map(|role| {
+            MemberDto::from(MemberView {
+                id: 1,
+                peer_addr: "p".into(),
+                client_addr: None,
+                role,
+                commit: 0,
+                applied: 0,
+                healthy: true,
             })
-            .collect();
+            .role
+        })
+        .collect();
         assert_eq!(names, ["leader", "follower", "learner", "candidate"]);
     }
 

@@ -28,8 +28,8 @@ mod server;
 mod tests;
 
 pub use backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberView, ReadInfo,
-    Readiness, Role,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRole, MemberView,
+    ReadInfo, Readiness,
 };
 pub use limits::Limits;
 pub use routes::routes;

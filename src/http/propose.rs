@@ -83,7 +83,13 @@ pub async fn propose<B: Backend>(
 ) -> Result<Applied, ApiError> {
     let n = ops.len();
     let backend = ctx.backend.clone();
-    let applied = spawned(ctx, origin, async move { backend.propose(ops).await }).await?;
+    let deadline = origin.deadline.into_std();
+    let applied = spawned(
+        ctx,
+        origin,
+        async move { backend.propose(ops, deadline).await },
+    )
+    .await?;
     if applied.outcomes.len() != n {
         tracing::error!(
             proposed = n,

@@ -79,18 +79,31 @@ pub async fn prepare<B: Backend>(
                 retry,
                 origin,
                 Kind::Read,
-                ctx.backend.read_barrier(Consistency::Stale),
+                ctx.backend
+                    .read_barrier(Consistency::Stale, origin.deadline.into_std()),
             )
             .await?;
             snap.stale_ms = Some(info.stale_by_ms.unwrap_or(0));
         }
         (_, Some(at)) if at < now_micros() => {
             if ctx.backend.engine().applied().ts < at {
-                call(retry, origin, Kind::Read, ctx.backend.wait_applied_ts(at)).await?;
+                call(
+                    retry,
+                    origin,
+                    Kind::Read,
+                    ctx.backend.wait_applied_ts(at, origin.deadline.into_std()),
+                )
+                .await?;
             }
         }
         (c, _) => {
-            call(retry, origin, Kind::Read, ctx.backend.read_barrier(c)).await?;
+            call(
+                retry,
+                origin,
+                Kind::Read,
+                ctx.backend.read_barrier(c, origin.deadline.into_std()),
+            )
+            .await?;
         }
     }
     Ok(snap)

@@ -14,8 +14,8 @@ use raft_node::{Error, Member, MembershipChange, NodeStatus, Role as NodeRole};
 
 use super::replica::Replica;
 use crate::http::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberView, ReadInfo,
-    Readiness, Role,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRole, MemberView,
+    ReadInfo, Readiness,
 };
 
 /// How far applied may trail commit and still count as caught up for `/readyz`.
@@ -25,7 +25,6 @@ const CAUGHT_UP_ENTRIES: u64 = 1_000;
 pub struct ReplicaBackend {
     site: Arc<Replica>,
     shared: Arc<Shared>,
-    request_timeout: Duration,
 }
 
 struct Shared {
@@ -34,23 +33,14 @@ struct Shared {
 }
 
 impl ReplicaBackend {
-    /// Wrap `site` and start the status refresher (it stops when the replica shuts down). Each call into
-    /// the node waits `request_timeout` at most.
-    pub fn new(site: Arc<Replica>, request_timeout: Duration) -> Self {
+    /// Wrap `site` and start the status refresher (it stops when the replica shuts down).
+    pub fn new(site: Arc<Replica>) -> Self {
         let shared = Arc::new(Shared {
             status: RwLock::new(None),
             disk_writable: AtomicBool::new(true),
         });
         tokio::spawn(refresh(site.clone(), shared.clone()));
-        ReplicaBackend {
-            site,
-            shared,
-            request_timeout,
-        }
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.request_timeout
+        ReplicaBackend { site, shared }
     }
 
     fn cached(&self) -> Option<NodeStatus> {
@@ -147,13 +137,13 @@ impl ReplicaBackend {
                 let member = status.membership.members.get(&id);
                 let progress = status.progress.iter().find(|p| p.id == id);
                 let role = if status.leader == Some(id) {
-                    Role::Leader
+                    MemberRole::Leader
                 } else if status.learners.contains(&id) {
-                    Role::Learner
+                    MemberRole::Learner
                 } else if id == status.id && status.role != NodeRole::Follower {
-                    Role::Candidate
+                    MemberRole::Candidate
                 } else {
-                    Role::Follower
+                    MemberRole::Follower
                 };
                 let (commit, applied, healthy) = if id == status.id {
                     (status.commit, status.applied, true)
@@ -188,14 +178,14 @@ impl ReplicaBackend {
         }
     }
 
-    async fn fresh_view(&self) -> Result<ClusterView, BackendError> {
-        let status = self.status().await?;
+    async fn fresh_view(&self, deadline: Instant) -> Result<ClusterView, BackendError> {
+        let status = self.status(deadline).await?;
         Ok(self.view(&status))
     }
 
-    async fn status(&self) -> Result<NodeStatus, BackendError> {
+    async fn status(&self, deadline: Instant) -> Result<NodeStatus, BackendError> {
         self.site
-            .status(self.deadline())
+            .status(deadline)
             .await
             .map_err(|e| self.read_error(e))
     }
@@ -240,25 +230,33 @@ impl Backend for ReplicaBackend {
         self.site.engine()
     }
 
-    async fn propose(&self, ops: Vec<engine::Op>) -> Result<Applied, BackendError> {
-        match self.site.propose(&ops, self.deadline()).await {
+    async fn propose(
+        &self,
+        ops: Vec<engine::Op>,
+        deadline: Instant,
+    ) -> Result<Applied, BackendError> {
+        match self.site.propose(&ops, deadline).await {
             Ok((ts, outcomes)) => Ok(Applied { ts, outcomes }),
             Err(e) => Err(self.write_error(e)),
         }
     }
 
-    async fn read_barrier(&self, c: Consistency) -> Result<ReadInfo, BackendError> {
+    async fn read_barrier(
+        &self,
+        c: Consistency,
+        deadline: Instant,
+    ) -> Result<ReadInfo, BackendError> {
         match c {
             Consistency::Linearizable => {
                 self.site
-                    .read_index(self.deadline())
+                    .read_index(deadline)
                     .await
                     .map_err(|e| self.read_error(e))?;
                 Ok(self.read_info(None))
             }
             Consistency::Lease => {
                 self.site
-                    .lease_read(self.deadline())
+                    .lease_read(deadline)
                     .await
                     .map_err(|e| self.read_error(e))?;
                 Ok(self.read_info(None))
@@ -278,7 +276,7 @@ impl Backend for ReplicaBackend {
         }
     }
 
-    async fn wait_applied_ts(&self, ts: u64) -> Result<(), BackendError> {
+    async fn wait_applied_ts(&self, ts: u64, deadline: Instant) -> Result<(), BackendError> {
         if self.site.engine().applied().ts >= ts {
             return Ok(());
         }
@@ -287,7 +285,7 @@ impl Backend for ReplicaBackend {
         }
         // Everything committed so far is applied here after the barrier.
         self.site
-            .read_index(self.deadline())
+            .read_index(deadline)
             .await
             .map_err(|e| self.read_error(e))?;
         if self.site.engine().applied().ts >= ts {
@@ -295,11 +293,10 @@ impl Backend for ReplicaBackend {
         }
         // A quiet group: an empty entry gets a commit ts above `at` (the HLC is at least the leader's
         // clock), and once it is applied every entry with ts ≤ `at` is too (ts rise in log order).
-        match self.site.propose(&[], self.deadline()).await {
+        match self.site.propose(&[], deadline).await {
             Ok(_) => {}
             Err(e) => return Err(self.read_error(e)),
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
         while self.site.engine().applied().ts < ts {
             if Instant::now() > deadline {
                 return Err(BackendError::NoQuorum);
@@ -309,12 +306,16 @@ impl Backend for ReplicaBackend {
         Ok(())
     }
 
-    async fn cluster(&self) -> Result<ClusterView, BackendError> {
-        self.fresh_view().await
+    async fn cluster(&self, deadline: Instant) -> Result<ClusterView, BackendError> {
+        self.fresh_view(deadline).await
     }
 
-    async fn add_member(&self, req: AddMember) -> Result<ClusterView, BackendError> {
-        let status = self.status().await?;
+    async fn add_member(
+        &self,
+        req: AddMember,
+        deadline: Instant,
+    ) -> Result<ClusterView, BackendError> {
+        let status = self.status(deadline).await?;
         let id = match req.id {
             Some(id) => id,
             None => {
@@ -344,22 +345,26 @@ impl Backend for ReplicaBackend {
             MembershipChange::AddVoter(member)
         };
         self.site
-            .change_membership(change, self.deadline())
+            .change_membership(change, deadline)
             .await
             .map_err(|e| self.admin_error(e))?;
-        self.fresh_view().await
+        self.fresh_view(deadline).await
     }
 
-    async fn remove_member(&self, id: u64) -> Result<ClusterView, BackendError> {
+    async fn remove_member(&self, id: u64, deadline: Instant) -> Result<ClusterView, BackendError> {
         self.site
-            .change_membership(MembershipChange::Remove(id), self.deadline())
+            .change_membership(MembershipChange::Remove(id), deadline)
             .await
             .map_err(|e| self.admin_error(e))?;
-        self.fresh_view().await
+        self.fresh_view(deadline).await
     }
 
-    async fn transfer_leader(&self, to: Option<u64>) -> Result<(), BackendError> {
-        let status = self.status().await?;
+    async fn transfer_leader(
+        &self,
+        to: Option<u64>,
+        deadline: Instant,
+    ) -> Result<(), BackendError> {
+        let status = self.status(deadline).await?;
         if status.role != NodeRole::Leader {
             return Err(self.not_leader(status.leader));
         }
@@ -382,13 +387,12 @@ impl Backend for ReplicaBackend {
             return Ok(());
         }
         self.site
-            .transfer_leader(target, self.deadline())
+            .transfer_leader(target, deadline)
             .await
             .map_err(|e| self.admin_error(e))?;
         // Done when the target leads; raft-rs aborts a transfer after an election timeout.
-        let deadline = Instant::now() + Duration::from_secs(3);
         loop {
-            let s = self.status().await?;
+            let s = self.status(deadline).await?;
             if s.leader == Some(target) {
                 return Ok(());
             }

@@ -109,7 +109,7 @@ pub async fn serve(
             .await
             .context("start the replica")?,
     );
-    let backend = ReplicaBackend::new(site.clone(), cfg.limits.request_timeout);
+    let backend = ReplicaBackend::new(site.clone());
     let limits = cfg.limits.clone();
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(client, backend.clone(), limits, async move {
@@ -133,11 +133,13 @@ pub async fn serve(
     if let Ok(status) = site.status(Instant::now() + HAND_OFF_WITHIN).await {
         if status.role == Role::Leader && status.voters.len() > 1 {
             let started = Instant::now();
-            match tokio::time::timeout(HAND_OFF_WITHIN, backend.transfer_leader(None)).await {
-                Ok(Ok(())) => tracing::info!(took = ?started.elapsed(), "leadership handed off"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "leadership hand-off failed"),
-                Err(_) => {
-                    tracing::warn!(within = ?HAND_OFF_WITHIN, "leadership hand-off did not finish")
+            match backend
+                .transfer_leader(None, started + HAND_OFF_WITHIN)
+                .await
+            {
+                Ok(()) => tracing::info!(took = ?started.elapsed(), "leadership handed off"),
+                Err(e) => {
+                    tracing::warn!(error = %e, within = ?HAND_OFF_WITHIN, "leadership hand-off failed")
                 }
             }
         }

@@ -4,13 +4,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::{Clock, Engine, EngineConfig, ManualClock, Op};
 
 use crate::http::backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberView, ReadInfo,
-    Readiness, Role,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRole, MemberView,
+    ReadInfo, Readiness,
 };
 
 /// How the fake answers.
@@ -70,9 +70,9 @@ impl FakeBackend {
                         peer_addr: format!("127.0.0.1:{}", 7378 + 2 * id),
                         client_addr: Some(format!("127.0.0.1:{}", 7377 + 2 * id)),
                         role: if id == 1 {
-                            Role::Leader
+                            MemberRole::Leader
                         } else {
-                            Role::Follower
+                            MemberRole::Follower
                         },
                         commit: 10,
                         applied: 10,
@@ -174,7 +174,7 @@ impl Backend for FakeBackend {
         &self.0.engine
     }
 
-    async fn propose(&self, ops: Vec<Op>) -> Result<Applied, BackendError> {
+    async fn propose(&self, ops: Vec<Op>, _deadline: Instant) -> Result<Applied, BackendError> {
         self.0.proposals.fetch_add(1, Ordering::SeqCst);
         self.refuse()?;
         self.pause().await;
@@ -189,7 +189,11 @@ impl Backend for FakeBackend {
         })
     }
 
-    async fn read_barrier(&self, c: Consistency) -> Result<ReadInfo, BackendError> {
+    async fn read_barrier(
+        &self,
+        c: Consistency,
+        _deadline: Instant,
+    ) -> Result<ReadInfo, BackendError> {
         let applied = self.0.engine.applied();
         if c == Consistency::Stale {
             return Ok(ReadInfo {
@@ -210,7 +214,7 @@ impl Backend for FakeBackend {
         })
     }
 
-    async fn wait_applied_ts(&self, ts: u64) -> Result<(), BackendError> {
+    async fn wait_applied_ts(&self, ts: u64, _deadline: Instant) -> Result<(), BackendError> {
         self.0.waits.fetch_add(1, Ordering::SeqCst);
         if self.0.engine.applied().ts >= ts {
             return Ok(());
@@ -223,14 +227,18 @@ impl Backend for FakeBackend {
         }
     }
 
-    async fn cluster(&self) -> Result<ClusterView, BackendError> {
+    async fn cluster(&self, _deadline: Instant) -> Result<ClusterView, BackendError> {
         if self.mode() == Mode::NoQuorum {
             return Err(BackendError::NoQuorum);
         }
         Ok(lock(&self.0.cluster).clone())
     }
 
-    async fn add_member(&self, req: AddMember) -> Result<ClusterView, BackendError> {
+    async fn add_member(
+        &self,
+        req: AddMember,
+        _deadline: Instant,
+    ) -> Result<ClusterView, BackendError> {
         self.refuse()?;
         let mut c = lock(&self.0.cluster);
         let id = req
@@ -244,9 +252,9 @@ impl Backend for FakeBackend {
             peer_addr: req.peer_addr,
             client_addr: req.client_addr,
             role: if req.learner {
-                Role::Learner
+                MemberRole::Learner
             } else {
-                Role::Follower
+                MemberRole::Follower
             },
             commit: 0,
             applied: 0,
@@ -255,7 +263,11 @@ impl Backend for FakeBackend {
         Ok(c.clone())
     }
 
-    async fn remove_member(&self, id: u64) -> Result<ClusterView, BackendError> {
+    async fn remove_member(
+        &self,
+        id: u64,
+        _deadline: Instant,
+    ) -> Result<ClusterView, BackendError> {
         self.refuse()?;
         let mut c = lock(&self.0.cluster);
         let before = c.members.len();
@@ -266,7 +278,11 @@ impl Backend for FakeBackend {
         Ok(c.clone())
     }
 
-    async fn transfer_leader(&self, to: Option<u64>) -> Result<(), BackendError> {
+    async fn transfer_leader(
+        &self,
+        to: Option<u64>,
+        _deadline: Instant,
+    ) -> Result<(), BackendError> {
         self.refuse()?;
         lock(&self.0.transfers).push(to);
         Ok(())
