@@ -70,7 +70,7 @@ impl MembershipChange {
                 members: BTreeMap::from([(m.id, m.clone())]),
                 removed: BTreeSet::new(),
             };
-            cc.context = ctx.encode().into();
+            cc.context = ctx.encode();
         }
         cc
     }

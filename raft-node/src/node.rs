@@ -26,6 +26,7 @@ use crate::payload;
 use crate::storage::{LogStorage, LogWrite};
 
 mod lost_log;
+mod reads;
 mod snapshots;
 
 /// The replicated state machine.
@@ -244,7 +245,7 @@ pub struct NodeCounters {
 }
 
 /// A reply with the deadline of its request.
-struct Waiter<T> {
+pub(super) struct Waiter<T> {
     deadline: Instant,
     reply: Reply<Result<T, Error>>,
 }
@@ -255,6 +256,9 @@ impl<T> Waiter<T> {
     }
 }
 
+/// A command waiting for the next batch: its bytes and its proposer.
+type Queued<O> = (Vec<u8>, Waiter<Committed<O>>);
+
 /// The proposals of one entry, in command order; a proposal whose deadline passed is answered `Timeout`
 /// and leaves `None` behind, so the others still line up with the entry's outputs.
 struct PendingEntry<O> {
@@ -262,7 +266,7 @@ struct PendingEntry<O> {
     waiters: Vec<Option<Waiter<Committed<O>>>>,
 }
 
-struct PendingRead {
+pub(super) struct PendingRead {
     waiter: Waiter<u64>,
     index: Option<u64>,
 }
@@ -277,7 +281,7 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     sm: S,
     hlc: Hlc,
     cfg: NodeConfig,
-    queued: Vec<(Vec<u8>, Waiter<Committed<S::Output>>)>,
+    queued: Vec<Queued<S::Output>>,
     pending: BTreeMap<u64, PendingEntry<S::Output>>,
     pending_commands: usize,
     reads: BTreeMap<Vec<u8>, PendingRead>,
@@ -553,33 +557,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 }
                 self.queued.push((command, Waiter { deadline, reply }));
             }
-            Command::LeaseRead { deadline, reply } => {
-                let log = &self.raw.raft.raft_log;
-                let committed_in_term = log.term(log.committed).unwrap_or(0) == self.raw.raft.term;
-                if !self.is_leader() || !committed_in_term {
-                    return reply(Err(self.not_leader()));
-                }
-                let index = log.committed;
-                let ctx = self.next_read_ctx();
-                self.reads.insert(
-                    ctx,
-                    PendingRead {
-                        waiter: Waiter { deadline, reply },
-                        index: Some(index),
-                    },
-                );
-            }
-            Command::ReadIndex { deadline, reply } => {
-                let ctx = self.next_read_ctx();
-                self.raw.read_index(ctx.clone());
-                self.reads.insert(
-                    ctx,
-                    PendingRead {
-                        waiter: Waiter { deadline, reply },
-                        index: None,
-                    },
-                );
-            }
+            Command::LeaseRead { deadline, reply } => self.lease_read(Waiter { deadline, reply }),
+            Command::ReadIndex { deadline, reply } => self.read_index(Waiter { deadline, reply }),
             Command::ChangeMembership {
                 change,
                 deadline,
@@ -627,21 +606,13 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// A fresh read context: this node's id and a counter, so contexts never collide across nodes.
-    fn next_read_ctx(&mut self) -> Vec<u8> {
-        self.next_read += 1;
-        let mut ctx = self.cfg.id.to_be_bytes().to_vec();
-        ctx.extend_from_slice(&self.next_read.to_be_bytes());
-        ctx
-    }
-
     /// Advance logical time one tick; answer `Timeout` to every request whose deadline is not after `now`.
     pub fn tick(&mut self, now: Instant) {
         self.raw.tick();
         self.ticks += 1;
         // Reads still waiting for their read index are asked again once per heartbeat interval.
         let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
-        if self.ticks % heartbeat == 0 {
+        if self.ticks.is_multiple_of(heartbeat) {
             self.resend_waiting_reads();
         }
         self.expire(now);
@@ -938,51 +909,6 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     })
                 }
                 _ => self.settle(p, |_| Err(Error::Dropped)),
-            }
-        }
-    }
-
-    /// A ReadIndex is lost without an answer when there is no leader, when the leader it went to dies, or
-    /// when it reaches a leader that has not committed an entry of its term yet (raft-rs drops it then).
-    /// Reads still waiting for their index are therefore asked again as soon as the term or the leader
-    /// changes, and once per heartbeat interval, instead of waiting for the request timeout. A read
-    /// answered twice uses the first index (either is a valid read point: both were taken after the request
-    /// arrived).
-    fn reissue_reads(&mut self) {
-        let now = (self.raw.raft.term, self.raw.raft.leader_id);
-        if now == self.read_epoch {
-            return;
-        }
-        self.read_epoch = now;
-        self.resend_waiting_reads();
-    }
-
-    fn resend_waiting_reads(&mut self) {
-        if self.raw.raft.leader_id == raft::INVALID_ID {
-            return; // no leader yet: ask again once one is known
-        }
-        let waiting: Vec<Vec<u8>> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.index.is_none())
-            .map(|(ctx, _)| ctx.clone())
-            .collect();
-        for ctx in waiting {
-            self.raw.read_index(ctx);
-        }
-    }
-
-    fn serve_reads(&mut self) {
-        let applied = self.sm.applied().0;
-        let ready: Vec<Vec<u8>> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
-            .map(|(c, _)| c.clone())
-            .collect();
-        for ctx in ready {
-            if let Some(r) = self.reads.remove(&ctx) {
-                r.waiter.answer(Ok(r.index.unwrap_or(applied)));
             }
         }
     }

@@ -64,7 +64,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         meta.index = applied;
         meta.term = term;
         meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-        snap.data = self.membership.encode().into();
+        snap.data = self.membership.encode();
         self.raw.store().register_snapshot(snap);
         Ok(applied)
     }
