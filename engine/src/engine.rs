@@ -575,7 +575,12 @@ impl Engine {
             }
             let (_, entity) = keys::decode_gc_queue_key(k)?;
             let new_epoch = keys::decode_u64(v, "gc queue epoch")?;
-            ops.extend(gc::reclaim_epochs(k, &entity, new_epoch));
+            let reclaim = gc::reclaim_epochs(k, &entity, new_epoch);
+            ops.extend([
+                WriteOp::DeleteRange(reclaim.data.0, reclaim.data.1),
+                WriteOp::DeleteRange(reclaim.epoch_starts.0, reclaim.epoch_starts.1),
+                WriteOp::Delete(reclaim.queue_key),
+            ]);
             reclaimed += 1;
             cur.next();
         }
