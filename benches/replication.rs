@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{Op, WriteCond};
+use engine::Op;
 use kvs_raft::replica::SyncMode;
 use kvs_raft::site::{Site, SiteConfig};
 use raft_node::Role;
@@ -85,11 +85,7 @@ fn main() {
                     let mut errors = 0u64;
                     let mut i = 0u64;
                     while Instant::now() < until {
-                        let op = Op::Put {
-                            key: format!("bench/{w}/{i}").into_bytes(),
-                            value: value.clone(),
-                            cond: WriteCond::default(),
-                        };
+                        let op = Op::put(format!("bench/{w}/{i}"), value.clone());
                         let t = Instant::now();
                         match leader.propose(&[op]).await {
                             Ok(_) => lat.push(t.elapsed()),

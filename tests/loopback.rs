@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{Op, OpOutcome, WriteCond};
+use engine::{Op, OpOutcome};
 use kvs_raft::site::{Site, SiteConfig};
 use raft_node::{Error, Member, MembershipChange, NodeStatus, Role};
 use tokio::net::TcpListener;
@@ -22,14 +22,6 @@ struct Node {
 
 struct Cluster {
     nodes: BTreeMap<u64, Node>,
-}
-
-fn put(key: &str, value: &str) -> Op {
-    Op::Put {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-        cond: WriteCond::default(),
-    }
 }
 
 async fn bind() -> (TcpListener, String) {
@@ -154,7 +146,7 @@ impl Cluster {
 }
 
 async fn write(site: &Site, key: &str, value: &str) -> Result<u64, Error> {
-    let (ts, results) = site.propose(&[put(key, value)]).await?;
+    let (ts, results) = site.propose(&[Op::put(key, value)]).await?;
     match results.as_slice() {
         [Ok(OpOutcome::Written { .. })] => Ok(ts),
         other => panic!("unexpected put result {other:?}"),
@@ -536,12 +528,7 @@ async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
             .expect("write");
     }
     let (cp_ts, results) = leader
-        .propose(&[Op::Checkpoint {
-            entity: b"player:7".to_vec(),
-            name: b"cp".to_vec(),
-            data: Vec::new(),
-            epoch: None,
-        }])
+        .propose(&[Op::checkpoint("player:7", "cp", Vec::new())])
         .await
         .expect("checkpoint");
     assert!(matches!(
