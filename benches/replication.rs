@@ -9,7 +9,7 @@ mod replicas;
 
 use std::time::{Duration, Instant};
 
-use engine::{Op, WriteCond};
+use engine::Op;
 use kvs_raft::config::SyncMode;
 use replicas::{soon, Site};
 
@@ -48,11 +48,7 @@ fn main() {
                     let mut errors = 0u64;
                     let mut i = 0u64;
                     while Instant::now() < until {
-                        let op = Op::Put {
-                            key: format!("bench/{w}/{i}").into_bytes(),
-                            value: value.clone(),
-                            cond: WriteCond::default(),
-                        };
+                        let op = Op::put(format!("bench/{w}/{i}"), value.clone());
                         let t = Instant::now();
                         match leader.propose(&[op], soon()).await {
                             Ok(_) => lat.push(t.elapsed()),

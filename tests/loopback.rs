@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::replicas::{bind, config, soon, Site};
-use engine::{Op, OpOutcome, WriteCond};
+use engine::{Op, OpOutcome};
 use kvs_raft::node::{Replica, ReplicaConfig};
 use raft_node::{Error, Member, MembershipChange, Role};
 
@@ -29,11 +29,7 @@ async fn cluster_with(n: u64, compact: u64, tune: impl Fn(&mut ReplicaConfig)) -
 }
 
 fn put(key: &str, value: &str) -> Op {
-    Op::Put {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-        cond: WriteCond::default(),
-    }
+    Op::put(key, value)
 }
 
 async fn write(site: &Replica, key: &str, value: &str) -> Result<u64, Error> {
@@ -427,15 +423,7 @@ async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
             .expect("write");
     }
     let (cp_ts, results) = leader
-        .propose(
-            &[Op::Checkpoint {
-                entity: b"player:7".to_vec(),
-                name: b"cp".to_vec(),
-                data: Vec::new(),
-                epoch: None,
-            }],
-            soon(),
-        )
+        .propose(&[Op::checkpoint("player:7", "cp", Vec::new())], soon())
         .await
         .expect("checkpoint");
     assert!(matches!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use engine::{Engine, EngineConfig, ManualClock, Op, WriteCond};
+use engine::{Engine, EngineConfig, ManualClock, Op};
 
 const SEC: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000 * SEC;
@@ -57,20 +57,11 @@ impl Bench {
 }
 
 fn put(key: &str, len: usize) -> Op {
-    Op::Put {
-        key: key.as_bytes().to_vec(),
-        value: vec![b'x'; len],
-        cond: WriteCond::default(),
-    }
+    Op::put(key, vec![b'x'; len])
 }
 
 fn checkpoint(entity: &str) -> Op {
-    Op::Checkpoint {
-        entity: entity.as_bytes().to_vec(),
-        name: b"cp".to_vec(),
-        data: vec![],
-        epoch: None,
-    }
+    Op::checkpoint(entity, b"cp", vec![])
 }
 
 fn writes(c: &mut Criterion) {
@@ -86,11 +77,7 @@ fn writes(c: &mut Criterion) {
         bench.iter(|| {
             i += 1;
             let key = format!("player:{}/score", i % 100_000).into_bytes();
-            b.apply(&[Op::Incr {
-                key,
-                delta: 1,
-                cond: WriteCond::default(),
-            }])
+            b.apply(&[Op::incr(key, 1)])
         })
     });
 }

@@ -334,11 +334,7 @@ mod tests {
     }
 
     fn put(key: &str, value: &str) -> Op {
-        Op::Put {
-            key: key.into(),
-            value: value.into(),
-            cond: WriteCond::default(),
-        }
+        Op::put(key, value)
     }
 
     fn checkpoint(entity: &str, fence: Option<u64>) -> Op {
@@ -370,14 +366,7 @@ mod tests {
     fn stale_epoch_rejected_without_effect() {
         let mut view = MapView::default();
         view.apply(1, &[checkpoint("p", None)]);
-        let stale = Op::Put {
-            key: "p/x".into(),
-            value: "v".into(),
-            cond: WriteCond {
-                epoch: Some(0),
-                ..Default::default()
-            },
-        };
+        let stale = Op::put("p/x", "v").with_epoch(Some(0));
         let p = plan(&view, 2, &[stale]).unwrap();
         assert_eq!(p.results, vec![Err(OpError::StaleEpoch { current: 1 })]);
         assert!(p.puts.is_empty());
@@ -390,11 +379,7 @@ mod tests {
     #[test]
     fn later_ops_see_earlier_ops_of_the_same_entry() {
         let mut view = MapView::default();
-        let incr = Op::Incr {
-            key: "p/score".into(),
-            delta: 5,
-            cond: WriteCond::default(),
-        };
+        let incr = Op::incr("p/score", 5);
         let r = view.apply(
             1,
             &[incr.clone(), incr.clone(), checkpoint("p", None), incr],
@@ -427,19 +412,7 @@ mod tests {
                 op: CmpOp::Eq,
                 value: "1".into(),
             }],
-            success: vec![
-                put("a", "x"),
-                Op::Incr {
-                    key: "k2".into(),
-                    delta: 1,
-                    cond: WriteCond::default(),
-                },
-                Op::Incr {
-                    key: "a".into(),
-                    delta: 1,
-                    cond: WriteCond::default(),
-                },
-            ],
+            success: vec![put("a", "x"), Op::incr("k2", 1), Op::incr("a", 1)],
             failure: vec![],
         };
         let p = plan(&view, 2, &[txn]).unwrap();
@@ -545,22 +518,9 @@ mod tests {
                     },
                 },
                 put("", "x"),
-                Op::Checkpoint {
-                    entity: "a/b".into(),
-                    name: "n".into(),
-                    data: vec![],
-                    epoch: None,
-                },
-                Op::Incr {
-                    key: "n".into(),
-                    delta: i64::MAX,
-                    cond: WriteCond::default(),
-                },
-                Op::Incr {
-                    key: "n".into(),
-                    delta: 1,
-                    cond: WriteCond::default(),
-                },
+                Op::checkpoint("a/b", "n", vec![]),
+                Op::incr("n", i64::MAX),
+                Op::incr("n", 1),
             ],
         );
         assert_eq!(r[0], Err(OpError::ConditionFailed { current_version: 1 }));

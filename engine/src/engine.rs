@@ -5,20 +5,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::apply::{self, StateView};
+use crate::apply;
 use crate::bloom::CrossingFilter;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::gc::{self, GcShared};
 use crate::keys;
 use crate::op::{Crossing, Op, OpResult, Versioned};
-use crate::snapshot::{self, ChunkKind, RecordHasher, SnapshotMeta};
-use crate::store::{Store, StoreConfig, StoreMemory, View, WriteOp};
+use crate::store::{Store, StoreConfig, StoreMemory, WriteOp};
 use crate::values::{self, Applied};
+
+mod reader;
+mod snapshot_io;
+mod verify;
+
+use reader::Reader;
+pub use verify::VerifyReport;
 
 const FORMAT_KEY: &[u8] = b"mformat";
 const FORMAT: &[u8] = b"kvs-raft-engine/1";
-const STAGING_SST: &str = "snapshot-staging.sst";
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -141,16 +146,6 @@ pub struct EngineStats {
     pub memory: StoreMemory,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub applied: Applied,
-    pub data_entries: u64,
-    pub entities_with_epochs: u64,
-    pub crossings: u64,
-    pub gc_queue: u64,
-    pub content_sha256: [u8; 32],
-}
-
 #[derive(Debug, Default)]
 struct Counters {
     crossed_lookups: AtomicU64,
@@ -172,134 +167,6 @@ pub struct Engine {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Reads against one consistent RocksDB snapshot.
-struct Reader<'a> {
-    view: View<'a>,
-}
-
-impl Reader<'_> {
-    /// The epoch of `entity` in force at `at`: the newest epoch whose start ts is `<= at`.
-    fn epoch_at(&self, entity: &[u8], at: u64) -> Result<u64, Error> {
-        let prefix = keys::epoch_prefix(entity);
-        let mut cur = self.view.cursor(None);
-        cur.seek_for_prev(&keys::epoch_key(entity, u64::MAX));
-        while let Some((k, v)) = cur.entry()? {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let (_, epoch) = keys::decode_epoch_key(k)?;
-            if keys::decode_u64(v, "epoch start")? <= at {
-                return Ok(epoch);
-            }
-            cur.prev();
-        }
-        Ok(0)
-    }
-
-    /// The newest version of `key` in `epoch` with ts `<= at`: `Some((None, ts))` is a tombstone.
-    fn version_at(
-        &self,
-        key: &[u8],
-        epoch: u64,
-        at: u64,
-    ) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
-        let prefix = keys::version_prefix(key, epoch);
-        let mut cur = self.view.cursor(keys::prefix_end(&prefix));
-        cur.seek(&keys::seek_at(&prefix, at));
-        match cur.entry()? {
-            Some((k, v)) => {
-                let ts = keys::decode_data_key(k)?.ts;
-                Ok(Some((values::decode_version(v)?.map(<[u8]>::to_vec), ts)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn get(&self, key: &[u8], at: u64) -> Result<Option<Versioned>, Error> {
-        let epoch = match keys::entity_of(key) {
-            Some(entity) => self.epoch_at(entity, at)?,
-            None => 0,
-        };
-        Ok(match self.version_at(key, epoch, at)? {
-            Some((Some(value), ts)) => Some(Versioned { value, ts, epoch }),
-            _ => None,
-        })
-    }
-
-    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, Error> {
-        let mut items = Vec::new();
-        let start_entity = keys::entity_of(&req.start);
-        let mut cur = self.view.cursor(Some(vec![keys::DATA + 1]));
-        let start_epoch = match start_entity {
-            Some(e) => self.epoch_at(e, req.at)?,
-            None => 0,
-        };
-        cur.seek(&keys::scan_start(&req.start, start_epoch));
-        // The epoch in force at `at` for the entity block the cursor is in.
-        let mut block: Option<(Vec<u8>, u64)> = None;
-        while let Some((k, v)) = cur.entry()? {
-            let dk = keys::decode_data_key(k)?;
-            if dk.has_entity {
-                let entity = keys::entity_of(&dk.user_key).unwrap_or_default();
-                if block.as_ref().is_none_or(|(e, _)| e.as_slice() != entity) {
-                    block = Some((entity.to_vec(), self.epoch_at(entity, req.at)?));
-                }
-                let visible = block.as_ref().map_or(0, |b| b.1);
-                if dk.epoch < visible {
-                    let mut target = keys::epoch_block(entity, visible);
-                    if start_entity == Some(entity) {
-                        target = target.max(keys::scan_start(&req.start, visible));
-                    }
-                    cur.seek(&target);
-                    continue;
-                }
-                if dk.epoch > visible {
-                    match keys::prefix_end(&keys::entity_block(entity)) {
-                        Some(next) => cur.seek(&next),
-                        None => break,
-                    }
-                    continue;
-                }
-            }
-            if req.end.as_ref().is_some_and(|end| dk.user_key >= *end) {
-                break;
-            }
-            if dk.user_key < req.start || dk.ts > req.at {
-                cur.next();
-                continue;
-            }
-            if let Some(value) = values::decode_version(v)? {
-                if items.len() == req.limit {
-                    return Ok(ScanPage { items, more: true });
-                }
-                let versioned = Versioned {
-                    value: value.to_vec(),
-                    ts: dk.ts,
-                    epoch: dk.epoch,
-                };
-                items.push((dk.user_key, versioned));
-            }
-            // Skip the older versions of this key.
-            match keys::prefix_end(&k[..dk.prefix_len]) {
-                Some(next) => cur.seek(&next),
-                None => break,
-            }
-        }
-        Ok(ScanPage { items, more: false })
-    }
-}
-
-/// The apply-time view: the latest committed state.
-impl StateView for Reader<'_> {
-    fn current_epoch(&self, entity: &[u8]) -> Result<u64, Error> {
-        self.epoch_at(entity, u64::MAX)
-    }
-
-    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
-        self.version_at(key, epoch, u64::MAX)
-    }
 }
 
 impl Engine {
@@ -330,19 +197,7 @@ impl Engine {
         };
         // An interrupted install is finished first: its first write cleared the whole state range,
         // format marker included, so the format can only be checked once the snapshot is in.
-        let staging = dir.join(STAGING_SST);
-        if engine
-            .reader()
-            .view
-            .get(keys::INSTALL_MARKER_KEY)?
-            .is_some()
-        {
-            tracing::warn!(dir = %dir.display(), "finishing an interrupted snapshot install");
-            engine.swap_in_staged()?;
-        } else if staging.exists() {
-            // A crash while staging: the switch never started, the old state stands; drop the partial file.
-            std::fs::remove_file(&staging).map_err(Error::io(&staging))?;
-        }
+        engine.recover_install()?;
         engine.check_format()?;
         *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = engine.load_filter()?;
         *lock(&engine.applied) = engine.load_applied()?;
@@ -575,7 +430,12 @@ impl Engine {
             }
             let (_, entity) = keys::decode_gc_queue_key(k)?;
             let new_epoch = keys::decode_u64(v, "gc queue epoch")?;
-            ops.extend(gc::reclaim_epochs(k, &entity, new_epoch));
+            let reclaim = gc::reclaim_epochs(k, &entity, new_epoch);
+            ops.extend([
+                WriteOp::DeleteRange(reclaim.data.0, reclaim.data.1),
+                WriteOp::DeleteRange(reclaim.epoch_starts.0, reclaim.epoch_starts.1),
+                WriteOp::Delete(reclaim.queue_key),
+            ]);
             reclaimed += 1;
             cur.next();
         }
@@ -641,274 +501,5 @@ impl Engine {
             cur.next();
         }
         Ok(n)
-    }
-
-    /// Stream a consistent snapshot of the whole state machine to `sink`, chunk by chunk (the sink may
-    /// block for flow control). Writers are not blocked while it runs.
-    pub fn write_snapshot(
-        &self,
-        sink: &mut dyn FnMut(Vec<u8>) -> Result<(), Error>,
-    ) -> Result<SnapshotMeta, Error> {
-        let reader = self.reader();
-        let applied = match reader.view.get(keys::APPLIED_KEY)? {
-            Some(raw) => values::decode_applied(&raw)?,
-            None => Applied::default(),
-        };
-        let mut seq = 0u32;
-        let mut bytes = 0u64;
-        let mut emit = |kind: ChunkKind, payload: &[u8]| -> Result<(), Error> {
-            let chunk = snapshot::encode_chunk(seq, kind, payload)?;
-            seq += 1;
-            bytes += chunk.len() as u64;
-            sink(chunk)
-        };
-        emit(ChunkKind::Header, &snapshot::header_payload(applied))?;
-        let mut hasher = RecordHasher::default();
-        let mut payload = Vec::new();
-        let mut cur = reader.view.cursor(Some(vec![keys::MARKER]));
-        cur.seek(&[]);
-        while let Some((k, v)) = cur.entry()? {
-            hasher.add(k, v);
-            snapshot::push_record(&mut payload, k, v)?;
-            if payload.len() >= self.config.snapshot_chunk_bytes {
-                emit(ChunkKind::Records, &payload)?;
-                payload.clear();
-            }
-            cur.next();
-        }
-        if !payload.is_empty() {
-            emit(ChunkKind::Records, &payload)?;
-        }
-        let records = hasher.records;
-        let sha256 = hasher.finish();
-        emit(ChunkKind::End, &snapshot::end_payload(records, &sha256))?;
-        Ok(SnapshotMeta {
-            applied,
-            records,
-            chunks: seq,
-            bytes,
-            sha256,
-        })
-    }
-
-    /// Replace the whole state with a snapshot stream. The stream is verified completely (framing, order,
-    /// checksums) before anything changes; the switch itself is atomic across crashes (a marker makes
-    /// `open` finish an interrupted switch). On error the previous state is untouched.
-    pub fn install_snapshot(
-        &self,
-        chunks: &mut dyn Iterator<Item = Vec<u8>>,
-    ) -> Result<SnapshotMeta, Error> {
-        let mut applied = lock(&self.applied);
-        let staging = self.dir.join(STAGING_SST);
-        let (meta, filter) = match self.stage_snapshot(chunks, &staging) {
-            Ok(staged) => staged,
-            Err(e) => {
-                let _ = std::fs::remove_file(&staging);
-                return Err(e);
-            }
-        };
-        // Lookups wait during the switch, so no crossing is ever readable without being in the filter.
-        let mut bloom = self.bloom.write().unwrap_or_else(PoisonError::into_inner);
-        self.store.write(
-            [
-                WriteOp::DeleteRange(vec![0], vec![keys::MARKER]),
-                WriteOp::Put(
-                    keys::INSTALL_MARKER_KEY.to_vec(),
-                    STAGING_SST.as_bytes().to_vec(),
-                ),
-            ],
-            true,
-        )?;
-        self.swap_in_staged()?;
-        *bloom = filter;
-        *applied = self.load_applied()?;
-        self.load_safepoint()?;
-        Ok(meta)
-    }
-
-    /// Verify the stream and write it to the staging SST.
-    fn stage_snapshot(
-        &self,
-        chunks: &mut dyn Iterator<Item = Vec<u8>>,
-        staging: &Path,
-    ) -> Result<(SnapshotMeta, CrossingFilter), Error> {
-        let mut sst = self.store.sst_writer(staging)?;
-        let mut filter = CrossingFilter::new(
-            self.config.bloom_fp_rate,
-            self.config.bloom_expected_crossings,
-        );
-        let mut hasher = RecordHasher::default();
-        let mut applied = None;
-        let mut last_key: Option<Vec<u8>> = None;
-        let (mut seq, mut bytes) = (0u32, 0u64);
-        for chunk in chunks {
-            let (got, kind, payload) = snapshot::decode_chunk(&chunk)?;
-            if got != seq {
-                return Err(Error::BadSnapshot(format!(
-                    "expected chunk {seq}, got {got}"
-                )));
-            }
-            seq += 1;
-            bytes += chunk.len() as u64;
-            match (kind, applied) {
-                (ChunkKind::Header, None) => applied = Some(snapshot::parse_header(payload)?),
-                (ChunkKind::Records, Some(_)) => {
-                    for (k, v) in snapshot::parse_records(payload)? {
-                        if k.is_empty()
-                            || k[0] >= keys::MARKER
-                            || last_key.as_deref().is_some_and(|l| l >= k)
-                        {
-                            return Err(Error::BadSnapshot(
-                                "record keys out of order or out of range".into(),
-                            ));
-                        }
-                        last_key = Some(k.to_vec());
-                        if k[0] == keys::CROSSING {
-                            let (entity, name) = keys::decode_entity_meta(keys::CROSSING, k)?;
-                            filter.insert(&entity, name);
-                        }
-                        hasher.add(k, v);
-                        sst.put(k, v)?;
-                    }
-                }
-                (ChunkKind::End, Some(applied)) => {
-                    let (records, sha256) = snapshot::parse_end(payload)?;
-                    if records != hasher.records || sha256 != hasher.finish() {
-                        return Err(Error::BadSnapshot(
-                            "record count or checksum mismatch".into(),
-                        ));
-                    }
-                    if last_key.is_none() {
-                        return Err(Error::BadSnapshot("snapshot holds no records".into()));
-                    }
-                    sst.finish()?;
-                    return Ok((
-                        SnapshotMeta {
-                            applied,
-                            records,
-                            chunks: seq,
-                            bytes,
-                            sha256,
-                        },
-                        filter,
-                    ));
-                }
-                _ => {
-                    return Err(Error::BadSnapshot(format!(
-                        "chunk {got} of kind {kind:?} out of place"
-                    )))
-                }
-            }
-        }
-        Err(Error::BadSnapshot(
-            "stream ended before its end chunk".into(),
-        ))
-    }
-
-    /// Second half of an install, also run by `open` after a crash: clear the state range, ingest the
-    /// staged SST, drop the marker. Idempotent.
-    fn swap_in_staged(&self) -> Result<(), Error> {
-        let staging = self.dir.join(STAGING_SST);
-        if !staging.exists() {
-            return Err(Error::Corruption {
-                at: staging.display().to_string(),
-                detail: "snapshot install marker present but the staged snapshot is missing".into(),
-            });
-        }
-        fail::fail_point!("engine::snapshot_switch_before_ingest", |_| Err(
-            Error::Storage("failpoint".into())
-        ));
-        self.store
-            .write([WriteOp::DeleteRange(vec![0], vec![keys::MARKER])], true)?;
-        self.store.ingest(&staging)?;
-        fail::fail_point!("engine::snapshot_switch_after_ingest", |_| Err(
-            Error::Storage("failpoint".into())
-        ));
-        self.store
-            .write([WriteOp::Delete(keys::INSTALL_MARKER_KEY.to_vec())], true)?;
-        std::fs::remove_file(&staging).map_err(Error::io(&staging))?;
-        Ok(())
-    }
-
-    /// Offline consistency check: every key and value decodes, no entity has data in an epoch it has not
-    /// reached, crossings match epochs, no install is half done. Returns counts and the content hash.
-    pub fn verify(&self) -> Result<VerifyReport, Error> {
-        let reader = self.reader();
-        let applied = self.load_applied()?;
-        let mut report = VerifyReport {
-            applied,
-            data_entries: 0,
-            entities_with_epochs: 0,
-            crossings: 0,
-            gc_queue: 0,
-            content_sha256: [0; 32],
-        };
-        let mut hasher = RecordHasher::default();
-        let mut cur = reader.view.cursor(None);
-        cur.seek(&[]);
-        let mut last_epoch_entity: Option<Vec<u8>> = None;
-        while let Some((k, v)) = cur.entry()? {
-            let corrupt = |detail: String| Error::Corruption {
-                at: format!("key {}", keys::hex(k)),
-                detail,
-            };
-            match k.first().copied() {
-                Some(keys::DATA) => {
-                    let dk = keys::decode_data_key(k)?;
-                    values::decode_version(v)?;
-                    if dk.ts > applied.ts {
-                        return Err(corrupt(format!(
-                            "version ts {} above applied ts {}",
-                            dk.ts, applied.ts
-                        )));
-                    }
-                    if let Some(entity) = keys::entity_of(&dk.user_key) {
-                        let current = reader.epoch_at(entity, u64::MAX)?;
-                        if dk.epoch > current {
-                            return Err(corrupt(format!(
-                                "data in epoch {} above current {current}",
-                                dk.epoch
-                            )));
-                        }
-                    }
-                    report.data_entries += 1;
-                }
-                Some(keys::EPOCH) => {
-                    let (entity, _) = keys::decode_epoch_key(k)?;
-                    if keys::decode_u64(v, "epoch start")? > applied.ts {
-                        return Err(corrupt("epoch starts after the applied ts".into()));
-                    }
-                    if last_epoch_entity.as_ref() != Some(&entity) {
-                        report.entities_with_epochs += 1;
-                        last_epoch_entity = Some(entity);
-                    }
-                }
-                Some(keys::CROSSING) => {
-                    let (entity, _) = keys::decode_entity_meta(keys::CROSSING, k)?;
-                    let crossing = values::decode_crossing(v)?;
-                    if crossing.epoch > reader.epoch_at(&entity, u64::MAX)? {
-                        return Err(corrupt("crossing epoch above the entity's epoch".into()));
-                    }
-                    report.crossings += 1;
-                }
-                Some(keys::GC_QUEUE) => {
-                    keys::decode_gc_queue_key(k)?;
-                    keys::decode_u64(v, "gc queue epoch")?;
-                    report.gc_queue += 1;
-                }
-                Some(keys::META) if k == keys::SAFEPOINT_KEY => {
-                    keys::decode_u64(v, "gc safepoint")?;
-                }
-                Some(keys::META) if k == keys::APPLIED_KEY || k == FORMAT_KEY => {}
-                Some(keys::MARKER) => {
-                    return Err(corrupt("a snapshot install is half done".into()))
-                }
-                _ => return Err(corrupt("unknown key".into())),
-            }
-            hasher.add(k, v);
-            cur.next();
-        }
-        report.content_sha256 = hasher.finish();
-        Ok(report)
     }
 }

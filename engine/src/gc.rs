@@ -1,5 +1,6 @@
 //! Garbage collection decisions. Pure: the compaction filter and the GC step ask these functions what to
-//! drop; `store` and `engine` do the dropping.
+//! drop; `store` and `engine` do the dropping. This module knows only the key and value layouts
+//! (`keys`, `values`), never the store: `store` calls into it (the compaction filter), not the reverse.
 //!
 //! Two mechanisms, neither of which copies data or forks:
 //! * **Old versions** of a key are dropped by a RocksDB compaction filter: a version is dropped when a newer
@@ -13,7 +14,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::keys;
-use crate::store::WriteOp;
 use crate::values;
 
 /// State shared between the engine and the compaction filters running on RocksDB's threads.
@@ -88,21 +88,31 @@ impl VersionGc {
     }
 }
 
+/// What reclaiming one GC-queue entry deletes: two key ranges (`[from, to)`) and the queue entry itself.
+/// The engine turns it into one write batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reclaim {
+    /// Every data version of the entity in epochs below the new one.
+    pub data: (Vec<u8>, Vec<u8>),
+    /// The entity's epoch start records below the new epoch: no readable ts needs them any more.
+    pub epoch_starts: (Vec<u8>, Vec<u8>),
+    pub queue_key: Vec<u8>,
+}
+
 /// One GC-queue entry whose checkpoint is at or below the safepoint: everything of `entity` before
 /// `new_epoch` can go.
-pub fn reclaim_epochs(queue_key: &[u8], entity: &[u8], new_epoch: u64) -> [WriteOp; 3] {
-    [
-        WriteOp::DeleteRange(
+pub fn reclaim_epochs(queue_key: &[u8], entity: &[u8], new_epoch: u64) -> Reclaim {
+    Reclaim {
+        data: (
             keys::epoch_block(entity, 0),
             keys::epoch_block(entity, new_epoch),
         ),
-        // Epoch start records below `new_epoch` are no longer needed to resolve any readable ts.
-        WriteOp::DeleteRange(
+        epoch_starts: (
             keys::epoch_key(entity, 0),
             keys::epoch_key(entity, new_epoch),
         ),
-        WriteOp::Delete(queue_key.to_vec()),
-    ]
+        queue_key: queue_key.to_vec(),
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +172,26 @@ mod tests {
         let mut gc = VersionGc::new(u64::MAX, true);
         assert!(gc.keep(&keys::epoch_key(b"p", 1), b"x"));
         assert!(gc.keep(b"d\0", b"\0"));
+    }
+
+    #[test]
+    fn reclaiming_deletes_the_older_epochs_their_starts_and_the_queue_entry() {
+        let queue_key = keys::gc_queue_key(40, b"p");
+        let r = reclaim_epochs(&queue_key, b"p", 3);
+        assert_eq!(
+            r,
+            Reclaim {
+                data: (keys::epoch_block(b"p", 0), keys::epoch_block(b"p", 3)),
+                epoch_starts: (keys::epoch_key(b"p", 0), keys::epoch_key(b"p", 3)),
+                queue_key: queue_key.clone(),
+            }
+        );
+        // The data range holds epochs 0..3 of `p` and nothing of epoch 3 or of another entity.
+        let inside = keys::data_key(b"p/x", 2, 7);
+        assert!(r.data.0 <= inside && inside < r.data.1);
+        assert!(keys::data_key(b"p/x", 3, 7) >= r.data.1);
+        let other = keys::data_key(b"q/x", 0, 7);
+        assert!(!(r.data.0 <= other && other < r.data.1));
     }
 
     #[test]

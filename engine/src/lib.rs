@@ -49,7 +49,7 @@
 
 mod apply;
 mod bloom;
-mod clock;
+pub mod clock;
 pub mod codec;
 mod engine;
 mod error;

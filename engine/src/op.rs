@@ -52,6 +52,69 @@ pub enum Op {
     },
 }
 
+/// Constructors for the common shapes: unconditional writes, reads, and an epoch fence added with
+/// [`Op::with_epoch`]. Other conditions are set by building the variant with a [`WriteCond`].
+impl Op {
+    /// Write `value` at `key`, unconditionally.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            cond: WriteCond::default(),
+        }
+    }
+
+    /// Delete `key`, unconditionally.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Op {
+        Op::Delete {
+            key: key.into(),
+            cond: WriteCond::default(),
+        }
+    }
+
+    /// Add `delta` to the integer at `key`, unconditionally.
+    pub fn incr(key: impl Into<Vec<u8>>, delta: i64) -> Op {
+        Op::Incr {
+            key: key.into(),
+            delta,
+            cond: WriteCond::default(),
+        }
+    }
+
+    /// Checkpoint `entity`, recording the crossing `name` with `data`; not fenced.
+    pub fn checkpoint(
+        entity: impl Into<Vec<u8>>,
+        name: impl Into<Vec<u8>>,
+        data: impl Into<Vec<u8>>,
+    ) -> Op {
+        Op::Checkpoint {
+            entity: entity.into(),
+            name: name.into(),
+            data: data.into(),
+            epoch: None,
+        }
+    }
+
+    /// Read `key` through the log.
+    pub fn get(key: impl Into<Vec<u8>>) -> Op {
+        Op::Get { key: key.into() }
+    }
+
+    /// Set the epoch fence of a write (put, delete, incr, checkpoint): with `Some(n)` the op has no
+    /// effect unless the entity's current epoch is `n`; `None` removes the fence. A get or a txn carries
+    /// no fence of its own (a txn's ops carry theirs) and is returned unchanged.
+    pub fn with_epoch(mut self, fence: Option<u64>) -> Op {
+        match &mut self {
+            Op::Put { cond, .. } | Op::Delete { cond, .. } | Op::Incr { cond, .. } => {
+                cond.epoch = fence
+            }
+            Op::Checkpoint { epoch, .. } => *epoch = fence,
+            Op::Get { .. } | Op::Txn { .. } => {}
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
     Eq,
@@ -155,4 +218,97 @@ pub struct Crossing {
     pub epoch: u64,
     pub ts: u64,
     pub data: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_build_unconditional_ops() {
+        assert_eq!(
+            Op::put("k", "v"),
+            Op::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                cond: WriteCond::default()
+            }
+        );
+        assert_eq!(
+            Op::delete(b"k".to_vec()),
+            Op::Delete {
+                key: b"k".to_vec(),
+                cond: WriteCond::default()
+            }
+        );
+        assert_eq!(
+            Op::incr(&b"n"[..], -2),
+            Op::Incr {
+                key: b"n".to_vec(),
+                delta: -2,
+                cond: WriteCond::default()
+            }
+        );
+        assert_eq!(
+            Op::checkpoint("p", "gate", vec![]),
+            Op::Checkpoint {
+                entity: b"p".to_vec(),
+                name: b"gate".to_vec(),
+                data: vec![],
+                epoch: None
+            }
+        );
+        assert_eq!(Op::get("k"), Op::Get { key: b"k".to_vec() });
+    }
+
+    #[test]
+    fn with_epoch_fences_every_write_and_leaves_reads_and_txns_alone() {
+        let fenced = WriteCond {
+            epoch: Some(3),
+            ..WriteCond::default()
+        };
+        assert_eq!(
+            Op::put("k", "v").with_epoch(Some(3)),
+            Op::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                cond: fenced.clone()
+            }
+        );
+        assert_eq!(
+            Op::delete("k").with_epoch(Some(3)),
+            Op::Delete {
+                key: b"k".to_vec(),
+                cond: fenced.clone()
+            }
+        );
+        assert_eq!(
+            Op::incr("n", 1).with_epoch(Some(3)),
+            Op::Incr {
+                key: b"n".to_vec(),
+                delta: 1,
+                cond: fenced
+            }
+        );
+        assert_eq!(
+            Op::checkpoint("p", "c", "d").with_epoch(Some(3)),
+            Op::Checkpoint {
+                entity: b"p".to_vec(),
+                name: b"c".to_vec(),
+                data: b"d".to_vec(),
+                epoch: Some(3)
+            }
+        );
+        assert_eq!(
+            Op::put("k", "v").with_epoch(Some(3)).with_epoch(None),
+            Op::put("k", "v")
+        );
+        assert_eq!(Op::get("k").with_epoch(Some(3)), Op::get("k"));
+        let txn = Op::Txn {
+            compares: vec![],
+            success: vec![Op::put("k", "v")],
+            failure: vec![],
+        };
+        assert_eq!(txn.clone().with_epoch(Some(3)), txn);
+    }
 }

@@ -1,6 +1,6 @@
 //! The only module that imports `rocksdb` (architecture invariant). It offers the rest of the engine a
 //! byte-keyed store with atomic batches, consistent read views, SST building/ingestion and the hooks for the
-//! GC compaction filter, and maps RocksDB errors to [`Error::Storage`].
+//! GC compaction filter, and maps RocksDB errors to typed [`Error`]s ([`storage_error`]).
 
 use std::ffi::{CStr, CString};
 use std::path::Path;
@@ -43,7 +43,31 @@ pub struct Store {
 }
 
 fn storage(context: &str) -> impl FnOnce(rocksdb::Error) -> Error + '_ {
-    move |e| Error::Storage(format!("{context}: {e}"))
+    move |e| storage_error(context, &e.kind(), e.as_ref())
+}
+
+/// What RocksDB writes for a full disk or quota: the `NoSpace` and `SpaceLimit` sub-codes of an I/O
+/// error ("IO error: No space left on device: ..."), and the OS's messages for `ENOSPC` and `EDQUOT`.
+const DISK_FULL_MARKERS: [&str; 3] = [
+    "No space left on device",
+    "Space limit reached",
+    "Disk quota exceeded",
+];
+
+/// A RocksDB error of `kind` with `message`, from the call described by `context`, as an engine error:
+/// [`Error::Corruption`] for a corrupt block or file, [`Error::DiskFull`] for no space, [`Error::Storage`]
+/// for everything else.
+fn storage_error(context: &str, kind: &rocksdb::ErrorKind, message: &str) -> Error {
+    if *kind == rocksdb::ErrorKind::Corruption {
+        Error::Corruption {
+            at: format!("RocksDB {context}"),
+            detail: message.to_string(),
+        }
+    } else if DISK_FULL_MARKERS.iter().any(|m| message.contains(m)) {
+        Error::DiskFull(format!("{context}: {message}"))
+    } else {
+        Error::Storage(format!("{context}: {message}"))
+    }
 }
 
 struct GcFilterFactory {
@@ -278,5 +302,68 @@ impl Cursor<'_> {
         }
         self.it.status().map_err(storage("iterate"))?;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rocksdb::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn rocksdb_errors_map_to_what_the_caller_can_do() {
+        // Messages as RocksDB's Status::ToString renders them.
+        let no_space = "IO error: No space left on device: While appending to file: \
+                        /d/state/db/000012.log: No space left on device";
+        assert!(matches!(
+            storage_error("write batch", &ErrorKind::IOError, no_space),
+            Error::DiskFull(m) if m == format!("write batch: {no_space}")
+        ));
+        let quota = "IO error: Space limit reached: Max allowed space was reached";
+        assert!(matches!(
+            storage_error("flush", &ErrorKind::IOError, quota),
+            Error::DiskFull(_)
+        ));
+        let edquot = "IO error: While appending to file: /d/000012.log: Disk quota exceeded";
+        assert!(matches!(
+            storage_error("flush", &ErrorKind::IOError, edquot),
+            Error::DiskFull(_)
+        ));
+        let corrupt = "Corruption: block checksum mismatch: stored = 1, computed = 2";
+        match storage_error("get", &ErrorKind::Corruption, corrupt) {
+            Error::Corruption { at, detail } => {
+                assert_eq!(at, "RocksDB get");
+                assert_eq!(detail, corrupt);
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        let eio = "IO error: While reading file: /d/000007.sst: Input/output error";
+        assert!(matches!(
+            storage_error("get", &ErrorKind::IOError, eio),
+            Error::Storage(m) if m == format!("get: {eio}")
+        ));
+        let busy = "Resource busy: ";
+        assert!(matches!(
+            storage_error("ingest snapshot SST", &ErrorKind::Busy, busy),
+            Error::Storage(_)
+        ));
+    }
+
+    #[test]
+    fn the_mapping_reads_the_kind_from_a_real_rocksdb_error() {
+        // A real error from the library (the directory is a file), through the same conversion.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        let err = DB::open(&opts, &file)
+            .map(drop)
+            .map_err(storage("open RocksDB"));
+        assert!(
+            matches!(err, Err(Error::Storage(ref m)) if m.starts_with("open RocksDB: ")),
+            "{err:?}"
+        );
     }
 }

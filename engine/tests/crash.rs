@@ -6,36 +6,19 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use engine::{Clock, Engine, EngineConfig, Op, SystemClock, WriteCond};
+use engine::{Clock, Engine, EngineConfig, Op, SystemClock};
 
 const CHILD_ENV: &str = "KVS_RAFT_CRASH_CHILD_DIR";
 const TEST_NAME: &str = "kill_9_during_synced_applies_loses_nothing_acknowledged";
 
 fn ops_for(index: u64) -> Vec<Op> {
     let mut ops = vec![
-        Op::Incr {
-            key: b"ctr".to_vec(),
-            delta: 1,
-            cond: WriteCond::default(),
-        },
-        Op::Put {
-            key: format!("k/{index}").into_bytes(),
-            value: index.to_string().into_bytes(),
-            cond: WriteCond::default(),
-        },
-        Op::Incr {
-            key: b"p/score".to_vec(),
-            delta: i64::try_from(index).unwrap(),
-            cond: WriteCond::default(),
-        },
+        Op::incr(b"ctr", 1),
+        Op::put(format!("k/{index}"), index.to_string()),
+        Op::incr(b"p/score", i64::try_from(index).unwrap()),
     ];
     if index % 7 == 0 {
-        ops.push(Op::Checkpoint {
-            entity: b"q".to_vec(),
-            name: format!("cp{index}").into_bytes(),
-            data: vec![],
-            epoch: None,
-        });
+        ops.push(Op::checkpoint(b"q", format!("cp{index}"), vec![]));
     }
     ops
 }

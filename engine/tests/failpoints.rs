@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use engine::{Engine, EngineConfig, ManualClock, Op, WriteCond};
+use engine::{Engine, EngineConfig, ManualClock, Op};
 
 const T0: u64 = 1_700_000_000_000_000;
 
@@ -17,11 +17,7 @@ fn crash_during_switch(failpoint: &str) {
     let source_dir = tempfile::TempDir::new().unwrap();
     let source = Engine::open(source_dir.path(), config()).unwrap();
     let ops: Vec<Op> = (0..3000)
-        .map(|i| Op::Put {
-            key: format!("p{}/k{i}", i % 11).into_bytes(),
-            value: b"v".to_vec(),
-            cond: WriteCond::default(),
-        })
+        .map(|i| Op::put(format!("p{}/k{i}", i % 11), b"v"))
         .collect();
     source.apply(1, T0, &ops, false).unwrap();
     let mut chunks = Vec::new();
@@ -34,18 +30,7 @@ fn crash_during_switch(failpoint: &str) {
 
     let dir = tempfile::TempDir::new().unwrap();
     let target = Engine::open(dir.path(), config()).unwrap();
-    target
-        .apply(
-            1,
-            T0,
-            &[Op::Put {
-                key: b"old".to_vec(),
-                value: b"x".to_vec(),
-                cond: WriteCond::default(),
-            }],
-            true,
-        )
-        .unwrap();
+    target.apply(1, T0, &[Op::put(b"old", b"x")], true).unwrap();
     fail::cfg(failpoint, "return").unwrap();
     assert!(
         target.install_snapshot(&mut chunks.into_iter()).is_err(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use engine::{
     Clock, CmpOp, Compare, Crossing, Engine, EngineConfig, Error, ManualClock, Op, OpError,
-    OpOutcome, ScanRequest, Versioned, WriteCond,
+    OpOutcome, ScanRequest, Versioned,
 };
 use proptest::prelude::*;
 use tempfile::TempDir;
@@ -330,23 +330,9 @@ impl Harness {
                 key: k,
                 value,
                 fence,
-            } => self.entry(Op::Put {
-                key: key(*k),
-                value: value.bytes(),
-                cond: WriteCond {
-                    epoch: *fence,
-                    ..Default::default()
-                },
-            }),
-            Step::Delete { key: k } => self.entry(Op::Delete {
-                key: key(*k),
-                cond: WriteCond::default(),
-            }),
-            Step::Incr { key: k, delta } => self.entry(Op::Incr {
-                key: key(*k),
-                delta: *delta,
-                cond: WriteCond::default(),
-            }),
+            } => self.entry(Op::put(key(*k), value.bytes()).with_epoch(*fence)),
+            Step::Delete { key: k } => self.entry(Op::delete(key(*k))),
+            Step::Incr { key: k, delta } => self.entry(Op::incr(key(*k), *delta)),
             Step::Checkpoint {
                 entity,
                 name,
@@ -381,22 +367,8 @@ impl Harness {
                 };
                 self.entry(Op::Txn {
                     compares: vec![compare],
-                    success: vec![
-                        Op::Put {
-                            key: key(*put_key),
-                            value: b"t".to_vec(),
-                            cond: WriteCond::default(),
-                        },
-                        Op::Incr {
-                            key: key(*incr_key),
-                            delta: 1,
-                            cond: WriteCond::default(),
-                        },
-                    ],
-                    failure: vec![Op::Delete {
-                        key: key(*else_key),
-                        cond: WriteCond::default(),
-                    }],
+                    success: vec![Op::put(key(*put_key), b"t"), Op::incr(key(*incr_key), 1)],
+                    failure: vec![Op::delete(key(*else_key))],
                 })
             }
             Step::Get { key: k } => {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use engine::{
     Clock, CmpOp, Compare, Engine, EngineConfig, Error, ManualClock, Op, OpError, OpOutcome,
-    ScanRequest, Versioned, WriteCond,
+    ScanRequest, Versioned,
 };
 use tempfile::TempDir;
 
@@ -56,31 +56,15 @@ impl Fixture {
 }
 
 fn put(key: &str, value: &str) -> Op {
-    Op::Put {
-        key: key.into(),
-        value: value.into(),
-        cond: WriteCond::default(),
-    }
+    Op::put(key, value)
 }
 
 fn put_fenced(key: &str, value: &str, epoch: u64) -> Op {
-    Op::Put {
-        key: key.into(),
-        value: value.into(),
-        cond: WriteCond {
-            epoch: Some(epoch),
-            ..Default::default()
-        },
-    }
+    Op::put(key, value).with_epoch(Some(epoch))
 }
 
 fn checkpoint(entity: &str, name: &str) -> Op {
-    Op::Checkpoint {
-        entity: entity.into(),
-        name: name.into(),
-        data: b"lap".to_vec(),
-        epoch: None,
-    }
+    Op::checkpoint(entity, name, b"lap")
 }
 
 #[test]
@@ -95,13 +79,7 @@ fn stale_epoch_write_is_rejected_and_changes_nothing() {
     f.tick(10);
     let r = f.apply(&[
         put_fenced("p/pos", "late", 0),
-        Op::Delete {
-            key: "p/pos".into(),
-            cond: WriteCond {
-                epoch: Some(0),
-                ..Default::default()
-            },
-        },
+        Op::delete("p/pos").with_epoch(Some(0)),
     ]);
     assert_eq!(
         r,
@@ -334,11 +312,7 @@ fn snapshot_install_on_a_fresh_instance_reproduces_the_content_exactly() {
         let mut ops: Vec<Op> = (0..30)
             .map(|k| put(&format!("p{}/k{k}", k % 7), &format!("{round}")))
             .collect();
-        ops.push(Op::Incr {
-            key: "score".into(),
-            delta: 3,
-            cond: WriteCond::default(),
-        });
+        ops.push(Op::incr("score", 3));
         if round % 5 == 0 {
             ops.push(checkpoint(
                 &format!("p{}", round % 7),
@@ -459,14 +433,7 @@ fn scans_merge_entities_and_plain_keys_in_key_order_at_one_snapshot() {
     ]);
     let t_before = f.tick(0);
     f.tick(10);
-    f.apply(&[
-        checkpoint("a", "cp"),
-        put("a/w", "7"),
-        Op::Delete {
-            key: "a0".into(),
-            cond: WriteCond::default(),
-        },
-    ]);
+    f.apply(&[checkpoint("a", "cp"), put("a/w", "7"), Op::delete("a0")]);
     let keys = |page: engine::ScanPage| {
         page.items
             .into_iter()
@@ -519,11 +486,7 @@ fn incr_counts_exactly_and_txn_compares_on_stored_state() {
     let mut f = Fixture::new();
     for _ in 0..10 {
         f.tick(1);
-        f.apply(&[Op::Incr {
-            key: "p/score".into(),
-            delta: 4,
-            cond: WriteCond::default(),
-        }]);
+        f.apply(&[Op::incr("p/score", 4)]);
     }
     assert_eq!(f.get("p/score", u64::MAX), Some(b"40".to_vec()));
     let v = f.engine.get(b"p/score", u64::MAX).unwrap().unwrap();
@@ -556,14 +519,7 @@ fn incr_counts_exactly_and_txn_compares_on_stored_state() {
         })
     );
     f.tick(1);
-    let r = f.apply(&[
-        put("n", "abc"),
-        Op::Incr {
-            key: "n".into(),
-            delta: 1,
-            cond: WriteCond::default(),
-        },
-    ]);
+    let r = f.apply(&[put("n", "abc"), Op::incr("n", 1)]);
     assert_eq!(r[1], Err(OpError::NotAnInteger));
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{Engine, EngineConfig, ManualClock, Op, WriteCond};
+use engine::{Engine, EngineConfig, ManualClock, Op};
 
 const CHILD_ENV: &str = "KVS_RAFT_SNAPSHOT_CHILD_DIR";
 const TEST_NAME: &str = "kill_9_during_snapshot_install_leaves_one_whole_snapshot";
@@ -25,11 +25,7 @@ fn make_snapshot(n: usize, tag: &str) -> (Vec<Vec<u8>>, [u8; 32]) {
     let engine = Engine::open(dir.path(), config()).unwrap();
     for chunk in 0..(n / 500) {
         let ops: Vec<Op> = (0..500)
-            .map(|i| Op::Put {
-                key: format!("p{}/k{chunk}-{i}", i % 13).into_bytes(),
-                value: tag.into(),
-                cond: WriteCond::default(),
-            })
+            .map(|i| Op::put(format!("p{}/k{chunk}-{i}", i % 13), tag))
             .collect();
         engine.apply(chunk as u64 + 1, T0, &ops, false).unwrap();
     }

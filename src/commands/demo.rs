@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use engine::{Clock, Engine, EngineConfig, Error, Op, OpError, OpOutcome, SystemClock, WriteCond};
+use engine::{Clock, Engine, EngineConfig, Error, Op, OpError, OpOutcome, SystemClock};
 
 const RETENTION: Duration = Duration::from_secs(1);
 
@@ -25,25 +25,6 @@ impl Demo {
             .engine
             .apply(self.index, self.last_ts, ops, true)?
             .results)
-    }
-}
-
-fn put(key: &str, value: &str, epoch: Option<u64>) -> Op {
-    Op::Put {
-        key: key.into(),
-        value: value.into(),
-        cond: WriteCond {
-            epoch,
-            ..Default::default()
-        },
-    }
-}
-
-fn incr(key: &str, delta: i64) -> Op {
-    Op::Incr {
-        key: key.into(),
-        delta,
-        cond: WriteCond::default(),
     }
 }
 
@@ -95,12 +76,12 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
 
     println!("1. player:7 sends GPS updates");
     d.apply(&[
-        put("player:7/pos", "48.85,2.35", None),
-        incr("player:7/score", 10),
+        Op::put("player:7/pos", "48.85,2.35"),
+        Op::incr("player:7/score", 10),
     ])?;
     d.apply(&[
-        put("player:7/pos", "48.86,2.36", None),
-        incr("player:7/score", 5),
+        Op::put("player:7/pos", "48.86,2.36"),
+        Op::incr("player:7/score", 5),
     ])?;
     let before = d.engine.get(b"player:7/pos", u64::MAX)?;
     println!("   player:7/pos   = {}", show(&before));
@@ -111,12 +92,7 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
     let before_ts = d.last_ts;
 
     println!("\n2. player:7 crosses checkpoint gate-1: all earlier state becomes invalid at once");
-    let r = d.apply(&[Op::Checkpoint {
-        entity: "player:7".into(),
-        name: "gate-1".into(),
-        data: "lap 1".into(),
-        epoch: None,
-    }])?;
+    let r = d.apply(&[Op::checkpoint("player:7", "gate-1", "lap 1")])?;
     let Ok(OpOutcome::Checkpointed { epoch, ts: cp_ts }) = r[0] else {
         bail!("checkpoint failed: {:?}", r[0])
     };
@@ -138,7 +114,7 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
     );
 
     println!("\n3. a late packet carrying the old epoch is refused");
-    let r = d.apply(&[put("player:7/pos", "48.80,2.30", Some(0))])?;
+    let r = d.apply(&[Op::put("player:7/pos", "48.80,2.30").with_epoch(Some(0))])?;
     ensure!(
         r[0] == Err(OpError::StaleEpoch { current: 1 }),
         "stale write not refused: {:?}",
@@ -179,21 +155,16 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
         for chunk in (0..players).collect::<Vec<_>>().chunks(100) {
             let mut ops = Vec::with_capacity(chunk.len() * 2 + 1);
             for p in chunk {
-                ops.push(put(
-                    &format!("player:{p}/pos"),
-                    &format!("{round},{p}"),
-                    None,
-                ));
-                ops.push(incr(&format!("player:{p}/score"), 1));
+                ops.push(Op::put(format!("player:{p}/pos"), format!("{round},{p}")));
+                ops.push(Op::incr(format!("player:{p}/score"), 1));
             }
             // About 1 % of players cross a checkpoint per round.
             let crosser = chunk[0] + round % 100;
-            ops.push(Op::Checkpoint {
-                entity: format!("player:{crosser}").into(),
-                name: format!("gate-{round}").into(),
-                data: vec![],
-                epoch: None,
-            });
+            ops.push(Op::checkpoint(
+                format!("player:{crosser}"),
+                format!("gate-{round}"),
+                vec![],
+            ));
             crossings += 1;
             d.apply(&ops)?;
         }

@@ -252,14 +252,7 @@ impl OpReq {
                 key_b64,
                 delta,
                 epoch,
-            } => Op::Incr {
-                key: key_field(limits, key, key_b64)?,
-                delta: delta.unwrap_or(1),
-                cond: WriteCond {
-                    epoch,
-                    ..WriteCond::default()
-                },
-            },
+            } => Op::incr(key_field(limits, key, key_b64)?, delta.unwrap_or(1)).with_epoch(epoch),
             OpReq::Checkpoint {
                 entity,
                 entity_b64,

@@ -310,7 +310,7 @@ impl ApiError {
             )
             .with("at", at)
             .with("floor", floor),
-            engine::Error::Storage(m) if is_disk_full(&m) => {
+            engine::Error::DiskFull(m) => {
                 tracing::error!(error = %m, "storage full");
                 ApiError::new(Code::InsufficientStorage, format!("storage full: {m}"))
             }
@@ -405,11 +405,6 @@ impl ApiError {
     }
 }
 
-fn is_disk_full(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("no space left") || m.contains("enospc")
-}
-
 /// A JSON response with `status`.
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
@@ -480,10 +475,15 @@ mod tests {
         let gone = ApiError::from_engine(engine::Error::VersionGone { at: 1, floor: 2 });
         assert_eq!(pair(&gone), (410, "version_gone"));
         assert_eq!(gone.extra["floor"], 2);
-        let full = ApiError::from_engine(engine::Error::Storage(
+        let full = ApiError::from_engine(engine::Error::DiskFull(
             "IO error: No space left on device".into(),
         ));
         assert_eq!(pair(&full), (507, "insufficient_storage"));
+        // A message is never sniffed: only the typed variant means a full disk.
+        let other = ApiError::from_engine(engine::Error::Storage(
+            "IO error: No space left on device".into(),
+        ));
+        assert_eq!(pair(&other), (503, "storage_unavailable"));
         let io = ApiError::from_engine(engine::Error::Storage("IO error: EIO".into()));
         assert_eq!(pair(&io), (503, "storage_unavailable"));
         let corrupt = ApiError::from_engine(engine::Error::Corruption {

@@ -119,14 +119,7 @@ pub async fn kv_incr<B: Backend>(ctx: &Ctx<B>, origin: &Origin, tail: &str) -> R
     let q = Query::parse(origin.query(), &["delta", "epoch", "key_b64"])?;
     let key = request_key(key_tail, &q)?;
     ctx.limits.check_key("key", &key)?;
-    let op = Op::Incr {
-        key,
-        delta: q.i64("delta")?.unwrap_or(1),
-        cond: WriteCond {
-            epoch: q.u64("epoch")?,
-            ..WriteCond::default()
-        },
-    };
+    let op = Op::incr(key, q.i64("delta")?.unwrap_or(1)).with_epoch(q.u64("epoch")?);
     match propose_one(ctx, origin, op).await? {
         OpOutcome::Incremented { value, ts, epoch } => Ok(ok(&IncrResp { value, ts, epoch })),
         o => Err(unexpected(&o)),

@@ -31,11 +31,6 @@ pub struct Snapshot {
     pub stale_ms: Option<u64>,
 }
 
-fn now_micros() -> u64 {
-    use engine::Clock as _;
-    engine::SystemClock.now_micros()
-}
-
 /// Run a backend call under the request's deadline.
 pub async fn call<T>(
     ctx_retry_after: u64,
@@ -85,7 +80,7 @@ pub async fn prepare<B: Backend>(
             .await?;
             snap.stale_ms = Some(info.stale_by_ms.unwrap_or(0));
         }
-        (_, Some(at)) if at < now_micros() => {
+        (_, Some(at)) if at < engine::clock::wall_micros() => {
             if ctx.backend.engine().applied().ts < at {
                 call(
                     retry,

@@ -280,7 +280,7 @@ impl Backend for ReplicaBackend {
         if self.site.engine().applied().ts >= ts {
             return Ok(());
         }
-        if ts > raft_node::wall_clock_micros().saturating_add(1_000_000) {
+        if ts > engine::clock::wall_micros().saturating_add(1_000_000) {
             return Err(BackendError::Invalid("`at` lies in the future".to_string()));
         }
         // Everything committed so far is applied here after the barrier.

@@ -23,11 +23,7 @@ fn known_ops() -> (Vec<Op>, Vec<u8>) {
             key: b"d".to_vec(),
             cond: cond(None, Some(0), false),
         },
-        Op::Incr {
-            key: b"n".to_vec(),
-            delta: -2,
-            cond: WriteCond::default(),
-        },
+        Op::incr(b"n", -2),
         Op::Checkpoint {
             entity: b"e".to_vec(),
             name: b"c".to_vec(),

@@ -361,7 +361,8 @@ impl TransportHandle {
     /// peers no longer present lose theirs, and their connections (both directions) are closed. A peer
     /// whose address changed is redialed.
     pub fn set_peers(&self, peers: Vec<Peer>) {
-        self.shared.set_peers(peers);
+        self.shared
+            .set_peers(peers, |peer| outbound::start_link(&self.shared, peer));
     }
 
     /// Ids that are never accepted again (removed members); replaces the previous list. Their open

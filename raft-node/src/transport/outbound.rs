@@ -1,6 +1,7 @@
 //! One writer task per peer: dial, handshake, then write every queued message in batches; on failure report
 //! the peer unreachable, back off, and redial.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use super::backoff::Backoff;
 use super::counters::{add, inc};
 use super::frame;
 use super::handshake::{self, DialError, Kind};
-use super::shared::Shared;
+use super::shared::{Link, Shared};
+use super::Peer;
 
 /// A batch is written once it holds this many bytes or messages (or the queue is empty).
 const BATCH_BYTES: usize = 1 << 20;
@@ -50,9 +52,22 @@ pub(crate) async fn connect(
     }
 }
 
+/// A new link to `peer`: its bounded queue, and its writer task (a fresh generation) started.
+pub(crate) fn start_link(shared: &Arc<Shared>, peer: Peer) -> Link {
+    let (tx, rx) = mpsc::channel(shared.cfg.peer_queue);
+    let epoch = shared.next_id();
+    shared.spawn(run(shared.clone(), peer.id, peer.addr.clone(), epoch, rx));
+    Link {
+        addr: peer.addr,
+        epoch,
+        tx,
+        snapshot_busy: Arc::new(AtomicBool::new(false)),
+    }
+}
+
 /// The writer of generation `epoch` for `peer`; ends when its queue closes (the peer left the set) or
 /// when the transport stops it.
-pub(crate) async fn run(
+async fn run(
     shared: Arc<Shared>,
     peer: u64,
     addr: String,

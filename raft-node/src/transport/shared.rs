@@ -1,5 +1,8 @@
 //! State shared by the transport's tasks: configuration, counters, membership, and the lifecycle (one
 //! change signal every task watches, and a tracker so shutdown can wait for all of them).
+//!
+//! The tasks depend on this module, never the reverse: it holds links but does not know how a link's
+//! writer works ([`Shared::set_peers`] is handed the function that starts one).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -14,7 +17,6 @@ use tracing::Instrument;
 
 use super::counters::Counters;
 use super::handshake::{Local, Me, Standing};
-use super::outbound;
 use super::{Inbound, Peer, SnapshotSource, TransportConfig};
 
 /// One current peer: its outbound queue and the generation (`epoch`) of its writer task.
@@ -173,7 +175,9 @@ impl Shared {
         true
     }
 
-    pub(crate) fn set_peers(self: &Arc<Self>, peers: Vec<Peer>) {
+    /// Replace the current peers. A peer that is new, or whose address changed, gets a link from
+    /// `new_link` (which starts its writer); links of peers no longer present are dropped.
+    pub(crate) fn set_peers(&self, peers: Vec<Peer>, mut new_link: impl FnMut(Peer) -> Link) {
         {
             let mut members = self.members();
             let mut links = HashMap::new();
@@ -184,7 +188,7 @@ impl Shared {
                 let id = peer.id;
                 let link = match members.links.remove(&id) {
                     Some(link) if link.addr == peer.addr => link,
-                    _ => self.new_link(peer),
+                    _ => new_link(peer),
                 };
                 links.insert(id, link);
             }
@@ -198,24 +202,6 @@ impl Shared {
             latest_inbound.retain(|id, _| links.contains_key(id));
         }
         self.notify();
-    }
-
-    fn new_link(self: &Arc<Self>, peer: Peer) -> Link {
-        let (tx, rx) = mpsc::channel(self.cfg.peer_queue);
-        let epoch = self.next_id();
-        self.spawn(outbound::run(
-            self.clone(),
-            peer.id,
-            peer.addr.clone(),
-            epoch,
-            rx,
-        ));
-        Link {
-            addr: peer.addr,
-            epoch,
-            tx,
-            snapshot_busy: Arc::new(AtomicBool::new(false)),
-        }
     }
 
     pub(crate) fn set_removed(&self, removed: Vec<u64>) {
