@@ -1,89 +1,360 @@
-//! Prometheus text for the engine's counters and the process, shared by `/metrics`.
+//! The node's metrics — Raft status and counters, the log fsync histogram, the transport, the engine and
+//! the process — as one `prometheus` [`Collector`] that the HTTP layer's registry reads at scrape time
+//! (`/metrics`). This module is the one home of these metrics' names, types and HELP texts.
+//!
+//! The collector holds no values of its own: a sampling closure returns a [`NodeSample`] (the cached
+//! node status, transport and engine counters, RSS) and [`families`] turns it into metric families, a
+//! pure function tested by its exact text. Raft families are absent until the node has reported a
+//! status; RSS is absent where `/proc` cannot be read.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
 
 use engine::EngineStats;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use raft_node::{NodeStatus, Role, TransportCounters, FSYNC_BUCKETS_MICROS};
 
-/// Engine counters: bloom filter, GC, RocksDB reads and memory by component.
-pub fn engine_metrics(e: &EngineStats) -> String {
-    let mut out = String::new();
-    let mut one = |name: &str, kind: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    };
-    one(
-        "kvs_engine_crossed_lookups_total",
-        "counter",
-        "Checkpoint lookups.",
-        e.crossed_lookups,
-    );
-    one(
-        "kvs_engine_bloom_negatives_total",
-        "counter",
-        "Checkpoint lookups answered by the bloom filter without reading RocksDB.",
-        e.bloom_negatives,
-    );
-    one(
-        "kvs_engine_bloom_false_positives_total",
-        "counter",
-        "Bloom filter positives that RocksDB refuted.",
-        e.bloom_false_positives,
-    );
-    one(
-        "kvs_engine_bloom_items",
-        "gauge",
-        "Crossings in the bloom filter.",
-        e.bloom_items,
-    );
-    one(
-        "kvs_engine_bloom_bytes",
-        "gauge",
-        "Bloom filter size.",
-        e.bloom_bytes,
-    );
-    one(
-        "kvs_engine_gc_safepoint_micros",
-        "gauge",
-        "Versions below this ts may be reclaimed.",
-        e.gc_safepoint,
-    );
-    one(
-        "kvs_engine_gc_epochs_reclaimed_total",
-        "counter",
-        "Invalidated entity epochs range-deleted.",
-        e.gc_epochs_reclaimed,
-    );
-    one(
-        "kvs_engine_gc_versions_dropped_total",
-        "counter",
-        "Old versions dropped by the compaction filter.",
-        e.gc_versions_dropped,
-    );
-    one(
-        "kvs_engine_store_reads_total",
-        "counter",
-        "RocksDB point lookups and seeks.",
-        e.store_reads,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP kvs_rocksdb_memory_bytes RocksDB memory by component.\n# TYPE kvs_rocksdb_memory_bytes gauge"
-    );
-    for (part, v) in [
+/// What one scrape reads.
+#[derive(Debug, Clone)]
+pub struct NodeSample {
+    /// The latest node status, `None` until the node loop has answered once.
+    pub status: Option<NodeStatus>,
+    pub transport: TransportCounters,
+    pub engine: EngineStats,
+    pub rss_bytes: Option<u64>,
+}
+
+/// One metric family's definition.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    /// The one variable label, for the labelled families.
+    label: Option<&'static str>,
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: MetricType::GAUGE,
+        label: None,
+    }
+}
+
+const fn counter(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: MetricType::COUNTER,
+        label: None,
+    }
+}
+
+const fn labelled(family: Family, label: &'static str) -> Family {
+    Family {
+        label: Some(label),
+        ..family
+    }
+}
+
+const RAFT_TERM: Family = gauge("kvs_raft_term", "Current Raft term.");
+const RAFT_COMMIT: Family = gauge("kvs_raft_commit_index", "Raft commit index.");
+const RAFT_APPLIED: Family = gauge("kvs_raft_applied_index", "Index applied to the engine.");
+const RAFT_FIRST: Family = gauge("kvs_raft_first_index", "First index still in the Raft log.");
+const RAFT_IS_LEADER: Family = gauge("kvs_raft_is_leader", "1 if this node leads.");
+const RAFT_QUEUE: Family = gauge(
+    "kvs_raft_proposal_queue_depth",
+    "Commands queued or in flight in the node.",
+);
+const RAFT_FSYNC: Family = Family {
+    name: "kvs_raft_log_fsync_seconds",
+    help: "Latency of the synced Raft log writes (one per Ready).",
+    kind: MetricType::HISTOGRAM,
+    label: None,
+};
+const RAFT_APPLIED_TOTAL: Family = counter(
+    "kvs_raft_commands_applied_total",
+    "Client commands applied.",
+);
+const RAFT_ENTRIES_PROPOSED: Family = counter(
+    "kvs_raft_entries_proposed_total",
+    "Log entries proposed by this node.",
+);
+const RAFT_COMMANDS_PROPOSED: Family = counter(
+    "kvs_raft_commands_proposed_total",
+    "Client commands proposed by this node.",
+);
+const RAFT_COMPACTIONS: Family = counter("kvs_raft_log_compactions_total", "Raft log compactions.");
+const RAFT_SNAPSHOTS: Family = counter(
+    "kvs_raft_snapshots_installed_total",
+    "Snapshots received and installed.",
+);
+const RAFT_OPS_PER_FSYNC: Family = gauge(
+    "kvs_raft_ops_per_fsync",
+    "Commands proposed per Raft log fsync since start.",
+);
+const PEER_MESSAGES: Family = labelled(
+    counter(
+        "kvs_peer_messages_total",
+        "Raft messages by direction and fate.",
+    ),
+    "fate",
+);
+const PEER_HANDSHAKES_REJECTED: Family = labelled(
+    counter(
+        "kvs_peer_handshakes_rejected_total",
+        "Refused peer connections by reason.",
+    ),
+    "reason",
+);
+const ENGINE_CROSSED_LOOKUPS: Family =
+    counter("kvs_engine_crossed_lookups_total", "Checkpoint lookups.");
+const ENGINE_BLOOM_NEGATIVES: Family = counter(
+    "kvs_engine_bloom_negatives_total",
+    "Checkpoint lookups answered by the bloom filter without reading RocksDB.",
+);
+const ENGINE_BLOOM_FALSE_POSITIVES: Family = counter(
+    "kvs_engine_bloom_false_positives_total",
+    "Bloom filter positives that RocksDB refuted.",
+);
+const ENGINE_BLOOM_ITEMS: Family =
+    gauge("kvs_engine_bloom_items", "Crossings in the bloom filter.");
+const ENGINE_BLOOM_BYTES: Family = gauge("kvs_engine_bloom_bytes", "Bloom filter size.");
+const ENGINE_GC_SAFEPOINT: Family = gauge(
+    "kvs_engine_gc_safepoint_micros",
+    "Versions below this ts may be reclaimed.",
+);
+const ENGINE_GC_EPOCHS_RECLAIMED: Family = counter(
+    "kvs_engine_gc_epochs_reclaimed_total",
+    "Invalidated entity epochs range-deleted.",
+);
+const ENGINE_GC_VERSIONS_DROPPED: Family = counter(
+    "kvs_engine_gc_versions_dropped_total",
+    "Old versions dropped by the compaction filter.",
+);
+const ENGINE_STORE_READS: Family = counter(
+    "kvs_engine_store_reads_total",
+    "RocksDB point lookups and seeks.",
+);
+const ROCKSDB_MEMORY: Family = labelled(
+    gauge("kvs_rocksdb_memory_bytes", "RocksDB memory by component."),
+    "component",
+);
+const ROCKSDB_LIVE_SST: Family = gauge("kvs_rocksdb_live_sst_bytes", "Size of live SST files.");
+const PROCESS_RSS: Family = gauge("process_resident_memory_bytes", "Resident set size.");
+
+/// Every family the collector may return (its descriptors); a test checks it against [`families`].
+const ALL: [&Family; 27] = [
+    &RAFT_TERM,
+    &RAFT_COMMIT,
+    &RAFT_APPLIED,
+    &RAFT_FIRST,
+    &RAFT_IS_LEADER,
+    &RAFT_QUEUE,
+    &RAFT_FSYNC,
+    &RAFT_APPLIED_TOTAL,
+    &RAFT_ENTRIES_PROPOSED,
+    &RAFT_COMMANDS_PROPOSED,
+    &RAFT_COMPACTIONS,
+    &RAFT_SNAPSHOTS,
+    &RAFT_OPS_PER_FSYNC,
+    &PEER_MESSAGES,
+    &PEER_HANDSHAKES_REJECTED,
+    &ENGINE_CROSSED_LOOKUPS,
+    &ENGINE_BLOOM_NEGATIVES,
+    &ENGINE_BLOOM_FALSE_POSITIVES,
+    &ENGINE_BLOOM_ITEMS,
+    &ENGINE_BLOOM_BYTES,
+    &ENGINE_GC_SAFEPOINT,
+    &ENGINE_GC_EPOCHS_RECLAIMED,
+    &ENGINE_GC_VERSIONS_DROPPED,
+    &ENGINE_STORE_READS,
+    &ROCKSDB_MEMORY,
+    &ROCKSDB_LIVE_SST,
+    &PROCESS_RSS,
+];
+
+/// Prometheus sample values are `f64`; counters and gauges here stay exact below 2^53.
+#[allow(clippy::cast_precision_loss)]
+fn float(v: u64) -> f64 {
+    v as f64
+}
+
+impl Family {
+    fn desc(&self) -> prometheus::Result<Desc> {
+        Desc::new(
+            self.name.to_owned(),
+            self.help.to_owned(),
+            self.label.iter().map(|l| (*l).to_owned()).collect(),
+            HashMap::new(),
+        )
+    }
+
+    fn with(&self, metrics: Vec<proto::Metric>) -> MetricFamily {
+        let mut f = MetricFamily::default();
+        f.set_name(self.name.to_owned());
+        f.set_help(self.help.to_owned());
+        f.set_field_type(self.kind);
+        f.set_metric(metrics);
+        f
+    }
+
+    fn sample(&self, label_value: Option<&str>, v: f64) -> proto::Metric {
+        let mut m = proto::Metric::default();
+        if let (Some(name), Some(value)) = (self.label, label_value) {
+            let mut pair = proto::LabelPair::default();
+            pair.set_name(name.to_owned());
+            pair.set_value(value.to_owned());
+            m.set_label(vec![pair]);
+        }
+        if self.kind == MetricType::COUNTER {
+            let mut c = proto::Counter::default();
+            c.set_value(v);
+            m.set_counter(c);
+        } else {
+            let mut g = proto::Gauge::default();
+            g.set_value(v);
+            m.set_gauge(g);
+        }
+        m
+    }
+
+    /// An unlabelled counter or gauge.
+    fn value(&self, v: f64) -> MetricFamily {
+        self.with(vec![self.sample(None, v)])
+    }
+
+    /// A counter or gauge with one sample per value of its label.
+    fn values(&self, samples: &[(&str, u64)]) -> MetricFamily {
+        self.with(
+            samples
+                .iter()
+                .map(|(label, v)| self.sample(Some(label), float(*v)))
+                .collect(),
+        )
+    }
+}
+
+/// The node's families for one sample, in a fixed order.
+pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
+    let mut out = Vec::with_capacity(ALL.len());
+    if let Some(status) = &s.status {
+        raft_families(status, &mut out);
+    }
+    let t = &s.transport;
+    out.push(PEER_MESSAGES.values(&[
+        ("sent", t.messages_sent),
+        ("received", t.messages_received),
+        ("dropped_queue_full", t.messages_dropped_queue_full),
+        ("dropped_unknown_peer", t.messages_dropped_unknown_peer),
+        ("dropped_disconnected", t.messages_dropped_disconnected),
+    ]));
+    out.push(PEER_HANDSHAKES_REJECTED.values(&[
+        ("cluster", t.handshakes_rejected_cluster),
+        ("unknown_id", t.handshakes_rejected_unknown_id),
+        ("removed", t.handshakes_rejected_removed),
+        ("proof", t.handshakes_rejected_proof),
+        ("bad_frame", t.bad_frames),
+    ]));
+    let e = &s.engine;
+    for (family, v) in [
+        (&ENGINE_CROSSED_LOOKUPS, e.crossed_lookups),
+        (&ENGINE_BLOOM_NEGATIVES, e.bloom_negatives),
+        (&ENGINE_BLOOM_FALSE_POSITIVES, e.bloom_false_positives),
+        (&ENGINE_BLOOM_ITEMS, e.bloom_items),
+        (&ENGINE_BLOOM_BYTES, e.bloom_bytes),
+        (&ENGINE_GC_SAFEPOINT, e.gc_safepoint),
+        (&ENGINE_GC_EPOCHS_RECLAIMED, e.gc_epochs_reclaimed),
+        (&ENGINE_GC_VERSIONS_DROPPED, e.gc_versions_dropped),
+        (&ENGINE_STORE_READS, e.store_reads),
+    ] {
+        out.push(family.value(float(v)));
+    }
+    out.push(ROCKSDB_MEMORY.values(&[
         ("block_cache", e.memory.block_cache_bytes),
         ("memtables", e.memory.memtable_bytes),
         ("table_readers", e.memory.table_readers_bytes),
-    ] {
-        let _ = writeln!(out, "kvs_rocksdb_memory_bytes{{component=\"{part}\"}} {v}");
+    ]));
+    out.push(ROCKSDB_LIVE_SST.value(float(e.memory.live_sst_bytes)));
+    if let Some(rss) = s.rss_bytes {
+        out.push(PROCESS_RSS.value(float(rss)));
     }
-    let _ = writeln!(
-        out,
-        "# HELP kvs_rocksdb_live_sst_bytes Size of live SST files.\n# TYPE kvs_rocksdb_live_sst_bytes gauge\nkvs_rocksdb_live_sst_bytes {}",
-        e.memory.live_sst_bytes
-    );
     out
+}
+
+fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
+    let c = &s.counters;
+    for (family, v) in [
+        (&RAFT_TERM, s.term),
+        (&RAFT_COMMIT, s.commit),
+        (&RAFT_APPLIED, s.applied),
+        (&RAFT_FIRST, s.first_index),
+        (&RAFT_IS_LEADER, u64::from(s.role == Role::Leader)),
+        (
+            &RAFT_QUEUE,
+            u64::try_from(s.inflight_commands).unwrap_or(u64::MAX),
+        ),
+    ] {
+        out.push(family.value(float(v)));
+    }
+    // The node keeps cumulative counts per bound; the +Inf bucket is the sample count.
+    let mut h = proto::Histogram::default();
+    h.set_bucket(
+        FSYNC_BUCKETS_MICROS
+            .iter()
+            .zip(c.fsync_buckets)
+            .map(|(bound, cumulative)| {
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(float(*bound) / 1e6);
+                b.set_cumulative_count(cumulative);
+                b
+            })
+            .collect(),
+    );
+    h.set_sample_count(c.persists);
+    h.set_sample_sum(float(c.fsync_micros_total) / 1e6);
+    let mut m = proto::Metric::default();
+    m.set_histogram(h);
+    out.push(RAFT_FSYNC.with(vec![m]));
+    for (family, v) in [
+        (&RAFT_APPLIED_TOTAL, c.commands_applied),
+        (&RAFT_ENTRIES_PROPOSED, c.entries_proposed),
+        (&RAFT_COMMANDS_PROPOSED, c.commands_proposed),
+        (&RAFT_COMPACTIONS, c.compactions),
+        (&RAFT_SNAPSHOTS, c.snapshots_installed),
+    ] {
+        out.push(family.value(float(v)));
+    }
+    let per_fsync = if c.persists == 0 {
+        0.0
+    } else {
+        float(c.commands_proposed) / float(c.persists)
+    };
+    out.push(RAFT_OPS_PER_FSYNC.value(per_fsync));
+}
+
+/// The node's metrics, read through `sample` at every scrape.
+pub struct NodeCollector<F> {
+    descs: Vec<Desc>,
+    sample: F,
+}
+
+impl<F: Fn() -> NodeSample + Send + Sync> NodeCollector<F> {
+    pub fn new(sample: F) -> prometheus::Result<Self> {
+        let descs = ALL.iter().map(|f| f.desc()).collect::<Result<_, _>>()?;
+        Ok(NodeCollector { descs, sample })
+    }
+}
+
+impl<F: Fn() -> NodeSample + Send + Sync> Collector for NodeCollector<F> {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        families(&(self.sample)())
+    }
 }
 
 /// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere or on a parse failure.
@@ -91,4 +362,240 @@ pub fn process_rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages.saturating_mul(4096))
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::{Encoder as _, Registry, TextEncoder};
+    use raft_node::{Membership, NodeCounters};
+
+    use super::*;
+
+    fn sample() -> NodeSample {
+        let mut fsync_buckets = [0; FSYNC_BUCKETS_MICROS.len() + 1];
+        for (i, n) in [0, 4, 5, 6, 6, 6, 6, 6, 6, 6, 7].into_iter().enumerate() {
+            fsync_buckets[i] = n;
+        }
+        let status = NodeStatus {
+            id: 1,
+            role: Role::Leader,
+            term: 3,
+            leader: Some(1),
+            commit: 12,
+            applied: 11,
+            last_index: 12,
+            voters: vec![1],
+            learners: vec![],
+            membership: Membership::default(),
+            first_index: 2,
+            progress: vec![],
+            inflight_commands: 4,
+            counters: NodeCounters {
+                persists: 7,
+                entries_proposed: 5,
+                commands_proposed: 8,
+                commands_applied: 6,
+                compactions: 1,
+                fsync_micros_total: 3_516,
+                fsync_buckets,
+                snapshots_installed: 2,
+            },
+        };
+        let transport = TransportCounters {
+            messages_sent: 10,
+            messages_received: 9,
+            messages_dropped_queue_full: 1,
+            handshakes_rejected_proof: 2,
+            bad_frames: 3,
+            ..TransportCounters::default()
+        };
+        let mut engine = EngineStats {
+            crossed_lookups: 1,
+            bloom_negatives: 2,
+            bloom_false_positives: 3,
+            bloom_items: 4,
+            bloom_bytes: 2_396_264,
+            gc_safepoint: 1_796_054_103_590_108,
+            gc_epochs_reclaimed: 5,
+            gc_versions_dropped: 6,
+            store_reads: 19,
+            ..EngineStats::default()
+        };
+        engine.memory.block_cache_bytes = 87;
+        engine.memory.memtable_bytes = 2048;
+        engine.memory.table_readers_bytes = 0;
+        engine.memory.live_sst_bytes = 1234;
+        NodeSample {
+            status: Some(status),
+            transport,
+            engine,
+            rss_bytes: Some(39_673_856),
+        }
+    }
+
+    fn text(families: &[MetricFamily]) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(families, &mut out)
+            .expect("encode");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    /// The exact exposition, as the hand-written writer produced it before (dashboards depend on the
+    /// names, labels, types and HELP texts); only `kvs_raft_ops_per_fsync` is no longer rounded.
+    #[test]
+    fn families_render_the_documented_exposition() {
+        let expected = r#"# HELP kvs_raft_term Current Raft term.
+# TYPE kvs_raft_term gauge
+kvs_raft_term 3
+# HELP kvs_raft_commit_index Raft commit index.
+# TYPE kvs_raft_commit_index gauge
+kvs_raft_commit_index 12
+# HELP kvs_raft_applied_index Index applied to the engine.
+# TYPE kvs_raft_applied_index gauge
+kvs_raft_applied_index 11
+# HELP kvs_raft_first_index First index still in the Raft log.
+# TYPE kvs_raft_first_index gauge
+kvs_raft_first_index 2
+# HELP kvs_raft_is_leader 1 if this node leads.
+# TYPE kvs_raft_is_leader gauge
+kvs_raft_is_leader 1
+# HELP kvs_raft_proposal_queue_depth Commands queued or in flight in the node.
+# TYPE kvs_raft_proposal_queue_depth gauge
+kvs_raft_proposal_queue_depth 4
+# HELP kvs_raft_log_fsync_seconds Latency of the synced Raft log writes (one per Ready).
+# TYPE kvs_raft_log_fsync_seconds histogram
+kvs_raft_log_fsync_seconds_bucket{le="0.00025"} 0
+kvs_raft_log_fsync_seconds_bucket{le="0.0005"} 4
+kvs_raft_log_fsync_seconds_bucket{le="0.001"} 5
+kvs_raft_log_fsync_seconds_bucket{le="0.002"} 6
+kvs_raft_log_fsync_seconds_bucket{le="0.005"} 6
+kvs_raft_log_fsync_seconds_bucket{le="0.01"} 6
+kvs_raft_log_fsync_seconds_bucket{le="0.02"} 6
+kvs_raft_log_fsync_seconds_bucket{le="0.05"} 6
+kvs_raft_log_fsync_seconds_bucket{le="0.1"} 6
+kvs_raft_log_fsync_seconds_bucket{le="0.25"} 6
+kvs_raft_log_fsync_seconds_bucket{le="+Inf"} 7
+kvs_raft_log_fsync_seconds_sum 0.003516
+kvs_raft_log_fsync_seconds_count 7
+# HELP kvs_raft_commands_applied_total Client commands applied.
+# TYPE kvs_raft_commands_applied_total counter
+kvs_raft_commands_applied_total 6
+# HELP kvs_raft_entries_proposed_total Log entries proposed by this node.
+# TYPE kvs_raft_entries_proposed_total counter
+kvs_raft_entries_proposed_total 5
+# HELP kvs_raft_commands_proposed_total Client commands proposed by this node.
+# TYPE kvs_raft_commands_proposed_total counter
+kvs_raft_commands_proposed_total 8
+# HELP kvs_raft_log_compactions_total Raft log compactions.
+# TYPE kvs_raft_log_compactions_total counter
+kvs_raft_log_compactions_total 1
+# HELP kvs_raft_snapshots_installed_total Snapshots received and installed.
+# TYPE kvs_raft_snapshots_installed_total counter
+kvs_raft_snapshots_installed_total 2
+# HELP kvs_raft_ops_per_fsync Commands proposed per Raft log fsync since start.
+# TYPE kvs_raft_ops_per_fsync gauge
+kvs_raft_ops_per_fsync 1.1428571428571428
+# HELP kvs_peer_messages_total Raft messages by direction and fate.
+# TYPE kvs_peer_messages_total counter
+kvs_peer_messages_total{fate="sent"} 10
+kvs_peer_messages_total{fate="received"} 9
+kvs_peer_messages_total{fate="dropped_queue_full"} 1
+kvs_peer_messages_total{fate="dropped_unknown_peer"} 0
+kvs_peer_messages_total{fate="dropped_disconnected"} 0
+# HELP kvs_peer_handshakes_rejected_total Refused peer connections by reason.
+# TYPE kvs_peer_handshakes_rejected_total counter
+kvs_peer_handshakes_rejected_total{reason="cluster"} 0
+kvs_peer_handshakes_rejected_total{reason="unknown_id"} 0
+kvs_peer_handshakes_rejected_total{reason="removed"} 0
+kvs_peer_handshakes_rejected_total{reason="proof"} 2
+kvs_peer_handshakes_rejected_total{reason="bad_frame"} 3
+# HELP kvs_engine_crossed_lookups_total Checkpoint lookups.
+# TYPE kvs_engine_crossed_lookups_total counter
+kvs_engine_crossed_lookups_total 1
+# HELP kvs_engine_bloom_negatives_total Checkpoint lookups answered by the bloom filter without reading RocksDB.
+# TYPE kvs_engine_bloom_negatives_total counter
+kvs_engine_bloom_negatives_total 2
+# HELP kvs_engine_bloom_false_positives_total Bloom filter positives that RocksDB refuted.
+# TYPE kvs_engine_bloom_false_positives_total counter
+kvs_engine_bloom_false_positives_total 3
+# HELP kvs_engine_bloom_items Crossings in the bloom filter.
+# TYPE kvs_engine_bloom_items gauge
+kvs_engine_bloom_items 4
+# HELP kvs_engine_bloom_bytes Bloom filter size.
+# TYPE kvs_engine_bloom_bytes gauge
+kvs_engine_bloom_bytes 2396264
+# HELP kvs_engine_gc_safepoint_micros Versions below this ts may be reclaimed.
+# TYPE kvs_engine_gc_safepoint_micros gauge
+kvs_engine_gc_safepoint_micros 1796054103590108
+# HELP kvs_engine_gc_epochs_reclaimed_total Invalidated entity epochs range-deleted.
+# TYPE kvs_engine_gc_epochs_reclaimed_total counter
+kvs_engine_gc_epochs_reclaimed_total 5
+# HELP kvs_engine_gc_versions_dropped_total Old versions dropped by the compaction filter.
+# TYPE kvs_engine_gc_versions_dropped_total counter
+kvs_engine_gc_versions_dropped_total 6
+# HELP kvs_engine_store_reads_total RocksDB point lookups and seeks.
+# TYPE kvs_engine_store_reads_total counter
+kvs_engine_store_reads_total 19
+# HELP kvs_rocksdb_memory_bytes RocksDB memory by component.
+# TYPE kvs_rocksdb_memory_bytes gauge
+kvs_rocksdb_memory_bytes{component="block_cache"} 87
+kvs_rocksdb_memory_bytes{component="memtables"} 2048
+kvs_rocksdb_memory_bytes{component="table_readers"} 0
+# HELP kvs_rocksdb_live_sst_bytes Size of live SST files.
+# TYPE kvs_rocksdb_live_sst_bytes gauge
+kvs_rocksdb_live_sst_bytes 1234
+# HELP process_resident_memory_bytes Resident set size.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 39673856
+"#;
+        assert_eq!(text(&families(&sample())), expected);
+    }
+
+    #[test]
+    fn descriptors_name_exactly_the_families_returned() {
+        let returned: Vec<_> = families(&sample())
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let described: Vec<_> = ALL.iter().map(|f| f.name.to_owned()).collect();
+        assert_eq!(returned, described);
+    }
+
+    #[test]
+    fn without_a_status_or_rss_only_transport_and_engine_are_reported() {
+        let s = NodeSample {
+            status: None,
+            rss_bytes: None,
+            ..sample()
+        };
+        let out = text(&families(&s));
+        assert!(!out.contains("kvs_raft_"), "{out}");
+        assert!(!out.contains("process_resident_memory_bytes"), "{out}");
+        assert!(out.contains("kvs_peer_messages_total{fate=\"sent\"} 10"));
+        assert!(out.contains("kvs_engine_store_reads_total 19"));
+    }
+
+    #[test]
+    fn the_collector_registers_and_is_read_at_scrape_time() {
+        let registry = Registry::new();
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = reads.clone();
+        let collector = NodeCollector::new(move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut s = sample();
+            s.engine.store_reads = n;
+            s
+        })
+        .expect("valid descriptors");
+        registry.register(Box::new(collector)).expect("register");
+        for n in 0..2 {
+            let out = text(&registry.gather());
+            assert!(
+                out.contains(&format!("kvs_engine_store_reads_total {n}\n")),
+                "{out}"
+            );
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
 }

@@ -95,15 +95,16 @@ pub async fn sync<B: Backend>(_ctx: &Ctx<B>, origin: &Origin) -> Reply {
     Ok(ok(&SyncDto::not_configured()))
 }
 
-/// `GET /metrics`: this layer's metrics, then the backend's.
+/// `GET /metrics`: the registry (this layer's metrics and the backend's), in the text format.
 pub async fn metrics<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
-    let mut out = String::with_capacity(16 << 10);
-    ctx.metrics.render(&mut out);
-    ctx.backend.metrics(&mut out);
+    let out = super::metrics::render(&ctx.registry).map_err(|e| {
+        tracing::error!(error = %e, "encoding /metrics failed");
+        ApiError::internal(format!("encoding metrics failed: {e}"))
+    })?;
     let mut res = Response::new(out.into());
     res.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(super::metrics::CONTENT_TYPE),
     );
     Ok(res)
 }

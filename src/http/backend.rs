@@ -174,6 +174,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     fn readiness(&self) -> Readiness;
 
-    /// Append the node's own metrics (raft, engine, process) in Prometheus text format.
-    fn metrics(&self, out: &mut String);
+    /// Register the node's own metrics (raft, transport, engine, process) in the HTTP layer's registry,
+    /// which `/metrics` serves. Called once per registry; the values are read at scrape time. A
+    /// registration failure (a name clash) is logged by the implementation, not fatal.
+    fn register_metrics(&self, registry: &prometheus::Registry);
 }

@@ -1,11 +1,13 @@
-//! What every handler gets: the shared [`Ctx`] (backend, limits, the in-flight proposal bound, metrics,
-//! the forwarding client) and the request's [`Origin`] (enough of it to forward it verbatim, plus its
-//! deadline). Plain data: forwarding (`forward.rs`) builds on this module, never the other way round.
+//! What every handler gets: the shared [`Ctx`] (backend, limits, the in-flight proposal bound, the
+//! metrics registry and this layer's metrics in it, the forwarding client) and the request's [`Origin`]
+//! (enough of it to forward it verbatim, plus its deadline). Plain data: forwarding (`forward.rs`) builds
+//! on this module, never the other way round.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::client::HttpConnector;
+use prometheus::Registry;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use warp::http::{HeaderMap, Method};
@@ -23,6 +25,8 @@ pub struct Ctx<B> {
     pub limits: Limits,
     /// One permit per proposal in flight from this layer: full → 429, never an unbounded queue.
     pub proposals: Arc<Semaphore>,
+    /// The one registry `/metrics` serves: this layer's metrics and the backend's.
+    pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub client: hyper::Client<HttpConnector>,
 }
@@ -35,11 +39,17 @@ impl<B: Backend> Ctx<B> {
         let client = hyper::Client::builder()
             .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build(connector);
+        let registry = Registry::new();
+        // Fixed definitions in a fresh registry: an error here is a bug every test would hit.
+        let metrics = Metrics::register(&registry)
+            .expect("the HTTP layer's metric definitions are valid and unique");
+        backend.register_metrics(&registry);
         Arc::new(Ctx {
             proposals: Arc::new(Semaphore::new(limits.max_inflight_proposals)),
             backend,
             limits,
-            metrics: Arc::new(Metrics::default()),
+            registry,
+            metrics: Arc::new(metrics),
             client,
         })
     }

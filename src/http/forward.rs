@@ -6,8 +6,6 @@
 //! the deadline, or the connection broke after a write was sent → 504 `unknown_outcome` (for reads 504
 //! `timeout` / 503 `leader_unreachable`).
 
-use std::sync::atomic::Ordering;
-
 use warp::http::{header, HeaderName, HeaderValue, Request, Uri};
 use warp::hyper::Body;
 use warp::reply::Response;
@@ -62,12 +60,12 @@ pub async fn finish<B: Backend>(
 }
 
 async fn forward<B: Backend>(ctx: &Ctx<B>, origin: &Origin, leader: &str) -> Response {
-    ctx.metrics.forwarded.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.forwarded.inc();
     let result = send(ctx, origin, leader).await;
     match result {
         Ok(res) => res,
         Err(e) => {
-            ctx.metrics.forward_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.forward_failures.inc();
             tracing::warn!(leader, code = e.code.as_str(), message = %e.message, "forward to leader failed");
             e.into_response()
         }

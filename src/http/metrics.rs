@@ -1,153 +1,109 @@
-//! HTTP metrics in Prometheus text format, hand-written (no metrics crate): requests by route template
-//! (from the route table, `routes::route_template`), method and status code; a latency histogram per route with fixed buckets; connection and proposal
-//! gauges. `/metrics` renders these, then appends the backend's own (raft, engine, process).
+//! The HTTP layer's metrics, registered in the one `prometheus::Registry` its context owns: requests by
+//! route template (from the route table, `routes::route_template`), method and status code; a latency
+//! histogram per route with fixed buckets; connection and proposal gauges. The backend registers the
+//! node's own metrics (raft, transport, engine, process) in the same registry
+//! ([`Backend::register_metrics`](super::backend::Backend::register_metrics)), and `/metrics` encodes
+//! the whole registry with [`render`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    /// Non-cumulative counts per bucket; the last slot is +Inf.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
+/// The `Content-Type` of the text exposition format served at `/metrics`.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
-    pub connections_active: AtomicU64,
-    pub connections_rejected: AtomicU64,
-    pub proposals_inflight: AtomicU64,
-    pub proposals_rejected: AtomicU64,
-    pub forwarded: AtomicU64,
-    pub forward_failures: AtomicU64,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pub connections_active: IntGauge,
+    pub connections_rejected: IntCounter,
+    pub proposals_inflight: IntGauge,
+    pub proposals_rejected: IntCounter,
+    pub forwarded: IntCounter,
+    pub forward_failures: IntCounter,
 }
 
 impl Metrics {
-    pub fn observe(&self, route: &'static str, method: &str, code: u16, elapsed: Duration) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry((route, method.to_owned(), code))
-            .or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        let mut latency = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
-        let h = latency.entry(route).or_default();
-        let slot = BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(BUCKETS.len());
-        h.counts[slot] += 1;
-        h.sum += secs;
-        h.count += 1;
+    /// Create this layer's metrics and register them in `registry`. Fails only on an invalid or
+    /// already registered definition.
+    pub fn register(registry: &Registry) -> prometheus::Result<Metrics> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "kvs_http_requests_total",
+                "HTTP requests by route template, method and status code.",
+            ),
+            &["route", "method", "code"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "kvs_http_request_duration_seconds",
+                "HTTP request latency by route template.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let m = Metrics {
+            requests,
+            latency,
+            connections_active: IntGauge::new(
+                "kvs_http_connections_active",
+                "Client connections being served.",
+            )?,
+            connections_rejected: IntCounter::new(
+                "kvs_http_connections_rejected_total",
+                "Connections refused over the connection limit.",
+            )?,
+            proposals_inflight: IntGauge::new(
+                "kvs_http_proposals_inflight",
+                "Proposals in flight from the HTTP layer.",
+            )?,
+            proposals_rejected: IntCounter::new(
+                "kvs_http_proposals_rejected_total",
+                "Proposals refused with 429 because the in-flight bound was reached.",
+            )?,
+            forwarded: IntCounter::new(
+                "kvs_http_forwarded_total",
+                "Requests forwarded to the leader.",
+            )?,
+            forward_failures: IntCounter::new(
+                "kvs_http_forward_failures_total",
+                "Forwards that got no answer from the leader.",
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.latency.clone()))?;
+        registry.register(Box::new(m.connections_active.clone()))?;
+        registry.register(Box::new(m.connections_rejected.clone()))?;
+        registry.register(Box::new(m.proposals_inflight.clone()))?;
+        registry.register(Box::new(m.proposals_rejected.clone()))?;
+        registry.register(Box::new(m.forwarded.clone()))?;
+        registry.register(Box::new(m.forward_failures.clone()))?;
+        Ok(m)
     }
 
-    /// Append this layer's metrics to `out`.
-    pub fn render(&self, out: &mut String) {
-        let requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        out.push_str("# HELP kvs_http_requests_total HTTP requests by route template, method and status code.\n");
-        out.push_str("# TYPE kvs_http_requests_total counter\n");
-        for ((route, method, code), n) in &requests {
-            let _ = writeln!(
-                out,
-                "kvs_http_requests_total{{route=\"{route}\",method=\"{method}\",code=\"{code}\"}} {n}"
-            );
-        }
-        let latency = self
-            .latency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        out.push_str(
-            "# HELP kvs_http_request_duration_seconds HTTP request latency by route template.\n",
-        );
-        out.push_str("# TYPE kvs_http_request_duration_seconds histogram\n");
-        for (route, h) in &latency {
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += h.counts[i];
-                let _ = writeln!(
-                    out,
-                    "kvs_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            cumulative += h.counts[BUCKETS.len()];
-            let _ = writeln!(
-                out,
-                "kvs_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let _ = writeln!(
-                out,
-                "kvs_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "kvs_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
-        }
-        let gauges: [(&str, &str, &str, &AtomicU64); 6] = [
-            (
-                "kvs_http_connections_active",
-                "gauge",
-                "Client connections being served.",
-                &self.connections_active,
-            ),
-            (
-                "kvs_http_connections_rejected_total",
-                "counter",
-                "Connections refused over the connection limit.",
-                &self.connections_rejected,
-            ),
-            (
-                "kvs_http_proposals_inflight",
-                "gauge",
-                "Proposals in flight from the HTTP layer.",
-                &self.proposals_inflight,
-            ),
-            (
-                "kvs_http_proposals_rejected_total",
-                "counter",
-                "Proposals refused with 429 because the in-flight bound was reached.",
-                &self.proposals_rejected,
-            ),
-            (
-                "kvs_http_forwarded_total",
-                "counter",
-                "Requests forwarded to the leader.",
-                &self.forwarded,
-            ),
-            (
-                "kvs_http_forward_failures_total",
-                "counter",
-                "Forwards that got no answer from the leader.",
-                &self.forward_failures,
-            ),
-        ];
-        for (name, kind, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
+    pub fn observe(&self, route: &'static str, method: &str, code: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, &code.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
     }
+}
+
+/// Everything in `registry`, in the Prometheus text format.
+pub fn render(registry: &Registry) -> prometheus::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(16 << 10);
+    TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    Ok(out)
 }
 
 /// A method label with bounded cardinality.
@@ -168,16 +124,20 @@ pub fn method_label(method: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    fn rendered(registry: &Registry) -> String {
+        String::from_utf8(render(registry).expect("render")).expect("utf-8")
+    }
+
     #[test]
     fn histogram_is_cumulative() {
-        let m = Metrics::default();
+        let registry = Registry::new();
+        let m = Metrics::register(&registry).expect("register");
         m.observe("/v1/kv", "GET", 200, Duration::from_micros(100));
         m.observe("/v1/kv", "GET", 200, Duration::from_millis(30));
         m.observe("/v1/kv", "GET", 404, Duration::from_secs(60));
-        let mut out = String::new();
-        m.render(&mut out);
+        let out = rendered(&registry);
         assert!(
-            out.contains("kvs_http_requests_total{route=\"/v1/kv\",method=\"GET\",code=\"200\"} 2")
+            out.contains("kvs_http_requests_total{code=\"200\",method=\"GET\",route=\"/v1/kv\"} 2")
         );
         assert!(out.contains(
             "kvs_http_request_duration_seconds_bucket{route=\"/v1/kv\",le=\"0.0005\"} 1"
@@ -187,5 +147,45 @@ mod tests {
         assert!(out
             .contains("kvs_http_request_duration_seconds_bucket{route=\"/v1/kv\",le=\"+Inf\"} 3"));
         assert!(out.contains("kvs_http_request_duration_seconds_count{route=\"/v1/kv\"} 3"));
+    }
+
+    /// Names, types and HELP texts are what dashboards know; the scalar families are there (at 0)
+    /// before anything happened.
+    #[test]
+    fn families_keep_their_names_types_and_help() {
+        let registry = Registry::new();
+        let m = Metrics::register(&registry).expect("register");
+        m.observe("/healthz", "GET", 200, Duration::from_millis(1));
+        m.connections_active.inc();
+        let out = rendered(&registry);
+        for line in [
+            "# HELP kvs_http_requests_total HTTP requests by route template, method and status code.",
+            "# TYPE kvs_http_requests_total counter",
+            "# HELP kvs_http_request_duration_seconds HTTP request latency by route template.",
+            "# TYPE kvs_http_request_duration_seconds histogram",
+            "# HELP kvs_http_connections_active Client connections being served.",
+            "# TYPE kvs_http_connections_active gauge",
+            "kvs_http_connections_active 1",
+            "# HELP kvs_http_connections_rejected_total Connections refused over the connection limit.",
+            "# TYPE kvs_http_connections_rejected_total counter",
+            "kvs_http_connections_rejected_total 0",
+            "# HELP kvs_http_proposals_inflight Proposals in flight from the HTTP layer.",
+            "# TYPE kvs_http_proposals_inflight gauge",
+            "kvs_http_proposals_inflight 0",
+            "# HELP kvs_http_proposals_rejected_total Proposals refused with 429 because the in-flight bound was reached.",
+            "# TYPE kvs_http_proposals_rejected_total counter",
+            "kvs_http_proposals_rejected_total 0",
+            "# HELP kvs_http_forwarded_total Requests forwarded to the leader.",
+            "# TYPE kvs_http_forwarded_total counter",
+            "kvs_http_forwarded_total 0",
+            "# HELP kvs_http_forward_failures_total Forwards that got no answer from the leader.",
+            "# TYPE kvs_http_forward_failures_total counter",
+            "kvs_http_forward_failures_total 0",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "missing {line:?} in\n{out}"
+            );
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! 504 `unknown_outcome`: the proposal may still commit.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -21,27 +20,21 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.metrics
-            .proposals_inflight
-            .fetch_sub(1, Ordering::Relaxed);
+        self.metrics.proposals_inflight.dec();
     }
 }
 
 fn take_slot<B: Backend>(ctx: &Ctx<B>) -> Result<Slot, ApiError> {
     match Arc::clone(&ctx.proposals).try_acquire_owned() {
         Ok(permit) => {
-            ctx.metrics
-                .proposals_inflight
-                .fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.proposals_inflight.inc();
             Ok(Slot {
                 _permit: permit,
                 metrics: Arc::clone(&ctx.metrics),
             })
         }
         Err(_) => {
-            ctx.metrics
-                .proposals_rejected
-                .fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.proposals_rejected.inc();
             Err(ApiError::overloaded(
                 "too many proposals in flight on this node",
                 ctx.limits.retry_after_secs,

@@ -11,7 +11,6 @@
 //!   what is left. Proposals already handed to the node run to completion in their own tasks.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,7 +68,7 @@ pub async fn serve<B: Backend>(
                 let conn = http.serve_connection(stream, service.clone());
                 let mut stop = stop_rx.clone();
                 let metrics = Arc::clone(&metrics);
-                metrics.connections_active.fetch_add(1, Ordering::Relaxed);
+                metrics.connections_active.inc();
                 tasks.spawn(async move {
                     tokio::pin!(conn);
                     tokio::select! {
@@ -88,12 +87,12 @@ pub async fn serve<B: Backend>(
                             }
                         }
                     }
-                    metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
+                    metrics.connections_active.dec();
                     drop(permit);
                 });
             }
             Err(_) => {
-                metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                metrics.connections_rejected.inc();
                 if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
                     let retry = limits.retry_after_secs;
                     tokio::spawn(async move {

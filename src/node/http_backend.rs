@@ -5,7 +5,6 @@
 //! A refresher task keeps a recent [`NodeStatus`] (every 100 ms) for the calls that must not wait on the
 //! node loop (`readiness`, `metrics`, leader address lookups), and probes that the data dir is writable.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -50,6 +49,17 @@ impl ReplicaBackend {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .map(|(_, s)| s.clone())
+    }
+
+    /// What one `/metrics` scrape reads: the cached status (never waits on the node loop), the
+    /// transport and engine counters, RSS.
+    fn metrics_sample(&self) -> crate::metrics::NodeSample {
+        crate::metrics::NodeSample {
+            status: self.cached(),
+            transport: self.site.transport_counters(),
+            engine: self.site.engine().stats(),
+            rss_bytes: crate::metrics::process_rss_bytes(),
+        }
     }
 
     /// The client address of `id` (the leader, usually), from the latest membership table.
@@ -428,131 +438,12 @@ impl Backend for ReplicaBackend {
         r
     }
 
-    fn metrics(&self, out: &mut String) {
-        if let Some(s) = self.cached() {
-            let c = s.counters;
-            let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-            };
-            let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-                );
-            };
-            gauge(out, "kvs_raft_term", "Current Raft term.", s.term);
-            gauge(out, "kvs_raft_commit_index", "Raft commit index.", s.commit);
-            gauge(
-                out,
-                "kvs_raft_applied_index",
-                "Index applied to the engine.",
-                s.applied,
-            );
-            gauge(
-                out,
-                "kvs_raft_first_index",
-                "First index still in the Raft log.",
-                s.first_index,
-            );
-            gauge(
-                out,
-                "kvs_raft_is_leader",
-                "1 if this node leads.",
-                u64::from(s.role == NodeRole::Leader),
-            );
-            gauge(
-                out,
-                "kvs_raft_proposal_queue_depth",
-                "Commands queued or in flight in the node.",
-                u64::try_from(s.inflight_commands).unwrap_or(u64::MAX),
-            );
-            let _ = writeln!(
-                out,
-                "# HELP kvs_raft_log_fsync_seconds Latency of the synced Raft log writes (one per Ready).\n# TYPE kvs_raft_log_fsync_seconds histogram"
-            );
-            for (i, bound) in raft_node::FSYNC_BUCKETS_MICROS.iter().enumerate() {
-                let le = *bound as f64 / 1e6;
-                let _ = writeln!(
-                    out,
-                    "kvs_raft_log_fsync_seconds_bucket{{le=\"{le}\"}} {}",
-                    c.fsync_buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "kvs_raft_log_fsync_seconds_bucket{{le=\"+Inf\"}} {}\nkvs_raft_log_fsync_seconds_sum {:.6}\nkvs_raft_log_fsync_seconds_count {}",
-                c.persists,
-                c.fsync_micros_total as f64 / 1e6,
-                c.persists
-            );
-            counter(
-                out,
-                "kvs_raft_commands_applied_total",
-                "Client commands applied.",
-                c.commands_applied,
-            );
-            counter(
-                out,
-                "kvs_raft_entries_proposed_total",
-                "Log entries proposed by this node.",
-                c.entries_proposed,
-            );
-            counter(
-                out,
-                "kvs_raft_commands_proposed_total",
-                "Client commands proposed by this node.",
-                c.commands_proposed,
-            );
-            counter(
-                out,
-                "kvs_raft_log_compactions_total",
-                "Raft log compactions.",
-                c.compactions,
-            );
-            counter(
-                out,
-                "kvs_raft_snapshots_installed_total",
-                "Snapshots received and installed.",
-                c.snapshots_installed,
-            );
-            let per_fsync = if c.persists == 0 {
-                0.0
-            } else {
-                c.commands_proposed as f64 / c.persists as f64
-            };
-            let _ = writeln!(
-                out,
-                "# HELP kvs_raft_ops_per_fsync Commands proposed per Raft log fsync since start.\n# TYPE kvs_raft_ops_per_fsync gauge\nkvs_raft_ops_per_fsync {per_fsync:.3}"
-            );
-        }
-        let t = self.site.transport_counters();
-        let _ = writeln!(out, "# HELP kvs_peer_messages_total Raft messages by direction and fate.\n# TYPE kvs_peer_messages_total counter");
-        for (fate, v) in [
-            ("sent", t.messages_sent),
-            ("received", t.messages_received),
-            ("dropped_queue_full", t.messages_dropped_queue_full),
-            ("dropped_unknown_peer", t.messages_dropped_unknown_peer),
-            ("dropped_disconnected", t.messages_dropped_disconnected),
-        ] {
-            let _ = writeln!(out, "kvs_peer_messages_total{{fate=\"{fate}\"}} {v}");
-        }
-        let _ = writeln!(out, "# HELP kvs_peer_handshakes_rejected_total Refused peer connections by reason.\n# TYPE kvs_peer_handshakes_rejected_total counter");
-        for (reason, v) in [
-            ("cluster", t.handshakes_rejected_cluster),
-            ("unknown_id", t.handshakes_rejected_unknown_id),
-            ("removed", t.handshakes_rejected_removed),
-            ("proof", t.handshakes_rejected_proof),
-            ("bad_frame", t.bad_frames),
-        ] {
-            let _ = writeln!(
-                out,
-                "kvs_peer_handshakes_rejected_total{{reason=\"{reason}\"}} {v}"
-            );
-        }
-        let e = self.site.engine().stats();
-        let _ = write!(out, "{}", crate::metrics::engine_metrics(&e));
-        if let Some(rss) = crate::metrics::process_rss_bytes() {
-            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident set size.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+    fn register_metrics(&self, registry: &prometheus::Registry) {
+        let backend = self.clone();
+        let registered = crate::metrics::NodeCollector::new(move || backend.metrics_sample())
+            .and_then(|collector| registry.register(Box::new(collector)));
+        if let Err(e) = registered {
+            tracing::error!(error = %e, "the node's metrics could not be registered");
         }
     }
 }

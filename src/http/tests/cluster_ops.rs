@@ -133,9 +133,9 @@ async fn metrics_count_requests_by_route_template_and_append_backend_metrics() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = String::from_utf8(r.body.to_vec()).unwrap();
     for line in [
-        "kvs_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"200\"} 2",
-        "kvs_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",code=\"404\"} 1",
-        "kvs_http_requests_total{route=\"other\",method=\"GET\",code=\"404\"} 1",
+        "kvs_http_requests_total{code=\"200\",method=\"PUT\",route=\"/v1/kv/{key}\"} 2",
+        "kvs_http_requests_total{code=\"404\",method=\"GET\",route=\"/v1/kv/{key}\"} 1",
+        "kvs_http_requests_total{code=\"404\",method=\"GET\",route=\"other\"} 1",
         "kvs_http_request_duration_seconds_count{route=\"/v1/kv/{key}\"} 3",
         "kvs_http_request_duration_seconds_bucket{route=\"/v1/kv/{key}\",le=\"+Inf\"} 3",
         "kvs_http_proposals_inflight 0",

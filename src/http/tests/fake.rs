@@ -292,8 +292,44 @@ impl Backend for FakeBackend {
         lock(&self.0.readiness).clone()
     }
 
-    fn metrics(&self, out: &mut String) {
-        out.push_str("# TYPE kvs_fake_proposals_total counter\n");
-        out.push_str(&format!("kvs_fake_proposals_total {}\n", self.proposals()));
+    fn register_metrics(&self, registry: &prometheus::Registry) {
+        registry
+            .register(Box::new(ProposalsCollector::new(self.clone())))
+            .expect("register the fake's metric");
+    }
+}
+
+/// `kvs_fake_proposals_total`, read from the fake at scrape time like the node's metrics are.
+struct ProposalsCollector {
+    desc: prometheus::core::Desc,
+    fake: FakeBackend,
+}
+
+impl ProposalsCollector {
+    fn new(fake: FakeBackend) -> ProposalsCollector {
+        let desc = prometheus::core::Desc::new(
+            "kvs_fake_proposals_total".into(),
+            "Proposals the fake applied.".into(),
+            vec![],
+            Default::default(),
+        )
+        .expect("valid descriptor");
+        ProposalsCollector { desc, fake }
+    }
+}
+
+impl prometheus::core::Collector for ProposalsCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let counter = prometheus::IntCounter::with_opts(prometheus::Opts::new(
+            self.desc.fq_name.clone(),
+            self.desc.help.clone(),
+        ))
+        .expect("valid counter");
+        counter.inc_by(self.fake.proposals());
+        counter.collect()
     }
 }
