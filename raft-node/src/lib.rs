@@ -1,13 +1,12 @@
 //! # raft-node — replication for kvs-raft
 //!
-//! One raft-rs group per site. This crate owns the Raft log storage, the ready loop that owns `RawNode`,
-//! and the deterministic fault simulator. It talks to the state machine through a trait and never names
+//! One raft-rs group per site. This crate owns the Raft log storage, the ready loop that owns `RawNode`
+//! and the transport; its tests include the deterministic fault simulator (`tests/sim/`), whose reusable
+//! tools (linearizability checker, in-memory log) live in the dev-only `testkit` crate. It talks to the state machine through a trait and never names
 //! `rocksdb::` types in its public API (`storage/db.rs` is its only file that imports `rocksdb`).
 
 pub mod error;
 mod hlc;
-pub mod linearizability;
-pub mod mem_log;
 pub mod membership;
 pub mod node;
 mod payload;

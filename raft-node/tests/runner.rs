@@ -5,9 +5,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use raft::prelude::Message;
-use raft_node::mem_log::MemLog;
 use raft_node::runner::{self, NodeHandle, RunnerConfig, Transport};
 use raft_node::{Command, Error, Node, NodeConfig, NodeStatus, Role, StateMachine};
+use testkit::mem_log::MemLog;
 
 struct NoNetwork;
 impl Transport for NoNetwork {

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use raft_node::linearizability::{self, CheckResult, Event, Model, Op, Outcome, Ret};
-use raft_node::mem_log::MemLog;
 use raft_node::{Command, Error, Node, NodeConfig, Role, StagedImage, StateMachine};
+use testkit::linearizability::{self, CheckResult, Event, Model, Op, Outcome, Ret};
+use testkit::mem_log::MemLog;
 
 use crate::net::Net;
 use crate::rng::Rng;

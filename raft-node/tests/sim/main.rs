@@ -65,8 +65,8 @@ fn a_tampered_history_is_rejected() {
         .run_and_take_history()
         .expect("seed 7 passes untampered");
     let tampered = cluster::tamper(&history).expect("history has an acknowledged read to alter");
-    match raft_node::linearizability::check(&tampered, Default::default()) {
-        raft_node::linearizability::CheckResult::NotLinearizable { .. } => {}
+    match testkit::linearizability::check(&tampered, Default::default()) {
+        testkit::linearizability::CheckResult::NotLinearizable { .. } => {}
         other => panic!("tampered history accepted: {other:?}"),
     }
 }

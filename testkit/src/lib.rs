@@ -1,0 +1,13 @@
+//! # testkit — kvs-raft's test tools (dev-only, never published)
+//!
+//! What tests and benches of the workspace share, kept out of the product crates:
+//!
+//! - [`linearizability`]: the checker for recorded client histories (Wing–Gong/Lowe with unknown outcomes,
+//!   partitioned by entity);
+//! - [`mem_log`]: an in-memory Raft log (`LogStorage`) that survives a simulated crash of its node.
+//!
+//! It depends on `raft-node`, and `raft-node` takes it as a dev-dependency: only integration tests and
+//! benches can use it (unit tests inside `raft-node/src` see a different build of `raft-node`).
+
+pub mod linearizability;
+pub mod mem_log;
