@@ -4,10 +4,13 @@
 //!
 //! - [`linearizability`]: the checker for recorded client histories (Wing–Gong/Lowe with unknown outcomes,
 //!   partitioned by entity);
-//! - [`mem_log`]: an in-memory Raft log (`LogStorage`) that survives a simulated crash of its node.
+//! - [`mem_log`]: an in-memory Raft log (`LogStorage`) that survives a simulated crash of its node;
+//! - [`single_node`]: a one-voter group with no network and an echoing state machine stub, for tests and
+//!   benches of the ready loop.
 //!
 //! It depends on `raft-node`, and `raft-node` takes it as a dev-dependency: only integration tests and
 //! benches can use it (unit tests inside `raft-node/src` see a different build of `raft-node`).
 
 pub mod linearizability;
 pub mod mem_log;
+pub mod single_node;
