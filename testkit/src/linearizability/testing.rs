@@ -57,26 +57,8 @@ pub(super) fn assert_rejected(history: &[Event]) -> (String, String) {
     }
 }
 
-/// splitmix64: a tiny deterministic generator, so failing seeds reproduce.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    pub(super) fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
+/// The simulator's seeded generator (splitmix64), so failing seeds reproduce.
+pub(super) use crate::rng::Rng;
 
 /// A random operation on one of `partitions` partitions. Partition `i` is entity `e{i}` (value keys
 /// `e{i}/a`, `e{i}/b`, counter `e{i}/n`), except that the last of several is the entity-less key `solo`.
@@ -91,13 +73,13 @@ pub(super) fn random_op(rng: &mut Rng, partitions: u64) -> Op {
             2 => Op::get("solo"),
             _ => Op::Cas {
                 key: b"solo".to_vec(),
-                expected: rng.percent(70).then(|| val(rng)),
+                expected: rng.chance(70).then(|| val(rng)),
                 new: val(rng),
             },
         };
     }
     let entity = format!("e{p}");
-    let key = format!("{entity}/{}", if rng.percent(50) { "a" } else { "b" });
+    let key = format!("{entity}/{}", if rng.chance(50) { "a" } else { "b" });
     let counter = format!("{entity}/n");
     match rng.below(20) {
         0..=3 => Op::put(key, val(rng)),
@@ -105,7 +87,7 @@ pub(super) fn random_op(rng: &mut Rng, partitions: u64) -> Op {
         5..=8 => Op::get(key),
         9..=10 => Op::Cas {
             key: key.into_bytes(),
-            expected: rng.percent(70).then(|| val(rng)),
+            expected: rng.chance(70).then(|| val(rng)),
             new: val(rng),
         },
         11..=13 => Op::incr(counter, rng.below(7) as i64 - 2),
@@ -141,13 +123,12 @@ pub(super) fn generate(
         let complete = invoke + duration;
         free_at[client as usize] = complete + 1;
         let op = random_op(rng, partitions);
-        let (outcome, point) = if rng.percent(failed_pct) {
+        let (outcome, point) = if rng.chance(failed_pct) {
             (Outcome::Failed, None)
-        } else if rng.percent(unknown_pct) {
+        } else if rng.chance(unknown_pct) {
             (
                 Outcome::Unknown,
-                rng.percent(50)
-                    .then(|| invoke + rng.below(3 * duration + 1)),
+                rng.chance(50).then(|| invoke + rng.below(3 * duration + 1)),
             )
         } else {
             (
@@ -203,7 +184,7 @@ pub(super) fn perturb(ret: &Ret, rng: &mut Rng) -> Option<Ret> {
     Some(match ret {
         Ret::Done => return None,
         Ret::Value(None) => Ret::Value(Some(b"phantom".to_vec())),
-        Ret::Value(Some(_)) if rng.percent(50) => Ret::Value(None),
+        Ret::Value(Some(_)) if rng.chance(50) => Ret::Value(None),
         Ret::Value(Some(v)) => Ret::Value(Some([v.as_slice(), b"x"].concat())),
         Ret::Swapped(s) => Ret::Swapped(!s),
         Ret::Counter(n) => Ret::Counter(n + 1 + rng.below(3) as i64),

@@ -246,7 +246,7 @@ fn ok_op_completing_before_its_invoke_is_rejected() {
 
 #[test]
 fn exhausted_budget_is_unknown_never_linearizable() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let h = generate(&mut rng, 60, 4, 1, 10, 0);
     assert_eq!(verdict(&h), CheckResult::Linearizable);
     let tiny = CheckBudget {

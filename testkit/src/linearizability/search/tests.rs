@@ -10,7 +10,7 @@ use crate::linearizability::{CheckResult, Event, Model, Outcome, Ret};
 #[test]
 fn generated_sequential_histories_are_accepted() {
     for seed in 0..300 {
-        let h = sequential(&mut Rng(seed), 60, 3);
+        let h = sequential(&mut Rng::new(seed), 60, 3);
         assert_eq!(verdict(&h), CheckResult::Linearizable, "seed {seed}");
     }
 }
@@ -18,7 +18,7 @@ fn generated_sequential_histories_are_accepted() {
 #[test]
 fn generated_concurrent_histories_with_unknown_and_failed_outcomes_are_accepted() {
     for seed in 0..200 {
-        let h = generate(&mut Rng(seed), 120, 5, 3, 10, 5);
+        let h = generate(&mut Rng::new(seed), 120, 5, 3, 10, 5);
         assert_eq!(verdict(&h), CheckResult::Linearizable, "seed {seed}");
     }
 }
@@ -27,7 +27,7 @@ fn generated_concurrent_histories_with_unknown_and_failed_outcomes_are_accepted(
 fn perturbing_one_return_of_a_sequential_history_is_rejected() {
     let mut perturbed = 0;
     for seed in 0..300 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut h = sequential(&mut rng, 40, 3);
         let candidates: Vec<usize> = (0..h.len())
             .filter(|&i| !matches!(h[i].outcome, Outcome::Ok(Ret::Done)))
@@ -87,11 +87,11 @@ fn brute_force(events: &[&Event], done: u64, state: &Model) -> bool {
 fn agrees_with_brute_force_on_small_histories() {
     let (mut rejected, mut accepted) = (0, 0);
     for seed in 0..2_000 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut h = generate(&mut rng, 8, 4, 1, 35, 10);
         for event in h.iter_mut() {
             if let Outcome::Ok(ret) = &event.outcome {
-                if rng.percent(15) {
+                if rng.chance(15) {
                     if let Some(changed) = perturb(ret, &mut rng) {
                         event.outcome = Outcome::Ok(changed);
                     }
@@ -121,7 +121,7 @@ fn agrees_with_brute_force_on_small_histories() {
 
 #[test]
 fn two_thousand_ops_over_ten_partitions_check_quickly() {
-    let h = generate(&mut Rng(2024), 2_000, 5, 10, 5, 5);
+    let h = generate(&mut Rng::new(2024), 2_000, 5, 10, 5, 5);
     let started = Instant::now();
     let result = verdict(&h);
     println!("checked {} events in {:?}", h.len(), started.elapsed());
