@@ -3,60 +3,18 @@
 //! `cargo bench -p raft-node --bench group_commit`; results are recorded in BENCHMARKS.md.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raft::prelude::Message;
-use raft_node::runner::{self, RunnerConfig, Transport};
+use raft_node::runner::RunnerConfig;
 use raft_node::storage::{LogStore, LogWrite};
-use raft_node::{Command, Error, Node, NodeConfig, NodeStatus, StateMachine};
-
-struct NoNetwork;
-impl Transport for NoNetwork {
-    fn send(&mut self, _msgs: Vec<Message>) {}
-}
-
-/// Counts what it applies; the cost measured is the loop and the log fsync.
-#[derive(Default)]
-struct Counter {
-    applied: (u64, u64),
-}
-
-impl StateMachine for Counter {
-    type Output = ();
-    fn applied(&self) -> (u64, u64) {
-        self.applied
-    }
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<()>, Error> {
-        self.applied = (index, ts);
-        Ok(commands.iter().map(|_| ()).collect())
-    }
-    fn flush(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn install_snapshot(
-        &mut self,
-        _image: &mut dyn Iterator<Item = Vec<u8>>,
-    ) -> Result<(u64, u64), Error> {
-        Err(Error::StateMachine(
-            "a single node never receives a snapshot".into(),
-        ))
-    }
-}
+use testkit::single_node::{self, propose, status};
 
 fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
-}
-
-fn status(handle: &runner::NodeHandle<()>) -> NodeStatus {
-    let (tx, rx) = mpsc::channel();
-    handle.send(Command::Status {
-        reply: Box::new(move |s| drop(tx.send(s))),
-    });
-    rx.recv().expect("status")
 }
 
 fn run(proposers: usize, secs: u64) {
@@ -71,26 +29,15 @@ fn run(proposers: usize, secs: u64) {
         ..LogWrite::default()
     })
     .unwrap();
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
-    let node = Node::new(NodeConfig::new(1), log, Counter::default(), &logger).unwrap();
-    // A single voter elects itself after one election timeout.
-    let handle = runner::spawn(
-        node,
-        NoNetwork,
+    // The state machine only echoes: the cost measured is the loop and the log fsync.
+    let handle = single_node::start(
+        log,
         now_micros,
         RunnerConfig {
             tick: Duration::from_millis(100),
             queue: 100_000,
         },
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while status(&handle).role != raft_node::Role::Leader {
-        assert!(
-            Instant::now() < deadline,
-            "single node did not become leader"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let handle = Arc::new(handle);
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
@@ -101,13 +48,7 @@ fn run(proposers: usize, secs: u64) {
             let (handle, stop, ops) = (Arc::clone(&handle), Arc::clone(&stop), Arc::clone(&ops));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let (tx, rx) = mpsc::channel();
-                    let command = vec![b'x'; 150];
-                    handle.send(Command::Propose {
-                        command,
-                        deadline: Instant::now() + Duration::from_secs(10),
-                        reply: Box::new(move |r| drop(tx.send(r))),
-                    });
+                    let rx = propose(&handle, vec![b'x'; 150]);
                     if let Ok(Ok(_)) = rx.recv() {
                         ops.fetch_add(1, Ordering::Relaxed);
                     }

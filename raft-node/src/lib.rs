@@ -1,15 +1,15 @@
 //! # raft-node — replication for kvs-raft
 //!
 //! One raft-rs group per site. This crate owns the Raft log storage, the ready loop that owns `RawNode`,
-//! the peer transport, and the wiring of all three behind one entry point, [`Group::start`]. It talks to
-//! the state machine through a trait and never names `rocksdb::` types in its public API
-//! (`storage/db.rs` is its only file that imports `rocksdb`).
+//! the peer transport, and the wiring of all three behind one entry point, [`Group::start`]. Its tests
+//! include the deterministic fault simulator (`tests/sim/`), whose reusable tools (linearizability
+//! checker, in-memory log, stub state machines) live in the dev-only `testkit` crate. It talks to the
+//! state machine through a trait and never names `rocksdb::` types in its public API (`storage/db.rs` is
+//! its only file that imports `rocksdb`).
 
 pub mod error;
 mod group;
 mod hlc;
-pub mod linearizability;
-pub mod mem_log;
 pub mod membership;
 pub mod node;
 mod payload;

@@ -7,12 +7,8 @@
 #![cfg(feature = "failpoints")]
 
 #[path = "sim/cluster.rs"]
-#[allow(dead_code)] // the tamper helpers serve the sim target only
+#[allow(dead_code)] // `run_and_take_history` serves the sim target only
 mod cluster;
-#[path = "sim/net.rs"]
-mod net;
-#[path = "sim/rng.rs"]
-mod rng;
 
 use cluster::{Sim, SimConfig};
 

@@ -1,98 +1,25 @@
 //! The production loop: one thread owns the node; callers get exactly one reply per command, including
 //! after shutdown (never a hung request).
 
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use raft::prelude::Message;
-use raft_node::mem_log::MemLog;
-use raft_node::runner::{self, NodeHandle, RunnerConfig, Transport};
-use raft_node::{Command, Committed, Error, Node, NodeConfig, NodeStatus, Role, StateMachine};
-
-struct NoNetwork;
-impl Transport for NoNetwork {
-    fn send(&mut self, _msgs: Vec<Message>) {}
-}
-
-/// Echoes each command back, prefixed with the entry index.
-#[derive(Default)]
-struct Echo {
-    applied: (u64, u64),
-}
-
-impl StateMachine for Echo {
-    type Output = Vec<u8>;
-    fn applied(&self) -> (u64, u64) {
-        self.applied
-    }
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
-        self.applied = (index, ts);
-        Ok(commands.iter().map(|c| c.to_vec()).collect())
-    }
-    fn flush(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn install_snapshot(
-        &mut self,
-        _image: &mut dyn Iterator<Item = Vec<u8>>,
-    ) -> Result<(u64, u64), Error> {
-        Err(Error::StateMachine(
-            "this test never compacts its log".into(),
-        ))
-    }
-}
-
-fn status(handle: &NodeHandle<Vec<u8>>) -> NodeStatus {
-    let (tx, rx) = mpsc::channel();
-    handle.send(Command::Status {
-        reply: Box::new(move |s| drop(tx.send(s))),
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("status reply")
-}
-
-fn propose(
-    handle: &NodeHandle<Vec<u8>>,
-    command: Vec<u8>,
-) -> mpsc::Receiver<Result<Committed<Vec<u8>>, Error>> {
-    let (tx, rx) = mpsc::channel();
-    handle.send(Command::Propose {
-        command,
-        deadline: Instant::now() + Duration::from_secs(10),
-        reply: Box::new(move |r| drop(tx.send(r))),
-    });
-    rx
-}
+use raft_node::runner::{NodeHandle, RunnerConfig};
+use raft_node::Error;
+use testkit::mem_log::MemLog;
+use testkit::single_node::{self, propose, status};
 
 fn single_node() -> NodeHandle<Vec<u8>> {
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
-    let node = Node::new(
-        NodeConfig::new(1),
+    let micros = AtomicU64::new(1_000_000);
+    let clock = move || micros.fetch_add(1, Ordering::Relaxed);
+    single_node::start(
         MemLog::bootstrap(vec![1]),
-        Echo::default(),
-        &logger,
-    )
-    .unwrap();
-    let micros = std::sync::atomic::AtomicU64::new(1_000_000);
-    let clock = move || micros.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let handle = runner::spawn(
-        node,
-        NoNetwork,
         clock,
         RunnerConfig {
             tick: Duration::from_millis(5),
             queue: 10_000,
         },
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&handle).role != Role::Leader {
-        assert!(
-            Instant::now() < deadline,
-            "a single voter must elect itself"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    handle
+    )
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_node::linearizability::{check, CheckBudget, CheckResult, Event, Op, Outcome, Ret};
+use testkit::linearizability::{check, CheckBudget, CheckResult, Event, Op, Outcome, Ret};
 use tokio::task::JoinHandle;
 
 use super::http::{Http, HttpError, Resp};

@@ -5,12 +5,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raft_node::linearizability::{self, CheckResult, Event, Model, Op, Outcome, Ret};
-use raft_node::mem_log::MemLog;
-use raft_node::{Command, Committed, Error, Node, NodeConfig, Role, StagedImage, StateMachine};
-
-use crate::net::Net;
-use crate::rng::Rng;
+use raft_node::{Command, Committed, Error, Node, NodeConfig, Role};
+use testkit::history::{outcome_of_error, History};
+use testkit::kv_machine::{Disk, Images, KvMachine};
+use testkit::linearizability::{CheckResult, Event, Op, Outcome, Ret};
+use testkit::mem_log::MemLog;
+use testkit::net::Net;
+use testkit::op_codec::{decode_ret, encode_op};
+use testkit::rng::Rng;
 
 const STEP_MS: u64 = 10;
 const TICK_MS: u64 = 100;
@@ -49,196 +51,6 @@ impl SimConfig {
     }
 }
 
-/// A state machine image as it exists somewhere: the model and its applied (index, ts).
-type Image = (Model, (u64, u64));
-
-/// Images "on the wire": a snapshot's single chunk is a token naming one of these (the sim does not
-/// serialize the model; the token travels through the real `StagedImage` / `install_snapshot` path).
-pub type Images = Arc<Mutex<BTreeMap<u64, Image>>>;
-
-/// The simulated state machine: the checker's sequential model, plus the applied index. `flush` and
-/// `install_snapshot` write a durable copy (`disk`, which survives a crash like the `MemLog`); a restarted
-/// node starts from that copy and replays the log after it.
-pub struct KvMachine {
-    model: Model,
-    applied: (u64, u64),
-    disk: Arc<Mutex<Option<Image>>>,
-    images: Images,
-}
-
-impl KvMachine {
-    fn restore(disk: Arc<Mutex<Option<Image>>>, images: Images) -> Self {
-        let (model, applied) = disk.lock().unwrap().clone().unwrap_or_default();
-        KvMachine {
-            model,
-            applied,
-            disk,
-            images,
-        }
-    }
-
-    fn image(&self) -> Image {
-        (self.model.clone(), self.applied)
-    }
-}
-
-/// A received image in the simulator: one chunk carrying the token of an entry in [`Images`].
-pub struct SimImage(pub u64);
-
-impl StagedImage for SimImage {
-    fn chunks(&self) -> Box<dyn Iterator<Item = Vec<u8>> + '_> {
-        Box::new(std::iter::once(self.0.to_be_bytes().to_vec()))
-    }
-}
-
-impl StateMachine for KvMachine {
-    type Output = Vec<u8>;
-    fn applied(&self) -> (u64, u64) {
-        self.applied
-    }
-
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
-        assert!(
-            index > self.applied.0,
-            "entry {index} applied twice (applied {})",
-            self.applied.0
-        );
-        assert!(
-            ts >= self.applied.1,
-            "commit ts went back: {ts} after {}",
-            self.applied.1
-        );
-        let mut out = Vec::with_capacity(commands.len());
-        for c in commands {
-            let op = decode_op(c).ok_or(Error::Invalid("undecodable command"))?;
-            out.push(encode_ret(self.model.apply(&op)));
-        }
-        self.applied = (index, ts);
-        Ok(out)
-    }
-
-    fn flush(&mut self) -> Result<(), Error> {
-        *self.disk.lock().unwrap() = Some(self.image());
-        Ok(())
-    }
-
-    fn install_snapshot(
-        &mut self,
-        image: &mut dyn Iterator<Item = Vec<u8>>,
-    ) -> Result<(u64, u64), Error> {
-        let token = image
-            .next()
-            .and_then(|c| <[u8; 8]>::try_from(c.as_slice()).ok())
-            .map(u64::from_be_bytes)
-            .ok_or(Error::StateMachine("bad simulated image".into()))?;
-        let (model, applied) = self
-            .images
-            .lock()
-            .unwrap()
-            .get(&token)
-            .cloned()
-            .ok_or(Error::StateMachine("unknown simulated image".into()))?;
-        self.model = model;
-        self.applied = applied;
-        *self.disk.lock().unwrap() = Some(self.image());
-        Ok(applied)
-    }
-}
-
-// Commands are the checker's ops, encoded with a tag byte and length-prefixed fields.
-fn encode_op(op: &Op) -> Vec<u8> {
-    let mut out = Vec::new();
-    let field = |out: &mut Vec<u8>, b: &[u8]| {
-        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-        out.extend_from_slice(b);
-    };
-    match op {
-        Op::Put { key, value } => {
-            out.push(1);
-            field(&mut out, key);
-            field(&mut out, value);
-        }
-        Op::Delete { key } => {
-            out.push(2);
-            field(&mut out, key);
-        }
-        Op::Get { key } => {
-            out.push(3);
-            field(&mut out, key);
-        }
-        Op::Cas { key, expected, new } => {
-            out.push(if expected.is_some() { 4 } else { 5 });
-            field(&mut out, key);
-            field(&mut out, expected.as_deref().unwrap_or_default());
-            field(&mut out, new);
-        }
-        Op::Incr { key, delta } => {
-            out.push(6);
-            field(&mut out, key);
-            field(&mut out, &delta.to_be_bytes());
-        }
-        Op::Checkpoint { entity } => {
-            out.push(7);
-            field(&mut out, entity);
-        }
-    }
-    out
-}
-
-fn decode_op(b: &[u8]) -> Option<Op> {
-    let (&tag, mut rest) = b.split_first()?;
-    let mut field = || -> Option<Vec<u8>> {
-        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let v = rest.get(4..4 + len)?.to_vec();
-        rest = &rest[4 + len..];
-        Some(v)
-    };
-    Some(match tag {
-        1 => Op::Put {
-            key: field()?,
-            value: field()?,
-        },
-        2 => Op::Delete { key: field()? },
-        3 => Op::Get { key: field()? },
-        4 | 5 => {
-            let (key, expected, new) = (field()?, field()?, field()?);
-            Op::Cas {
-                key,
-                expected: (tag == 4).then_some(expected),
-                new,
-            }
-        }
-        6 => Op::Incr {
-            key: field()?,
-            delta: i64::from_be_bytes(field()?.try_into().ok()?),
-        },
-        7 => Op::Checkpoint { entity: field()? },
-        _ => return None,
-    })
-}
-
-fn encode_ret(r: Option<Ret>) -> Vec<u8> {
-    match r {
-        None => vec![0],
-        Some(Ret::Done) => vec![1],
-        Some(Ret::Value(_)) => vec![2], // reads are not proposed
-        Some(Ret::Swapped(s)) => vec![3, u8::from(s)],
-        Some(Ret::Counter(v)) => [&[4u8][..], &v.to_be_bytes()].concat(),
-        Some(Ret::Epoch(e)) => [&[5u8][..], &e.to_be_bytes()].concat(),
-    }
-}
-
-fn decode_ret(b: &[u8]) -> Option<Option<Ret>> {
-    Some(match b.split_first()? {
-        (0, _) => None,
-        (1, _) => Some(Ret::Done),
-        (3, [s]) => Some(Ret::Swapped(*s == 1)),
-        (4, v) => Some(Ret::Counter(i64::from_be_bytes(v.try_into().ok()?))),
-        (5, v) => Some(Ret::Epoch(u64::from_be_bytes(v.try_into().ok()?))),
-        _ => return None,
-    })
-}
-
 enum Answer {
     Write(Result<Committed<Vec<u8>>, Error>),
     Read(Result<u64, Error>),
@@ -259,14 +71,13 @@ pub struct Sim {
     now: u64,
     nodes: BTreeMap<u64, Option<Node<MemLog, KvMachine>>>,
     logs: BTreeMap<u64, MemLog>,
-    disks: BTreeMap<u64, Arc<Mutex<Option<Image>>>>,
+    disks: BTreeMap<u64, Disk>,
     images: Images,
-    next_image: u64,
     snapshots: u64,
     restart_at: BTreeMap<u64, u64>,
     net: Net,
     clients: Vec<Client>,
-    history: Vec<Event>,
+    history: History,
     /// (client, history index of the request, answer)
     inbox: Arc<Mutex<Vec<(usize, usize, Answer)>>>,
     leaders: HashMap<u64, u64>,
@@ -302,15 +113,6 @@ impl fmt::Display for Stats {
     }
 }
 
-fn outcome_of_error(e: &Error) -> Outcome {
-    match e {
-        Error::NotLeader { .. } | Error::Dropped | Error::Overloaded | Error::Stopped => {
-            Outcome::Failed
-        }
-        _ => Outcome::Unknown,
-    }
-}
-
 impl Sim {
     /// Simulated time `ms` as an `Instant` for the nodes' deadlines: an offset from one base taken at
     /// start, so every comparison the nodes make depends only on simulated time.
@@ -343,12 +145,11 @@ impl Sim {
             logs,
             disks: BTreeMap::new(),
             images: Images::default(),
-            next_image: 0,
             snapshots: 0,
             restart_at: BTreeMap::new(),
             net,
             clients,
-            history: Vec::new(),
+            history: History::default(),
             inbox: Arc::new(Mutex::new(Vec::new())),
             leaders: HashMap::new(),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
@@ -366,6 +167,7 @@ impl Sim {
         // raft-rs would draw the election timeout from its own RNG; pin it from the seed instead.
         let timeout = self.rng.range(10, 20) as usize;
         let cfg = NodeConfig {
+            // The simulator's own timing (in its 100 ms ticks), not the production defaults.
             election_tick: 10,
             heartbeat_tick: 3,
             election_timeout_range: Some((timeout, timeout + 1)),
@@ -405,9 +207,7 @@ impl Sim {
         let Some(Some(receiver)) = self.nodes.get_mut(&to) else {
             return self.report_snapshot(from, to, false);
         };
-        self.next_image += 1;
-        self.images.lock().unwrap().insert(self.next_image, image);
-        receiver.step_snapshot(msg, Box::new(SimImage(self.next_image)));
+        receiver.step_snapshot(msg, Box::new(self.images.send(image)));
         self.snapshots += 1;
         self.report_snapshot(from, to, true);
     }
@@ -517,19 +317,11 @@ impl Sim {
     fn issue(&mut self, client: usize) {
         let op = self.random_op();
         let target = self.clients[client].target;
-        let idx = self.history.len();
-        self.history.push(Event {
-            client: client as u64,
-            op: op.clone(),
-            invoke: self.now,
-            complete: None,
-            outcome: Outcome::Unknown,
-        });
+        let idx = self.history.invoke(client as u64, op.clone(), self.now);
         let deadline = self.instant(self.now + REQUEST_TIMEOUT_MS);
         let Some(Some(node)) = self.nodes.get_mut(&target) else {
             // Connection refused: nothing was sent.
-            self.history[idx].complete = Some(self.now);
-            self.history[idx].outcome = Outcome::Failed;
+            self.history.complete(idx, self.now, Outcome::Failed);
             self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
             self.clients[client].next_at = self.now + 20;
             return;
@@ -571,7 +363,7 @@ impl Sim {
         let outcome = match answer {
             Answer::Read(Ok(_)) => match (&op, self.nodes.get(&node_id)) {
                 (Op::Get { key }, Some(Some(node))) => Outcome::Ok(Ret::Value(
-                    node.state_machine().model.get(key).map(<[u8]>::to_vec),
+                    node.state_machine().model().get(key).map(<[u8]>::to_vec),
                 )),
                 _ => Outcome::Failed,
             },
@@ -596,8 +388,7 @@ impl Sim {
         if matches!(outcome, Outcome::Failed) && op.is_read_only() {
             self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
         }
-        self.history[idx].complete = Some(self.now);
-        self.history[idx].outcome = outcome;
+        self.history.complete(idx, self.now, outcome);
         self.clients[client].next_at = self.now + self.rng.range(0, 60);
     }
 
@@ -627,7 +418,7 @@ impl Sim {
                 self.report_snapshot(msg.from, msg.to, false);
             }
         }
-        if self.now % TICK_MS == 0 {
+        if self.now.is_multiple_of(TICK_MS) {
             let now = self.instant(self.now);
             self.nodes
                 .values_mut()
@@ -671,7 +462,7 @@ impl Sim {
         // Clients give up after a second: the op's outcome stays unknown and the client tries another node.
         for c in 0..self.clients.len() {
             if let Some((idx, _, _)) = self.clients[c].busy {
-                if self.history[idx].invoke + CLIENT_TIMEOUT_MS <= self.now {
+                if self.history.events()[idx].invoke + CLIENT_TIMEOUT_MS <= self.now {
                     self.clients[c].busy = None;
                     self.clients[c].target = 1 + self.rng.below(self.cfg.nodes);
                     self.clients[c].next_at = self.now;
@@ -817,7 +608,7 @@ impl Sim {
         }
         // Applied state identical everywhere.
         for n in &nodes[1..] {
-            if n.state_machine().model != nodes[0].state_machine().model {
+            if n.state_machine().model() != nodes[0].state_machine().model() {
                 return Err(format!(
                     "state of node {} differs from node {}",
                     n.id(),
@@ -828,42 +619,32 @@ impl Sim {
         // The final state, read after every operation ended, joins the history: acknowledged writes must be
         // in it (the checker rejects a lost write as a non-linearizable final read).
         let end = self.now + 1;
-        let model = &nodes[0].state_machine().model;
+        let model = nodes[0].state_machine().model();
         for (i, key) in KEYS.iter().enumerate() {
             let value = model.get(key.as_bytes()).map(<[u8]>::to_vec);
-            self.history.push(Event {
-                client: 1000 + i as u64,
-                op: Op::get(key.as_bytes()),
-                invoke: end,
-                complete: Some(end + 1),
-                outcome: Outcome::Ok(Ret::Value(value)),
-            });
+            let read = self
+                .history
+                .invoke(1000 + i as u64, Op::get(key.as_bytes()), end);
+            self.history
+                .complete(read, end + 1, Outcome::Ok(Ret::Value(value)));
         }
         // Counters: the final value is within [acknowledged, acknowledged + unknown] increments.
-        let incr = |o: &dyn Fn(&Outcome) -> bool| {
-            self.history
-                .iter()
-                .filter(|e| {
-                    matches!(&e.op, Op::Incr { key, .. } if key == COUNTER.as_bytes())
-                        && o(&e.outcome)
-                })
-                .count() as i64
-        };
-        let (ok, unknown) = (
-            incr(&|o| matches!(o, Outcome::Ok(_))),
-            incr(&|o| matches!(o, Outcome::Unknown)),
-        );
+        let bounds = self
+            .history
+            .counter_bounds(COUNTER.as_bytes())
+            .expect("the counter is only incremented by 1");
         let counter: i64 = model
             .get(COUNTER.as_bytes())
             .map_or(Ok(0), |v| std::str::from_utf8(v).unwrap().parse())
             .unwrap();
-        if counter < ok || counter > ok + unknown {
+        if !bounds.contains(&counter) {
             return Err(format!(
-                "counter {counter} outside [{ok}, {}]",
-                ok + unknown
+                "counter {counter} outside [{}, {}]",
+                bounds.start(),
+                bounds.end()
             ));
         }
-        match linearizability::check(&self.history, Default::default()) {
+        match self.history.check() {
             CheckResult::Linearizable => Ok(()),
             other => Err(format!("history not linearizable: {other:?}")),
         }
@@ -886,16 +667,6 @@ impl Sim {
     pub fn run_and_take_history(&mut self) -> Result<Vec<Event>, String> {
         self.simulate()?;
         self.check()?;
-        Ok(std::mem::take(&mut self.history))
+        Ok(std::mem::take(&mut self.history).into_events())
     }
-}
-
-/// Alter the value of one acknowledged, non-empty read to one never written.
-pub fn tamper(history: &[Event]) -> Option<Vec<Event>> {
-    let mut h = history.to_vec();
-    let e = h
-        .iter_mut()
-        .find(|e| matches!(&e.outcome, Outcome::Ok(Ret::Value(Some(_)))))?;
-    e.outcome = Outcome::Ok(Ret::Value(Some(b"never-written".to_vec())));
-    Some(h)
 }

@@ -7,8 +7,6 @@
 //! become named regression tests at the bottom of this file.
 
 mod cluster;
-mod net;
-mod rng;
 
 use cluster::{Sim, SimConfig};
 
@@ -64,9 +62,10 @@ fn a_tampered_history_is_rejected() {
     let history = sim
         .run_and_take_history()
         .expect("seed 7 passes untampered");
-    let tampered = cluster::tamper(&history).expect("history has an acknowledged read to alter");
-    match raft_node::linearizability::check(&tampered, Default::default()) {
-        raft_node::linearizability::CheckResult::NotLinearizable { .. } => {}
+    let tampered =
+        testkit::history::tamper(&history).expect("history has an acknowledged read to alter");
+    match testkit::linearizability::check(&tampered, Default::default()) {
+        testkit::linearizability::CheckResult::NotLinearizable { .. } => {}
         other => panic!("tampered history accepted: {other:?}"),
     }
 }

@@ -5,9 +5,8 @@
 use raft::prelude::{ConfState, Snapshot};
 use raft::storage::MemStorage;
 
-use crate::error::Error;
-use crate::storage::LogStorage;
-use crate::storage::LogWrite;
+use raft_node::storage::LogWrite;
+use raft_node::{Error, LogStorage};
 
 #[derive(Clone, Default)]
 pub struct MemLog {
