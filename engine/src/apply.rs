@@ -10,12 +10,15 @@ use crate::keys;
 use crate::op::{Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
 use crate::values;
 
+/// The newest version of a key: its value (`None` for a tombstone) and its ts.
+pub type Version = (Option<Vec<u8>>, u64);
+
 /// Read access to the committed state, as of the last applied entry.
 pub trait StateView {
     /// The entity's current epoch (0 if it never crossed a checkpoint).
     fn current_epoch(&self, entity: &[u8]) -> Result<u64, Error>;
     /// The newest version of `key` in `epoch`: `Some(None)` is a tombstone.
-    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error>;
+    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<Version>, Error>;
 }
 
 /// What applying one entry does.
@@ -308,7 +311,7 @@ mod tests {
                 None => Ok(0),
             }
         }
-        fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
+        fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<Version>, Error> {
             let prefix = keys::version_prefix(key, epoch);
             match self
                 .0

@@ -139,8 +139,11 @@ pub fn push_record(payload: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<()
     Ok(())
 }
 
+/// One record of a snapshot: a key and its value, borrowed from the payload.
+pub type Record<'a> = (&'a [u8], &'a [u8]);
+
 /// Split a records payload into `(key, value)` pairs.
-pub fn parse_records(mut payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>, Error> {
+pub fn parse_records(mut payload: &[u8]) -> Result<Vec<Record<'_>>, Error> {
     let mut out = Vec::new();
     let take = |p: &mut &[u8]| -> Result<usize, Error> {
         if p.len() < 4 {

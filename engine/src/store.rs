@@ -16,6 +16,9 @@ use rocksdb::{
 };
 
 use crate::error::Error;
+
+/// A key and its value, borrowed from a cursor.
+pub type Entry<'a> = (&'a [u8], &'a [u8]);
 use crate::gc::{GcShared, VersionGc};
 
 /// Sizes that bound RocksDB's memory (see the crate docs for the budget formula).
@@ -296,7 +299,7 @@ impl Cursor<'_> {
         self.it.prev()
     }
     /// The current entry, or `None` at the end; an I/O error of the iterator is returned, not hidden.
-    pub fn entry(&self) -> Result<Option<(&[u8], &[u8])>, Error> {
+    pub fn entry(&self) -> Result<Option<Entry<'_>>, Error> {
         if self.it.valid() {
             return Ok(self.it.key().zip(self.it.value()));
         }

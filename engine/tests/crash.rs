@@ -17,7 +17,7 @@ fn ops_for(index: u64) -> Vec<Op> {
         Op::put(format!("k/{index}"), index.to_string()),
         Op::incr(b"p/score", i64::try_from(index).unwrap()),
     ];
-    if index % 7 == 0 {
+    if index.is_multiple_of(7) {
         ops.push(Op::checkpoint(b"q", format!("cp{index}"), vec![]));
     }
     ops
@@ -68,7 +68,7 @@ fn verify(dir: &Path, acked: u64) -> u64 {
     );
     for i in 1..=applied {
         assert_eq!(get(&format!("k/{i}")), Some(i.to_string()), "entry {i}");
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             assert!(
                 engine
                     .crossed(b"q", format!("cp{i}").as_bytes())

@@ -131,10 +131,13 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// One version in the model: (epoch, ts, value; `None` for a delete).
+type ModelVersion = (u64, u64, Option<Vec<u8>>);
+
 /// The reference model: every version ever written, plus each entity's epoch history.
 #[derive(Clone, Default)]
 struct Model {
-    versions: BTreeMap<Vec<u8>, Vec<(u64, u64, Option<Vec<u8>>)>>,
+    versions: BTreeMap<Vec<u8>, Vec<ModelVersion>>,
     epochs: BTreeMap<Vec<u8>, Vec<(u64, u64)>>,
     crossings: BTreeMap<(Vec<u8>, Vec<u8>), Crossing>,
     safepoint: u64,

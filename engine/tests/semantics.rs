@@ -507,7 +507,7 @@ fn incr_counts_exactly_and_txn_compares_on_stored_state() {
         success: vec![put("p/score", "0"), checkpoint("p", "reset")],
         failure: vec![],
     };
-    let r = f.apply(&[txn.clone()]);
+    let r = f.apply(std::slice::from_ref(&txn));
     assert!(matches!(&r[0], Ok(OpOutcome::Txn { succeeded: true, results }) if results.len() == 2));
     f.tick(1);
     let r = f.apply(&[txn]);

@@ -20,8 +20,10 @@ fn now_micros() -> u64 {
 fn run(proposers: usize, secs: u64) {
     let dir = tempfile::TempDir::new().unwrap();
     let log = LogStore::open(dir.path(), "bench").unwrap();
-    let mut cs = raft::prelude::ConfState::default();
-    cs.voters = vec![1];
+    let cs = raft::prelude::ConfState {
+        voters: vec![1],
+        ..Default::default()
+    };
     log.persist(&LogWrite {
         entries: vec![],
         hard_state: None,

@@ -71,10 +71,10 @@ pub fn default_of(key: &str) -> Option<String> {
 pub fn duration(d: Duration) -> String {
     let us = d.as_micros();
     match () {
-        _ if us % 3_600_000_000 == 0 && us > 0 => format!("{}h", us / 3_600_000_000),
-        _ if us % 60_000_000 == 0 && us > 0 => format!("{}m", us / 60_000_000),
-        _ if us % 1_000_000 == 0 => format!("{}s", us / 1_000_000),
-        _ if us % 1_000 == 0 => format!("{}ms", us / 1_000),
+        _ if us.is_multiple_of(3_600_000_000) && us > 0 => format!("{}h", us / 3_600_000_000),
+        _ if us.is_multiple_of(60_000_000) && us > 0 => format!("{}m", us / 60_000_000),
+        _ if us.is_multiple_of(1_000_000) => format!("{}s", us / 1_000_000),
+        _ if us.is_multiple_of(1_000) => format!("{}ms", us / 1_000),
         _ => format!("{us}us"),
     }
 }
@@ -82,7 +82,7 @@ pub fn duration(d: Duration) -> String {
 /// A size in the largest binary unit that states it exactly (`1MiB`, `64MiB`, `4KiB`, `1000`).
 pub fn size(n: u64) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if n > 0 && n % (1 << shift) == 0 {
+        if n > 0 && n.is_multiple_of(1 << shift) {
             return format!("{}{unit}", n >> shift);
         }
     }

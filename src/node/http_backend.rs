@@ -217,7 +217,7 @@ async fn refresh(site: Arc<Replica>, shared: Arc<Shared>) {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Some((Instant::now(), status));
         }
-        if ticks % PROBE_EVERY_REFRESHES == 0 {
+        if ticks.is_multiple_of(PROBE_EVERY_REFRESHES) {
             let probe = site.data_dir().write_probe();
             let ok = tokio::task::spawn_blocking(move || {
                 std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))

@@ -146,12 +146,15 @@ fn next_op(rng: &mut Rng, client: u64, n: u64, reader: bool) -> Op {
     }
 }
 
+/// One simulated client: its id, the nodes it sends to (id, address), and whether it only reads.
+type Client = (u64, Vec<(u64, SocketAddr)>, bool);
+
 impl Load {
     pub fn start(http: &Http, clock: Clock, spec: &LoadSpec) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let http = http.with_timeout(spec.timeout);
         let mut tasks = Vec::new();
-        let mut clients: Vec<(u64, Vec<(u64, SocketAddr)>, bool)> = (0..spec.writers)
+        let mut clients: Vec<Client> = (0..spec.writers)
             .map(|c| (c, spec.targets.clone(), false))
             .collect();
         for c in 0..spec.readers {

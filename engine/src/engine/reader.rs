@@ -1,7 +1,7 @@
 //! [`Reader`]: the read path against one consistent RocksDB snapshot — an entity's epoch at a ts, a key's
 //! version at a ts, point reads and scans — and the apply planner's view of the latest state.
 
-use crate::apply::StateView;
+use crate::apply::{StateView, Version};
 use crate::error::Error;
 use crate::keys;
 use crate::op::Versioned;
@@ -40,7 +40,7 @@ impl Reader<'_> {
         key: &[u8],
         epoch: u64,
         at: u64,
-    ) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
+    ) -> Result<Option<Version>, Error> {
         let prefix = keys::version_prefix(key, epoch);
         let mut cur = self.view.cursor(keys::prefix_end(&prefix));
         cur.seek(&keys::seek_at(&prefix, at));
@@ -133,7 +133,7 @@ impl StateView for Reader<'_> {
         self.epoch_at(entity, u64::MAX)
     }
 
-    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<(Option<Vec<u8>>, u64)>, Error> {
+    fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<Version>, Error> {
         self.version_at(key, epoch, u64::MAX)
     }
 }

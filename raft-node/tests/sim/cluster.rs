@@ -41,7 +41,7 @@ impl SimConfig {
     pub fn for_seed(seed: u64) -> Self {
         SimConfig {
             seed,
-            nodes: if seed % 2 == 0 { 3 } else { 5 },
+            nodes: if seed.is_multiple_of(2) { 3 } else { 5 },
             clients: 3,
             active_ms: 12_000,
             settle_ms: 15_000,
@@ -469,7 +469,7 @@ impl Sim {
                 }
             }
         }
-        if self.now % 1000 == 0 && std::env::var("KVS_RAFT_SIM_DEBUG").is_ok() {
+        if self.now.is_multiple_of(1000) && std::env::var("KVS_RAFT_SIM_DEBUG").is_ok() {
             let st: Vec<String> = self
                 .nodes
                 .values()

@@ -49,8 +49,10 @@ async fn overloaded_backend_is_429_with_retry_after() {
 
 #[tokio::test]
 async fn the_in_flight_proposal_bound_answers_429_instead_of_queueing() {
-    let mut limits = Limits::default();
-    limits.max_inflight_proposals = 1;
+    let limits = Limits {
+        max_inflight_proposals: 1,
+        ..Limits::default()
+    };
     let api = Api::with_limits(limits);
     api.fake.set_delay(Duration::from_millis(300));
     let (a, b) = tokio::join!(api.put("/v1/kv/a", "1"), async {
@@ -77,8 +79,10 @@ async fn unknown_outcome_is_504() {
 
 #[tokio::test]
 async fn a_write_past_its_deadline_is_504_unknown_outcome_and_may_still_apply() {
-    let mut limits = Limits::default();
-    limits.request_timeout = Duration::from_millis(100);
+    let limits = Limits {
+        request_timeout: Duration::from_millis(100),
+        ..Limits::default()
+    };
     let api = Api::with_limits(limits);
     api.fake.set_delay(Duration::from_millis(400));
     let r = api.put("/v1/kv/k", "v").await;
@@ -96,8 +100,10 @@ async fn a_write_past_its_deadline_is_504_unknown_outcome_and_may_still_apply() 
 
 #[tokio::test]
 async fn a_read_past_its_deadline_is_504_timeout() {
-    let mut limits = Limits::default();
-    limits.request_timeout = Duration::from_millis(100);
+    let limits = Limits {
+        request_timeout: Duration::from_millis(100),
+        ..Limits::default()
+    };
     let api = Api::with_limits(limits);
     api.fake.set_delay(Duration::from_millis(400));
     let r = api.get("/v1/kv/k").await;

@@ -141,8 +141,10 @@ async fn batch_ops_are_independent_with_one_result_each() {
 
 #[tokio::test]
 async fn batch_refuses_empty_and_too_many_ops_and_nested_txns() {
-    let mut limits = crate::http::Limits::default();
-    limits.max_ops = 2;
+    let limits = crate::http::Limits {
+        max_ops: 2,
+        ..crate::http::Limits::default()
+    };
     let api = Api::with_limits(limits);
     let r = api.post_json("/v1/batch", &json!({"ops": []})).await;
     assert_eq!(r.err(), (400, "bad_request".into()));
