@@ -22,7 +22,7 @@ const CAUGHT_UP_ENTRIES: u64 = 1_000;
 
 #[derive(Clone)]
 pub struct ReplicaBackend {
-    site: Arc<Replica>,
+    replica: Arc<Replica>,
     shared: Arc<Shared>,
 }
 
@@ -32,14 +32,14 @@ struct Shared {
 }
 
 impl ReplicaBackend {
-    /// Wrap `site` and start the status refresher (it stops when the replica shuts down).
-    pub fn new(site: Arc<Replica>) -> Self {
+    /// Wrap `replica` and start the status refresher (it stops when the replica shuts down).
+    pub fn new(replica: Arc<Replica>) -> Self {
         let shared = Arc::new(Shared {
             status: RwLock::new(None),
             disk_writable: AtomicBool::new(true),
         });
-        tokio::spawn(refresh(site.clone(), shared.clone()));
-        ReplicaBackend { site, shared }
+        tokio::spawn(refresh(replica.clone(), shared.clone()));
+        ReplicaBackend { replica, shared }
     }
 
     fn cached(&self) -> Option<NodeStatus> {
@@ -56,8 +56,8 @@ impl ReplicaBackend {
     fn metrics_sample(&self) -> crate::metrics::NodeSample {
         crate::metrics::NodeSample {
             status: self.cached(),
-            transport: self.site.transport_counters(),
-            engine: self.site.engine().stats(),
+            transport: self.replica.transport_counters(),
+            engine: self.replica.engine().stats(),
             rss_bytes: crate::metrics::process_rss_bytes(),
         }
     }
@@ -65,7 +65,7 @@ impl ReplicaBackend {
     /// The client address of `id` (the leader, usually), from the latest membership table.
     fn client_addr(&self, id: Option<u64>) -> Option<String> {
         let id = id?;
-        self.site
+        self.replica
             .membership()
             .members
             .get(&id)
@@ -75,7 +75,7 @@ impl ReplicaBackend {
 
     fn not_leader(&self, hint: Option<u64>) -> BackendError {
         let hint = hint.or_else(|| self.cached().and_then(|s| s.leader));
-        if hint == Some(self.site.id()) {
+        if hint == Some(self.replica.id()) {
             // We are (again) the leader: the caller may simply retry here.
             return BackendError::NoQuorum;
         }
@@ -124,7 +124,7 @@ impl ReplicaBackend {
     }
 
     fn read_info(&self, stale_by_ms: Option<u64>) -> ReadInfo {
-        let applied = self.site.engine().applied();
+        let applied = self.replica.engine().applied();
         ReadInfo {
             applied_index: applied.index,
             applied_ts: applied.ts,
@@ -181,7 +181,7 @@ impl ReplicaBackend {
             })
             .collect();
         ClusterView {
-            cluster_id: self.site.cluster_id().to_string(),
+            cluster_id: self.replica.cluster_id().to_string(),
             leader: status.leader,
             term: status.term,
             members,
@@ -194,7 +194,7 @@ impl ReplicaBackend {
     }
 
     async fn status(&self, deadline: Instant) -> Result<NodeStatus, BackendError> {
-        self.site
+        self.replica
             .status(deadline)
             .await
             .map_err(|e| self.read_error(e))
@@ -206,11 +206,11 @@ const REFRESH_EVERY: Duration = Duration::from_millis(100);
 const PROBE_EVERY_REFRESHES: u64 = 50;
 
 /// Keep the cached status fresh and probe the data dir; stops when the replica shuts down.
-async fn refresh(site: Arc<Replica>, shared: Arc<Shared>) {
-    let shutdown = site.shutdown_token();
+async fn refresh(replica: Arc<Replica>, shared: Arc<Shared>) {
+    let shutdown = replica.shutdown_token();
     let mut ticks = 0u64;
     loop {
-        if let Ok(status) = site.status(Instant::now() + REFRESH_EVERY).await {
+        if let Ok(status) = replica.status(Instant::now() + REFRESH_EVERY).await {
             *shared
                 .status
                 .write()
@@ -218,7 +218,7 @@ async fn refresh(site: Arc<Replica>, shared: Arc<Shared>) {
                 Some((Instant::now(), status));
         }
         if ticks.is_multiple_of(PROBE_EVERY_REFRESHES) {
-            let probe = site.data_dir().write_probe();
+            let probe = replica.data_dir().write_probe();
             let ok = tokio::task::spawn_blocking(move || {
                 std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
             })
@@ -237,7 +237,7 @@ async fn refresh(site: Arc<Replica>, shared: Arc<Shared>) {
 
 impl Backend for ReplicaBackend {
     fn engine(&self) -> &engine::Engine {
-        self.site.engine()
+        self.replica.engine()
     }
 
     async fn propose(
@@ -245,7 +245,7 @@ impl Backend for ReplicaBackend {
         ops: Vec<engine::Op>,
         deadline: Instant,
     ) -> Result<Applied, BackendError> {
-        match self.site.propose(&ops, deadline).await {
+        match self.replica.propose(&ops, deadline).await {
             Ok((ts, outcomes)) => Ok(Applied { ts, outcomes }),
             Err(e) => Err(self.write_error(e)),
         }
@@ -258,14 +258,14 @@ impl Backend for ReplicaBackend {
     ) -> Result<ReadInfo, BackendError> {
         match c {
             Consistency::Linearizable => {
-                self.site
+                self.replica
                     .read_index(deadline)
                     .await
                     .map_err(|e| self.read_error(e))?;
                 Ok(self.read_info(None))
             }
             Consistency::Lease => {
-                self.site
+                self.replica
                     .lease_read(deadline)
                     .await
                     .map_err(|e| self.read_error(e))?;
@@ -287,27 +287,27 @@ impl Backend for ReplicaBackend {
     }
 
     async fn wait_applied_ts(&self, ts: u64, deadline: Instant) -> Result<(), BackendError> {
-        if self.site.engine().applied().ts >= ts {
+        if self.replica.engine().applied().ts >= ts {
             return Ok(());
         }
         if ts > engine::clock::wall_micros().saturating_add(1_000_000) {
             return Err(BackendError::Invalid("`at` lies in the future".to_string()));
         }
         // Everything committed so far is applied here after the barrier.
-        self.site
+        self.replica
             .read_index(deadline)
             .await
             .map_err(|e| self.read_error(e))?;
-        if self.site.engine().applied().ts >= ts {
+        if self.replica.engine().applied().ts >= ts {
             return Ok(());
         }
         // A quiet group: an empty entry gets a commit ts above `at` (the HLC is at least the leader's
         // clock), and once it is applied every entry with ts ≤ `at` is too (ts rise in log order).
-        match self.site.propose(&[], deadline).await {
+        match self.replica.propose(&[], deadline).await {
             Ok(_) => {}
             Err(e) => return Err(self.read_error(e)),
         }
-        while self.site.engine().applied().ts < ts {
+        while self.replica.engine().applied().ts < ts {
             if Instant::now() > deadline {
                 return Err(BackendError::NoQuorum);
             }
@@ -354,7 +354,7 @@ impl Backend for ReplicaBackend {
         } else {
             MembershipChange::AddVoter(member)
         };
-        self.site
+        self.replica
             .change_membership(change, deadline)
             .await
             .map_err(|e| self.admin_error(e))?;
@@ -362,7 +362,7 @@ impl Backend for ReplicaBackend {
     }
 
     async fn remove_member(&self, id: u64, deadline: Instant) -> Result<ClusterView, BackendError> {
-        self.site
+        self.replica
             .change_membership(MembershipChange::Remove(id), deadline)
             .await
             .map_err(|e| self.admin_error(e))?;
@@ -396,7 +396,7 @@ impl Backend for ReplicaBackend {
         if target == status.id {
             return Ok(());
         }
-        self.site
+        self.replica
             .transfer_leader(target, deadline)
             .await
             .map_err(|e| self.admin_error(e))?;

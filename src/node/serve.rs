@@ -104,12 +104,12 @@ pub async fn serve(
         }
         _ => BTreeMap::new(),
     };
-    let site = Arc::new(
+    let replica = Arc::new(
         Replica::start(replica_config(&cfg, known_peers), peer)
             .await
             .context("start the replica")?,
     );
-    let backend = ReplicaBackend::new(site.clone());
+    let backend = ReplicaBackend::new(replica.clone());
     let limits = cfg.limits.clone();
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(client, backend.clone(), limits, async move {
@@ -130,7 +130,7 @@ pub async fn serve(
         tracing::error!(error = %e, "HTTP server task failed");
     }
     // 2. Hand off leadership so the site keeps serving without waiting for an election timeout.
-    if let Ok(status) = site.status(Instant::now() + HAND_OFF_WITHIN).await {
+    if let Ok(status) = replica.status(Instant::now() + HAND_OFF_WITHIN).await {
         if status.role == Role::Leader && status.voters.len() > 1 {
             let started = Instant::now();
             match backend
@@ -145,7 +145,7 @@ pub async fn serve(
         }
     }
     // 3. Stop the replica (it makes the engine durable last).
-    site.shutdown().await?;
+    replica.shutdown().await?;
     tracing::info!("stopped");
     Ok(())
 }
