@@ -45,6 +45,10 @@ pub enum Error {
     /// The proposal definitely did not commit (its log slot went to another entry); safe to retry.
     #[error("proposal dropped; it was not applied")]
     Dropped,
+    /// The proposal's fate is not known here, or it was applied but its result is lost (it reached this
+    /// node inside a snapshot): it may or may not have taken effect. Never retry it automatically.
+    #[error("outcome unknown: the proposal may or may not have been applied")]
+    OutcomeUnknown,
     /// Too many requests queued or in flight; retry later. Nothing was proposed.
     #[error("overloaded")]
     Overloaded,

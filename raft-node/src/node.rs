@@ -8,9 +8,16 @@
 //! Reply rules (what a client can conclude):
 //! * `Ok` — applied; the reply carries the state machine's result.
 //! * [`Error::NotLeader`], [`Error::Dropped`], [`Error::Overloaded`] — definitely not applied; safe to retry.
-//!   A proposal is `Dropped` when the log index it was given is applied with another entry (another term).
-//! * [`Error::Timeout`], [`Error::ShuttingDown`] for a proposal — outcome unknown: it may still commit.
+//!   A proposal is `Dropped` only when its fate is proven: the committed entry at its log index has another
+//!   term, or a later committed entry has a higher term than the proposal's (terms never decrease along a
+//!   log, so its slot went to another entry).
+//! * [`Error::Timeout`], [`Error::ShuttingDown`], [`Error::OutcomeUnknown`] for a proposal — outcome
+//!   unknown: it may have been or still be applied. `OutcomeUnknown` settles a proposal whose slot this
+//!   node passed without applying it itself (a snapshot covered it, or the state machine had it already):
+//!   applied, but its result is lost, or not provably either way.
 //! * [`Error::Stopped`] — the command never reached raft (the loop is gone or stopping): not applied.
+//!
+//! Every proposal is settled by its identity, (index, term): see [`fate`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -262,8 +269,37 @@ type Queued<O> = (Vec<u8>, Waiter<Committed<O>>);
 /// The proposals of one entry, in command order; a proposal whose deadline passed is answered `Timeout`
 /// and leaves `None` behind, so the others still line up with the entry's outputs.
 struct PendingEntry<O> {
-    term: u64,
     waiters: Vec<Option<Waiter<Committed<O>>>>,
+}
+
+/// What is known of the entry this node proposed at `index` in `term` (as leader of `term`), once the
+/// committed entry at `at ≥ index` is known to have term `at_term` and everything up to `at` is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// It is in the committed log (and so applied).
+    Applied,
+    /// Its slot holds another entry: it can never be applied.
+    NotApplied,
+    /// Either could be true.
+    Unknown,
+}
+
+/// The fate of the proposal `(index, term)` given the committed entry `(at, at_term)`, `index ≤ at`.
+/// * `index == at`: ours exactly when the terms match (one leader per term, one entry per index).
+/// * `index < at`, `term == at_term`: the leader of `at_term` (this node) appended `at` after `index` in
+///   the same term, and a leader never truncates its own log: by Log Matching the committed log holds
+///   ours at `index`.
+/// * `index < at`, `term > at_term`: terms never decrease along a log, so the committed entry at `index`
+///   has a term ≤ `at_term` < `term`: not ours.
+/// * `index < at`, `term < at_term`: the committed entry at `index` may be ours or not.
+pub(crate) fn fate(index: u64, term: u64, at: u64, at_term: u64) -> Fate {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    debug_assert!(index <= at);
+    match (index == at, term.cmp(&at_term)) {
+        (_, Equal) => Fate::Applied,
+        (true, _) | (false, Greater) => Fate::NotApplied,
+        (false, Less) => Fate::Unknown,
+    }
 }
 
 pub(super) struct PendingRead {
@@ -272,7 +308,6 @@ pub(super) struct PendingRead {
 }
 
 struct PendingConfChange {
-    term: u64,
     waiter: Waiter<ConfState>,
 }
 
@@ -282,11 +317,13 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     hlc: Hlc,
     cfg: NodeConfig,
     queued: Vec<Queued<S::Output>>,
-    pending: BTreeMap<u64, PendingEntry<S::Output>>,
+    /// Proposals in flight by the (index, term) their entry was given.
+    pending: BTreeMap<(u64, u64), PendingEntry<S::Output>>,
     pending_commands: usize,
     reads: BTreeMap<Vec<u8>, PendingRead>,
     next_read: u64,
-    conf_changes: BTreeMap<u64, PendingConfChange>,
+    /// Membership changes in flight by (index, term).
+    conf_changes: BTreeMap<(u64, u64), PendingConfChange>,
     ticks: u64,
     counters: NodeCounters,
     membership: Membership,
@@ -305,6 +342,32 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     read_epoch: (u64, u64),
     /// Addresses peers announced on their handshakes: id → (peer, client).
     learned: BTreeMap<u64, (String, String)>,
+}
+
+/// The highest ts in the log: that of its last entry carrying commands. Commit timestamps increase
+/// strictly along every log (each leader stamps above everything in its own log, and a follower's log is
+/// a prefix of its leader's), so no entry before it — committed, applied or not — carries a higher one.
+/// The log's tail may be a no-op (a new leader's) or conf changes, so this walks back past them; entries
+/// below the first index are in the state machine, whose applied ts covers them.
+fn last_ts_in_log<L: LogStorage>(storage: &L, last_index: u64) -> Result<u64, Error> {
+    const WINDOW: u64 = 64;
+    let first = storage.first_index().map_err(raft_err)?;
+    let mut high = last_index.saturating_add(1);
+    while high > first {
+        let low = high.saturating_sub(WINDOW).max(first);
+        let entries = storage
+            .entries(low, high, None, raft::GetEntriesContext::empty(false))
+            .map_err(raft_err)?;
+        if let Some(e) = entries
+            .iter()
+            .rev()
+            .find(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
+        {
+            return payload::last_ts(&e.data);
+        }
+        high = low;
+    }
+    Ok(0)
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -335,22 +398,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         let (applied, applied_ts) = sm.applied();
         let mut hlc = Hlc::default();
         hlc.observe(applied_ts);
-        // Every ts in the log is below the next one we hand out.
-        if last_index > 0 {
-            if let Ok(ents) = storage.entries(
-                last_index,
-                last_index + 1,
-                None,
-                raft::GetEntriesContext::empty(false),
-            ) {
-                for e in ents
-                    .iter()
-                    .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
-                {
-                    hlc.observe(payload::decode_ts(&e.data)?);
-                }
-            }
-        }
+        hlc.observe(last_ts_in_log(&storage, last_index)?);
         let raft_cfg = Config {
             id: cfg.id,
             election_tick: cfg.election_tick,
@@ -576,9 +624,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     Ok(()) => {
                         let index = self.raw.raft.raft_log.last_index();
                         self.conf_changes.insert(
-                            index,
+                            (index, self.raw.raft.term),
                             PendingConfChange {
-                                term: self.raw.raft.term,
                                 waiter: Waiter { deadline, reply },
                             },
                         );
@@ -644,14 +691,14 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 r.waiter.answer(Err(Error::Timeout));
             }
         }
-        let expired: Vec<u64> = self
+        let expired: Vec<(u64, u64)> = self
             .conf_changes
             .iter()
             .filter(|(_, c)| c.waiter.deadline <= now)
-            .map(|(&i, _)| i)
+            .map(|(&k, _)| k)
             .collect();
-        for index in expired {
-            if let Some(c) = self.conf_changes.remove(&index) {
+        for key in expired {
+            if let Some(c) = self.conf_changes.remove(&key) {
                 c.waiter.answer(Err(Error::Timeout));
             }
         }
@@ -681,12 +728,12 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     self.counters.commands_proposed += waiters.len() as u64;
                     self.pending_commands += waiters.len();
                     let entry = PendingEntry {
-                        term: self.raw.raft.term,
                         waiters: waiters.into_iter().map(Some).collect(),
                     };
-                    if let Some(old) = self.pending.insert(index, entry) {
-                        // Our own earlier proposal at this index was truncated away by a new leader.
-                        self.settle(old, |_| Err(Error::Dropped));
+                    // An earlier proposal of ours at this index (another term) stays pending: it left
+                    // our log, yet a later leader holding it could still commit it.
+                    if let Some(old) = self.pending.insert((index, self.raw.raft.term), entry) {
+                        self.settle(old, |_| Err(Error::OutcomeUnknown)); // one entry per (index, term)
                     }
                 }
                 Err(e) => {
@@ -745,7 +792,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             // 4. Persist new entries and hard state in one synced write.
             for e in rd.entries() {
                 if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                    self.hlc.observe(payload::decode_ts(&e.data)?);
+                    self.hlc.observe(payload::last_ts(&e.data)?);
                 }
             }
             let (snapshot, membership) = snapshot_write.unzip();
@@ -814,8 +861,14 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             };
             let (applied, applied_ts) = self.sm.applied();
             if e.index <= applied {
-                continue; // applied before a restart; raft re-delivers from its own applied index
+                // Applied before (a restart, or an image newer than its snapshot): raft re-delivers from
+                // its own applied index. A proposal of ours at this slot is settled by identity; its
+                // result is lost.
+                self.resolve(e.index, e.term, applied_ts, None);
+                self.resolve_conf_changes(e.index, e.term, None);
+                continue;
             }
+            let mut applied_conf = None;
             match e.get_entry_type() {
                 EntryType::EntryNormal if e.data.is_empty() => {
                     self.sm.apply(e.index, applied_ts, &[])?;
@@ -839,22 +892,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                         conf_state.unwrap_or_else(|| self.raw.raft.prs().conf().to_conf_state());
                     self.sm.apply(e.index, applied_ts, &[])?;
                     self.resolve(e.index, e.term, applied_ts, None);
-                    if let Some(p) = self.conf_changes.remove(&e.index) {
-                        p.waiter.answer(if p.term == e.term {
-                            Ok(cs)
-                        } else {
-                            Err(Error::Dropped)
-                        });
-                    }
+                    applied_conf = Some(cs);
                 }
             }
-            // Conf changes proposed at indexes now passed with other entries are gone.
-            while let Some(entry) = self.conf_changes.first_entry() {
-                if *entry.key() > e.index {
-                    break;
-                }
-                entry.remove().waiter.answer(Err(Error::Dropped));
-            }
+            self.resolve_conf_changes(e.index, e.term, applied_conf.as_ref());
         }
         Ok(())
     }
@@ -891,26 +932,61 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         Ok(cs)
     }
 
-    /// Answer the proposals waiting on `index`: ours if the entry has the term we proposed it in.
+    /// The committed entry `(index, term)` is applied (`outputs`: its results, `None` if this node did not
+    /// compute them): settle every proposal at or below `index` by its [`fate`]. Only a proposal at exactly
+    /// this slot gets its result; one proven elsewhere is `Dropped`; the rest are `OutcomeUnknown`.
     fn resolve(&mut self, index: u64, term: u64, ts: u64, outputs: Option<Vec<S::Output>>) {
         let mut outputs: Option<Vec<Option<S::Output>>> =
             outputs.map(|o| o.into_iter().map(Some).collect());
-        while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() > index {
-                break;
-            }
-            let at = *entry.key();
-            let p = entry.remove();
-            match outputs.as_mut() {
-                Some(outs) if at == index && p.term == term && outs.len() == p.waiters.len() => {
+        let settled: Vec<(u64, u64)> = self
+            .pending
+            .range(..=(index, u64::MAX))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in settled {
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
+            match (fate(key.0, key.1, index, term), outputs.as_mut()) {
+                (Fate::Applied, Some(outs)) if key.0 == index && outs.len() == p.waiters.len() => {
                     self.settle(p, |i| match outs.get_mut(i).and_then(Option::take) {
                         Some(output) => Ok(Committed { index, ts, output }),
-                        None => Err(Error::Dropped),
+                        None => Err(Error::OutcomeUnknown),
                     })
                 }
-                _ => self.settle(p, |_| Err(Error::Dropped)),
+                (Fate::NotApplied, _) => self.settle(p, |_| Err(Error::Dropped)),
+                (Fate::Applied | Fate::Unknown, _) => {
+                    self.settle(p, |_| Err(Error::OutcomeUnknown))
+                }
             }
         }
+    }
+
+    /// Like [`resolve`](Self::resolve) for membership changes: `conf_state` is the configuration the entry
+    /// at `index` produced if it is a conf change applied here.
+    fn resolve_conf_changes(&mut self, index: u64, term: u64, conf_state: Option<&ConfState>) {
+        let settled: Vec<(u64, u64)> = self
+            .conf_changes
+            .range(..=(index, u64::MAX))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in settled {
+            if let Some(c) = self.conf_changes.remove(&key) {
+                c.waiter
+                    .answer(match (fate(key.0, key.1, index, term), conf_state) {
+                        (Fate::Applied, Some(cs)) if key.0 == index => Ok(cs.clone()),
+                        (Fate::NotApplied, _) => Err(Error::Dropped),
+                        _ => Err(Error::OutcomeUnknown),
+                    });
+            }
+        }
+    }
+
+    /// A snapshot at `(index, term)` replaced the state: settle what it covers (results are lost).
+    fn resolve_below_snapshot(&mut self, index: u64, term: u64) {
+        let ts = self.sm.applied().1;
+        self.resolve(index, term, ts, None);
+        self.resolve_conf_changes(index, term, None);
     }
 
     /// Fail every waiting request explicitly (shutdown, crash in the simulator).

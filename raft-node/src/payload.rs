@@ -57,6 +57,11 @@ pub fn decode_ts(data: &[u8]) -> Result<u64, Error> {
     Ok(u64::from_be_bytes(a))
 }
 
+/// The highest ts the entry carries (today its only one: all its commands share it).
+pub fn last_ts(data: &[u8]) -> Result<u64, Error> {
+    decode_ts(data)
+}
+
 pub fn decode(data: &[u8]) -> Result<(u64, Vec<&[u8]>), Error> {
     let ts = decode_ts(data)?;
     let mut buf = &data[9..];

@@ -93,8 +93,8 @@ impl ReplicaBackend {
             Error::Overloaded => BackendError::Overloaded,
             Error::Invalid(what) => BackendError::Invalid(what.to_string()),
             Error::Stopped => BackendError::ShuttingDown,
-            // The proposal may still commit.
-            Error::Timeout | Error::ShuttingDown => BackendError::Unknown,
+            // The proposal may still commit, or was applied with its result lost: never re-run it.
+            Error::Timeout | Error::ShuttingDown | Error::OutcomeUnknown => BackendError::Unknown,
             other => {
                 tracing::error!(error = %other, "proposal failed in the node");
                 BackendError::Unknown

@@ -90,7 +90,7 @@ impl History {
 
 /// What a client may conclude from a node's error (raft-node's reply rules): `NotLeader`, `Dropped`,
 /// `Overloaded` and `Stopped` mean the command definitely had no effect; anything else (a timeout, a
-/// shutdown while it was in flight) leaves its outcome unknown.
+/// shutdown while it was in flight, a proposal settled `OutcomeUnknown`) leaves its outcome unknown.
 pub fn outcome_of_error(e: &Error) -> Outcome {
     match e {
         Error::NotLeader { .. } | Error::Dropped | Error::Overloaded | Error::Stopped => {
@@ -183,5 +183,6 @@ mod tests {
         }
         assert_eq!(outcome_of_error(&Error::ShuttingDown), Outcome::Unknown);
         assert_eq!(outcome_of_error(&Error::Timeout), Outcome::Unknown);
+        assert_eq!(outcome_of_error(&Error::OutcomeUnknown), Outcome::Unknown);
     }
 }

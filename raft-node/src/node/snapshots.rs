@@ -40,6 +40,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             ));
         }
         self.hlc.observe(applied_ts);
+        // Proposals of ours the snapshot covers are settled by identity now: a later entry would
+        // otherwise meet them below its index (entries between the snapshot and the image's index are
+        // skipped as applied, and settled one by one in `apply_committed`).
+        self.resolve_below_snapshot(meta.index, meta.term);
         self.set_membership(membership);
         self.log_bytes = 0;
         self.counters.snapshots_installed += 1;

@@ -14,6 +14,10 @@ use testkit::net::Net;
 use testkit::op_codec::{decode_ret, encode_op};
 use testkit::rng::Rng;
 
+// A child of this module (it reaches the simulator's internals), kept in its own file.
+#[path = "settle.rs"]
+pub mod settle;
+
 const STEP_MS: u64 = 10;
 const TICK_MS: u64 = 100;
 /// How long a simulated client waits for an answer (its request's deadline), in simulated ms.
@@ -61,6 +65,11 @@ struct Client {
     /// (history index, node asked, op) of the outstanding operation.
     busy: Option<(usize, u64, Op)>,
     next_at: u64,
+    /// An increment answered "definitely not applied", to send again (as the HTTP layer re-runs such a
+    /// request on the leader), with the retries left.
+    retry: Option<(Op, u8)>,
+    /// How long this client waits for an answer (its request's deadline and when it gives up).
+    patience_ms: u64,
 }
 
 pub struct Sim {
@@ -85,6 +94,8 @@ pub struct Sim {
     crashes: u64,
     error_crashes: u64,
     partitions: u64,
+    /// Scripted faults of `settle.rs` (an isolated leader waiting for a snapshot, clocks set back).
+    settle: settle::SettleFaults,
 }
 
 pub struct Stats {
@@ -132,6 +143,13 @@ impl Sim {
                 target: 1 + (i as u64 % cfg.nodes),
                 busy: None,
                 next_at: 0,
+                retry: None,
+                // One client outwaits a leader isolated until a snapshot reaches it (see `settle.rs`).
+                patience_ms: if i == 0 {
+                    settle::PATIENT_MS
+                } else {
+                    CLIENT_TIMEOUT_MS
+                },
             })
             .collect();
         let mut net = Net::default();
@@ -156,6 +174,7 @@ impl Sim {
             crashes: 0,
             error_crashes: 0,
             partitions: 0,
+            settle: settle::SettleFaults::default(),
         };
         for id in ids {
             sim.start(id);
@@ -166,6 +185,7 @@ impl Sim {
     fn start(&mut self, id: u64) {
         // raft-rs would draw the election timeout from its own RNG; pin it from the seed instead.
         let timeout = self.rng.range(10, 20) as usize;
+        let timeout = self.distinct_timeout(id, timeout);
         let cfg = NodeConfig {
             // The simulator's own timing (in its 100 ms ticks), not the production defaults.
             election_tick: 10,
@@ -191,6 +211,7 @@ impl Sim {
     fn crash(&mut self, id: u64, down_ms: u64) {
         if let Some(mut node) = self.nodes.insert(id, None).flatten() {
             node.fail_all();
+            self.set_clock_back(id);
             self.crashes += 1;
             self.restart_at.insert(id, self.now + down_ms);
         }
@@ -224,7 +245,7 @@ impl Sim {
 
     fn random_fault(&mut self) {
         let ids = self.ids();
-        match self.rng.below(7) {
+        match self.rng.below(8) {
             0 | 1 => {
                 // Split into two sides, at random.
                 let mut side: Vec<u64> = ids
@@ -261,6 +282,7 @@ impl Sim {
                 self.crash(id, down);
             }
             5 => self.net.heal(),
+            7 => self.isolate_leader_until_snapshot(),
             _ => {
                 self.net.drop_percent = self.rng.below(20);
                 self.net.dup_percent = self.rng.below(10);
@@ -315,13 +337,15 @@ impl Sim {
     }
 
     fn issue(&mut self, client: usize) {
-        let op = self.random_op();
+        let op = self.next_op(client);
         let target = self.clients[client].target;
         let idx = self.history.invoke(client as u64, op.clone(), self.now);
-        let deadline = self.instant(self.now + REQUEST_TIMEOUT_MS);
+        let patience = self.clients[client].patience_ms.max(REQUEST_TIMEOUT_MS);
+        let deadline = self.instant(self.now + patience);
         let Some(Some(node)) = self.nodes.get_mut(&target) else {
             // Connection refused: nothing was sent.
             self.history.complete(idx, self.now, Outcome::Failed);
+            self.note_retry(client, &op, true);
             self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
             self.clients[client].next_at = self.now + 20;
             return;
@@ -374,6 +398,7 @@ impl Sim {
                 None => panic!("undecodable result {bytes:?}"),
             },
             Answer::Write(Err(e)) => {
+                self.note_retry(client, &op, outcome_of_error(&e) == Outcome::Failed);
                 if let Error::NotLeader {
                     leader_hint: Some(l),
                 } = e
@@ -432,11 +457,15 @@ impl Sim {
                 }
             }
         }
-        let now_us = 1_000_000_000 + self.now * 1000;
+        let clocks: BTreeMap<u64, u64> = self
+            .ids()
+            .into_iter()
+            .map(|id| (id, self.clock_micros(id)))
+            .collect();
         let mut outgoing = Vec::new();
         let mut failed = Vec::new();
         for node in self.nodes.values_mut().flatten() {
-            node.flush_proposals(now_us);
+            node.flush_proposals(clocks[&node.id()]);
             match node.process_ready() {
                 Ok(msgs) => outgoing.extend(msgs),
                 Err(_) if self.cfg.crash_on_error => failed.push(node.id()),
@@ -462,7 +491,7 @@ impl Sim {
         // Clients give up after a second: the op's outcome stays unknown and the client tries another node.
         for c in 0..self.clients.len() {
             if let Some((idx, _, _)) = self.clients[c].busy {
-                if self.history.events()[idx].invoke + CLIENT_TIMEOUT_MS <= self.now {
+                if self.history.events()[idx].invoke + self.clients[c].patience_ms <= self.now {
                     self.clients[c].busy = None;
                     self.clients[c].target = 1 + self.rng.below(self.cfg.nodes);
                     self.clients[c].next_at = self.now;
@@ -539,7 +568,8 @@ impl Sim {
                 let down = self.rng.range(300, 2_000);
                 self.crash(id, down);
             }
-            if self.now >= next_fault {
+            self.advance_settle_faults();
+            if self.now >= next_fault && !self.settle_fault_running() {
                 self.random_fault();
                 next_fault = self.now + self.rng.range(300, 2_500);
             }
@@ -555,6 +585,7 @@ impl Sim {
         for (id, _) in std::mem::take(&mut self.restart_at) {
             self.start(id);
         }
+        self.settle.isolated = None;
         let deadline = self.now + self.cfg.settle_ms;
         while !self.converged() {
             if self.now >= deadline {

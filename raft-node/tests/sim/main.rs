@@ -69,3 +69,14 @@ fn a_tampered_history_is_rejected() {
         other => panic!("tampered history accepted: {other:?}"),
     }
 }
+
+/// Issue 9 item 1: a leader's replicated increments reach it again inside a snapshot (it was partitioned,
+/// the others committed and compacted past them); none may be answered "definitely not applied".
+#[test]
+fn a_snapshot_over_pending_proposals_never_answers_them_not_applied() {
+    for seed in 0..20 {
+        if let Err(e) = cluster::settle::snapshot_over_pending_proposals(seed) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
