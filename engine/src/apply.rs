@@ -31,17 +31,29 @@ pub struct Plan {
     pub crossings: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Plan `ops` (one command) at `ts`.
+#[cfg(test)]
 pub fn plan<V: StateView>(view: &V, ts: u64, ops: &[Op]) -> Result<Plan, Error> {
+    plan_commands(view, &[(ts, ops)])
+}
+
+/// Plan an entry of several commands, each `(ts, ops)` at its own ts (non-decreasing, in log order): a
+/// later command sees the earlier ones' effects, and every version keeps the ts of the command that
+/// wrote it. The results of all the commands' ops, in order.
+pub fn plan_commands<V: StateView>(view: &V, commands: &[(u64, &[Op])]) -> Result<Plan, Error> {
     let mut p = Planner {
         view,
-        ts,
+        ts: 0,
         epochs: HashMap::new(),
         data: HashMap::new(),
         plan: Plan::default(),
     };
-    for op in ops {
-        let r = p.op(op, false)?;
-        p.plan.results.push(r);
+    for &(ts, ops) in commands {
+        p.ts = ts;
+        for op in ops {
+            let r = p.op(op, false)?;
+            p.plan.results.push(r);
+        }
     }
     Ok(p.plan)
 }
@@ -51,8 +63,9 @@ struct Planner<'v, V> {
     ts: u64,
     /// Epochs changed by earlier ops of this entry.
     epochs: HashMap<Vec<u8>, u64>,
-    /// Versions written by earlier ops of this entry, by (key, epoch); `None` is a tombstone.
-    data: HashMap<(Vec<u8>, u64), Option<Vec<u8>>>,
+    /// Versions written by earlier ops of this entry, by (key, epoch), with their ts; `None` is a
+    /// tombstone.
+    data: HashMap<(Vec<u8>, u64), Version>,
     plan: Plan,
 }
 
@@ -92,7 +105,7 @@ impl<V: StateView> Planner<'_, V> {
     fn current(&self, key: &[u8]) -> Result<Option<Versioned>, Error> {
         let epoch = self.key_epoch(key)?;
         let (value, ts) = match self.data.get(&(key.to_vec(), epoch)) {
-            Some(pending) => (pending.clone(), self.ts),
+            Some(pending) => pending.clone(),
             None => match self.view.latest(key, epoch)? {
                 Some(v) => v,
                 None => return Ok(None),
@@ -129,7 +142,7 @@ impl<V: StateView> Planner<'_, V> {
             keys::data_key(key, epoch, self.ts),
             values::encode_version(value.as_deref()),
         ));
-        self.data.insert((key.to_vec(), epoch), value);
+        self.data.insert((key.to_vec(), epoch), (value, self.ts));
     }
 
     fn op(&mut self, op: &Op, in_txn: bool) -> Result<OpResult, Error> {
@@ -403,6 +416,51 @@ mod tests {
                 epoch: 1
             })
         );
+    }
+
+    /// Commands of one entry at their own ts: a later command sees an earlier one's write with the ts
+    /// it was written at, and a put before a checkpoint stays in the old epoch, under its own ts.
+    #[test]
+    fn commands_of_one_entry_keep_their_own_ts() {
+        let view = MapView::default();
+        let put_k = [put("p/k", "v")];
+        let cp = [checkpoint("p", None)];
+        let cond = [Op::Txn {
+            compares: vec![Compare::Version {
+                key: b"k".to_vec(),
+                op: CmpOp::Eq,
+                ts: 10,
+            }],
+            success: vec![put("k", "w")],
+            failure: vec![],
+        }];
+        let put_plain = [put("k", "v")];
+        let p = plan_commands(
+            &view,
+            &[(10, &put_plain), (11, &put_k), (12, &cp), (13, &cond)],
+        )
+        .unwrap();
+        assert_eq!(p.results[0], Ok(OpOutcome::Written { ts: 10, epoch: 0 }));
+        assert_eq!(p.results[1], Ok(OpOutcome::Written { ts: 11, epoch: 0 }));
+        assert_eq!(
+            p.results[2],
+            Ok(OpOutcome::Checkpointed { epoch: 1, ts: 12 })
+        );
+        assert!(
+            matches!(
+                &p.results[3],
+                Ok(OpOutcome::Txn {
+                    succeeded: true,
+                    ..
+                })
+            ),
+            "the version written by the first command is the one at ts 10: {:?}",
+            p.results[3]
+        );
+        assert!(p
+            .puts
+            .iter()
+            .any(|(k, _)| *k == keys::data_key(b"p/k", 0, 11)));
     }
 
     #[test]

@@ -280,6 +280,19 @@ impl Engine {
     /// atomic batch; with `sync` the batch is durable when this returns. A storage error leaves the state
     /// and the applied index exactly as they were.
     pub fn apply(&self, index: u64, ts: u64, ops: &[Op], sync: bool) -> Result<ApplyOutput, Error> {
+        self.apply_commands(index, ts, &[(ts, ops)], sync)
+    }
+
+    /// Apply Raft entry `index` made of several commands, each `(ts, ops)` at its own ts (non-decreasing,
+    /// none below the applied ts), as [`apply`](Self::apply) does one; `ts` — the entry's last — becomes
+    /// the applied ts. The results of all the commands' ops, in order.
+    pub fn apply_commands(
+        &self,
+        index: u64,
+        ts: u64,
+        commands: &[(u64, &[Op])],
+        sync: bool,
+    ) -> Result<ApplyOutput, Error> {
         let mut applied = lock(&self.applied);
         if index <= applied.index {
             return Err(Error::AlreadyApplied {
@@ -287,13 +300,14 @@ impl Engine {
                 applied: applied.index,
             });
         }
-        if ts < applied.ts {
+        let lowest = commands.iter().map(|c| c.0).fold(ts, u64::min);
+        if lowest < applied.ts {
             return Err(Error::TsWentBack {
-                ts,
+                ts: lowest,
                 applied_ts: applied.ts,
             });
         }
-        let plan = apply::plan(&self.reader(), ts, ops)?;
+        let plan = apply::plan_commands(&self.reader(), commands)?;
         if !plan.crossings.is_empty() {
             // Before the write: a crossing readable from disk is always in the filter.
             let mut bloom = self.bloom.write().unwrap_or_else(PoisonError::into_inner);

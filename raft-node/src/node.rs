@@ -36,18 +36,50 @@ mod lost_log;
 mod reads;
 mod snapshots;
 
+/// When the commands of one entry are committed: command `i` at `first + i × step`. `step` is 1 — every
+/// client request batched into an entry has a ts of its own, in log order, so a put and a checkpoint of
+/// the same entity in one entry never share one — except in entries written before that (payload
+/// version 1), where every command shares `first` (`step` 0). Entries without commands (no-ops, conf
+/// changes) are applied at the previous applied ts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitTs {
+    pub first: u64,
+    pub step: u64,
+}
+
+impl CommitTs {
+    /// One ts for everything (entries without commands, and single commands).
+    pub fn single(ts: u64) -> Self {
+        CommitTs { first: ts, step: 0 }
+    }
+
+    /// The ts of command `i` (saturating; a decoded entry never reaches the end, see [`last`](Self::last)).
+    pub fn at(self, i: usize) -> u64 {
+        let i = u64::try_from(i).unwrap_or(u64::MAX);
+        self.first.saturating_add(i.saturating_mul(self.step))
+    }
+
+    /// The ts of the last of `count` commands (`first` if none): the applied ts once the entry is applied.
+    /// `None` if it would pass `u64::MAX`.
+    pub fn last(self, count: usize) -> Option<u64> {
+        let n = u64::try_from(count.saturating_sub(1)).ok()?;
+        self.first.checked_add(n.checked_mul(self.step)?)
+    }
+}
+
 /// The replicated state machine.
 pub trait StateMachine {
     /// What applying one command gives back to its proposer (handed over in-process, never encoded).
     type Output: Send + 'static;
     /// Index and ts of the last applied entry, as it survived a restart (may lag the log: the node replays).
     fn applied(&self) -> (u64, u64);
-    /// Apply entry `index` (ts `ts`) carrying `commands` (possibly none: no-op and conf-change entries).
-    /// Must be deterministic; returns one output per command. An error stops the node.
+    /// Apply entry `index` carrying `commands` (possibly none: no-op and conf-change entries), command `i`
+    /// at `ts.at(i)`; afterwards the applied ts is `ts.last(commands.len())`. Must be deterministic;
+    /// returns one output per command. An error stops the node.
     fn apply(
         &mut self,
         index: u64,
-        ts: u64,
+        ts: CommitTs,
         commands: &[&[u8]],
     ) -> Result<Vec<Self::Output>, Error>;
     /// Make everything applied so far durable; called before the log is compacted past it.
@@ -69,7 +101,8 @@ pub trait StagedImage: Send {
 
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 
-/// A committed command: where it landed in the log, its commit ts, and what the state machine gave back.
+/// A committed command: where it landed in the log, its own commit ts, and what the state machine gave
+/// back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed<O> {
     pub index: u64,
@@ -718,7 +751,13 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 continue;
             }
             let (commands, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
+            // One ts per command: the clock reserves the entry's whole range.
             let ts = self.hlc.next(now_micros);
+            self.hlc.observe(
+                CommitTs { first: ts, step: 1 }
+                    .last(commands.len())
+                    .unwrap_or(u64::MAX),
+            );
             let outcome = payload::encode(ts, &commands)
                 .and_then(|data| self.raw.propose(vec![], data).map_err(raft_err));
             match outcome {
@@ -864,19 +903,20 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 // Applied before (a restart, or an image newer than its snapshot): raft re-delivers from
                 // its own applied index. A proposal of ours at this slot is settled by identity; its
                 // result is lost.
-                self.resolve(e.index, e.term, applied_ts, None);
+                self.resolve(e.index, e.term, CommitTs::single(applied_ts), None);
                 self.resolve_conf_changes(e.index, e.term, None);
                 continue;
             }
             let mut applied_conf = None;
             match e.get_entry_type() {
                 EntryType::EntryNormal if e.data.is_empty() => {
-                    self.sm.apply(e.index, applied_ts, &[])?;
-                    self.resolve(e.index, e.term, applied_ts, None);
+                    self.sm.apply(e.index, CommitTs::single(applied_ts), &[])?;
+                    self.resolve(e.index, e.term, CommitTs::single(applied_ts), None);
                 }
                 EntryType::EntryNormal => {
                     let (ts, commands) = payload::decode(&e.data)?;
-                    self.hlc.observe(ts);
+                    self.hlc
+                        .observe(ts.last(commands.len()).unwrap_or(u64::MAX));
                     fail::fail_point!("node::before_apply", |_| Err(Error::StateMachine(
                         "failpoint".into()
                     )));
@@ -890,8 +930,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let cs =
                         conf_state.unwrap_or_else(|| self.raw.raft.prs().conf().to_conf_state());
-                    self.sm.apply(e.index, applied_ts, &[])?;
-                    self.resolve(e.index, e.term, applied_ts, None);
+                    self.sm.apply(e.index, CommitTs::single(applied_ts), &[])?;
+                    self.resolve(e.index, e.term, CommitTs::single(applied_ts), None);
                     applied_conf = Some(cs);
                 }
             }
@@ -935,7 +975,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// The committed entry `(index, term)` is applied (`outputs`: its results, `None` if this node did not
     /// compute them): settle every proposal at or below `index` by its [`fate`]. Only a proposal at exactly
     /// this slot gets its result; one proven elsewhere is `Dropped`; the rest are `OutcomeUnknown`.
-    fn resolve(&mut self, index: u64, term: u64, ts: u64, outputs: Option<Vec<S::Output>>) {
+    fn resolve(&mut self, index: u64, term: u64, ts: CommitTs, outputs: Option<Vec<S::Output>>) {
         let mut outputs: Option<Vec<Option<S::Output>>> =
             outputs.map(|o| o.into_iter().map(Some).collect());
         let settled: Vec<(u64, u64)> = self
@@ -950,7 +990,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             match (fate(key.0, key.1, index, term), outputs.as_mut()) {
                 (Fate::Applied, Some(outs)) if key.0 == index && outs.len() == p.waiters.len() => {
                     self.settle(p, |i| match outs.get_mut(i).and_then(Option::take) {
-                        Some(output) => Ok(Committed { index, ts, output }),
+                        Some(output) => Ok(Committed {
+                            index,
+                            ts: ts.at(i),
+                            output,
+                        }),
                         None => Err(Error::OutcomeUnknown),
                     })
                 }
@@ -984,7 +1028,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// A snapshot at `(index, term)` replaced the state: settle what it covers (results are lost).
     fn resolve_below_snapshot(&mut self, index: u64, term: u64) {
-        let ts = self.sm.applied().1;
+        let ts = CommitTs::single(self.sm.applied().1);
         self.resolve(index, term, ts, None);
         self.resolve_conf_changes(index, term, None);
     }

@@ -1,9 +1,16 @@
 //! The bytes of a normal Raft entry: the commit ts the leader assigned, and the batched client commands.
-//! `version u8 (1) | ts u64 | count u32 | (len u32 | command)*`, integers big-endian.
+//! `version u8 | ts u64 | count u32 | (len u32 | command)*`, integers big-endian.
+//!
+//! Version 2 (written now): command `i` is committed at `ts + i` — each client request batched into the
+//! entry has a ts of its own, so requests are ordered in time as in the log (a put and a checkpoint of the
+//! same entity in one entry never share a ts); the leader's clock reserves the whole range. Version 1
+//! (older logs, still decoded): every command at `ts`.
 
 use crate::error::Error;
+use crate::node::CommitTs;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_SHARED_TS: u8 = 1;
 
 fn len_u32(n: usize) -> Result<[u8; 4], Error> {
     u32::try_from(n)
@@ -11,6 +18,7 @@ fn len_u32(n: usize) -> Result<[u8; 4], Error> {
         .map_err(|_| Error::Invalid("command or batch too large"))
 }
 
+/// An entry whose command `i` is committed at `ts + i`.
 pub fn encode(ts: u64, commands: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
     let body: usize = commands.iter().map(|c| c.len() + 4).sum();
     let mut out = Vec::with_capacity(13 + body);
@@ -45,27 +53,32 @@ fn take_u32(buf: &mut &[u8]) -> Result<usize, Error> {
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
-/// Just the ts, without splitting the commands.
-pub fn decode_ts(data: &[u8]) -> Result<u64, Error> {
+/// The header: the timestamps of the commands and their count, without splitting them.
+fn decode_header(data: &[u8]) -> Result<(CommitTs, usize, &[u8]), Error> {
     let mut buf = data;
-    if take(&mut buf, 1)? != [VERSION] {
-        return Err(corrupt("unknown payload version"));
-    }
+    let step = match take(&mut buf, 1)? {
+        [VERSION] => 1,
+        [VERSION_SHARED_TS] => 0,
+        _ => return Err(corrupt("unknown payload version")),
+    };
     let b = take(&mut buf, 8)?;
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
-    Ok(u64::from_be_bytes(a))
-}
-
-/// The highest ts the entry carries (today its only one: all its commands share it).
-pub fn last_ts(data: &[u8]) -> Result<u64, Error> {
-    decode_ts(data)
-}
-
-pub fn decode(data: &[u8]) -> Result<(u64, Vec<&[u8]>), Error> {
-    let ts = decode_ts(data)?;
-    let mut buf = &data[9..];
+    let first = u64::from_be_bytes(a);
     let count = take_u32(&mut buf)?;
+    Ok((CommitTs { first, step }, count, buf))
+}
+
+/// The highest ts the entry carries: its last command's (its only one if it has none).
+pub fn last_ts(data: &[u8]) -> Result<u64, Error> {
+    let (ts, count, _) = decode_header(data)?;
+    ts.last(count).ok_or_else(|| corrupt("ts out of range"))
+}
+
+/// The commands' timestamps and the commands.
+pub fn decode(data: &[u8]) -> Result<(CommitTs, Vec<&[u8]>), Error> {
+    let (ts, count, mut buf) = decode_header(data)?;
+    ts.last(count).ok_or_else(|| corrupt("ts out of range"))?;
     let mut commands = Vec::with_capacity(count.min(buf.len() / 4 + 1));
     for _ in 0..count {
         let len = take_u32(&mut buf)?;
@@ -86,7 +99,8 @@ mod tests {
         let cmds = vec![b"a".to_vec(), vec![], b"ccc".to_vec()];
         let data = encode(77, &cmds).unwrap();
         let (ts, got) = decode(&data).unwrap();
-        assert_eq!(ts, 77);
+        assert_eq!(ts, CommitTs { first: 77, step: 1 });
+        assert_eq!((ts.at(0), ts.at(2), last_ts(&data).unwrap()), (77, 79, 79));
         assert_eq!(got, vec![&b"a"[..], b"", b"ccc"]);
         for cut in 0..data.len() {
             assert!(decode(&data[..cut]).is_err(), "cut {cut}");
@@ -95,5 +109,31 @@ mod tests {
         extra.push(0);
         assert!(decode(&extra).is_err());
         assert!(decode(&[9, 0, 0]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod versions {
+    use super::*;
+
+    #[test]
+    fn each_command_of_an_entry_has_its_own_ts_and_old_entries_share_one() {
+        let cmds = vec![b"put".to_vec(), b"checkpoint".to_vec()];
+        let mut data = encode(100, &cmds).unwrap();
+        let (ts, _) = decode(&data).unwrap();
+        assert_ne!(ts.at(0), ts.at(1), "two commands of one entry share a ts");
+        assert_eq!(last_ts(&data).unwrap(), 101);
+        assert_eq!(last_ts(&encode(100, &[]).unwrap()).unwrap(), 100);
+        // Version 1, written before: every command at the entry's ts.
+        data[0] = VERSION_SHARED_TS;
+        let (old, got) = decode(&data).unwrap();
+        assert_eq!(
+            (old.at(0), old.at(1), last_ts(&data).unwrap()),
+            (100, 100, 100)
+        );
+        assert_eq!(got.len(), 2);
+        // A ts range past u64 is corruption, not a wrap.
+        let near_end = encode(u64::MAX, &cmds).unwrap();
+        assert!(decode(&near_end).is_err() && last_ts(&near_end).is_err());
     }
 }

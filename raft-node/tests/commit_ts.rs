@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use raft::prelude::{Entry, HardState};
 use raft::Storage as _;
 use raft_node::storage::LogWrite;
-use raft_node::{Command, Committed, Error, LogStorage, Node, NodeConfig};
+use raft_node::{Command, Committed, Error, LogStorage, Node, NodeConfig, StateMachine as _};
 use testkit::kv_machine::{Disk, Images, KvMachine};
 use testkit::linearizability::Op;
 use testkit::mem_log::MemLog;
@@ -149,4 +149,53 @@ fn a_restarted_leader_stamps_above_every_ts_in_its_log_even_behind_a_noop_tail()
         "commit ts went back across the restart: {} after {high}",
         after[0].ts
     );
+}
+
+/// Issue 9 item 13: a put and a checkpoint of the same entity batched into one entry must not share a
+/// ts (at that ts the put would be in the old epoch and the checkpoint already started the new one, so
+/// the write is invisible at its own ts); every command gets its own, in log order, and the next entry
+/// stamps above them all.
+#[test]
+fn commands_batched_into_one_entry_each_get_their_own_ts() {
+    let (log, disk, images) = (
+        MemLog::bootstrap(vec![1]),
+        Disk::default(),
+        Images::default(),
+    );
+    let mut n = OneNode::start(&log, &disk, &images, 5_000_000_000);
+    n.step_until_leader();
+    let batch = Answers::default();
+    let entries = n.node.counters().entries_proposed;
+    n.propose(&Op::put("e0/a", "v"), &batch);
+    n.propose(&Op::checkpoint("e0"), &batch);
+    n.propose(&Op::put("e0/b", "w"), &batch);
+    for _ in 0..5 {
+        n.step(|_| {});
+    }
+    assert_eq!(
+        n.node.counters().entries_proposed - entries,
+        1,
+        "the three commands went into one entry"
+    );
+    let batch = committed(&batch);
+    assert_eq!(batch.len(), 3);
+    assert_eq!(batch[0].index, batch[2].index);
+    let ts: Vec<u64> = batch.iter().map(|c| c.ts).collect();
+    assert!(
+        ts[0] < ts[1] && ts[1] < ts[2],
+        "commands of one entry share or reorder timestamps: {ts:?}"
+    );
+    let next = Answers::default();
+    n.propose(&Op::put("k", "x"), &next);
+    for _ in 0..5 {
+        n.step(|_| {});
+    }
+    let next = committed(&next);
+    assert!(
+        next[0].ts > ts[2],
+        "the next entry's ts {} is not above the batch's last {}",
+        next[0].ts,
+        ts[2]
+    );
+    assert_eq!(n.node.state_machine().applied().1, next[0].ts);
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use raft_node::{Error, StagedImage, StateMachine};
+use raft_node::{CommitTs, Error, StagedImage, StateMachine};
 
 use crate::linearizability::Model;
 use crate::op_codec::{decode_op, encode_ret};
@@ -56,7 +56,8 @@ impl StagedImage for SimImage {
 /// the model's returns. A restarted node starts from the [`Disk`] copy and replays the log after it.
 ///
 /// It asserts what a correct node guarantees: no entry applied twice and commit timestamps that never go
-/// back (a violation panics the test).
+/// back — an entry's commands come strictly after the previous entry's last ts (a violation panics the
+/// test).
 pub struct KvMachine {
     model: Model,
     applied: (u64, u64),
@@ -93,23 +94,33 @@ impl StateMachine for KvMachine {
         self.applied
     }
 
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+    fn apply(
+        &mut self,
+        index: u64,
+        ts: CommitTs,
+        commands: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Error> {
         assert!(
             index > self.applied.0,
             "entry {index} applied twice (applied {})",
             self.applied.0
         );
+        // Commands never share a ts with an earlier entry's (entries without commands keep the last).
         assert!(
-            ts >= self.applied.1,
-            "commit ts went back: {ts} after {}",
+            ts.first > self.applied.1 || commands.is_empty() && ts.first == self.applied.1,
+            "commit ts went back: {} after {}",
+            ts.first,
             self.applied.1
         );
+        let last = ts
+            .last(commands.len())
+            .ok_or(Error::Invalid("ts out of range"))?;
         let mut out = Vec::with_capacity(commands.len());
         for c in commands {
             let op = decode_op(c).ok_or(Error::Invalid("undecodable command"))?;
             out.push(encode_ret(self.model.apply(&op)));
         }
-        self.applied = (index, ts);
+        self.applied = (index, last);
         Ok(out)
     }
 
@@ -150,16 +161,18 @@ mod tests {
         let mut m = KvMachine::restore(disk.clone(), images.clone());
         assert_eq!(m.applied(), (0, 0));
         let (put, incr) = (encode_op(&Op::put("k", "v")), encode_op(&Op::incr("c", 2)));
-        let out = m.apply(1, 10, &[&put, &incr]).unwrap();
+        let out = m
+            .apply(1, CommitTs { first: 10, step: 1 }, &[&put, &incr])
+            .unwrap();
         assert_eq!(decode_ret(&out[0]), Some(Some(Ret::Done)));
         assert_eq!(decode_ret(&out[1]), Some(Some(Ret::Counter(2))));
-        assert!(m.apply(2, 11, &[&b"junk"[..]]).is_err());
+        assert!(m.apply(2, CommitTs::single(12), &[&b"junk"[..]]).is_err());
         // A crash before a flush loses what was applied; after one, a restart finds it.
         let lost = KvMachine::restore(disk.clone(), images.clone());
         assert_eq!(lost.applied(), (0, 0));
         m.flush().unwrap();
         let restarted = KvMachine::restore(disk, images);
-        assert_eq!(restarted.applied(), (1, 10));
+        assert_eq!(restarted.applied(), (1, 11));
         assert_eq!(restarted.model(), m.model());
         assert_eq!(restarted.model().get(b"k"), Some(&b"v"[..]));
     }
@@ -168,8 +181,8 @@ mod tests {
     #[should_panic(expected = "applied twice")]
     fn applying_an_entry_twice_panics() {
         let mut m = KvMachine::restore(Disk::default(), Images::default());
-        m.apply(1, 10, &[]).unwrap();
-        let _ = m.apply(1, 10, &[]);
+        m.apply(1, CommitTs::single(10), &[]).unwrap();
+        let _ = m.apply(1, CommitTs::single(10), &[]);
     }
 
     #[test]
@@ -177,7 +190,7 @@ mod tests {
         let images = Images::default();
         let mut sender = KvMachine::restore(Disk::default(), images.clone());
         sender
-            .apply(5, 50, &[&encode_op(&Op::put("k", "v"))])
+            .apply(5, CommitTs::single(50), &[&encode_op(&Op::put("k", "v"))])
             .unwrap();
         let staged = images.send(sender.image());
         let disk = Disk::default();

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use raft::prelude::Message;
 use raft_node::runner::{self, NodeHandle, RunnerConfig, Transport};
 use raft_node::{
-    Command, Committed, Error, LogStorage, Node, NodeConfig, NodeStatus, Role, StateMachine,
+    Command, CommitTs, Committed, Error, LogStorage, Node, NodeConfig, NodeStatus, Role,
+    StateMachine,
 };
 
 /// How long [`status`] waits for the loop's answer.
@@ -54,8 +55,16 @@ impl StateMachine for Echo {
         self.applied
     }
 
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
-        self.applied = (index, ts);
+    fn apply(
+        &mut self,
+        index: u64,
+        ts: CommitTs,
+        commands: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let last = ts
+            .last(commands.len())
+            .ok_or(Error::Invalid("ts out of range"))?;
+        self.applied = (index, last);
         Ok(commands.iter().map(|c| c.to_vec()).collect())
     }
 
