@@ -1,7 +1,9 @@
 //! Commit timestamps: a hybrid logical clock owned by the ready loop.
 //!
 //! Contract: every ts the node hands out is greater than every ts it has seen in its log (its own proposals,
-//! entries it persisted as a follower, and the applied state at start-up), and at least the physical clock.
+//! entries it persisted as a follower, and at start-up the applied state and the last entry carrying
+//! commands — every ts before it is lower), and at least the physical clock. An entry of n commands
+//! reserves n consecutive values (one per command).
 //! A new leader has persisted every committed entry, so its first ts is above every committed ts: commit
 //! timestamps increase strictly in log order across leader changes.
 

@@ -1,6 +1,9 @@
 //! Deterministic fault simulator (CONVENTIONS 10): 3 or 5 in-process nodes over a simulated network that
 //! drops, delays, duplicates and reorders messages, with partitions, one-way links and crash-restarts from
-//! persisted storage; concurrent simulated clients record a history that must be linearizable.
+//! persisted storage (the restarted node's clock set back); concurrent simulated clients record a history
+//! that must be linearizable. Clients re-send an increment answered "definitely not applied" (as the HTTP
+//! layer re-runs it on the leader): a wrong answer becomes a double effect the checker sees. One client is
+//! patient enough to outwait a leader isolated until a snapshot holding its pending proposals reaches it.
 //!
 //! Every run is a function of its seed. `KVS_RAFT_SIM_SEEDS=N` runs N seeds (default 500, split over the
 //! two `seeds_*` tests); `KVS_RAFT_SIM_SEED=S` runs only seed S. A failure prints its seed; failing seeds

@@ -1,7 +1,10 @@
-//! Scripted runs for how pending proposals are settled (issue 9, item 1): a leader whose proposals were
-//! replicated but whose followers it no longer hears steps down; the others commit the entries, compact
-//! their logs past them and later send the old leader a snapshot that contains them. Every proposal's
-//! answer must then match its fate: applied → `Ok` or an unknown outcome, never "definitely not applied".
+//! Faults for how proposals are settled and stamped (issue 9, items 1 and 4), kept apart from the rest of
+//! the simulator: a leader isolated until a snapshot holding its own pending proposals reaches it, clients
+//! re-sending increments answered "definitely not applied", clocks set back on restart, distinct pinned
+//! election timeouts; and a scripted run of the first: a leader whose proposals were replicated but whose
+//! followers it no longer hears steps down; the others commit the entries, compact their logs past them
+//! and later send the old leader a snapshot that contains them. Every proposal's answer must then match
+//! its fate: applied → `Ok` or an unknown outcome, never "definitely not applied".
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -187,8 +190,8 @@ impl Sim {
     }
 }
 
-/// The scripted run: returns the answers the old leader gave to its increments and the counter's final
-/// value on the new leader.
+/// The scripted run: `Err` if the old leader answered an increment the new one applied "definitely not
+/// applied", or left one unanswered.
 pub fn snapshot_over_pending_proposals(seed: u64) -> Result<(), String> {
     let mut sim = Sim::new(SimConfig {
         nodes: 3,
