@@ -245,7 +245,7 @@ impl Sim {
 
     fn random_fault(&mut self) {
         let ids = self.ids();
-        match self.rng.below(8) {
+        match self.rng.below(9) {
             0 | 1 => {
                 // Split into two sides, at random.
                 let mut side: Vec<u64> = ids
@@ -283,6 +283,7 @@ impl Sim {
             }
             5 => self.net.heal(),
             7 => self.isolate_leader_until_snapshot(),
+            8 => self.arm_power_loss_after_election(),
             _ => {
                 self.net.drop_percent = self.rng.below(20);
                 self.net.dup_percent = self.rng.below(10);

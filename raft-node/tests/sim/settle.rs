@@ -1,6 +1,7 @@
 //! Faults for how proposals are settled and stamped (issue 9, items 1 and 4), kept apart from the rest of
 //! the simulator: a leader isolated until a snapshot holding its own pending proposals reaches it, clients
-//! re-sending increments answered "definitely not applied", clocks set back on restart, distinct pinned
+//! re-sending increments answered "definitely not applied", clocks set back on restart, a power loss of the
+//! whole site right after an election (a no-op tail behind entries not known committed), distinct pinned
 //! election timeouts; and a scripted run of the first: a leader whose proposals were replicated but whose
 //! followers it no longer hears steps down; the others commit the entries, compact their logs past them
 //! and later send the old leader a snapshot that contains them. Every proposal's answer must then match
@@ -35,6 +36,8 @@ pub struct SettleFaults {
     retries_left: BTreeMap<usize, u8>,
     /// The election timeout (ticks) each node was started with.
     timeouts: BTreeMap<u64, usize>,
+    /// The highest term when a power loss was armed: it strikes once a leader of a later term appears.
+    power_loss_after: Option<u64>,
 }
 
 pub struct Isolation {
@@ -123,8 +126,36 @@ impl Sim {
         });
     }
 
-    /// Move the isolation on; called every step while clients are active.
+    /// Arm a power loss of the whole site for right after the next election: a new leader's no-op is the
+    /// tail of its log, behind entries it never learned were committed; everyone restarts with its clock
+    /// set back, and whoever leads next must still stamp above every ts in its log.
+    pub(super) fn arm_power_loss_after_election(&mut self) {
+        let term = self
+            .nodes
+            .values()
+            .flatten()
+            .map(|n| n.status().term)
+            .max()
+            .unwrap_or(0);
+        self.settle.power_loss_after = Some(term);
+    }
+
+    /// Move the isolation and the armed power loss on; called every step while clients are active.
     pub(super) fn advance_settle_faults(&mut self) {
+        if let Some(term) = self.settle.power_loss_after {
+            if self
+                .nodes
+                .values()
+                .flatten()
+                .any(|n| n.is_leader() && n.status().term > term)
+            {
+                self.settle.power_loss_after = None;
+                for id in self.ids() {
+                    let down = self.rng.range(100, 1_500);
+                    self.crash(id, down);
+                }
+            }
+        }
         let Some(iso) = &self.settle.isolated else {
             return;
         };
