@@ -383,22 +383,23 @@ pub struct Node<L: LogStorage, S: StateMachine> {
 /// The log's tail may be a no-op (a new leader's) or conf changes, so this walks back past them; entries
 /// below the first index are in the state machine, whose applied ts covers them.
 fn last_ts_in_log<L: LogStorage>(storage: &L, last_index: u64) -> Result<u64, Error> {
-    const WINDOW: u64 = 64;
     let first = storage.first_index().map_err(raft_err)?;
-    let mut high = last_index.saturating_add(1);
-    while high > first {
-        let low = high.saturating_sub(WINDOW).max(first);
+    // One entry at a time (an entry may be large); the last one with commands is usually within a few.
+    for index in (first..=last_index).rev() {
         let entries = storage
-            .entries(low, high, None, raft::GetEntriesContext::empty(false))
+            .entries(
+                index,
+                index + 1,
+                None,
+                raft::GetEntriesContext::empty(false),
+            )
             .map_err(raft_err)?;
         if let Some(e) = entries
             .iter()
-            .rev()
             .find(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
         {
             return payload::last_ts(&e.data);
         }
-        high = low;
     }
     Ok(0)
 }
