@@ -1051,3 +1051,22 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{fate, Fate};
+
+    #[test]
+    fn a_proposal_is_not_applied_only_when_its_slot_provably_holds_another_entry() {
+        // The committed entry at its own index: ours exactly when the terms match.
+        assert_eq!(fate(5, 3, 5, 3), Fate::Applied);
+        assert_eq!(fate(5, 3, 5, 4), Fate::NotApplied);
+        assert_eq!(fate(5, 4, 5, 3), Fate::NotApplied);
+        // A later committed entry of our term: we appended it after ours, so ours is in the log.
+        assert_eq!(fate(5, 3, 9, 3), Fate::Applied);
+        // A later committed entry of a lower term: the slot's term is lower than ours.
+        assert_eq!(fate(5, 4, 9, 3), Fate::NotApplied);
+        // A later committed entry of a higher term (e.g. a snapshot's): either could be true.
+        assert_eq!(fate(5, 3, 9, 4), Fate::Unknown);
+    }
+}
