@@ -149,6 +149,8 @@ impl Default for Timing {
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub id: u64,
+    /// Test shim (unused): the length of one tick.
+    pub tick: Duration,
     /// Ticks without a heartbeat before an election (see [`Timing`] for the production values).
     pub election_tick: usize,
     pub heartbeat_tick: usize,
@@ -173,6 +175,7 @@ impl NodeConfig {
         let timing = Timing::default();
         NodeConfig {
             id,
+            tick: timing.tick,
             election_tick: timing.election_ticks,
             heartbeat_tick: timing.heartbeat_ticks,
             max_batch_commands: 1024,
@@ -605,6 +608,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             leader_hint: self.leader_hint(),
         }
     }
+
+    /// Test shim: today's reads need no per-turn step.
+    pub fn flush_reads(&mut self, _now: Instant) {}
 
     /// Advance logical time one tick; answer `Timeout` to every request whose deadline is not after `now`.
     pub fn tick(&mut self, now: Instant) {

@@ -69,3 +69,72 @@ fn a_tampered_history_is_rejected() {
         other => panic!("tampered history accepted: {other:?}"),
     }
 }
+
+/// Issue 9 item 2: an old leader cut off from the others must stop answering lease reads before the
+/// others can elect a new leader and acknowledge a write. The cut is placed at ten phases against the
+/// old leader's check-quorum rounds (which decide when it steps down on its own).
+#[test]
+fn a_partitioned_old_leader_stops_serving_lease_reads_before_a_new_leader_takes_writes() {
+    let mut stale = Vec::new();
+    for offset in (0..1_000).step_by(100) {
+        let run = Sim::partitioned_leader_lease_reads(3, offset)
+            .unwrap_or_else(|e| panic!("cut {offset} ms later: {e}"));
+        assert!(
+            run.served > 0,
+            "cut {offset} ms later: the leader never served a lease read before the cut"
+        );
+        if !run.stale.is_empty() {
+            stale.push((offset, run.new_write_at, run.stale));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale lease reads (cut offset, new write acknowledged at ms, [(answered at ms, value)]): {stale:?}"
+    );
+}
+
+/// Issue 9 item 2: a new leader does not use a lease in its first election timeout (a previous leader
+/// may still hold one); after that, on a quiet network, its lease holds continuously (renewed every
+/// heartbeat interval) and lease reads are answered within the step they arrive (no message can
+/// travel in one step).
+#[test]
+fn a_leader_answers_lease_reads_at_once_only_after_its_first_election_timeout() {
+    let probes = Sim::lease_reads_from_election(5, 5_000).expect("quiet run");
+    let early: Vec<u64> = probes
+        .iter()
+        .filter(|(t, fast)| *t < 1_000 && *fast)
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "lease reads answered at once {early:?} ms after the election"
+    );
+    let late: Vec<u64> = probes
+        .iter()
+        .filter(|(t, fast)| *t >= 1_500 && !*fast)
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "no lease at {late:?} ms after the election, on a quiet network"
+    );
+}
+
+/// Issue 9 item 12: thousands of reads arriving in one loop turn share one ReadIndex round: one message
+/// to the leader, and a handful of heartbeats there, instead of one round per read.
+#[test]
+fn thousands_of_reads_in_one_turn_share_one_read_index_round() {
+    let burst = Sim::read_burst(11, 5_000).expect("quiet run");
+    assert_eq!(burst.ok, 5_000, "failed reads: {:?}", burst.failed);
+    assert!(
+        burst.read_index_msgs <= 2,
+        "{} ReadIndex messages for one turn's reads",
+        burst.read_index_msgs
+    );
+    assert!(
+        burst.heartbeats <= 20,
+        "{} heartbeats while serving one turn's reads (in {} ms)",
+        burst.heartbeats,
+        burst.took_ms
+    );
+}
