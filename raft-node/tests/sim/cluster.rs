@@ -46,7 +46,8 @@ pub struct SimConfig {
     pub max_clock_drift_ppm: u64,
     /// Percentage of reads the clients send as lease reads (the rest are ReadIndex reads).
     pub lease_read_percent: u64,
-    /// Pin every node's election timeout to this many ticks instead of drawing it from the seed.
+    /// Pin the election timeouts instead of drawing them from the seed: node `i` gets this many ticks
+    /// plus `2 × (i − 1)` (distinct, so elections do not split forever).
     pub election_timeout: Option<usize>,
 }
 
@@ -196,7 +197,10 @@ impl Sim {
     fn start(&mut self, id: u64) {
         // raft-rs would draw the election timeout from its own RNG; pin it from the seed instead.
         let drawn = self.rng.range(10, 20) as usize;
-        let timeout = self.cfg.election_timeout.unwrap_or(drawn);
+        let timeout = self
+            .cfg
+            .election_timeout
+            .map_or(drawn, |t| t + 2 * (id as usize - 1));
         let cfg = NodeConfig {
             // The simulator's own timing (in its 100 ms ticks), not the production defaults.
             tick: Duration::from_millis(TICK_MS),

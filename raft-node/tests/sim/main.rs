@@ -83,13 +83,14 @@ fn a_partitioned_old_leader_stops_serving_lease_reads_before_a_new_leader_takes_
             run.served > 0,
             "cut {offset} ms later: the leader never served a lease read before the cut"
         );
-        if !run.stale.is_empty() {
-            stale.push((offset, run.new_write_at, run.stale));
+        if let Some(first) = run.stale.first() {
+            stale.push((offset, run.new_write_at, run.stale.len(), first.clone()));
         }
     }
     assert!(
         stale.is_empty(),
-        "stale lease reads (cut offset, new write acknowledged at ms, [(answered at ms, value)]): {stale:?}"
+        "stale lease reads (cut offset ms, new write acknowledged at ms, stale reads, first (answered at \
+         ms, value seen)): {stale:?}"
     );
 }
 
