@@ -14,8 +14,13 @@ use testkit::net::Net;
 use testkit::op_codec::{decode_ret, encode_op};
 use testkit::rng::Rng;
 
+// Explicit paths: `tests/failpoints.rs` includes this file with `#[path]`, which would otherwise look
+// for these beside it.
+#[path = "cluster/clocks.rs"]
 mod clocks;
+#[path = "cluster/lease.rs"]
 mod lease;
+#[path = "cluster/read_burst.rs"]
 mod read_burst;
 
 use clocks::Clocks;

@@ -173,10 +173,7 @@ impl Sim {
     /// After the first leader is elected: for each step, whether a lease read sent to it at the start of
     /// the step was answered within that step (no message can travel in one step, so only the lease
     /// answers that fast). Returns (ms since it became leader, answered at once) per step, for `span_ms`.
-    pub fn lease_reads_from_election(
-        seed: u64,
-        span_ms: u64,
-    ) -> Result<Vec<(u64, bool)>, String> {
+    pub fn lease_reads_from_election(seed: u64, span_ms: u64) -> Result<Vec<(u64, bool)>, String> {
         let mut sim = Sim::quiet(seed, 10);
         sim.step_until(10_000, "first leader", |s| s.current_leader().is_some())?;
         let leader = sim.current_leader().unwrap_or(1);
@@ -198,7 +195,9 @@ impl Sim {
             }
         }
         if !sim.is_leader(leader) {
-            return Err(format!("node {leader} lost its leadership on a quiet network"));
+            return Err(format!(
+                "node {leader} lost its leadership on a quiet network"
+            ));
         }
         Ok(out)
     }
