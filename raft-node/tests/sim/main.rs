@@ -139,3 +139,24 @@ fn thousands_of_reads_in_one_turn_share_one_read_index_round() {
         burst.took_ms
     );
 }
+
+/// Issue 9 item 2: a voter restarted right after acknowledging the leader has forgotten it, and raft-rs
+/// would grant a vote at once — electing a new leader while the old one's lease still counts on that
+/// acknowledgement. A restarted node ignores votes for its first election timeout. The restart is placed
+/// at 30 moments around the cut-off candidate's campaign.
+#[test]
+fn a_restarted_voter_does_not_elect_a_new_leader_inside_the_old_leaders_lease() {
+    let mut stale = Vec::new();
+    for restart_ms in (0..1_500).step_by(50) {
+        let run = Sim::restarted_voter_lease_reads(3, restart_ms)
+            .unwrap_or_else(|e| panic!("restart {restart_ms} ms after the cut: {e}"));
+        if let Some(first) = run.stale.first() {
+            stale.push((restart_ms, run.new_write_at, run.stale.len(), first.clone()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale lease reads (restart ms after the cut, new write acknowledged at ms, stale reads, first \
+         (answered at ms, value seen)): {stale:?}"
+    );
+}

@@ -123,47 +123,102 @@ impl Sim {
         let rest: Vec<u64> = sim.ids().into_iter().filter(|&i| i != old).collect();
         sim.net.partition(&[old], &rest);
 
+        sim.watch_lease_reads(old, old_term, &rest, 6_000, |_| {})
+    }
+
+    /// Send lease reads to the old leader `old` (one at a time, each step) for `span_ms`, calling `event`
+    /// after every step; once one of `others` leads a newer term than `old_term` it writes `k = new`.
+    /// Records the reads sent after that write was acknowledged that do not see it.
+    fn watch_lease_reads(
+        &mut self,
+        old: u64,
+        old_term: u64,
+        others: &[u64],
+        span_ms: u64,
+        mut event: impl FnMut(&mut Sim),
+    ) -> Result<PartitionedLeader, String> {
         let reads: Mailbox<(u64, Result<u64, Error>)> = Arc::default();
         let mut out = PartitionedLeader::default();
         let mut outstanding = false;
-        let end = sim.now + 6_000;
-        while sim.now < end {
+        let end = self.now + span_ms;
+        while self.now < end {
             if !outstanding {
-                sim.lease_read(old, &reads);
+                self.lease_read(old, &reads);
                 outstanding = true;
             }
-            sim.step(false)?;
+            self.step(false)?;
+            event(self);
             let answered: Vec<_> = std::mem::take(&mut *reads.lock().unwrap());
             for (sent, result) in answered {
                 outstanding = false;
                 if result.is_err() {
                     continue;
                 }
-                let seen = sim.value_at(old, "k");
+                let seen = self.value_at(old, "k");
                 match out.new_write_at {
                     // Sent after the new write was acknowledged: it must see it.
                     Some(at) if sent >= at && seen.as_deref() != Some(b"new".as_slice()) => {
-                        out.stale.push((sim.now, seen))
+                        out.stale.push((self.now, seen))
                     }
                     Some(_) => {}
                     None => out.served += 1,
                 }
             }
             if out.new_write_at.is_none() {
-                let new = rest
+                let new = others
                     .iter()
                     .copied()
-                    .find(|&i| sim.is_leader(i) && sim.term_of(i) > old_term);
+                    .find(|&i| self.is_leader(i) && self.term_of(i) > old_term);
                 if let Some(new) = new {
-                    sim.write(new, "k", "new")?;
-                    out.new_write_at = Some(sim.now);
+                    self.write(new, "k", "new")?;
+                    out.new_write_at = Some(self.now);
                 }
+            }
+            if !matches!(self.nodes.get(&old), Some(Some(_))) {
+                outstanding = false; // crashed: its reads were failed
             }
         }
         if out.new_write_at.is_none() {
-            return Err("no new leader wrote within 6 s of the partition".into());
+            return Err(format!("no new leader wrote within {span_ms} ms"));
         }
         Ok(out)
+    }
+
+    /// The leader `L` writes `k = old`; the link between `L` and node `C` is cut, so `C` campaigns after
+    /// its election timeout; the third node `V` — whose acknowledgements keep `L`'s lease — crashes and
+    /// comes back `restart_ms` after the cut, having forgotten that it heard from `L`. `C` writes
+    /// `k = new` if it gets elected; lease reads are sent to `L` all along.
+    pub fn restarted_voter_lease_reads(
+        seed: u64,
+        restart_ms: u64,
+    ) -> Result<PartitionedLeader, String> {
+        let mut sim = Sim::quiet(seed, 10);
+        sim.step_until(10_000, "first leader", |s| s.current_leader().is_some())?;
+        let old = sim.current_leader().unwrap_or(1);
+        sim.write(old, "k", "old")?;
+        let until = sim.now + 2 * 10 * TICK_MS;
+        sim.step_until(3 * 10 * TICK_MS, "settle", |s| s.now >= until)?;
+        let old_term = sim.term_of(old);
+        let others: Vec<u64> = sim.ids().into_iter().filter(|&i| i != old).collect();
+        // The candidate is the node with the longer election timeout (higher id: 14 ticks, not a
+        // multiple of the 3-tick heartbeat interval, so its campaigns do not always land right after a
+        // heartbeat has reached the voter).
+        let (voter, candidate) = (others[0], others[1]);
+        sim.net.block(old, candidate);
+        sim.net.block(candidate, old);
+        let crash_at = sim.now + restart_ms;
+        let mut crashed = false;
+        let result = sim.watch_lease_reads(old, old_term, &[candidate], 4_000, |s| {
+            if !crashed && s.now >= crash_at {
+                crashed = true;
+                s.crash(voter, STEP_MS);
+            }
+        });
+        match result {
+            // Never elected: nothing to be stale against.
+            Err(e) if e.starts_with("no new leader") => Ok(PartitionedLeader::default()),
+            other => other,
+        }
     }
 
     fn is_leader(&self, node: u64) -> bool {
