@@ -160,3 +160,19 @@ fn a_restarted_voter_does_not_elect_a_new_leader_inside_the_old_leaders_lease() 
          (answered at ms, value seen)): {stale:?}"
     );
 }
+
+/// Issue 9 item 2: a leader transfer elects the transferee without the followers' lease check, so the
+/// old leader's lease ends when the transfer starts (it does not hear of the new leader here: the
+/// transferee's messages to it are lost).
+#[test]
+fn a_leader_transfer_ends_the_old_leaders_lease() {
+    let run = Sim::transfer_lease_reads(3).expect("transfer run");
+    assert!(
+        run.stale.is_empty(),
+        "new write acknowledged at {:?} ms; {} stale lease reads on the old leader, first (answered at \
+         ms, value seen): {:?}",
+        run.new_write_at,
+        run.stale.len(),
+        run.stale.first()
+    );
+}

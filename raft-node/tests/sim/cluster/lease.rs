@@ -221,6 +221,35 @@ impl Sim {
         }
     }
 
+    /// The leader `L` writes `k = old` and hands leadership to node `T`; `T`'s messages to `L` are lost
+    /// (a one-way cut), so `L` does not hear of `T`'s election from `T`. The transferee's campaign ignores
+    /// the followers' lease, so `L` must stop using its own when the transfer starts. `T` writes
+    /// `k = new`; lease reads are sent to `L` all along.
+    pub fn transfer_lease_reads(seed: u64) -> Result<PartitionedLeader, String> {
+        let mut sim = Sim::quiet(seed, 10);
+        sim.step_until(10_000, "first leader", |s| s.current_leader().is_some())?;
+        let old = sim.current_leader().unwrap_or(1);
+        sim.write(old, "k", "old")?;
+        let until = sim.now + 2 * 10 * TICK_MS;
+        sim.step_until(3 * 10 * TICK_MS, "settle", |s| s.now >= until)?;
+        let old_term = sim.term_of(old);
+        let others: Vec<u64> = sim.ids().into_iter().filter(|&i| i != old).collect();
+        let target = others[0];
+        sim.net.block(target, old);
+        let mut asked = false;
+        sim.watch_lease_reads(old, old_term, &[target], 3_000, |s| {
+            if !asked {
+                asked = true;
+                if let Some(Some(n)) = s.nodes.get_mut(&old) {
+                    n.handle(Command::TransferLeader {
+                        to: target,
+                        reply: Box::new(|_| {}),
+                    });
+                }
+            }
+        })
+    }
+
     fn is_leader(&self, node: u64) -> bool {
         matches!(self.nodes.get(&node), Some(Some(n)) if n.is_leader())
     }
