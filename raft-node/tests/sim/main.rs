@@ -1,6 +1,9 @@
 //! Deterministic fault simulator (CONVENTIONS 10): 3 or 5 in-process nodes over a simulated network that
 //! drops, delays, duplicates and reorders messages, with partitions, one-way links and crash-restarts from
-//! persisted storage; concurrent simulated clients record a history that must be linearizable.
+//! persisted storage; each node's clock runs at its own rate (within the lease's drift margin);
+//! concurrent simulated clients — writes, ReadIndex reads and lease reads — record a history that must be
+//! linearizable. Step-by-step scenarios (`cluster/lease.rs`, `cluster/read_burst.rs`) check the lease's
+//! edges and read batching.
 //!
 //! Every run is a function of its seed. `KVS_RAFT_SIM_SEEDS=N` runs N seeds (default 500, split over the
 //! two `seeds_*` tests); `KVS_RAFT_SIM_SEED=S` runs only seed S. A failure prints its seed; failing seeds
