@@ -92,10 +92,12 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Raft timing and log compaction (file/env only).
+/// Raft timing, the lease's drift margin and log compaction (file/env only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTuning {
     pub timing: Timing,
+    /// The leader lease is shortened by this percentage for clock drift between nodes.
+    pub lease_margin_percent: u8,
     pub compact_log_entries: u64,
     pub compact_log_bytes: u64,
 }
@@ -221,6 +223,7 @@ pub const KEYS: &[&str] = &[
     "tick",
     "election_ticks",
     "heartbeat_ticks",
+    "lease_margin_percent",
 ];
 
 fn env_name(key: &str) -> String {
@@ -691,6 +694,12 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
             election_ticks: election_ticks.v,
             heartbeat_ticks: heartbeat_ticks.v,
         },
+        lease_margin_percent: l
+            .get("lease_margin_percent", |s| {
+                let n = int_in(s, 1, 50)?;
+                u8::try_from(n).map_err(|_| "too large".to_string())
+            })?
+            .v,
         compact_log_entries: l.get("compact_log_entries", |s| int_in(s, 1, u64::MAX))?.v,
         compact_log_bytes: l.get("compact_log_bytes", |s| size_in(s, 1, u64::MAX))?.v,
     })

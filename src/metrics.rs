@@ -90,6 +90,10 @@ const RAFT_SNAPSHOTS: Family = counter(
     "kvs_raft_snapshots_installed_total",
     "Snapshots received and installed.",
 );
+const RAFT_READ_INDEX_ROUNDS: Family = counter(
+    "kvs_raft_read_index_rounds_total",
+    "ReadIndex rounds started: one per batch of reads arriving together, re-sends, lease renewals.",
+);
 const RAFT_OPS_PER_FSYNC: Family = gauge(
     "kvs_raft_ops_per_fsync",
     "Commands proposed per Raft log fsync since start.",
@@ -145,7 +149,7 @@ const ROCKSDB_LIVE_SST: Family = gauge("kvs_rocksdb_live_sst_bytes", "Size of li
 const PROCESS_RSS: Family = gauge("process_resident_memory_bytes", "Resident set size.");
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 27] = [
+const ALL: [&Family; 28] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -158,6 +162,7 @@ const ALL: [&Family; 27] = [
     &RAFT_COMMANDS_PROPOSED,
     &RAFT_COMPACTIONS,
     &RAFT_SNAPSHOTS,
+    &RAFT_READ_INDEX_ROUNDS,
     &RAFT_OPS_PER_FSYNC,
     &PEER_MESSAGES,
     &PEER_HANDSHAKES_REJECTED,
@@ -323,6 +328,7 @@ fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
         (&RAFT_COMMANDS_PROPOSED, c.commands_proposed),
         (&RAFT_COMPACTIONS, c.compactions),
         (&RAFT_SNAPSHOTS, c.snapshots_installed),
+        (&RAFT_READ_INDEX_ROUNDS, c.read_index_rounds),
     ] {
         out.push(family.value(float(v)));
     }
@@ -399,6 +405,7 @@ mod tests {
                 fsync_micros_total: 3_516,
                 fsync_buckets,
                 snapshots_installed: 2,
+                read_index_rounds: 4,
             },
         };
         let transport = TransportCounters {
@@ -493,6 +500,9 @@ kvs_raft_log_compactions_total 1
 # HELP kvs_raft_snapshots_installed_total Snapshots received and installed.
 # TYPE kvs_raft_snapshots_installed_total counter
 kvs_raft_snapshots_installed_total 2
+# HELP kvs_raft_read_index_rounds_total ReadIndex rounds started: one per batch of reads arriving together, re-sends, lease renewals.
+# TYPE kvs_raft_read_index_rounds_total counter
+kvs_raft_read_index_rounds_total 4
 # HELP kvs_raft_ops_per_fsync Commands proposed per Raft log fsync since start.
 # TYPE kvs_raft_ops_per_fsync gauge
 kvs_raft_ops_per_fsync 1.1428571428571428

@@ -494,3 +494,67 @@ async fn a_restarted_follower_resumes_from_its_state_and_the_compacted_log() {
     );
     assert_present(&cluster, &acked).await;
 }
+
+/// Issue 9 item 12: thousands of concurrent linearizable reads (on the leader and on a follower, with
+/// writes going on) all answer, and no peer message is dropped for a full queue: reads that reach a node
+/// together share one ReadIndex round instead of one heartbeat broadcast each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousands_of_concurrent_reads_answer_without_overflowing_peer_queues() {
+    const READS: usize = 20_000;
+    let cluster = cluster(3, 10_000).await;
+    let leader_id = cluster.leader(Duration::from_secs(10)).await;
+    let leader = cluster.replica(leader_id);
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|s| s.id() != leader_id)
+        .expect("a follower");
+    write(&leader, "r", "0").await.expect("write");
+    let dropped = |c: &Cluster| -> u64 {
+        c.running()
+            .iter()
+            .map(|s| s.transport_counters().messages_dropped_queue_full)
+            .sum()
+    };
+    let dropped_before = dropped(&cluster);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reads = Vec::with_capacity(READS);
+    for i in 0..READS {
+        let site = if i % 2 == 0 {
+            leader.clone()
+        } else {
+            follower.clone()
+        };
+        reads.push(tokio::spawn(async move { site.read_index(deadline).await }));
+    }
+    let writer = {
+        let leader = leader.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                write(&leader, "r", &i.to_string()).await?;
+            }
+            Ok::<_, Error>(())
+        })
+    };
+    let mut failed = Vec::new();
+    for r in reads {
+        if let Err(e) = r.await.expect("join") {
+            failed.push(e);
+        }
+    }
+    writer
+        .await
+        .expect("join")
+        .expect("writes during the reads");
+    assert!(
+        failed.is_empty(),
+        "{} of {READS} reads failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(
+        dropped(&cluster) - dropped_before,
+        0,
+        "peer messages dropped for a full queue while serving {READS} reads"
+    );
+}

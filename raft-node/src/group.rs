@@ -316,7 +316,11 @@ impl<O: Send + 'static> Group<O> {
         )
         .await?;
 
-        let ncfg = cfg.node.clone();
+        let ncfg = NodeConfig {
+            // One tick length for the loop and the node's lease.
+            tick: cfg.tick,
+            ..cfg.node.clone()
+        };
         let node = tokio::task::spawn_blocking(move || {
             let logger = slog::Logger::root(slog::Discard, slog::o!());
             Node::new(ncfg, log, state_machine, &logger)
@@ -419,7 +423,8 @@ impl<O: Send + 'static> Group<O> {
             .await
     }
 
-    /// Lease read barrier (leader only): as [`Group::read_index`], without a round of heartbeats.
+    /// Lease read barrier (leader only, `NotLeader` elsewhere): as [`Group::read_index`], without a round
+    /// of heartbeats while the leader's lease holds (a ReadIndex round otherwise).
     pub async fn lease_read(&self, deadline: Instant) -> Result<u64, Error> {
         self.call(deadline, |reply| Command::LeaseRead { deadline, reply })
             .await

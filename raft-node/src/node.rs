@@ -32,6 +32,7 @@ use crate::membership::{Membership, MembershipChange};
 use crate::payload;
 use crate::storage::{LogStorage, LogWrite};
 
+mod lease;
 mod lost_log;
 mod reads;
 mod snapshots;
@@ -127,9 +128,10 @@ pub enum Command<O> {
         deadline: Instant,
         reply: Reply<Result<u64, Error>>,
     },
-    /// Lease read: answered at once on a leader that has committed an entry of its term (check_quorum
-    /// makes a leader that lost its quorum step down within an election timeout); `NotLeader` elsewhere.
-    /// The reply carries the commit index the local state machine must reach before reading.
+    /// Lease read: answered at the commit index, without a round trip, by a leader whose lease holds
+    /// (see `node/lease.rs`); a leader without a valid lease falls back to a ReadIndex round; any other
+    /// node answers `NotLeader`. The reply carries the index the local state machine must reach before
+    /// reading.
     LeaseRead {
         deadline: Instant,
         reply: Reply<Result<u64, Error>>,
@@ -189,6 +191,8 @@ impl Default for Timing {
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub id: u64,
+    /// Length of one tick (the lease is measured in time). `Group::start` sets it from its own tick.
+    pub tick: Duration,
     /// Ticks without a heartbeat before an election (see [`Timing`] for the production values).
     pub election_tick: usize,
     pub heartbeat_tick: usize,
@@ -196,8 +200,11 @@ pub struct NodeConfig {
     pub max_batch_commands: usize,
     /// Commands queued or in flight at most; beyond that proposals are refused with `Overloaded`.
     pub max_inflight_commands: usize,
-    /// Serve ReadIndex from the leader lease instead of a heartbeat round (needs check_quorum, which is on).
+    /// Serve ReadIndex reads from the leader lease too, when it holds (a ReadIndex round otherwise).
     pub lease_reads: bool,
+    /// The lease is shortened by this percentage of its length, for clock drift: followers' clocks may
+    /// run this much faster than the leader's.
+    pub lease_margin_percent: u8,
     /// The election timeout is drawn from `[min, max)` ticks by raft-rs's own RNG; the simulator pins it
     /// (`max = min + 1`) with a value from its seed so runs are reproducible. `None`: raft-rs's default
     /// `[election_tick, 2 × election_tick)`.
@@ -213,11 +220,13 @@ impl NodeConfig {
         let timing = Timing::default();
         NodeConfig {
             id,
+            tick: timing.tick,
             election_tick: timing.election_ticks,
             heartbeat_tick: timing.heartbeat_ticks,
             max_batch_commands: 1024,
             max_inflight_commands: 20_000,
             lease_reads: false,
+            lease_margin_percent: 10,
             election_timeout_range: None,
             compact_log_entries: 10_000,
             compact_log_bytes: 64 << 20,
@@ -282,6 +291,8 @@ pub struct NodeCounters {
     pub fsync_micros_total: u64,
     pub fsync_buckets: [u64; FSYNC_BUCKETS_MICROS.len() + 1],
     pub snapshots_installed: u64,
+    /// ReadIndex rounds started (batches of reads, re-sends and lease renewals).
+    pub read_index_rounds: u64,
 }
 
 /// A reply with the deadline of its request.
@@ -335,8 +346,9 @@ pub(crate) fn fate(index: u64, term: u64, at: u64, at_term: u64) -> Fate {
     }
 }
 
+/// The reads of one batch, waiting behind one ReadIndex context (or served from the lease).
 pub(super) struct PendingRead {
-    waiter: Waiter<u64>,
+    waiters: Vec<Waiter<u64>>,
     index: Option<u64>,
 }
 
@@ -354,6 +366,11 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     pending: BTreeMap<(u64, u64), PendingEntry<S::Output>>,
     pending_commands: usize,
     reads: BTreeMap<Vec<u8>, PendingRead>,
+    /// ReadIndex reads that arrived this loop turn (one context for all, at `flush_reads`).
+    read_queue: Vec<Waiter<u64>>,
+    /// Lease reads that arrived this loop turn, decided at `flush_reads`; `true`: leader only.
+    lease_queue: Vec<(Waiter<u64>, bool)>,
+    lease: lease::Lease,
     next_read: u64,
     /// Membership changes in flight by (index, term).
     conf_changes: BTreeMap<(u64, u64), PendingConfChange>,
@@ -442,11 +459,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             applied: applied.min(state.hard_state.commit),
             check_quorum: true,
             pre_vote: true,
-            read_only_option: if cfg.lease_reads {
-                ReadOnlyOption::LeaseBased
-            } else {
-                ReadOnlyOption::Safe
-            },
+            // Always a quorum round: the lease is this node's own (`node/lease.rs`), renewed by these
+            // rounds; raft-rs's LeaseBased option would answer without one.
+            read_only_option: ReadOnlyOption::Safe,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
             min_election_tick: cfg.election_timeout_range.map_or(0, |r| r.0),
@@ -468,6 +483,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             pending: BTreeMap::new(),
             pending_commands: 0,
             reads: BTreeMap::new(),
+            read_queue: Vec::new(),
+            lease_queue: Vec::new(),
+            lease: lease::Lease::default(),
             next_read: 0,
             conf_changes: BTreeMap::new(),
             ticks: 0,
@@ -619,6 +637,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             );
             return;
         }
+        if self.vote_within_start_lease(&msg) {
+            return;
+        }
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.cfg.id, error = %e, "raft message ignored");
         }
@@ -674,6 +695,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
                 }
+                // The transferee's election ignores the followers' lease: ours ends here.
+                self.revoke_lease();
                 self.raw.transfer_leader(to);
                 reply(Ok(()))
             }
@@ -695,6 +718,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
         if self.ticks.is_multiple_of(heartbeat) {
             self.resend_waiting_reads();
+            self.renew_lease(now);
         }
         self.expire(now);
     }
@@ -714,17 +738,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
         self.pending
             .retain(|_, p| p.waiters.iter().any(Option::is_some));
-        let expired: Vec<Vec<u8>> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.waiter.deadline <= now)
-            .map(|(c, _)| c.clone())
-            .collect();
-        for ctx in expired {
-            if let Some(r) = self.reads.remove(&ctx) {
-                r.waiter.answer(Err(Error::Timeout));
-            }
-        }
+        self.expire_reads(now);
         let expired: Vec<(u64, u64)> = self
             .conf_changes
             .iter()
@@ -824,11 +838,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             }
             self.staged = None;
             // 3. Read states: reads become servable once applied reaches their index.
-            for rs in rd.take_read_states() {
-                if let Some(r) = self.reads.get_mut(&rs.request_ctx) {
-                    r.index.get_or_insert(rs.index);
-                }
-            }
+            self.read_states(rd.take_read_states());
             // 4. Persist new entries and hard state in one synced write.
             for e in rd.entries() {
                 if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
@@ -1043,8 +1053,16 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         for (_, p) in std::mem::take(&mut self.pending) {
             self.settle(p, |_| Err(Error::ShuttingDown));
         }
-        for (_, r) in std::mem::take(&mut self.reads) {
-            r.waiter.answer(Err(Error::ShuttingDown));
+        let queued_reads = std::mem::take(&mut self.read_queue).into_iter().chain(
+            std::mem::take(&mut self.lease_queue)
+                .into_iter()
+                .map(|(w, _)| w),
+        );
+        let waiting_reads = std::mem::take(&mut self.reads)
+            .into_values()
+            .flat_map(|r| r.waiters);
+        for w in queued_reads.chain(waiting_reads) {
+            w.answer(Err(Error::ShuttingDown));
         }
         for (_, c) in std::mem::take(&mut self.conf_changes) {
             c.waiter.answer(Err(Error::ShuttingDown));

@@ -187,6 +187,8 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
             node.tick(now);
             next_tick += tick;
         }
+        // The lease is checked against the time now, after the drain: never earlier than any read's arrival.
+        node.flush_reads(Instant::now());
         node.flush_proposals(clock());
         let msgs = node.process_ready()?;
         if let Some(membership) = node.take_membership_change() {

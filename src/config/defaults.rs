@@ -56,6 +56,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),
         ("heartbeat_ticks", timing.heartbeat_ticks.to_string()),
+        (
+            "lease_margin_percent",
+            node.lease_margin_percent.to_string(),
+        ),
     ]
 }
 

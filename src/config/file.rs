@@ -39,6 +39,7 @@ pub(super) struct FileConfig {
     tick: Option<String>,
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
+    lease_margin_percent: Option<u64>,
 }
 
 /// `"1=a:7380,2=b:7380"` or a table `{ 1 = "a:7380", 2 = "b:7380" }`.
@@ -94,7 +95,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 26] = [
+        let entries: [(&'static str, Option<String>); 27] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -124,6 +125,7 @@ impl FileConfig {
             ("tick", self.tick),
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),
+            ("lease_margin_percent", self.lease_margin_percent.map(int)),
         ];
         entries
             .into_iter()

@@ -99,6 +99,7 @@ fn config_dev_default_without_any_flag() {
                     election_ticks: 50,
                     heartbeat_ticks: 5,
                 },
+                lease_margin_percent: 10,
                 compact_log_entries: 10_000,
                 compact_log_bytes: 64 << 20,
             },
@@ -222,6 +223,7 @@ fn config_file_with_every_key() {
         tick = "20ms"
         election_ticks = 20
         heartbeat_ticks = 2
+        lease_margin_percent = 20
     "#;
     let world = none()
         .file("/k.toml", &format!("{rest}\n{text}"))
@@ -270,6 +272,7 @@ fn config_file_with_every_key() {
                 election_ticks: 20,
                 heartbeat_ticks: 2,
             },
+            lease_margin_percent: 20,
             compact_log_entries: 42,
             compact_log_bytes: 1_000_000,
         }
@@ -644,6 +647,10 @@ fn config_raft_ticks() {
     assert_contains(
         &none().env("KVS_RAFT_HEARTBEAT_TICKS", "0").err(args()),
         &["KVS_RAFT_HEARTBEAT_TICKS"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_LEASE_MARGIN_PERCENT", "0").err(args()),
+        &["KVS_RAFT_LEASE_MARGIN_PERCENT", "from 1 to 50"],
     );
     assert_contains(
         &none().env("KVS_RAFT_MAX_CONNECTIONS", "0").err(args()),

@@ -10,7 +10,8 @@ use std::time::Instant;
 pub enum Consistency {
     /// Raft ReadIndex: the read reflects every write acknowledged before it started.
     Linearizable,
-    /// Leader lease (needs `check_quorum`): no round trip, relies on bounded clock drift.
+    /// Leader lease: no round trip while the leader's lease holds (relies on clock drift below the
+    /// configured margin), a ReadIndex round otherwise; leader only.
     Lease,
     /// Whatever this replica has applied; the answer says how stale it may be.
     Stale,

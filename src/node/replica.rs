@@ -144,7 +144,8 @@ impl Replica {
         self.group.read_index(deadline).await
     }
 
-    /// Lease read barrier (leader only): as `read_index`, without a round of heartbeats.
+    /// Lease read barrier (leader only): as `read_index`, without a round of heartbeats while the lease
+    /// holds.
     pub async fn lease_read(&self, deadline: Instant) -> Result<u64, Error> {
         self.group.lease_read(deadline).await
     }

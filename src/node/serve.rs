@@ -40,6 +40,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.tick = cfg.raft.timing.tick;
     g.node.election_tick = cfg.raft.timing.election_ticks;
     g.node.heartbeat_tick = cfg.raft.timing.heartbeat_ticks;
+    g.node.lease_margin_percent = cfg.raft.lease_margin_percent;
     g.node.compact_log_entries = cfg.raft.compact_log_entries;
     g.node.compact_log_bytes = cfg.raft.compact_log_bytes;
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;

@@ -1,55 +1,108 @@
 //! The read path: linearizable reads through raft-rs's ReadIndex, lease reads, and serving each read
 //! once the state machine has applied up to its index.
+//!
+//! Reads are batched: every read that arrives in one loop turn waits behind one ReadIndex context
+//! ([`Node::flush_reads`]), so a thousand concurrent reads cost one heartbeat round, not a thousand
+//! (each round is a heartbeat broadcast on the leader and a message to it from a follower), and a
+//! batch still waiting is re-sent once, not once per read.
+//!
+//! Lease reads ([`super::lease`]) are answered at the commit index while the lease holds; otherwise a
+//! leader falls back to a ReadIndex round (same answer, one round trip later) and any other node answers
+//! `NotLeader` (the HTTP layer forwards the read to the leader).
+
+use std::time::Instant;
+
+use raft::ReadState;
 
 use super::{LogStorage, Node, PendingRead, StateMachine, Waiter};
 
 impl<L: LogStorage, S: StateMachine> Node<L, S> {
-    /// Ask raft-rs for a read index; the read is answered once it is applied locally.
+    /// A ReadIndex read: waits for the next batch ([`Node::flush_reads`]). With `lease_reads` it is
+    /// served from the lease when this node holds one.
     pub(super) fn read_index(&mut self, waiter: Waiter<u64>) {
+        if self.cfg.lease_reads {
+            self.lease_queue.push((waiter, false));
+        } else {
+            self.read_queue.push(waiter);
+        }
+    }
+
+    /// A lease read: decided at the next [`Node::flush_reads`], which knows the time.
+    pub(super) fn lease_read(&mut self, waiter: Waiter<u64>) {
+        self.lease_queue.push((waiter, true));
+    }
+
+    /// Start the reads that arrived since the last call, `now` being this node's clock (read just
+    /// before the call). Lease reads are answered at the commit index while the lease holds; every
+    /// other read of this turn shares one ReadIndex context. Called once per loop iteration, after
+    /// draining the command queue.
+    pub fn flush_reads(&mut self, now: Instant) {
+        self.observe_leadership(now);
+        if !self.lease_queue.is_empty() {
+            let lease = self.lease_valid(now);
+            let mut served = Vec::new();
+            for (waiter, leader_only) in std::mem::take(&mut self.lease_queue) {
+                if lease {
+                    served.push(waiter);
+                } else if leader_only && !self.is_leader() {
+                    waiter.answer(Err(self.not_leader()));
+                } else {
+                    self.read_queue.push(waiter);
+                }
+            }
+            if !served.is_empty() {
+                let index = self.raw.raft.raft_log.committed;
+                let ctx = self.next_read_ctx();
+                self.reads.insert(
+                    ctx,
+                    PendingRead {
+                        waiters: served,
+                        index: Some(index),
+                    },
+                );
+            }
+        }
+        if self.read_queue.is_empty() {
+            return;
+        }
         let ctx = self.next_read_ctx();
         self.raw.read_index(ctx.clone());
+        self.counters.read_index_rounds += 1;
+        self.lease_round_sent(&ctx, now);
+        let waiters = std::mem::take(&mut self.read_queue);
         self.reads.insert(
             ctx,
             PendingRead {
-                waiter,
+                waiters,
                 index: None,
             },
         );
     }
 
-    /// Lease read: answered at the commit index on a leader that has committed in its term.
-    pub(super) fn lease_read(&mut self, waiter: Waiter<u64>) {
-        let log = &self.raw.raft.raft_log;
-        let committed_in_term = log.term(log.committed).unwrap_or(0) == self.raw.raft.term;
-        if !self.is_leader() || !committed_in_term {
-            let not_leader = self.not_leader();
-            return waiter.answer(Err(not_leader));
-        }
-        let index = log.committed;
-        let ctx = self.next_read_ctx();
-        self.reads.insert(
-            ctx,
-            PendingRead {
-                waiter,
-                index: Some(index),
-            },
-        );
-    }
-
     /// A fresh read context: this node's id and a counter, so contexts never collide across nodes.
-    fn next_read_ctx(&mut self) -> Vec<u8> {
+    pub(super) fn next_read_ctx(&mut self) -> Vec<u8> {
         self.next_read += 1;
         let mut ctx = self.cfg.id.to_be_bytes().to_vec();
         ctx.extend_from_slice(&self.next_read.to_be_bytes());
         ctx
     }
 
+    /// Read states raft-rs returned: each batch learns its index, and a lease round renews the lease.
+    pub(super) fn read_states(&mut self, states: Vec<ReadState>) {
+        for rs in states {
+            if let Some(r) = self.reads.get_mut(&rs.request_ctx) {
+                r.index.get_or_insert(rs.index);
+            }
+            self.lease_acked(&rs.request_ctx);
+        }
+    }
+
     /// A ReadIndex is lost without an answer when there is no leader, when the leader it went to dies, or
     /// when it reaches a leader that has not committed an entry of its term yet (raft-rs drops it then).
-    /// Reads still waiting for their index are therefore asked again as soon as the term or the leader
-    /// changes, and once per heartbeat interval, instead of waiting for the request timeout. A read
-    /// answered twice uses the first index (either is a valid read point: both were taken after the request
-    /// arrived).
+    /// Batches still waiting for their index are therefore asked again as soon as the term or the leader
+    /// changes, and once per heartbeat interval, instead of waiting for the request timeout. A batch
+    /// answered twice uses the first index (either is a valid read point: both were taken after its
+    /// reads arrived).
     pub(super) fn reissue_reads(&mut self) {
         let now = (self.raw.raft.term, self.raw.raft.leader_id);
         if now == self.read_epoch {
@@ -71,9 +124,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             .collect();
         for ctx in waiting {
             self.raw.read_index(ctx);
+            self.counters.read_index_rounds += 1;
         }
     }
 
+    /// Answer every batch whose index is applied here.
     pub(super) fn serve_reads(&mut self) {
         let applied = self.sm.applied().0;
         let ready: Vec<Vec<u8>> = self
@@ -84,8 +139,25 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             .collect();
         for ctx in ready {
             if let Some(r) = self.reads.remove(&ctx) {
-                r.waiter.answer(Ok(r.index.unwrap_or(applied)));
+                let index = r.index.unwrap_or(applied);
+                for w in r.waiters {
+                    w.answer(Ok(index));
+                }
             }
         }
+    }
+
+    /// Answer `Timeout` to every read whose deadline is not after `now`; a batch left empty is forgotten.
+    pub(super) fn expire_reads(&mut self, now: Instant) {
+        for r in self.reads.values_mut() {
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.waiters)
+                .into_iter()
+                .partition(|w| w.deadline <= now);
+            r.waiters = kept;
+            for w in expired {
+                w.answer(Err(super::Error::Timeout));
+            }
+        }
+        self.reads.retain(|_, r| !r.waiters.is_empty());
     }
 }

@@ -17,6 +17,16 @@ use testkit::rng::Rng;
 // A child of this module (it reaches the simulator's internals), kept in its own file.
 #[path = "settle.rs"]
 pub mod settle;
+// Explicit paths: `tests/failpoints.rs` includes this file with `#[path]`, which would otherwise look
+// for these beside it.
+#[path = "cluster/clocks.rs"]
+mod clocks;
+#[path = "cluster/lease.rs"]
+mod lease;
+#[path = "cluster/read_burst.rs"]
+mod read_burst;
+
+use clocks::Clocks;
 
 const STEP_MS: u64 = 10;
 const TICK_MS: u64 = 100;
@@ -39,6 +49,14 @@ pub struct SimConfig {
     pub crash_on_error: bool,
     /// Log compaction threshold (entries): small, so snapshots are sent in most runs.
     pub compact_log_entries: u64,
+    /// Each node's clock runs at its own rate, off by at most this many parts per million (within the
+    /// lease's drift margin, `NodeConfig::lease_margin_percent`).
+    pub max_clock_drift_ppm: u64,
+    /// Percentage of reads the clients send as lease reads (the rest are ReadIndex reads).
+    pub lease_read_percent: u64,
+    /// Pin the election timeouts instead of drawing them from the seed: node `i` gets this many ticks
+    /// plus `2 × (i − 1)` (distinct, so elections do not split forever).
+    pub election_timeout: Option<usize>,
 }
 
 impl SimConfig {
@@ -51,6 +69,9 @@ impl SimConfig {
             settle_ms: 15_000,
             crash_on_error: false,
             compact_log_entries: 16 + seed % 48,
+            max_clock_drift_ppm: 40_000,
+            lease_read_percent: 50,
+            election_timeout: None,
         }
     }
 }
@@ -70,6 +91,8 @@ struct Client {
     retry: Option<(Op, u8)>,
     /// How long this client waits for an answer (its request's deadline and when it gives up).
     patience_ms: u64,
+    /// The outstanding operation is a lease read.
+    lease: bool,
 }
 
 pub struct Sim {
@@ -96,6 +119,10 @@ pub struct Sim {
     partitions: u64,
     /// Scripted faults of `settle.rs` (an isolated leader waiting for a snapshot, clocks set back).
     settle: settle::SettleFaults,
+    clocks: Clocks,
+    lease_reads: u64,
+    /// Messages sent, by type.
+    sent_by_type: BTreeMap<i32, u64>,
 }
 
 pub struct Stats {
@@ -106,29 +133,32 @@ pub struct Stats {
     sent: u64,
     dropped: u64,
     snapshots: u64,
+    lease_reads: u64,
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} ops, {} crashes ({} injected), {} partitions, {} msgs ({} dropped), {} snapshots",
+            "{} ops, {} crashes ({} injected), {} partitions, {} msgs ({} dropped), {} snapshots, {} lease reads",
             self.ops,
             self.crashes,
             self.error_crashes,
             self.partitions,
             self.sent,
             self.dropped,
-            self.snapshots
+            self.snapshots,
+            self.lease_reads
         )
     }
 }
 
 impl Sim {
-    /// Simulated time `ms` as an `Instant` for the nodes' deadlines: an offset from one base taken at
-    /// start, so every comparison the nodes make depends only on simulated time.
-    fn instant(&self, ms: u64) -> Instant {
-        self.base + Duration::from_millis(ms)
+    /// Simulated time `ms` as node `id`'s own clock reads it, as an `Instant` for its deadlines and
+    /// lease: an offset from one base taken at start, scaled by that node's clock rate, so every
+    /// comparison the nodes make depends only on simulated time.
+    fn local_instant(&self, id: u64, ms: u64) -> Instant {
+        self.clocks.instant(id, ms, self.base)
     }
 
     pub fn new(cfg: SimConfig) -> Self {
@@ -137,7 +167,7 @@ impl Sim {
             .iter()
             .map(|&id| (id, MemLog::bootstrap(ids.clone())))
             .collect();
-        let rng = Rng::new(cfg.seed);
+        let mut rng = Rng::new(cfg.seed);
         let clients = (0..cfg.clients)
             .map(|i| Client {
                 target: 1 + (i as u64 % cfg.nodes),
@@ -150,10 +180,12 @@ impl Sim {
                 } else {
                     CLIENT_TIMEOUT_MS
                 },
+                lease: false,
             })
             .collect();
         let mut net = Net::default();
         net.max_delay_ms = 30;
+        let clocks = Clocks::new(&ids, cfg.max_clock_drift_ppm, &mut rng);
         let mut sim = Sim {
             cfg,
             rng,
@@ -175,6 +207,9 @@ impl Sim {
             error_crashes: 0,
             partitions: 0,
             settle: settle::SettleFaults::default(),
+            clocks,
+            lease_reads: 0,
+            sent_by_type: BTreeMap::new(),
         };
         for id in ids {
             sim.start(id);
@@ -184,10 +219,14 @@ impl Sim {
 
     fn start(&mut self, id: u64) {
         // raft-rs would draw the election timeout from its own RNG; pin it from the seed instead.
-        let timeout = self.rng.range(10, 20) as usize;
-        let timeout = self.distinct_timeout(id, timeout);
+        let drawn = self.rng.range(10, 20) as usize;
+        let timeout = match self.cfg.election_timeout {
+            Some(t) => t + 2 * (id as usize - 1),
+            None => self.distinct_timeout(id, drawn),
+        };
         let cfg = NodeConfig {
             // The simulator's own timing (in its 100 ms ticks), not the production defaults.
+            tick: Duration::from_millis(TICK_MS),
             election_tick: 10,
             heartbeat_tick: 3,
             election_timeout_range: Some((timeout, timeout + 1)),
@@ -342,7 +381,8 @@ impl Sim {
         let target = self.clients[client].target;
         let idx = self.history.invoke(client as u64, op.clone(), self.now);
         let patience = self.clients[client].patience_ms.max(REQUEST_TIMEOUT_MS);
-        let deadline = self.instant(self.now + patience);
+        let deadline = self.local_instant(target, self.now + patience);
+        let lease = op.is_read_only() && self.rng.chance(self.cfg.lease_read_percent);
         let Some(Some(node)) = self.nodes.get_mut(&target) else {
             // Connection refused: nothing was sent.
             self.history.complete(idx, self.now, Outcome::Failed);
@@ -352,7 +392,14 @@ impl Sim {
             return;
         };
         let inbox = Arc::clone(&self.inbox);
-        let cmd = if op.is_read_only() {
+        let cmd = if lease {
+            Command::LeaseRead {
+                deadline,
+                reply: Box::new(move |r| {
+                    inbox.lock().unwrap().push((client, idx, Answer::Read(r)))
+                }),
+            }
+        } else if op.is_read_only() {
             Command::ReadIndex {
                 deadline,
                 reply: Box::new(move |r| {
@@ -371,6 +418,17 @@ impl Sim {
         };
         node.handle(cmd);
         self.clients[client].busy = Some((idx, target, op));
+        self.clients[client].lease = lease;
+    }
+
+    /// What a read that its node just answered sees: that node's applied state.
+    fn read_value(&self, op: &Op, node_id: u64) -> Outcome {
+        match (op, self.nodes.get(&node_id)) {
+            (Op::Get { key }, Some(Some(node))) => Outcome::Ok(Ret::Value(
+                node.state_machine().model().get(key).map(<[u8]>::to_vec),
+            )),
+            _ => Outcome::Failed,
+        }
     }
 
     fn complete(&mut self, client: usize, request: usize, answer: Answer) {
@@ -385,13 +443,22 @@ impl Sim {
         let Some((idx, node_id, op)) = self.clients[client].busy.take() else {
             return;
         };
+        let lease = std::mem::take(&mut self.clients[client].lease);
+        let mut hinted = false;
         let outcome = match answer {
-            Answer::Read(Ok(_)) => match (&op, self.nodes.get(&node_id)) {
-                (Op::Get { key }, Some(Some(node))) => Outcome::Ok(Ret::Value(
-                    node.state_machine().model().get(key).map(<[u8]>::to_vec),
-                )),
-                _ => Outcome::Failed,
-            },
+            Answer::Read(Ok(_)) if lease => {
+                self.lease_reads += 1;
+                self.read_value(&op, node_id)
+            }
+            Answer::Read(Ok(_)) => self.read_value(&op, node_id),
+            Answer::Read(Err(Error::NotLeader {
+                leader_hint: Some(l),
+            })) => {
+                // Lease reads are served by the leader only.
+                self.clients[client].target = l;
+                hinted = true;
+                Outcome::Failed
+            }
             Answer::Read(Err(_)) => Outcome::Failed,
             Answer::Write(Ok(Committed { output: bytes, .. })) => match decode_ret(&bytes) {
                 Some(Some(ret)) => Outcome::Ok(ret),
@@ -411,7 +478,7 @@ impl Sim {
                 outcome_of_error(&e)
             }
         };
-        if matches!(outcome, Outcome::Failed) && op.is_read_only() {
+        if matches!(outcome, Outcome::Failed) && op.is_read_only() && !hinted {
             self.clients[client].target = 1 + self.rng.below(self.cfg.nodes);
         }
         self.history.complete(idx, self.now, outcome);
@@ -444,12 +511,13 @@ impl Sim {
                 self.report_snapshot(msg.from, msg.to, false);
             }
         }
-        if self.now.is_multiple_of(TICK_MS) {
-            let now = self.instant(self.now);
-            self.nodes
-                .values_mut()
-                .flatten()
-                .for_each(|node| node.tick(now));
+        // Each node ticks by its own clock.
+        for id in self.ids() {
+            if let Some(now) = self.clocks.tick_due(id, self.now, self.base) {
+                if let Some(Some(node)) = self.nodes.get_mut(&id) {
+                    node.tick(now);
+                }
+            }
         }
         if active {
             for c in 0..self.clients.len() {
@@ -466,6 +534,7 @@ impl Sim {
         let mut outgoing = Vec::new();
         let mut failed = Vec::new();
         for node in self.nodes.values_mut().flatten() {
+            node.flush_reads(self.clocks.instant(node.id(), self.now, self.base));
             node.flush_proposals(clocks[&node.id()]);
             match node.process_ready() {
                 Ok(msgs) => outgoing.extend(msgs),
@@ -479,6 +548,10 @@ impl Sim {
             self.crash(id, down);
         }
         for msg in outgoing {
+            *self
+                .sent_by_type
+                .entry(msg.get_msg_type() as i32)
+                .or_default() += 1;
             let (from, to) = (msg.from, msg.to);
             let snapshot = msg.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
             if !self.net.send(msg, self.now, &mut self.rng) && snapshot {
@@ -693,6 +766,7 @@ impl Sim {
             sent: self.net.sent,
             dropped: self.net.dropped,
             snapshots: self.snapshots,
+            lease_reads: self.lease_reads,
         })
     }
 

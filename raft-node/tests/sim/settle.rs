@@ -206,7 +206,7 @@ impl Sim {
     /// Hand `op` to node `id` directly (no simulated client); its answer lands in `answers`.
     fn propose_to(&mut self, id: u64, op: &Op, answers: &Answers) {
         let answers = Arc::clone(answers);
-        let deadline = self.instant(self.now + 600_000);
+        let deadline = self.local_instant(id, self.now + 600_000);
         if let Some(Some(node)) = self.nodes.get_mut(&id) {
             node.handle(Command::Propose {
                 command: encode_op(op),
