@@ -94,6 +94,22 @@ const RAFT_OPS_PER_FSYNC: Family = gauge(
     "kvs_raft_ops_per_fsync",
     "Commands proposed per Raft log fsync since start.",
 );
+const RAFT_TS_CLAMPED: Family = counter(
+    "kvs_raft_commit_ts_clamped_total",
+    "Proposal batches this leader stamped at the cluster's clock plus max_clock_skew because its own clock ran further ahead (clock-skew alarm).",
+);
+const RAFT_TS_AHEAD: Family = counter(
+    "kvs_raft_entries_ts_ahead_of_clock_total",
+    "Entries received stamped more than max_clock_skew ahead of this node's clock (clock-skew alarm).",
+);
+const RAFT_CLOCK_AHEAD: Family = gauge(
+    "kvs_raft_clock_ahead_seconds",
+    "How far this leader's clock is ahead of the cluster's median clock (0 when behind or not leading).",
+);
+const PEER_CONNECTIONS_REFUSED: Family = counter(
+    "kvs_peer_connections_refused_total",
+    "Inbound peer connections closed at once because max_peer_connections were open.",
+);
 const PEER_MESSAGES: Family = labelled(
     counter(
         "kvs_peer_messages_total",
@@ -145,7 +161,7 @@ const ROCKSDB_LIVE_SST: Family = gauge("kvs_rocksdb_live_sst_bytes", "Size of li
 const PROCESS_RSS: Family = gauge("process_resident_memory_bytes", "Resident set size.");
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 27] = [
+const ALL: [&Family; 31] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -159,6 +175,10 @@ const ALL: [&Family; 27] = [
     &RAFT_COMPACTIONS,
     &RAFT_SNAPSHOTS,
     &RAFT_OPS_PER_FSYNC,
+    &RAFT_TS_CLAMPED,
+    &RAFT_TS_AHEAD,
+    &RAFT_CLOCK_AHEAD,
+    &PEER_CONNECTIONS_REFUSED,
     &PEER_MESSAGES,
     &PEER_HANDSHAKES_REJECTED,
     &ENGINE_CROSSED_LOOKUPS,
@@ -243,6 +263,7 @@ pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
         raft_families(status, &mut out);
     }
     let t = &s.transport;
+    out.push(PEER_CONNECTIONS_REFUSED.value(float(t.connections_refused)));
     out.push(PEER_MESSAGES.values(&[
         ("sent", t.messages_sent),
         ("received", t.messages_received),
@@ -332,6 +353,9 @@ fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
         float(c.commands_proposed) / float(c.persists)
     };
     out.push(RAFT_OPS_PER_FSYNC.value(per_fsync));
+    out.push(RAFT_TS_CLAMPED.value(float(c.ts_clamped)));
+    out.push(RAFT_TS_AHEAD.value(float(c.ts_ahead_of_clock)));
+    out.push(RAFT_CLOCK_AHEAD.value(float(c.clock_ahead_micros) / 1e6));
 }
 
 /// The node's metrics, read through `sample` at every scrape.
@@ -399,6 +423,9 @@ mod tests {
                 fsync_micros_total: 3_516,
                 fsync_buckets,
                 snapshots_installed: 2,
+                ts_clamped: 0,
+                ts_ahead_of_clock: 0,
+                clock_ahead_micros: 0,
             },
         };
         let transport = TransportCounters {

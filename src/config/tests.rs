@@ -89,8 +89,10 @@ fn config_dev_default_without_any_flag() {
                 max_body: 4 << 20,
                 max_connections: 4096,
                 header_read_timeout: Duration::from_secs(5),
+                body_read_timeout: Duration::from_secs(10),
                 request_timeout: Duration::from_secs(5),
                 max_inflight_proposals: 20_000,
+                max_scan_bytes: 4 << 20,
                 ..Limits::default()
             },
             raft: RaftTuning {
@@ -101,6 +103,9 @@ fn config_dev_default_without_any_flag() {
                 },
                 compact_log_entries: 10_000,
                 compact_log_bytes: 64 << 20,
+                max_entry_bytes: 8 << 20,
+                max_peer_connections: 64,
+                max_clock_skew: Duration::from_secs(1),
             },
         }
     );
@@ -215,10 +220,15 @@ fn config_file_with_every_key() {
         max_body_bytes = "2MiB"
         max_connections = 100
         header_read_timeout = "2s"
+        body_read_timeout = "7s"
         request_timeout = "3s"
         max_inflight_proposals = 500
+        max_scan_bytes = "1MiB"
         compact_log_entries = 42
         compact_log_bytes = "1MB"
+        max_entry_bytes = "2MiB"
+        max_peer_connections = 9
+        max_clock_skew = "250ms"
         tick = "20ms"
         election_ticks = 20
         heartbeat_ticks = 2
@@ -257,8 +267,10 @@ fn config_file_with_every_key() {
             max_body: 2 << 20,
             max_connections: 100,
             header_read_timeout: Duration::from_secs(2),
+            body_read_timeout: Duration::from_secs(7),
             request_timeout: Duration::from_secs(3),
             max_inflight_proposals: 500,
+            max_scan_bytes: 1 << 20,
             ..Limits::default()
         }
     );
@@ -272,6 +284,9 @@ fn config_file_with_every_key() {
             },
             compact_log_entries: 42,
             compact_log_bytes: 1_000_000,
+            max_entry_bytes: 2 << 20,
+            max_peer_connections: 9,
+            max_clock_skew: Duration::from_millis(250),
         }
     );
 }
