@@ -523,6 +523,18 @@ kvs_raft_snapshots_installed_total 2
 # HELP kvs_raft_ops_per_fsync Commands proposed per Raft log fsync since start.
 # TYPE kvs_raft_ops_per_fsync gauge
 kvs_raft_ops_per_fsync 1.1428571428571428
+# HELP kvs_raft_commit_ts_clamped_total Proposal batches this leader stamped at the cluster's clock plus max_clock_skew because its own clock ran further ahead (clock-skew alarm).
+# TYPE kvs_raft_commit_ts_clamped_total counter
+kvs_raft_commit_ts_clamped_total 0
+# HELP kvs_raft_entries_ts_ahead_of_clock_total Entries received stamped more than max_clock_skew ahead of this node's clock (clock-skew alarm).
+# TYPE kvs_raft_entries_ts_ahead_of_clock_total counter
+kvs_raft_entries_ts_ahead_of_clock_total 0
+# HELP kvs_raft_clock_ahead_seconds How far this leader's clock is ahead of the cluster's median clock (0 when behind or not leading).
+# TYPE kvs_raft_clock_ahead_seconds gauge
+kvs_raft_clock_ahead_seconds 0
+# HELP kvs_peer_connections_refused_total Inbound peer connections closed at once because max_peer_connections were open.
+# TYPE kvs_peer_connections_refused_total counter
+kvs_peer_connections_refused_total 0
 # HELP kvs_peer_messages_total Raft messages by direction and fate.
 # TYPE kvs_peer_messages_total counter
 kvs_peer_messages_total{fate="sent"} 10
