@@ -707,17 +707,19 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
         },
         compact_log_entries: l.get("compact_log_entries", |s| int_in(s, 1, u64::MAX))?.v,
         compact_log_bytes: l.get("compact_log_bytes", |s| size_in(s, 1, u64::MAX))?.v,
-        max_entry_bytes: l.get("max_entry_bytes", |s| {
-            let max = raft_node::max_entry_bytes(raft_node::transport::DEFAULT_MAX_FRAME);
-            let n = size_in(s, 64 << 10, u64::try_from(max).unwrap_or(u64::MAX))?;
-            usize::try_from(n).map_err(|_| "too large for this platform".to_string())
-        })?
-        .v,
-        max_peer_connections: l.get("max_peer_connections", |s| {
-            let n = int_in(s, 1, 100_000)?;
-            usize::try_from(n).map_err(|_| "too large for this platform".to_string())
-        })?
-        .v,
+        max_entry_bytes: l
+            .get("max_entry_bytes", |s| {
+                let max = raft_node::max_entry_bytes(raft_node::transport::DEFAULT_MAX_FRAME);
+                let n = size_in(s, 64 << 10, u64::try_from(max).unwrap_or(u64::MAX))?;
+                usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+            })?
+            .v,
+        max_peer_connections: l
+            .get("max_peer_connections", |s| {
+                let n = int_in(s, 1, 100_000)?;
+                usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+            })?
+            .v,
         max_clock_skew: l
             .get("max_clock_skew", |s| {
                 duration_in(s, Duration::from_millis(1), Duration::from_secs(3600))

@@ -309,7 +309,10 @@ fn serve_raises_a_low_open_file_soft_limit_it_may_raise() {
     let hard = std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|l| {
-            let line = l.lines().find(|l| l.starts_with("Max open files"))?.to_string();
+            let line = l
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_string();
             line.split_whitespace().nth(4)?.parse::<u64>().ok()
         });
     let Some(hard) = hard.filter(|h| *h >= 8_192) else {
@@ -322,7 +325,10 @@ fn serve_raises_a_low_open_file_soft_limit_it_may_raise() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let soft = loop {
         let soft = std::fs::read_to_string(&limits).ok().and_then(|l| {
-            let line = l.lines().find(|l| l.starts_with("Max open files"))?.to_string();
+            let line = l
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_string();
             line.split_whitespace().nth(3)?.parse::<u64>().ok()
         });
         if soft.is_some_and(|s| s > 512) || Instant::now() > deadline {
@@ -336,5 +342,8 @@ fn serve_raises_a_low_open_file_soft_limit_it_may_raise() {
     let _ = child.kill();
     let _ = child.wait();
     let soft = soft.expect("read the server's limits");
-    assert!(soft > 512 && soft <= hard, "soft limit {soft} (hard {hard})");
+    assert!(
+        soft > 512 && soft <= hard,
+        "soft limit {soft} (hard {hard})"
+    );
 }

@@ -536,8 +536,7 @@ async fn a_leader_whose_clock_runs_hours_ahead_stamps_commits_near_the_clusters_
     let real = raft_node::wall_clock_micros;
     let cluster = cluster_with(3, 10_000, |cfg| {
         if cfg.group.id() == 1 {
-            cfg.group.wall_clock =
-                raft_node::WallClock(Arc::new(move || real() + HOURS_AHEAD));
+            cfg.group.wall_clock = raft_node::WallClock(Arc::new(move || real() + HOURS_AHEAD));
         }
     })
     .await;
@@ -583,12 +582,24 @@ async fn a_leader_whose_clock_runs_hours_ahead_stamps_commits_near_the_clusters_
         .await
         .expect("join")
         .expect("gc step");
-    assert!(report.safepoint <= last, "safepoint {} > {last}", report.safepoint);
+    assert!(
+        report.safepoint <= last,
+        "safepoint {} > {last}",
+        report.safepoint
+    );
     let index = fast.read_index(soon()).await.expect("read index");
     cluster.converge(index, Duration::from_secs(10)).await;
     for site in cluster.running().into_iter().filter(|s| s.id() != 1) {
-        let got = site.engine().get(b"k19", last).expect("read at the last ts");
-        assert_eq!(got.map(|v| v.value), Some(b"v".to_vec()), "node {}", site.id());
+        let got = site
+            .engine()
+            .get(b"k19", last)
+            .expect("read at the last ts");
+        assert_eq!(
+            got.map(|v| v.value),
+            Some(b"v".to_vec()),
+            "node {}",
+            site.id()
+        );
     }
 }
 

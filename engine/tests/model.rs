@@ -413,7 +413,10 @@ impl Harness {
             Step::Entity { entity, back } => {
                 let at = now.saturating_sub(*back);
                 let e = ENTITIES[*entity].as_bytes();
-                let got = self.engine().entity(e, at, 100, usize::MAX).map(|v| (v.epoch, v.items));
+                let got = self
+                    .engine()
+                    .entity(e, at, 100, usize::MAX)
+                    .map(|v| (v.epoch, v.items));
                 self.check_read(at, got, || {
                     let mut prefix = e.to_vec();
                     prefix.push(b'/');
@@ -440,13 +443,10 @@ impl Harness {
                     .engine()
                     .gc_step(now.saturating_sub(*back), 100)
                     .expect("gc");
-                self.model.safepoint = self
-                    .model
-                    .safepoint
-                    .max(
-                        now.saturating_sub(*back)
-                            .min(now.min(self.applied_ts).saturating_sub(RETENTION)),
-                    );
+                self.model.safepoint = self.model.safepoint.max(
+                    now.saturating_sub(*back)
+                        .min(now.min(self.applied_ts).saturating_sub(RETENTION)),
+                );
                 assert_eq!(report.safepoint, self.model.safepoint);
             }
             Step::Compact => self.engine().compact().expect("compact"),

@@ -121,7 +121,10 @@ fn checkpoint_hides_old_state_at_and_after_its_ts_but_not_before() {
     // At and after it: nothing of the entity until written again.
     assert_eq!(f.get("p/pos", t2), None);
     assert_eq!(f.get("p/score", u64::MAX), None);
-    assert_eq!(f.engine.entity(b"p", t2, 100, usize::MAX).unwrap().items, vec![]);
+    assert_eq!(
+        f.engine.entity(b"p", t2, 100, usize::MAX).unwrap().items,
+        vec![]
+    );
     let now = f.engine.entity(b"p", t3, 100, usize::MAX).unwrap();
     assert_eq!(now.epoch, 1);
     assert_eq!(

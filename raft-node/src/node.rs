@@ -400,7 +400,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 ReadOnlyOption::Safe
             },
             // With at least one entry per message, a MsgAppend holds at most max(this, one entry).
-            max_size_per_msg: MAX_APPEND_BYTES.min(u64::try_from(cfg.max_entry_bytes).unwrap_or(u64::MAX)),
+            max_size_per_msg: MAX_APPEND_BYTES
+                .min(u64::try_from(cfg.max_entry_bytes).unwrap_or(u64::MAX)),
             max_inflight_msgs: 256,
             min_election_tick: cfg.election_timeout_range.map_or(0, |r| r.0),
             max_election_tick: cfg.election_timeout_range.map_or(0, |r| r.1),
@@ -868,7 +869,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             .filter(|&v| v != self.cfg.id)
             .collect();
         self.peer_clocks.forget_except(&others);
-        let estimates = self.peer_clocks.estimates(&others, wall, CLOCK_SAMPLE_FRESH);
+        let estimates = self
+            .peer_clocks
+            .estimates(&others, wall, CLOCK_SAMPLE_FRESH);
         let max = u64::try_from(self.cfg.max_clock_skew.as_micros()).unwrap_or(u64::MAX);
         let Some(view) = skew::cluster_now(wall, &estimates, voters.len()) else {
             // No view yet (a new leader before its followers' first answers): the newest ts in the log

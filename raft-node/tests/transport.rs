@@ -831,7 +831,10 @@ async fn transport_closes_peer_connections_beyond_its_limit_at_once() {
     // The fourth is closed at once instead of waiting out its handshake.
     let s = TcpStream::connect(a.addr).await.unwrap();
     closed_by_peer(s).await;
-    wait_for("connections_refused", || a.counters().connections_refused == 1).await;
+    wait_for("connections_refused", || {
+        a.counters().connections_refused == 1
+    })
+    .await;
     // A freed slot is usable again (once the acceptor has seen the close): a new connection is served,
     // i.e. it gets the handshake's challenge instead of an immediate close.
     drop(held.pop());

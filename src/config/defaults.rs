@@ -63,7 +63,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "max_entry_bytes",
             size(u64::try_from(node.max_entry_bytes).unwrap_or(u64::MAX)),
         ),
-        ("max_peer_connections", group.max_peer_connections.to_string()),
+        (
+            "max_peer_connections",
+            group.max_peer_connections.to_string(),
+        ),
         ("max_clock_skew", duration(node.max_clock_skew)),
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),

@@ -194,7 +194,10 @@ pub async fn entity_get<B: Backend>(ctx: &Ctx<B>, origin: &Origin, raw: &str) ->
     let snap = prepare(ctx, origin, &q).await?;
     let at = snap.at;
     let max_bytes = ctx.limits.max_scan_bytes;
-    let view = engine_read(ctx, origin, move |e| e.entity(&entity, at, limit, max_bytes)).await?;
+    let view = engine_read(ctx, origin, move |e| {
+        e.entity(&entity, at, limit, max_bytes)
+    })
+    .await?;
     Ok(ok(&EntityResp {
         epoch: view.epoch,
         items: view.items.into_iter().map(ItemDto::new).collect(),

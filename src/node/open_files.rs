@@ -79,6 +79,8 @@ fn current() -> anyhow::Result<(u64, u64)> {
             std::io::Error::last_os_error()
         );
     }
+    // `rlim_t` is `u64` on Linux but not on every Unix: the conversions are not useless everywhere.
+    #[allow(clippy::useless_conversion)]
     let v = |x: libc::rlim_t| {
         if x == libc::RLIM_INFINITY {
             u64::MAX
@@ -91,6 +93,7 @@ fn current() -> anyhow::Result<(u64, u64)> {
 
 #[cfg(unix)]
 fn set_soft(to: u64, hard: u64) -> anyhow::Result<()> {
+    #[allow(clippy::useless_conversion)]
     let as_rlim = |x: u64| {
         if x == u64::MAX {
             libc::RLIM_INFINITY

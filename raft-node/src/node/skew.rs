@@ -29,7 +29,7 @@ pub(crate) fn stamp(msg: &mut Message, wall: u64) {
         let mut ctx = Vec::with_capacity(STAMP_LEN);
         ctx.push(TAG);
         ctx.extend_from_slice(&wall.to_be_bytes());
-        msg.context = ctx.into();
+        msg.context = ctx;
     }
 }
 
@@ -100,13 +100,13 @@ mod tests {
         assert_eq!(read(&m), Some(123_456));
         let mut hb = Message::default();
         hb.set_msg_type(MessageType::MsgHeartbeatResponse);
-        hb.context = b"read-ctx".to_vec().into();
+        hb.context = b"read-ctx".to_vec();
         stamp(&mut hb, 1);
         assert_eq!(&hb.context[..], b"read-ctx");
         assert_eq!(read(&hb), None);
         let mut other = Message::default();
         other.set_msg_type(MessageType::MsgAppendResponse);
-        other.context = vec![TAG, 1, 2].into();
+        other.context = vec![TAG, 1, 2];
         assert_eq!(read(&other), None, "a short stamp is ignored");
     }
 
