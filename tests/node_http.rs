@@ -221,3 +221,82 @@ async fn a_command_larger_than_one_raft_entry_is_refused_with_413_and_changes_no
     assert_eq!(put.status(), 200, "{:?}", put.body());
     site.shutdown().await.expect("shutdown");
 }
+
+/// While a snapshot install streams its image (here one whose last chunk turns out corrupt, so it is
+/// refused and changes nothing), linearizable and stale reads and `/metrics` keep answering: nothing on
+/// the async workers waits for the install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_metrics_answer_while_a_snapshot_install_streams_its_image() {
+    use std::sync::mpsc;
+
+    let (site, backend, _site) = single_node().await;
+    let routes = http::routes(backend.clone(), Limits::default());
+    let put = warp::test::request()
+        .method("PUT")
+        .path("/v1/kv/k")
+        .body("v")
+        .reply(&routes)
+        .await;
+    assert_eq!(put.status(), 200, "{:?}", put.body());
+
+    // An image from another engine, its last chunk corrupted.
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let src = engine::Engine::open(src_dir.path(), engine::EngineConfig::default()).expect("open");
+    src.apply(1, 1, &[engine::Op::put("other", "x")], true)
+        .expect("apply");
+    let mut chunks = Vec::new();
+    src.write_snapshot(&mut |c| {
+        chunks.push(c);
+        Ok(())
+    })
+    .expect("snapshot");
+    if let Some(last) = chunks.last_mut().and_then(|c| c.last_mut()) {
+        *last ^= 1;
+    }
+
+    let (permit, gate) = mpsc::channel::<()>();
+    let (sent, started) = tokio::sync::oneshot::channel::<()>();
+    let engine = site.engine().clone();
+    let installer = std::thread::spawn(move || {
+        let mut sent = Some(sent);
+        let mut stream = chunks.into_iter().inspect(move |_| match sent.take() {
+            Some(s) => {
+                let _ = s.send(());
+            }
+            None => {
+                let _ = gate.recv();
+            }
+        });
+        engine.install_snapshot(&mut stream).map(|_| ())
+    });
+    started.await.expect("the install started");
+
+    let requests = tokio::spawn({
+        let routes = routes.clone();
+        async move {
+            let mut answers = Vec::new();
+            for path in ["/v1/kv/k", "/v1/kv/k?consistency=stale", "/metrics"] {
+                let r = warp::test::request().path(path).reply(&routes).await;
+                answers.push((path, r.status().as_u16(), r.body().clone()));
+            }
+            answers
+        }
+    });
+    let answered = tokio::time::timeout(Duration::from_secs(3), requests).await;
+    // Let the install go on either way, so a failure does not leave it hanging.
+    drop(permit);
+    let answers = answered
+        .expect("reads and /metrics blocked behind the snapshot install")
+        .expect("requests task");
+    for (path, status, body) in &answers {
+        assert_eq!(*status, 200, "{path}: {body:?}");
+    }
+    assert_eq!(answers[0].2.as_ref(), b"v");
+    assert_eq!(answers[1].2.as_ref(), b"v");
+
+    let refused = installer.join().expect("installer thread");
+    assert!(refused.is_err(), "the corrupt image was installed");
+    let after = warp::test::request().path("/v1/kv/k").reply(&routes).await;
+    assert_eq!(after.body().as_ref(), b"v");
+    site.shutdown().await.expect("shutdown");
+}
