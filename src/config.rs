@@ -590,7 +590,7 @@ fn build(
     }
 
     let limits = limits(l)?;
-    let raft = raft_tuning(l)?;
+    let raft = raft_tuning(l, &limits)?;
 
     Ok(ServeConfig {
         id: id.v,
@@ -683,7 +683,10 @@ fn limits(l: &Layers<'_>) -> Result<Limits, ConfigError> {
     })
 }
 
-fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
+/// Room in a Raft entry besides one put's key and value (the entry and command encodings), with margin.
+const ENTRY_OVERHEAD: usize = 1024;
+
+fn raft_tuning(l: &Layers<'_>, limits: &Limits) -> Result<RaftTuning, ConfigError> {
     let ticks = |s: &str| {
         let n = int_in(s, 1, 1000)?;
         usize::try_from(n).map_err(|_| "too large for this platform".to_string())
@@ -699,6 +702,22 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
             election_ticks.at, election_ticks.v, heartbeat_ticks.at, heartbeat_ticks.v
         )));
     }
+    let max_entry = l.get("max_entry_bytes", |s| {
+        let max = raft_node::max_entry_bytes(raft_node::transport::DEFAULT_MAX_FRAME);
+        let n = size_in(s, 64 << 10, u64::try_from(max).unwrap_or(u64::MAX))?;
+        usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+    })?;
+    let one_put = limits
+        .max_value
+        .saturating_add(limits.max_key)
+        .saturating_add(ENTRY_OVERHEAD);
+    if max_entry.v < one_put {
+        return Err(ConfigError::Rule(format!(
+            "{} ({}) is below the largest put (max_value_bytes {} + max_key_bytes {} + {ENTRY_OVERHEAD} \
+             bytes of encoding): a value of the maximum size could never be written",
+            max_entry.at, max_entry.v, limits.max_value, limits.max_key
+        )));
+    }
     Ok(RaftTuning {
         timing: Timing {
             tick: tick.v,
@@ -707,13 +726,7 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
         },
         compact_log_entries: l.get("compact_log_entries", |s| int_in(s, 1, u64::MAX))?.v,
         compact_log_bytes: l.get("compact_log_bytes", |s| size_in(s, 1, u64::MAX))?.v,
-        max_entry_bytes: l
-            .get("max_entry_bytes", |s| {
-                let max = raft_node::max_entry_bytes(raft_node::transport::DEFAULT_MAX_FRAME);
-                let n = size_in(s, 64 << 10, u64::try_from(max).unwrap_or(u64::MAX))?;
-                usize::try_from(n).map_err(|_| "too large for this platform".to_string())
-            })?
-            .v,
+        max_entry_bytes: max_entry.v,
         max_peer_connections: l
             .get("max_peer_connections", |s| {
                 let n = int_in(s, 1, 100_000)?;

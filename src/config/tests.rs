@@ -645,6 +645,20 @@ fn config_sizes() {
         &none().env("KVS_RAFT_MAX_KEY_BYTES", "0").err(args()),
         &["KVS_RAFT_MAX_KEY_BYTES", "must be from 1"],
     );
+    // One Raft entry must hold the largest put, and fit the peer transport's frame.
+    assert_contains(
+        &none().env("KVS_RAFT_MAX_ENTRY_BYTES", "1MiB").err(args()),
+        &["KVS_RAFT_MAX_ENTRY_BYTES (1048576) is below the largest put"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_MAX_ENTRY_BYTES", "9MiB").err(args()),
+        &["KVS_RAFT_MAX_ENTRY_BYTES"],
+    );
+    let cfg = none()
+        .env("KVS_RAFT_MAX_ENTRY_BYTES", "2MiB")
+        .build(args())
+        .unwrap();
+    assert_eq!(cfg.raft.max_entry_bytes, 2 << 20);
 }
 
 #[test]
