@@ -92,7 +92,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Raft timing, the lease's drift margin and log compaction (file/env only).
+/// Raft timing, the lease's drift margin, log compaction, entry size and the peer port's connection bound
+/// (file/env only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTuning {
     pub timing: Timing,
@@ -100,6 +101,13 @@ pub struct RaftTuning {
     pub lease_margin_percent: u8,
     pub compact_log_entries: u64,
     pub compact_log_bytes: u64,
+    /// Bytes of one Raft entry at most (`NodeConfig::max_entry_bytes`).
+    pub max_entry_bytes: usize,
+    /// Inbound peer connections open at once.
+    pub max_peer_connections: usize,
+    /// How far a leader's clock may run ahead of the cluster's before commit timestamps stop following
+    /// it (`NodeConfig::max_clock_skew`).
+    pub max_clock_skew: Duration,
 }
 
 /// A validated `serve` configuration.
@@ -216,10 +224,15 @@ pub const KEYS: &[&str] = &[
     "max_body_bytes",
     "max_connections",
     "header_read_timeout",
+    "body_read_timeout",
     "request_timeout",
     "max_inflight_proposals",
+    "max_scan_bytes",
     "compact_log_entries",
     "compact_log_bytes",
+    "max_entry_bytes",
+    "max_peer_connections",
+    "max_clock_skew",
     "tick",
     "election_ticks",
     "heartbeat_ticks",
@@ -581,7 +594,7 @@ fn build(
     }
 
     let limits = limits(l)?;
-    let raft = raft_tuning(l)?;
+    let raft = raft_tuning(l, &limits)?;
 
     Ok(ServeConfig {
         id: id.v,
@@ -666,13 +679,18 @@ fn limits(l: &Layers<'_>) -> Result<Limits, ConfigError> {
         max_body: max_body_bytes.v,
         max_connections: l.get("max_connections", count)?.v,
         header_read_timeout: l.get("header_read_timeout", timeout)?.v,
+        body_read_timeout: l.get("body_read_timeout", timeout)?.v,
         request_timeout: l.get("request_timeout", timeout)?.v,
         max_inflight_proposals: l.get("max_inflight_proposals", count)?.v,
+        max_scan_bytes: l.get("max_scan_bytes", size_usize(1 << 30))?.v,
         ..Limits::default()
     })
 }
 
-fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
+/// Room in a Raft entry besides one put's key and value (the entry and command encodings), with margin.
+const ENTRY_OVERHEAD: usize = 1024;
+
+fn raft_tuning(l: &Layers<'_>, limits: &Limits) -> Result<RaftTuning, ConfigError> {
     let ticks = |s: &str| {
         let n = int_in(s, 1, 1000)?;
         usize::try_from(n).map_err(|_| "too large for this platform".to_string())
@@ -686,6 +704,22 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
         return Err(ConfigError::Rule(format!(
             "{} ({}) must be greater than {} ({}): followers would start elections between heartbeats",
             election_ticks.at, election_ticks.v, heartbeat_ticks.at, heartbeat_ticks.v
+        )));
+    }
+    let max_entry = l.get("max_entry_bytes", |s| {
+        let max = raft_node::max_entry_bytes(raft_node::transport::DEFAULT_MAX_FRAME);
+        let n = size_in(s, 64 << 10, u64::try_from(max).unwrap_or(u64::MAX))?;
+        usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+    })?;
+    let one_put = limits
+        .max_value
+        .saturating_add(limits.max_key)
+        .saturating_add(ENTRY_OVERHEAD);
+    if max_entry.v < one_put {
+        return Err(ConfigError::Rule(format!(
+            "{} ({}) is below the largest put (max_value_bytes {} + max_key_bytes {} + {ENTRY_OVERHEAD} \
+             bytes of encoding): a value of the maximum size could never be written",
+            max_entry.at, max_entry.v, limits.max_value, limits.max_key
         )));
     }
     Ok(RaftTuning {
@@ -702,5 +736,17 @@ fn raft_tuning(l: &Layers<'_>) -> Result<RaftTuning, ConfigError> {
             .v,
         compact_log_entries: l.get("compact_log_entries", |s| int_in(s, 1, u64::MAX))?.v,
         compact_log_bytes: l.get("compact_log_bytes", |s| size_in(s, 1, u64::MAX))?.v,
+        max_entry_bytes: max_entry.v,
+        max_peer_connections: l
+            .get("max_peer_connections", |s| {
+                let n = int_in(s, 1, 100_000)?;
+                usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+            })?
+            .v,
+        max_clock_skew: l
+            .get("max_clock_skew", |s| {
+                duration_in(s, Duration::from_millis(1), Duration::from_secs(3600))
+            })?
+            .v,
     })
 }

@@ -98,6 +98,22 @@ const RAFT_OPS_PER_FSYNC: Family = gauge(
     "kvs_raft_ops_per_fsync",
     "Commands proposed per Raft log fsync since start.",
 );
+const RAFT_TS_CLAMPED: Family = counter(
+    "kvs_raft_commit_ts_clamped_total",
+    "Proposal batches this leader stamped at the cluster's clock plus max_clock_skew because its own clock ran further ahead (clock-skew alarm).",
+);
+const RAFT_TS_AHEAD: Family = counter(
+    "kvs_raft_entries_ts_ahead_of_clock_total",
+    "Entries received stamped more than max_clock_skew ahead of this node's clock (clock-skew alarm).",
+);
+const RAFT_CLOCK_AHEAD: Family = gauge(
+    "kvs_raft_clock_ahead_seconds",
+    "How far this leader's clock is ahead of the cluster's median clock (0 when behind or not leading).",
+);
+const PEER_CONNECTIONS_REFUSED: Family = counter(
+    "kvs_peer_connections_refused_total",
+    "Inbound peer connections closed at once because max_peer_connections were open.",
+);
 const PEER_MESSAGES: Family = labelled(
     counter(
         "kvs_peer_messages_total",
@@ -149,7 +165,7 @@ const ROCKSDB_LIVE_SST: Family = gauge("kvs_rocksdb_live_sst_bytes", "Size of li
 const PROCESS_RSS: Family = gauge("process_resident_memory_bytes", "Resident set size.");
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 28] = [
+const ALL: [&Family; 32] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -164,6 +180,10 @@ const ALL: [&Family; 28] = [
     &RAFT_SNAPSHOTS,
     &RAFT_READ_INDEX_ROUNDS,
     &RAFT_OPS_PER_FSYNC,
+    &RAFT_TS_CLAMPED,
+    &RAFT_TS_AHEAD,
+    &RAFT_CLOCK_AHEAD,
+    &PEER_CONNECTIONS_REFUSED,
     &PEER_MESSAGES,
     &PEER_HANDSHAKES_REJECTED,
     &ENGINE_CROSSED_LOOKUPS,
@@ -248,6 +268,7 @@ pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
         raft_families(status, &mut out);
     }
     let t = &s.transport;
+    out.push(PEER_CONNECTIONS_REFUSED.value(float(t.connections_refused)));
     out.push(PEER_MESSAGES.values(&[
         ("sent", t.messages_sent),
         ("received", t.messages_received),
@@ -338,6 +359,9 @@ fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
         float(c.commands_proposed) / float(c.persists)
     };
     out.push(RAFT_OPS_PER_FSYNC.value(per_fsync));
+    out.push(RAFT_TS_CLAMPED.value(float(c.ts_clamped)));
+    out.push(RAFT_TS_AHEAD.value(float(c.ts_ahead_of_clock)));
+    out.push(RAFT_CLOCK_AHEAD.value(float(c.clock_ahead_micros) / 1e6));
 }
 
 /// The node's metrics, read through `sample` at every scrape.
@@ -406,6 +430,9 @@ mod tests {
                 fsync_buckets,
                 snapshots_installed: 2,
                 read_index_rounds: 4,
+                ts_clamped: 0,
+                ts_ahead_of_clock: 0,
+                clock_ahead_micros: 0,
             },
         };
         let transport = TransportCounters {
@@ -506,6 +533,18 @@ kvs_raft_read_index_rounds_total 4
 # HELP kvs_raft_ops_per_fsync Commands proposed per Raft log fsync since start.
 # TYPE kvs_raft_ops_per_fsync gauge
 kvs_raft_ops_per_fsync 1.1428571428571428
+# HELP kvs_raft_commit_ts_clamped_total Proposal batches this leader stamped at the cluster's clock plus max_clock_skew because its own clock ran further ahead (clock-skew alarm).
+# TYPE kvs_raft_commit_ts_clamped_total counter
+kvs_raft_commit_ts_clamped_total 0
+# HELP kvs_raft_entries_ts_ahead_of_clock_total Entries received stamped more than max_clock_skew ahead of this node's clock (clock-skew alarm).
+# TYPE kvs_raft_entries_ts_ahead_of_clock_total counter
+kvs_raft_entries_ts_ahead_of_clock_total 0
+# HELP kvs_raft_clock_ahead_seconds How far this leader's clock is ahead of the cluster's median clock (0 when behind or not leading).
+# TYPE kvs_raft_clock_ahead_seconds gauge
+kvs_raft_clock_ahead_seconds 0
+# HELP kvs_peer_connections_refused_total Inbound peer connections closed at once because max_peer_connections were open.
+# TYPE kvs_peer_connections_refused_total counter
+kvs_peer_connections_refused_total 0
 # HELP kvs_peer_messages_total Raft messages by direction and fate.
 # TYPE kvs_peer_messages_total counter
 kvs_peer_messages_total{fate="sent"} 10

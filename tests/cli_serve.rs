@@ -248,3 +248,102 @@ fn serve_unknown_flag_is_a_clap_usage_error() {
     assert_usage_error(&["serve", "--bogus"], &[], &["--bogus"]);
     assert_usage_error(&["serve", "--sync", "never"], &[], &["--sync"]);
 }
+
+/// `kvs-raft serve` on free loopback ports in `dir`, under `ulimit` settings (a shell runs them, then
+/// execs the binary, so the child's pid is the server's).
+fn serve_under_ulimit(dir: &Path, ulimits: &str) -> std::process::Child {
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let script = format!(
+        "{ulimits} && exec '{}' serve --data-dir data --listen-client 127.0.0.1:{} --listen-peer 127.0.0.1:{}",
+        env!("CARGO_BIN_EXE_kvs-raft"),
+        port(),
+        port()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh")
+}
+
+#[test]
+fn serve_refuses_to_start_when_the_open_file_hard_limit_is_too_low() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = serve_under_ulimit(dir.path(), "ulimit -Sn 512 && ulimit -Hn 512");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kvs-raft serve started under a 512 open-file hard limit instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("open-file limit"), "{stderr}");
+    assert!(stderr.contains("512"), "{stderr}");
+}
+
+#[test]
+fn serve_raises_a_low_open_file_soft_limit_it_may_raise() {
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            let line = l
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_string();
+            line.split_whitespace().nth(4)?.parse::<u64>().ok()
+        });
+    let Some(hard) = hard.filter(|h| *h >= 8_192) else {
+        eprintln!("SKIPPED: the hard open-file limit here is below 8192 (or unreadable)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = serve_under_ulimit(dir.path(), "ulimit -Sn 512");
+    let limits = format!("/proc/{}/limits", child.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let soft = loop {
+        let soft = std::fs::read_to_string(&limits).ok().and_then(|l| {
+            let line = l
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_string();
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        });
+        if soft.is_some_and(|s| s > 512) || Instant::now() > deadline {
+            break soft;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("kvs-raft serve exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let soft = soft.expect("read the server's limits");
+    assert!(
+        soft > 512 && soft <= hard,
+        "soft limit {soft} (hard {hard})"
+    );
+}

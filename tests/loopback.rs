@@ -430,6 +430,9 @@ async fn every_replica_reclaims_what_the_retention_window_no_longer_covers() {
         results.as_slice(),
         [Ok(OpOutcome::Checkpointed { epoch: 1, .. })]
     ));
+    // GC measures the window on the log's clock (the applied ts): a write after the window moves it on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    write(&leader, "later", "x").await.expect("write");
     let index = leader.read_index(soon()).await.expect("read index");
     cluster.converge(index, Duration::from_secs(10)).await;
     // Nobody calls GC by hand: each replica's background task reclaims the old epoch once the window passed.
@@ -557,4 +560,115 @@ async fn thousands_of_concurrent_reads_answer_without_overflowing_peer_queues() 
         0,
         "peer messages dropped for a full queue while serving {READS} reads"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_4mib_batches_keep_committing_on_three_nodes() {
+    let cluster = cluster(3, 10_000).await;
+    let leader = cluster.replica(cluster.leader(Duration::from_secs(10)).await);
+    // Each command is a batch of four 1 MiB values: packed together without a byte limit, a handful of
+    // them make one entry larger than the transport's 16 MiB frame, which no follower ever receives.
+    let value = "v".repeat(1 << 20);
+    let mut acked = BTreeMap::new();
+    for round in 0..3 {
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let leader = leader.clone();
+            let value = value.clone();
+            tasks.push(tokio::spawn(async move {
+                let keys: Vec<String> = (0..4).map(|i| format!("r{round}/w{w}/{i}")).collect();
+                let ops: Vec<Op> = keys.iter().map(|k| put(k, &value)).collect();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let result = leader.propose(&ops, deadline).await;
+                (keys, result.map(|(_, r)| r.len()))
+            }));
+        }
+        for t in tasks {
+            let (keys, result) = t.await.expect("writer");
+            assert_eq!(result.expect("a 4 MiB batch commits"), 4);
+            for k in keys {
+                acked.insert(k, value.clone());
+            }
+        }
+    }
+    assert_present(&cluster, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_whose_clock_runs_hours_ahead_stamps_commits_near_the_clusters_clock() {
+    const HOURS_AHEAD: u64 = 3 * 3600 * 1_000_000;
+    let real = raft_node::wall_clock_micros;
+    let cluster = cluster_with(3, 10_000, |cfg| {
+        if cfg.group.id() == 1 {
+            cfg.group.wall_clock = raft_node::WallClock(Arc::new(move || real() + HOURS_AHEAD));
+        }
+    })
+    .await;
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    if leader != 1 {
+        cluster
+            .replica(leader)
+            .transfer_leader(1, soon())
+            .await
+            .expect("transfer to the fast node");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.leader(Duration::from_secs(10)).await != 1 {
+        assert!(Instant::now() < deadline, "node 1 never took over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fast = cluster.replica(1);
+    let max_skew = fast_cfg_skew(&cluster);
+    let mut last = 0;
+    for i in 0..20 {
+        let ts = write(&fast, &format!("k{i}"), "v").await.expect("write");
+        let now = real();
+        assert!(
+            ts <= now + max_skew + 1_000_000,
+            "write {i} stamped {} s ahead of the real clock",
+            (ts - now) / 1_000_000
+        );
+        last = ts;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = fast.status(soon()).await.expect("status");
+    assert!(status.counters.ts_clamped >= 1, "{:?}", status.counters);
+    assert!(
+        status.counters.clock_ahead_micros > HOURS_AHEAD / 2,
+        "the skew is measured: {:?}",
+        status.counters
+    );
+    // Its GC cannot move the safepoint (which travels in snapshots) past the applied ts either, and the
+    // replicas with good clocks serve a read at the last write's ts. (The fast node's own read floor
+    // follows its own clock: it refuses `at=` reads until its clock is fixed.)
+    let engine = fast.engine().clone();
+    let report = tokio::task::spawn_blocking(move || engine.gc_step(u64::MAX, 100))
+        .await
+        .expect("join")
+        .expect("gc step");
+    assert!(
+        report.safepoint <= last,
+        "safepoint {} > {last}",
+        report.safepoint
+    );
+    let index = fast.read_index(soon()).await.expect("read index");
+    cluster.converge(index, Duration::from_secs(10)).await;
+    for site in cluster.running().into_iter().filter(|s| s.id() != 1) {
+        let got = site
+            .engine()
+            .get(b"k19", last)
+            .expect("read at the last ts");
+        assert_eq!(
+            got.map(|v| v.value),
+            Some(b"v".to_vec()),
+            "node {}",
+            site.id()
+        );
+    }
+}
+
+/// The allowed clock skew the test site runs with (the default), µs.
+fn fast_cfg_skew(cluster: &Cluster) -> u64 {
+    let cfg = &cluster.members[&1].cfg;
+    u64::try_from(cfg.group.node.max_clock_skew.as_micros()).expect("skew fits")
 }

@@ -11,8 +11,15 @@ use kvs_raft::http::{self, Limits};
 use kvs_raft::node::{Replica, ReplicaBackend};
 
 async fn single_node() -> (Arc<Replica>, ReplicaBackend, Site) {
+    single_node_with(|_| {}).await
+}
+
+async fn single_node_with(
+    tune: impl Fn(&mut kvs_raft::node::ReplicaConfig),
+) -> (Arc<Replica>, ReplicaBackend, Site) {
     let site = Site::start(1, "node-http", |cfg| {
         cfg.group.advertise_client = "127.0.0.1:1".into();
+        tune(cfg);
     })
     .await;
     let replica = site.replica(1);
@@ -135,4 +142,161 @@ async fn a_write_after_shutdown_is_refused_and_changes_nothing() {
     assert_eq!(body["error"]["code"], "shutting_down");
     assert_eq!(site.engine().applied(), applied);
     assert!(site.engine().get(b"k", u64::MAX).expect("read").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_scan_over_large_values_is_cut_at_the_byte_budget_with_more() {
+    let (site, backend, _site) = single_node().await;
+    let limits = Limits::default();
+    let routes = http::routes(backend.clone(), limits.clone());
+    let value = vec![b'x'; 900_000];
+    for i in 0..40 {
+        let put = warp::test::request()
+            .method("PUT")
+            .path(&format!("/v1/kv/big/{i:02}"))
+            .body(value.clone())
+            .reply(&routes)
+            .await;
+        assert_eq!(put.status(), 200, "{:?}", put.body());
+    }
+    // Page through the prefix: every page stays near the budget, and together they hold every key.
+    let mut seen = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let path = match &start {
+            None => "/v1/kv?prefix=big/".to_string(),
+            Some(s) => format!("/v1/kv?start={s}&end=big0"),
+        };
+        let r = warp::test::request().path(&path).reply(&routes).await;
+        assert_eq!(r.status(), 200);
+        let size = r.body().len();
+        let page: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
+        let items = page["items"].as_array().expect("items");
+        assert!(!items.is_empty());
+        // The item that reaches the budget ends the page: at most one value past it, plus JSON.
+        assert!(
+            size < limits.max_scan_bytes + 2 * value.len(),
+            "a {size}-byte page of {} items, more: {}",
+            items.len(),
+            page["more"]
+        );
+        for item in items {
+            seen.push(item["key"].as_str().expect("key").to_string());
+        }
+        if page["more"] == false {
+            break;
+        }
+        // Continue just after the last key ("big/07" → "big/07%00").
+        start = Some(format!("{}%00", seen.last().expect("a key")));
+    }
+    let want: Vec<String> = (0..40).map(|i| format!("big/{i:02}")).collect();
+    assert_eq!(seen, want);
+    site.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_larger_than_one_raft_entry_is_refused_with_413_and_changes_nothing() {
+    let (site, backend, _site) =
+        single_node_with(|cfg| cfg.group.node.max_entry_bytes = 256 << 10).await;
+    let routes = http::routes(backend.clone(), Limits::default());
+    let applied = site.engine().applied();
+    let put = warp::test::request()
+        .method("PUT")
+        .path("/v1/kv/huge")
+        .body(vec![b'x'; 300 << 10])
+        .reply(&routes)
+        .await;
+    assert_eq!(put.status(), 413, "{:?}", put.body());
+    let body: serde_json::Value = serde_json::from_slice(put.body()).expect("json");
+    assert_eq!(body["error"]["code"], "too_large");
+    assert!(body["error"]["limit"].as_u64() < Some(256 << 10), "{body}");
+    assert_eq!(site.engine().applied(), applied);
+    // Just under the limit is fine.
+    let put = warp::test::request()
+        .method("PUT")
+        .path("/v1/kv/big")
+        .body(vec![b'x'; 200 << 10])
+        .reply(&routes)
+        .await;
+    assert_eq!(put.status(), 200, "{:?}", put.body());
+    site.shutdown().await.expect("shutdown");
+}
+
+/// While a snapshot install streams its image (here one whose last chunk turns out corrupt, so it is
+/// refused and changes nothing), linearizable and stale reads and `/metrics` keep answering: nothing on
+/// the async workers waits for the install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_metrics_answer_while_a_snapshot_install_streams_its_image() {
+    use std::sync::mpsc;
+
+    let (site, backend, _site) = single_node().await;
+    let routes = http::routes(backend.clone(), Limits::default());
+    let put = warp::test::request()
+        .method("PUT")
+        .path("/v1/kv/k")
+        .body("v")
+        .reply(&routes)
+        .await;
+    assert_eq!(put.status(), 200, "{:?}", put.body());
+
+    // An image from another engine, its last chunk corrupted.
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let src = engine::Engine::open(src_dir.path(), engine::EngineConfig::default()).expect("open");
+    src.apply(1, 1, &[engine::Op::put("other", "x")], true)
+        .expect("apply");
+    let mut chunks = Vec::new();
+    src.write_snapshot(&mut |c| {
+        chunks.push(c);
+        Ok(())
+    })
+    .expect("snapshot");
+    if let Some(last) = chunks.last_mut().and_then(|c| c.last_mut()) {
+        *last ^= 1;
+    }
+
+    let (permit, gate) = mpsc::channel::<()>();
+    let (sent, started) = tokio::sync::oneshot::channel::<()>();
+    let engine = site.engine().clone();
+    let installer = std::thread::spawn(move || {
+        let mut sent = Some(sent);
+        let mut stream = chunks.into_iter().inspect(move |_| match sent.take() {
+            Some(s) => {
+                let _ = s.send(());
+            }
+            None => {
+                let _ = gate.recv();
+            }
+        });
+        engine.install_snapshot(&mut stream).map(|_| ())
+    });
+    started.await.expect("the install started");
+
+    let requests = tokio::spawn({
+        let routes = routes.clone();
+        async move {
+            let mut answers = Vec::new();
+            for path in ["/v1/kv/k", "/v1/kv/k?consistency=stale", "/metrics"] {
+                let r = warp::test::request().path(path).reply(&routes).await;
+                answers.push((path, r.status().as_u16(), r.body().clone()));
+            }
+            answers
+        }
+    });
+    let answered = tokio::time::timeout(Duration::from_secs(3), requests).await;
+    // Let the install go on either way, so a failure does not leave it hanging.
+    drop(permit);
+    let answers = answered
+        .expect("reads and /metrics blocked behind the snapshot install")
+        .expect("requests task");
+    for (path, status, body) in &answers {
+        assert_eq!(*status, 200, "{path}: {body:?}");
+    }
+    assert_eq!(answers[0].2.as_ref(), b"v");
+    assert_eq!(answers[1].2.as_ref(), b"v");
+
+    let refused = installer.join().expect("installer thread");
+    assert!(refused.is_err(), "the corrupt image was installed");
+    let after = warp::test::request().path("/v1/kv/k").reply(&routes).await;
+    assert_eq!(after.body().as_ref(), b"v");
+    site.shutdown().await.expect("shutdown");
 }

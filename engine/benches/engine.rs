@@ -141,7 +141,12 @@ fn reads(c: &mut Criterion) {
             i += 7919;
             let page = b
                 .engine
-                .entity(format!("team:{}", i % 200).as_bytes(), u64::MAX, 1_000)
+                .entity(
+                    format!("team:{}", i % 200).as_bytes(),
+                    u64::MAX,
+                    1_000,
+                    usize::MAX,
+                )
                 .unwrap();
             assert_eq!(page.items.len(), 20);
             black_box(page)

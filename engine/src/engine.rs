@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// Tiny SST files and levels, so tests exercise flushes and compactions (never in production).
     pub tiny_levels: bool,
+    /// Files RocksDB keeps open at most (SST table readers; a bound the process's open-file limit must
+    /// cover, with the WAL, manifest and info log beside it).
+    pub max_open_files: usize,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             snapshot_chunk_bytes: 1 << 20,
             clock: Arc::new(SystemClock),
             tiny_levels: false,
+            max_open_files: 1_000,
         }
     }
 }
@@ -88,7 +92,11 @@ pub struct ScanRequest {
     pub start: Vec<u8>,
     /// Exclusive end; `None` = to the end of the keyspace.
     pub end: Option<Vec<u8>>,
+    /// Items at most.
     pub limit: usize,
+    /// Key and value bytes at most: the page ends after the item that reaches this budget (so it always
+    /// holds at least one item), with `more` if items remain. `usize::MAX`: no byte budget.
+    pub max_bytes: usize,
     pub at: u64,
 }
 
@@ -103,6 +111,7 @@ impl ScanRequest {
             start: prefix.to_vec(),
             end,
             limit,
+            max_bytes: usize::MAX,
             at,
         }
     }
@@ -111,7 +120,7 @@ impl ScanRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPage {
     pub items: Vec<(Vec<u8>, Versioned)>,
-    /// More items exist past `limit`.
+    /// More items exist past `limit` (or past the byte budget).
     pub more: bool,
 }
 
@@ -160,9 +169,29 @@ pub struct Engine {
     config: EngineConfig,
     gc: Arc<GcShared>,
     bloom: RwLock<CrossingFilter>,
-    /// The applied state; holding this lock serializes every writer (apply, GC step, snapshot install).
+    /// Held by every writer for its whole write (apply, GC step, snapshot install): serializes them. A
+    /// snapshot install holds it while the whole image streams in, so readers never take it.
+    writer: Mutex<()>,
+    /// The applied state, replaced by a writer (holding `writer`) once its write is done; readers copy
+    /// it under this lock, which is never held for more than that copy or that store.
     applied: Mutex<Applied>,
+    /// The crossing filter's size, kept beside it so `stats` never waits for the filter's lock (a
+    /// snapshot install holds it for its switch).
+    bloom_size: BloomSize,
     counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct BloomSize {
+    items: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl BloomSize {
+    fn record(&self, bloom: &CrossingFilter) {
+        self.items.store(bloom.items(), Ordering::Relaxed);
+        self.bytes.store(bloom.approx_bytes(), Ordering::Relaxed);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +209,7 @@ impl Engine {
             write_buffer_bytes: config.write_buffer_bytes,
             max_write_buffers: config.max_write_buffers,
             tiny_levels: config.tiny_levels,
+            max_open_files: config.max_open_files,
         };
         let store = Store::open(&dir.join("db"), &store_cfg, Arc::clone(&gc))?;
         let bloom = RwLock::new(CrossingFilter::new(
@@ -192,14 +222,18 @@ impl Engine {
             config,
             gc,
             bloom,
+            writer: Mutex::new(()),
             applied: Mutex::new(Applied::default()),
+            bloom_size: BloomSize::default(),
             counters: Counters::default(),
         };
         // An interrupted install is finished first: its first write cleared the whole state range,
         // format marker included, so the format can only be checked once the snapshot is in.
         engine.recover_install()?;
         engine.check_format()?;
-        *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = engine.load_filter()?;
+        let filter = engine.load_filter()?;
+        engine.bloom_size.record(&filter);
+        *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = filter;
         *lock(&engine.applied) = engine.load_applied()?;
         engine.load_safepoint()?;
         Ok(engine)
@@ -293,7 +327,8 @@ impl Engine {
         commands: &[(u64, &[Op])],
         sync: bool,
     ) -> Result<ApplyOutput, Error> {
-        let mut applied = lock(&self.applied);
+        let _writer = lock(&self.writer);
+        let applied = self.applied();
         if index <= applied.index {
             return Err(Error::AlreadyApplied {
                 index,
@@ -314,12 +349,13 @@ impl Engine {
             for (entity, name) in &plan.crossings {
                 bloom.insert(entity, name);
             }
+            self.bloom_size.record(&bloom);
         }
         let next = Applied { index, ts };
         let writes = plan.puts.into_iter().map(|(k, v)| WriteOp::Put(k, v));
         let applied_put = WriteOp::Put(keys::APPLIED_KEY.to_vec(), values::encode_applied(next));
         let batch_bytes = self.store.write(writes.chain([applied_put]), sync)?;
-        *applied = next;
+        *lock(&self.applied) = next;
         Ok(ApplyOutput {
             results: plan.results,
             batch_bytes,
@@ -373,14 +409,22 @@ impl Engine {
         self.read_at(req.at, |r| r.scan(req))
     }
 
-    /// Every live key of `entity` at `at`, from one snapshot, with the epoch they belong to.
-    pub fn entity(&self, entity: &[u8], at: u64, limit: usize) -> Result<EntityView, Error> {
+    /// Every live key of `entity` at `at`, from one snapshot, with the epoch they belong to: at most
+    /// `limit` items and about `max_bytes` of keys and values (see [`ScanRequest::max_bytes`]).
+    pub fn entity(
+        &self,
+        entity: &[u8],
+        at: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<EntityView, Error> {
         let mut start = entity.to_vec();
         start.push(b'/');
         let req = ScanRequest {
             end: keys::prefix_end(&start),
             start,
             limit,
+            max_bytes,
             at,
         };
         self.read_at(at, |r| {
@@ -422,12 +466,24 @@ impl Engine {
         }
     }
 
-    /// One bounded GC step: raise the safepoint to `safepoint` (never past the retention floor's clock
-    /// bound, never backwards) and reclaim up to `budget` invalidated entity epochs by range deletion.
-    /// Old versions of live keys are dropped by compactions as they happen (see [`crate::gc`]).
+    /// The highest safepoint GC may set now: `retention` before the earlier of the local clock and the
+    /// applied ts. The applied ts is the log's clock (the leader's, which raft-node bounds against the
+    /// cluster's view), so a replica whose own clock runs ahead cannot move the safepoint — which is
+    /// persisted and travels in snapshots — past what the retention window still covers on the others;
+    /// and the safepoint never passes the applied ts. (An idle group keeps the last window's garbage
+    /// until its next write.)
+    fn gc_limit(&self) -> u64 {
+        let retention = u64::try_from(self.config.retention.as_micros()).unwrap_or(u64::MAX);
+        let now = self.config.clock.now_micros();
+        now.min(self.applied().ts).saturating_sub(retention)
+    }
+
+    /// One bounded GC step: raise the safepoint to `safepoint` (never past [`Engine::gc_limit`]'s bound,
+    /// never backwards) and reclaim up to `budget` invalidated entity epochs by range deletion. Old
+    /// versions of live keys are dropped by compactions as they happen (see [`crate::gc`]).
     pub fn gc_step(&self, safepoint: u64, budget: usize) -> Result<GcReport, Error> {
-        let limit = self.retention_floor();
-        let _writer = lock(&self.applied);
+        let _writer = lock(&self.writer);
+        let limit = self.gc_limit();
         let previous = self.gc.safepoint();
         let safepoint = self.gc.raise_safepoint(safepoint.min(limit));
         let reader = self.reader();
@@ -486,16 +542,16 @@ impl Engine {
         self.store.compact_all()
     }
 
+    /// Counters and sizes; never waits for a writer (`/metrics` calls it on an async worker).
     pub fn stats(&self) -> EngineStats {
-        let bloom = self.bloom.read().unwrap_or_else(PoisonError::into_inner);
         let c = &self.counters;
         EngineStats {
             applied: self.applied(),
             crossed_lookups: c.crossed_lookups.load(Ordering::Relaxed),
             bloom_negatives: c.bloom_negatives.load(Ordering::Relaxed),
             bloom_false_positives: c.bloom_false_positives.load(Ordering::Relaxed),
-            bloom_items: bloom.items(),
-            bloom_bytes: bloom.approx_bytes(),
+            bloom_items: self.bloom_size.items.load(Ordering::Relaxed),
+            bloom_bytes: self.bloom_size.bytes.load(Ordering::Relaxed),
             gc_safepoint: self.gc.safepoint(),
             gc_epochs_reclaimed: c.epochs_reclaimed.load(Ordering::Relaxed),
             gc_versions_dropped: self.gc.versions_dropped(),

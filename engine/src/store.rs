@@ -29,6 +29,8 @@ pub struct StoreConfig {
     pub max_write_buffers: usize,
     /// Smaller SST files and level sizes, so tests exercise flushes and compactions with little data.
     pub tiny_levels: bool,
+    /// Files RocksDB keeps open at most.
+    pub max_open_files: usize,
 }
 
 pub enum WriteOp {
@@ -136,6 +138,7 @@ impl Store {
         opts.set_max_write_buffer_number(i32::try_from(cfg.max_write_buffers).unwrap_or(i32::MAX));
         opts.set_write_buffer_manager(&write_buffers);
         opts.set_max_background_jobs(2);
+        opts.set_max_open_files(i32::try_from(cfg.max_open_files).unwrap_or(i32::MAX));
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.enable_statistics();
         opts.set_compaction_filter_factory(GcFilterFactory {

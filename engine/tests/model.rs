@@ -285,6 +285,8 @@ struct Harness {
     engine: Option<Engine>,
     model: Model,
     index: u64,
+    /// The ts of the last applied entry (GC never moves the safepoint past it, minus retention).
+    applied_ts: u64,
 }
 
 impl Harness {
@@ -308,6 +310,7 @@ impl Harness {
             .expect("apply")
             .results;
         let want = self.model.apply(&op, now);
+        self.applied_ts = now;
         assert_eq!(got, vec![want], "outcome of {op:?}");
     }
 
@@ -410,7 +413,10 @@ impl Harness {
             Step::Entity { entity, back } => {
                 let at = now.saturating_sub(*back);
                 let e = ENTITIES[*entity].as_bytes();
-                let got = self.engine().entity(e, at, 100).map(|v| (v.epoch, v.items));
+                let got = self
+                    .engine()
+                    .entity(e, at, 100, usize::MAX)
+                    .map(|v| (v.epoch, v.items));
                 self.check_read(at, got, || {
                     let mut prefix = e.to_vec();
                     prefix.push(b'/');
@@ -437,10 +443,10 @@ impl Harness {
                     .engine()
                     .gc_step(now.saturating_sub(*back), 100)
                     .expect("gc");
-                self.model.safepoint = self
-                    .model
-                    .safepoint
-                    .max(now.saturating_sub(*back).min(now.saturating_sub(RETENTION)));
+                self.model.safepoint = self.model.safepoint.max(
+                    now.saturating_sub(*back)
+                        .min(now.min(self.applied_ts).saturating_sub(RETENTION)),
+                );
                 assert_eq!(report.safepoint, self.model.safepoint);
             }
             Step::Compact => self.engine().compact().expect("compact"),
@@ -461,7 +467,7 @@ proptest! {
         let dir = TempDir::new().unwrap();
         let clock = Arc::new(ManualClock::new(T0));
         let engine = Engine::open(dir.path(), EngineConfig::tiny(clock.clone())).unwrap();
-        let mut h = Harness { dir, clock, engine: Some(engine), model: Model::default(), index: 0 };
+        let mut h = Harness { dir, clock, engine: Some(engine), model: Model::default(), index: 0, applied_ts: 0 };
         for (step, dt) in &steps {
             h.clock.set(h.clock.now_micros() + dt);
             h.step(step);

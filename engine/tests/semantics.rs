@@ -115,14 +115,17 @@ fn checkpoint_hides_old_state_at_and_after_its_ts_but_not_before() {
     // Before the checkpoint: the old state.
     assert_eq!(f.get("p/pos", t2 - 1), Some(b"x1".to_vec()));
     assert_eq!(f.get("p/score", t1), Some(b"7".to_vec()));
-    let old = f.engine.entity(b"p", t2 - 1, 100).unwrap();
+    let old = f.engine.entity(b"p", t2 - 1, 100, usize::MAX).unwrap();
     assert_eq!(old.epoch, 0);
     assert_eq!(old.items.len(), 2);
     // At and after it: nothing of the entity until written again.
     assert_eq!(f.get("p/pos", t2), None);
     assert_eq!(f.get("p/score", u64::MAX), None);
-    assert_eq!(f.engine.entity(b"p", t2, 100).unwrap().items, vec![]);
-    let now = f.engine.entity(b"p", t3, 100).unwrap();
+    assert_eq!(
+        f.engine.entity(b"p", t2, 100, usize::MAX).unwrap().items,
+        vec![]
+    );
+    let now = f.engine.entity(b"p", t3, 100, usize::MAX).unwrap();
     assert_eq!(now.epoch, 1);
     assert_eq!(
         now.items,
@@ -160,7 +163,7 @@ fn reads_older_than_retention_fail_with_version_gone() {
         Err(Error::VersionGone { .. })
     ));
     assert!(matches!(
-        f.engine.entity(b"p", t1, 10),
+        f.engine.entity(b"p", t1, 10, usize::MAX),
         Err(Error::VersionGone { .. })
     ));
 }
@@ -185,13 +188,15 @@ fn gc_reclaims_old_versions_once_the_safepoint_passes_them() {
     );
     // Safepoint below all writes: still nothing to drop.
     f.tick(10 * SEC);
+    // The safepoint stays `retention` behind the applied ts: a later write lets it pass the others.
+    f.apply(&[put("later", "x")]);
     f.engine.gc_step(T0, 100).unwrap();
     f.engine.compact().unwrap();
-    assert_eq!(f.engine.data_entries().unwrap(), before);
+    assert_eq!(f.engine.data_entries().unwrap(), before + 1);
     // Past every write: only the newest version of each key survives.
     f.engine.gc_step(last_write, 100).unwrap();
     f.engine.compact().unwrap();
-    assert_eq!(f.engine.data_entries().unwrap(), 40);
+    assert_eq!(f.engine.data_entries().unwrap(), 40 + 1);
     assert!(f.engine.stats().gc_versions_dropped >= 50 * 40 - 40);
     assert_eq!(
         f.get("k07", u64::MAX).unwrap(),
@@ -215,9 +220,10 @@ fn gc_reclaims_invalidated_epochs_by_range_deletion() {
     let r = f.engine.gc_step(u64::MAX, 10).unwrap();
     assert_eq!(r.epochs_reclaimed, 0);
     f.tick(10 * SEC);
+    f.apply(&[put("q/later", "v")]);
     let r = f.engine.gc_step(t_cp, 10).unwrap();
     assert_eq!((r.epochs_reclaimed, r.more), (1, false));
-    assert_eq!(f.engine.data_entries().unwrap(), 2);
+    assert_eq!(f.engine.data_entries().unwrap(), 3);
     assert_eq!(f.get("p/new", u64::MAX), Some(b"v".to_vec()));
     assert_eq!(f.get("q/keep", u64::MAX), Some(b"v".to_vec()));
     assert!(matches!(
@@ -238,11 +244,12 @@ fn gc_step_work_is_bounded_by_its_budget() {
         ]);
     }
     f.tick(10 * SEC);
+    f.apply(&[put("later", "v")]);
     let first = f.engine.gc_step(u64::MAX, 2).unwrap();
     assert_eq!((first.epochs_reclaimed, first.more), (2, true));
     let second = f.engine.gc_step(u64::MAX, 10).unwrap();
     assert_eq!((second.epochs_reclaimed, second.more), (3, false));
-    assert_eq!(f.engine.data_entries().unwrap(), 0);
+    assert_eq!(f.engine.data_entries().unwrap(), 1);
 }
 
 #[test]
@@ -414,7 +421,11 @@ fn checkpoint_batch_size_does_not_depend_on_entity_key_count() {
         large.batch_bytes
     );
     assert_eq!(
-        f.engine.entity(b"large", u64::MAX, 10).unwrap().items.len(),
+        f.engine
+            .entity(b"large", u64::MAX, 10, usize::MAX)
+            .unwrap()
+            .items
+            .len(),
         0
     );
 }
@@ -459,6 +470,7 @@ fn scans_merge_entities_and_plain_keys_in_key_order_at_one_snapshot() {
             start: b"a-".to_vec(),
             end: Some(b"a0".to_vec()),
             limit: 2,
+            max_bytes: usize::MAX,
             at: t_before,
         })
         .unwrap();
@@ -470,6 +482,7 @@ fn scans_merge_entities_and_plain_keys_in_key_order_at_one_snapshot() {
             start: b"a/y".to_vec(),
             end: None,
             limit: 10,
+            max_bytes: usize::MAX,
             at: t_before,
         })
         .unwrap();
@@ -550,4 +563,156 @@ fn a_foreign_rocksdb_directory_is_refused() {
     let other = TempDir::new().unwrap();
     std::fs::write(other.path().join("db"), b"not a directory").unwrap();
     assert!(Engine::open(other.path(), EngineConfig::default()).is_err());
+}
+
+#[test]
+fn a_scan_page_stops_after_the_item_that_reaches_its_byte_budget() {
+    let mut f = Fixture::new();
+    f.tick(1);
+    let value = "v".repeat(1000);
+    let ops: Vec<Op> = (0..10).map(|i| put(&format!("k{i}"), &value)).collect();
+    f.apply(&ops);
+    let entity_ops: Vec<Op> = (0..10).map(|i| put(&format!("e/{i}"), &value)).collect();
+    f.apply(&entity_ops);
+    let scan = |max_bytes| {
+        f.engine
+            .scan(&ScanRequest {
+                max_bytes,
+                ..ScanRequest::prefix(b"k", 100, u64::MAX)
+            })
+            .unwrap()
+    };
+    // Each item is 2 + 1000 bytes: the third reaches 2,500, so the page ends after it.
+    let page = scan(2_500);
+    assert_eq!((page.items.len(), page.more), (3, true));
+    // Exactly at the budget also ends the page.
+    let page = scan(2 * 1002);
+    assert_eq!((page.items.len(), page.more), (2, true));
+    // A budget smaller than one item still returns that item.
+    let page = scan(1);
+    assert_eq!((page.items.len(), page.more), (1, true));
+    // The last item reaching the budget: nothing more.
+    let page = scan(10 * 1002);
+    assert_eq!((page.items.len(), page.more), (10, false));
+    let view = f.engine.entity(b"e", u64::MAX, 100, 3_000).unwrap();
+    assert_eq!((view.items.len(), view.more), (3, true));
+}
+
+/// Reads, `applied()` and `stats()` (what `/metrics` and the HTTP read paths call on async workers) answer
+/// while a snapshot install is still receiving its image: they must not wait for the whole install.
+#[test]
+fn reads_applied_and_stats_answer_while_a_snapshot_install_streams_its_image() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let mut f = Fixture::new();
+    for round in 0..5 {
+        f.tick(100);
+        let ops: Vec<Op> = (0..50)
+            .map(|k| put(&format!("k{k}"), &format!("{round}")))
+            .collect();
+        f.apply(&ops);
+    }
+    let mut chunks = Vec::new();
+    f.engine
+        .write_snapshot(&mut |c| {
+            chunks.push(c);
+            Ok(())
+        })
+        .unwrap();
+    assert!(chunks.len() > 2, "{} chunks", chunks.len());
+
+    let dir = TempDir::new().unwrap();
+    let target = Arc::new(Engine::open(dir.path(), EngineConfig::tiny(f.clock.clone())).unwrap());
+    target.apply(1, T0, &[put("before", "x")], true).unwrap();
+    let before = target.applied();
+
+    // The image arrives one chunk per permit: after the first chunk the install waits for the rest.
+    let (permit, gate) = mpsc::channel::<()>();
+    let (sent, started) = mpsc::channel::<()>();
+    let installer = {
+        let target = target.clone();
+        let chunks = chunks.clone();
+        std::thread::spawn(move || {
+            let mut first = true;
+            let mut stream = chunks.into_iter().inspect(move |_| {
+                if first {
+                    first = false;
+                    let _ = sent.send(());
+                } else {
+                    let _ = gate.recv();
+                }
+            });
+            target.install_snapshot(&mut stream)
+        })
+    };
+    // The installer is now inside its stream (after taking whatever locks it takes).
+    started.recv().unwrap();
+
+    let (answer, answers) = mpsc::channel();
+    {
+        let target = target.clone();
+        std::thread::spawn(move || {
+            let applied = target.applied();
+            let stats = target.stats();
+            let value = target.get(b"before", u64::MAX).map(|v| v.map(|v| v.value));
+            let _ = answer.send((applied, stats.applied, value));
+        });
+    }
+    let got = answers.recv_timeout(Duration::from_secs(2));
+    // Let the install finish either way, so a failure does not leave the thread hanging.
+    for _ in 0..chunks.len() {
+        let _ = permit.send(());
+    }
+    let (applied, stats_applied, value) =
+        got.expect("applied()/stats()/get() blocked behind the snapshot install");
+    assert_eq!(applied, before);
+    assert_eq!(stats_applied, before);
+    assert_eq!(value.unwrap(), Some(b"x".to_vec()));
+
+    installer.join().unwrap().unwrap();
+    assert_eq!(target.applied(), f.engine.applied());
+    assert_eq!(target.get(b"before", u64::MAX).unwrap(), None);
+}
+
+/// A replica whose clock runs hours ahead must not move the safepoint (persisted, and carried by its
+/// snapshots) past what the retention window still covers for the others: the safepoint stays
+/// `retention` behind the applied ts (the log's clock), so a snapshot of it serves `at=` reads on a
+/// replica with a good clock.
+#[test]
+fn a_fast_clock_never_moves_the_safepoint_past_the_applied_ts() {
+    let mut f = Fixture::new();
+    f.tick(SEC);
+    f.apply(&[put("k", "v1")]);
+    let t_v2 = f.tick(SEC);
+    f.apply(&[put("k", "v2")]);
+    let applied = f.engine.applied().ts;
+    // This replica's clock jumps three hours ahead; its GC runs.
+    f.clock.set(applied + 3 * 3600 * SEC);
+    let r = f.engine.gc_step(u64::MAX, 100).unwrap();
+    assert!(
+        r.safepoint <= applied.saturating_sub(5 * SEC),
+        "safepoint {} passed the applied ts {applied} minus the retention",
+        r.safepoint
+    );
+    let mut chunks = Vec::new();
+    f.engine
+        .write_snapshot(&mut |c| {
+            chunks.push(c);
+            Ok(())
+        })
+        .unwrap();
+    // A replica with a good clock installs that snapshot: reads in its retention window still work.
+    let good = Arc::new(ManualClock::new(applied + SEC));
+    let dir = TempDir::new().unwrap();
+    let other = Engine::open(dir.path(), EngineConfig::tiny(good)).unwrap();
+    other.install_snapshot(&mut chunks.into_iter()).unwrap();
+    assert_eq!(
+        other.get(b"k", t_v2 - 1).unwrap().map(|v| v.value),
+        Some(b"v1".to_vec())
+    );
+    assert_eq!(
+        other.get(b"k", applied).unwrap().map(|v| v.value),
+        Some(b"v2".to_vec())
+    );
 }

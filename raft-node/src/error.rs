@@ -32,6 +32,9 @@ pub enum Error {
     /// The request itself is malformed (too large, bad encoding); nothing was proposed.
     #[error("invalid: {0}")]
     Invalid(&'static str),
+    /// The command is larger than one Raft entry may be (`size` > `limit` bytes); nothing was proposed.
+    #[error("command of {size} bytes exceeds the entry limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
     /// raft-rs refused an operation (e.g. a conf change while another is pending).
     #[error("raft: {0}")]
     Raft(String),

@@ -58,6 +58,10 @@ pub struct GroupConfig {
     pub peer_secret: Vec<u8>,
     /// Length of one tick of the ready loop (the node's election and heartbeat counts are in ticks).
     pub tick: Duration,
+    /// Inbound peer connections open at once; more are closed when accepted.
+    pub max_peer_connections: usize,
+    /// The wall clock (µs since the epoch) commit timestamps come from; tests give a node a skewed one.
+    pub wall_clock: WallClock,
     /// The node: its id, Raft timing in ticks, batching, compaction.
     pub node: NodeConfig,
 }
@@ -76,6 +80,8 @@ impl GroupConfig {
             advertise_client: String::new(),
             peer_secret: Vec::new(),
             tick: crate::node::Timing::default().tick,
+            max_peer_connections: crate::transport::DEFAULT_MAX_INBOUND_CONNECTIONS,
+            wall_clock: WallClock(Arc::new(wall_clock_micros)),
             node: NodeConfig::new(id),
         }
     }
@@ -83,6 +89,23 @@ impl GroupConfig {
     pub fn id(&self) -> u64 {
         self.node.id
     }
+}
+
+/// A wall clock in µs since the Unix epoch.
+#[derive(Clone)]
+pub struct WallClock(pub Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WallClock")
+    }
+}
+
+/// The largest entry a group may be configured to propose (`NodeConfig::max_entry_bytes`) over frames
+/// of at most `max_frame` bytes: half of it, so a `MsgAppend` (at most one such entry, or 1 MiB of
+/// smaller ones) plus its envelope always fits a frame.
+pub fn max_entry_bytes(max_frame: usize) -> usize {
+    max_frame / 2
 }
 
 /// Why a group member did not start. Nothing was left running.
@@ -281,6 +304,12 @@ impl<O: Send + 'static> Group<O> {
         Src: SnapshotSource,
     {
         let id = cfg.id();
+        let max_entry = max_entry_bytes(crate::transport::DEFAULT_MAX_FRAME);
+        if cfg.node.max_entry_bytes > max_entry {
+            return Err(StartError::Node(Error::Invalid(
+                "max_entry_bytes exceeds half of the transport's largest frame",
+            )));
+        }
         let log_cfg = cfg.clone();
         let log = tokio::task::spawn_blocking(move || open_log(&log_cfg))
             .await
@@ -308,6 +337,10 @@ impl<O: Send + 'static> Group<O> {
             cfg.advertise_client.clone(),
             cfg.snapshot_dir.clone(),
         );
+        let tcfg = TransportConfig {
+            max_inbound_connections: cfg.max_peer_connections,
+            ..tcfg
+        };
         let (tcp, transport) = TcpTransport::start(
             tcfg,
             peer_listener,
@@ -342,10 +375,11 @@ impl<O: Send + 'static> Group<O> {
             known: cfg.known_peers.clone(),
             shared: membership.clone(),
         };
+        let wall_clock = cfg.wall_clock.clone();
         let handle = runner::spawn(
             node,
             peer_transport,
-            wall_clock_micros,
+            move || (wall_clock.0)(),
             RunnerConfig {
                 tick: cfg.tick,
                 queue: LOOP_QUEUE,

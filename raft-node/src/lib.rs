@@ -18,7 +18,7 @@ pub mod storage;
 pub mod transport;
 
 pub use error::Error;
-pub use group::{Configuration, Group, GroupConfig, StartError};
+pub use group::{max_entry_bytes, Configuration, Group, GroupConfig, StartError, WallClock};
 pub use hlc::{wall_clock_micros, Hlc};
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{

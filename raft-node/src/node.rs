@@ -35,6 +35,7 @@ use crate::storage::{LogStorage, LogWrite};
 mod lease;
 mod lost_log;
 mod reads;
+mod skew;
 mod snapshots;
 
 /// When the commands of one entry are committed: command `i` at `first + i × step`. `step` is 1 — every
@@ -198,6 +199,10 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Commands batched into one entry at most.
     pub max_batch_commands: usize,
+    /// Bytes of one entry's payload at most: batching stops before it, and a single command that would
+    /// not fit alone is refused with [`Error::TooLarge`]. Kept well under the transport's `max_frame`
+    /// (a `MsgAppend` carries at most `max(1 MiB, one entry)` of entries), so every entry can be sent.
+    pub max_entry_bytes: usize,
     /// Commands queued or in flight at most; beyond that proposals are refused with `Overloaded`.
     pub max_inflight_commands: usize,
     /// Serve ReadIndex reads from the leader lease too, when it holds (a ReadIndex round otherwise).
@@ -209,6 +214,9 @@ pub struct NodeConfig {
     /// (`max = min + 1`) with a value from its seed so runs are reproducible. `None`: raft-rs's default
     /// `[election_tick, 2 × election_tick)`.
     pub election_timeout_range: Option<(usize, usize)>,
+    /// How far this node's clock may run ahead of the cluster's view before a leader stops following it
+    /// for commit timestamps (and a follower alarms on entries stamped that far ahead of its clock).
+    pub max_clock_skew: Duration,
     /// Compact the log once this many applied entries are kept...
     pub compact_log_entries: u64,
     /// ...or once the applied entries kept hold this many bytes.
@@ -224,10 +232,12 @@ impl NodeConfig {
             election_tick: timing.election_ticks,
             heartbeat_tick: timing.heartbeat_ticks,
             max_batch_commands: 1024,
+            max_entry_bytes: 8 << 20,
             max_inflight_commands: 20_000,
             lease_reads: false,
             lease_margin_percent: 10,
             election_timeout_range: None,
+            max_clock_skew: Duration::from_secs(1),
             compact_log_entries: 10_000,
             compact_log_bytes: 64 << 20,
         }
@@ -273,6 +283,10 @@ pub struct PeerProgress {
     pub recent_active: bool,
 }
 
+/// Entries' bytes one `MsgAppend` carries at most (raft-rs `max_size_per_msg`; one larger entry still
+/// goes alone, and entries are bounded by [`NodeConfig::max_entry_bytes`]).
+pub const MAX_APPEND_BYTES: u64 = 1 << 20;
+
 /// Upper bounds (µs) of the Raft log fsync latency histogram buckets.
 pub const FSYNC_BUCKETS_MICROS: [u64; 10] = [
     250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000,
@@ -293,6 +307,15 @@ pub struct NodeCounters {
     pub snapshots_installed: u64,
     /// ReadIndex rounds started (batches of reads, re-sends and lease renewals).
     pub read_index_rounds: u64,
+    /// Batches of proposals stamped at the cluster's view of now + `max_clock_skew` because this
+    /// leader's clock ran further ahead (clock-skew alarm).
+    pub ts_clamped: u64,
+    /// Entries received stamped more than `max_clock_skew` ahead of this node's clock (clock-skew alarm:
+    /// the leader's clock, or this one, is off).
+    pub ts_ahead_of_clock: u64,
+    /// How far this node's clock was ahead of the cluster's view when last measured as leader, µs (0 when
+    /// behind, unmeasured or not leading).
+    pub clock_ahead_micros: u64,
 }
 
 /// A reply with the deadline of its request.
@@ -392,6 +415,12 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     read_epoch: (u64, u64),
     /// Addresses peers announced on their handshakes: id → (peer, client).
     learned: BTreeMap<u64, (String, String)>,
+    /// This node's wall clock (µs) as the loop last read it; 0 when no wall clock is given (simulator).
+    wall: u64,
+    /// The voters' clocks as their append responses reported them (used while leading).
+    peer_clocks: skew::PeerClocks,
+    /// When (wall µs) a clock-skew warning was last logged: one per `SKEW_LOG_EVERY`.
+    skew_logged: u64,
 }
 
 /// The highest ts in the log: that of its last entry carrying commands. Commit timestamps increase
@@ -420,6 +449,10 @@ fn last_ts_in_log<L: LogStorage>(storage: &L, last_index: u64) -> Result<u64, Er
     }
     Ok(0)
 }
+/// At most one clock-skew warning per this many µs.
+const SKEW_LOG_EVERY: u64 = 10_000_000;
+/// Peer clock offsets older than this (µs) do not count for the cluster's view.
+const CLOCK_SAMPLE_FRESH: u64 = 10_000_000;
 
 fn raft_err(e: raft::Error) -> Error {
     Error::Raft(e.to_string())
@@ -462,7 +495,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             // Always a quorum round: the lease is this node's own (`node/lease.rs`), renewed by these
             // rounds; raft-rs's LeaseBased option would answer without one.
             read_only_option: ReadOnlyOption::Safe,
-            max_size_per_msg: 1 << 20,
+            // With at least one entry per message, a MsgAppend holds at most max(this, one entry).
+            max_size_per_msg: MAX_APPEND_BYTES
+                .min(u64::try_from(cfg.max_entry_bytes).unwrap_or(u64::MAX)),
             max_inflight_msgs: 256,
             min_election_tick: cfg.election_timeout_range.map_or(0, |r| r.0),
             max_election_tick: cfg.election_timeout_range.map_or(0, |r| r.1),
@@ -498,6 +533,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             extra_out: Vec::new(),
             read_epoch: (0, 0),
             learned: BTreeMap::new(),
+            wall: 0,
+            peer_clocks: skew::PeerClocks::default(),
+            skew_logged: 0,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -618,6 +656,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
     pub fn step(&mut self, mut msg: Message) {
+        if let Some(theirs) = skew::read(&msg).filter(|_| self.wall > 0) {
+            self.peer_clocks.observe(msg.from, theirs, self.wall);
+        }
         match self.guard_lost_log(&mut msg) {
             Ok(true) => {}
             Ok(false) => return,
@@ -652,6 +693,14 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 deadline,
                 reply,
             } => {
+                // Before the leader check: a follower refuses it too instead of forwarding it.
+                let limit = payload::max_command_len(self.cfg.max_entry_bytes);
+                if command.len() > limit {
+                    return reply(Err(Error::TooLarge {
+                        size: command.len(),
+                        limit,
+                    }));
+                }
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
                 }
@@ -752,11 +801,16 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// Turn queued commands into entries: up to `max_batch_commands` per entry, each entry with the next
-    /// commit ts. Called once per loop iteration, after draining the command queue (batching).
+    /// Turn queued commands into entries: up to `max_batch_commands` and `max_entry_bytes` per entry, each
+    /// entry with the next commit ts. Called once per loop iteration, after draining the command queue
+    /// (batching).
     pub fn flush_proposals(&mut self, now_micros: u64) {
         while !self.queued.is_empty() {
-            let take = self.queued.len().min(self.cfg.max_batch_commands);
+            let take = payload::batch_len(
+                self.queued.iter().map(|(c, _)| c.len()),
+                self.cfg.max_batch_commands,
+                self.cfg.max_entry_bytes,
+            );
             let batch: Vec<_> = self.queued.drain(..take).collect();
             if !self.is_leader() {
                 let hint = self.leader_hint();
@@ -842,7 +896,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             // 4. Persist new entries and hard state in one synced write.
             for e in rd.entries() {
                 if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                    self.hlc.observe(payload::last_ts(&e.data)?);
+                    let ts = payload::last_ts(&e.data)?;
+                    self.hlc.observe(ts);
+                    self.check_entry_clock(ts);
                 }
             }
             let (snapshot, membership) = snapshot_write.unzip();
@@ -879,7 +935,84 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
         self.reissue_reads();
         self.serve_reads();
+        if self.wall > 0 {
+            for m in &mut out {
+                skew::stamp(m, self.wall);
+            }
+        }
         Ok(out)
+    }
+
+    /// The wall clock (µs since the epoch) as the loop reads it now; the production loop calls this every
+    /// iteration. Without it (the simulator) no clock-skew measurement happens.
+    pub fn set_wall_clock(&mut self, micros: u64) {
+        self.wall = micros;
+    }
+
+    /// The physical clock to stamp the next proposals with ([`Node::flush_proposals`]): this node's wall
+    /// clock, unless it leads and is more than `max_clock_skew` ahead of the cluster's view (see
+    /// `node/skew.rs`); then the view + `max_clock_skew`, counted and logged.
+    pub fn commit_clock(&mut self) -> u64 {
+        let wall = self.wall;
+        if wall == 0 || !self.is_leader() {
+            self.counters.clock_ahead_micros = 0;
+            return wall;
+        }
+        let voters: Vec<u64> = self.raw.raft.prs().conf().voters().ids().iter().collect();
+        let others: Vec<u64> = voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.cfg.id)
+            .collect();
+        self.peer_clocks.forget_except(&others);
+        let estimates = self
+            .peer_clocks
+            .estimates(&others, wall, CLOCK_SAMPLE_FRESH);
+        let max = u64::try_from(self.cfg.max_clock_skew.as_micros()).unwrap_or(u64::MAX);
+        let Some(view) = skew::cluster_now(wall, &estimates, voters.len()) else {
+            // No view yet (a new leader before its followers' first answers): the newest ts in the log
+            // stands in for the cluster's clock, so a fast clock cannot stamp the first batches. A
+            // lagging ts is harmless (the HLC keeps them increasing) and lasts one heartbeat round.
+            return wall.min(self.hlc.last().saturating_add(max));
+        };
+        let ahead = wall.saturating_sub(view);
+        self.counters.clock_ahead_micros = ahead;
+        if ahead <= max {
+            return wall;
+        }
+        if !self.queued.is_empty() {
+            self.counters.ts_clamped += 1;
+        }
+        if wall.saturating_sub(self.skew_logged) >= SKEW_LOG_EVERY {
+            self.skew_logged = wall;
+            tracing::warn!(
+                node = self.cfg.id,
+                ahead_ms = ahead / 1000,
+                max_ms = max / 1000,
+                "this leader's clock is ahead of the cluster's; commit timestamps follow the cluster's \
+                 clock plus the allowed skew (check NTP)"
+            );
+        }
+        view.saturating_add(max)
+    }
+
+    /// A received entry stamped more than `max_clock_skew` ahead of this node's clock: count and log it.
+    fn check_entry_clock(&mut self, ts: u64) {
+        let max = u64::try_from(self.cfg.max_clock_skew.as_micros()).unwrap_or(u64::MAX);
+        if self.wall == 0 || self.is_leader() || ts <= self.wall.saturating_add(max) {
+            return;
+        }
+        self.counters.ts_ahead_of_clock += 1;
+        if self.wall.saturating_sub(self.skew_logged) >= SKEW_LOG_EVERY {
+            self.skew_logged = self.wall;
+            tracing::warn!(
+                node = self.cfg.id,
+                ahead_ms = (ts - self.wall) / 1000,
+                max_ms = max / 1000,
+                "received entries stamped ahead of this node's clock by more than the allowed skew \
+                 (the leader's clock or this one is off; check NTP)"
+            );
+        }
     }
 
     fn record_fsync(&mut self, took: std::time::Duration) {

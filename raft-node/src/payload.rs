@@ -11,6 +11,35 @@ use crate::node::CommitTs;
 
 const VERSION: u8 = 2;
 const VERSION_SHARED_TS: u8 = 1;
+/// Bytes of the header (`version`, `ts`, `count`).
+const HEADER: usize = 13;
+/// Bytes each command adds besides its own (its length).
+const PER_COMMAND: usize = 4;
+
+/// The largest command an entry of at most `max_entry_bytes` can carry alone.
+pub fn max_command_len(max_entry_bytes: usize) -> usize {
+    max_entry_bytes.saturating_sub(HEADER + PER_COMMAND)
+}
+
+/// How many of the queued commands (their lengths, in order) go into the next entry: at most
+/// `max_commands`, and no more than fit in `max_entry_bytes` — but always at least one, so a command is
+/// never stuck behind the limit (commands that cannot fit alone are refused before they are queued).
+pub fn batch_len(
+    lengths: impl Iterator<Item = usize>,
+    max_commands: usize,
+    max_entry_bytes: usize,
+) -> usize {
+    let mut bytes = HEADER;
+    let mut n = 0;
+    for len in lengths.take(max_commands.max(1)) {
+        bytes = bytes.saturating_add(len.saturating_add(PER_COMMAND));
+        if n > 0 && bytes > max_entry_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
 
 fn len_u32(n: usize) -> Result<[u8; 4], Error> {
     u32::try_from(n)
@@ -20,8 +49,8 @@ fn len_u32(n: usize) -> Result<[u8; 4], Error> {
 
 /// An entry whose command `i` is committed at `ts + i`.
 pub fn encode(ts: u64, commands: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
-    let body: usize = commands.iter().map(|c| c.len() + 4).sum();
-    let mut out = Vec::with_capacity(13 + body);
+    let body: usize = commands.iter().map(|c| c.len() + PER_COMMAND).sum();
+    let mut out = Vec::with_capacity(HEADER + body);
     out.push(VERSION);
     out.extend_from_slice(&ts.to_be_bytes());
     out.extend_from_slice(&len_u32(commands.len())?);
@@ -93,6 +122,30 @@ pub fn decode(data: &[u8]) -> Result<(CommitTs, Vec<&[u8]>), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_stops_before_the_entry_byte_limit_and_always_takes_one() {
+        let limit = 1000;
+        // 13 + 3 × (300 + 4) = 925 fits; a fourth does not.
+        assert_eq!(batch_len([300; 10].into_iter(), 1024, limit), 3);
+        assert_eq!(batch_len([300; 10].into_iter(), 2, limit), 2);
+        // Exactly at the limit fits.
+        let exact = max_command_len(limit);
+        assert_eq!(batch_len([exact, 0].into_iter(), 1024, limit), 1);
+        assert_eq!(encode(1, &[vec![0; exact]]).unwrap().len(), limit);
+        // One oversized command still goes alone rather than blocking the queue.
+        assert_eq!(batch_len([5000, 1].into_iter(), 1024, limit), 1);
+        assert_eq!(batch_len(std::iter::empty(), 1024, limit), 0);
+        // Whatever is taken encodes within the limit when every command fits alone.
+        let lens = [1usize, 400, 0, 583, 17, 200, 983, 3];
+        let mut rest = &lens[..];
+        while !rest.is_empty() {
+            let n = batch_len(rest.iter().copied(), 1024, limit);
+            let cmds: Vec<Vec<u8>> = rest[..n].iter().map(|&l| vec![7; l]).collect();
+            assert!(encode(9, &cmds).unwrap().len() <= limit, "{:?}", &rest[..n]);
+            rest = &rest[n..];
+        }
+    }
 
     #[test]
     fn roundtrip_and_every_truncation_is_an_error() {

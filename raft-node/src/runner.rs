@@ -167,6 +167,7 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
+        node.set_wall_clock(clock());
         // Drain what is queued, so one Ready (one fsync) covers every command that arrived meanwhile.
         for input in first
             .into_iter()
@@ -189,7 +190,9 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         }
         // The lease is checked against the time now, after the drain: never earlier than any read's arrival.
         node.flush_reads(Instant::now());
-        node.flush_proposals(clock());
+        node.set_wall_clock(clock());
+        let physical = node.commit_clock();
+        node.flush_proposals(physical);
         let msgs = node.process_ready()?;
         if let Some(membership) = node.take_membership_change() {
             transport.members_changed(&membership);

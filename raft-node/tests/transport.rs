@@ -815,3 +815,40 @@ async fn transport_removes_stale_staged_images_at_start() {
     assert_eq!(staged_files(dir.path()), 1);
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_closes_peer_connections_beyond_its_limit_at_once() {
+    let a = start_on(1, listen().await, Arc::new(Chunks::new(0, 0)), |cfg| {
+        cfg.handshake_timeout = Duration::from_secs(60);
+        cfg.max_inbound_connections = 3;
+    })
+    .await;
+    // Three silent dialers hold every slot (their handshakes would only time out after a minute).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(a.addr).await.unwrap());
+    }
+    // The fourth is closed at once instead of waiting out its handshake.
+    let s = TcpStream::connect(a.addr).await.unwrap();
+    closed_by_peer(s).await;
+    wait_for("connections_refused", || {
+        a.counters().connections_refused == 1
+    })
+    .await;
+    // A freed slot is usable again (once the acceptor has seen the close): a new connection is served,
+    // i.e. it gets the handshake's challenge instead of an immediate close.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = TcpStream::connect(a.addr).await.unwrap();
+        let mut sink = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(2), again.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "a freed slot was never reused: {other:?}"
+            ),
+        }
+    }
+    shutdown_all(&[a]).await;
+}

@@ -8,6 +8,7 @@ use crate::node;
 
 /// Run a node on its own runtime until SIGTERM or SIGINT.
 pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    node::open_files::ensure(node::open_files::needed(&cfg))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kvs-raft-io")

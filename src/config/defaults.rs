@@ -1,12 +1,12 @@
 //! The built-in default of every setting, written in the setting's own syntax. Each value is taken from
-//! the owner of the thing it configures — the HTTP layer's [`Limits`], raft-node's [`Timing`] and
-//! [`NodeConfig`], the engine's [`EngineConfig`], [`SyncMode`] — so a default is defined once; the
+//! the owner of the thing it configures — the HTTP layer's [`Limits`], raft-node's [`Timing`],
+//! [`NodeConfig`] and [`GroupConfig`], the engine's [`EngineConfig`], [`SyncMode`] — so a default is defined once; the
 //! configuration's layering and the `serve --help` text are both generated from this table.
 
 use std::time::Duration;
 
 use engine::EngineConfig;
-use raft_node::{NodeConfig, Timing};
+use raft_node::{GroupConfig, NodeConfig, Timing};
 
 use super::SyncMode;
 use crate::http::Limits;
@@ -26,6 +26,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
     let limits = Limits::default();
     let timing = Timing::default();
     let node = NodeConfig::new(ID);
+    let group = GroupConfig::new(ID, CLUSTER_ID, DATA_DIR.into(), DATA_DIR.into());
     let engine = EngineConfig::default();
     vec![
         ("id", ID.to_string()),
@@ -46,13 +47,27 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("max_body_bytes", size(limits.max_body)),
         ("max_connections", limits.max_connections.to_string()),
         ("header_read_timeout", duration(limits.header_read_timeout)),
+        ("body_read_timeout", duration(limits.body_read_timeout)),
         ("request_timeout", duration(limits.request_timeout)),
         (
             "max_inflight_proposals",
             limits.max_inflight_proposals.to_string(),
         ),
+        (
+            "max_scan_bytes",
+            size(u64::try_from(limits.max_scan_bytes).unwrap_or(u64::MAX)),
+        ),
         ("compact_log_entries", node.compact_log_entries.to_string()),
         ("compact_log_bytes", size(node.compact_log_bytes)),
+        (
+            "max_entry_bytes",
+            size(u64::try_from(node.max_entry_bytes).unwrap_or(u64::MAX)),
+        ),
+        (
+            "max_peer_connections",
+            group.max_peer_connections.to_string(),
+        ),
+        ("max_clock_skew", duration(node.max_clock_skew)),
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),
         ("heartbeat_ticks", timing.heartbeat_ticks.to_string()),

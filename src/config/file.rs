@@ -32,10 +32,15 @@ pub(super) struct FileConfig {
     max_body_bytes: Option<SizeValue>,
     max_connections: Option<u64>,
     header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
     request_timeout: Option<String>,
     max_inflight_proposals: Option<u64>,
+    max_scan_bytes: Option<SizeValue>,
     compact_log_entries: Option<u64>,
     compact_log_bytes: Option<SizeValue>,
+    max_entry_bytes: Option<SizeValue>,
+    max_peer_connections: Option<u64>,
+    max_clock_skew: Option<String>,
     tick: Option<String>,
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
@@ -95,7 +100,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 27] = [
+        let entries: [(&'static str, Option<String>); 32] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -115,13 +120,18 @@ impl FileConfig {
             ("max_body_bytes", self.max_body_bytes.map(size)),
             ("max_connections", self.max_connections.map(int)),
             ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
             ("request_timeout", self.request_timeout),
             (
                 "max_inflight_proposals",
                 self.max_inflight_proposals.map(int),
             ),
+            ("max_scan_bytes", self.max_scan_bytes.map(size)),
             ("compact_log_entries", self.compact_log_entries.map(int)),
             ("compact_log_bytes", self.compact_log_bytes.map(size)),
+            ("max_entry_bytes", self.max_entry_bytes.map(size)),
+            ("max_peer_connections", self.max_peer_connections.map(int)),
+            ("max_clock_skew", self.max_clock_skew),
             ("tick", self.tick),
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),

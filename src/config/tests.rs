@@ -89,8 +89,10 @@ fn config_dev_default_without_any_flag() {
                 max_body: 4 << 20,
                 max_connections: 4096,
                 header_read_timeout: Duration::from_secs(5),
+                body_read_timeout: Duration::from_secs(10),
                 request_timeout: Duration::from_secs(5),
                 max_inflight_proposals: 20_000,
+                max_scan_bytes: 4 << 20,
                 ..Limits::default()
             },
             raft: RaftTuning {
@@ -102,6 +104,9 @@ fn config_dev_default_without_any_flag() {
                 lease_margin_percent: 10,
                 compact_log_entries: 10_000,
                 compact_log_bytes: 64 << 20,
+                max_entry_bytes: 8 << 20,
+                max_peer_connections: 64,
+                max_clock_skew: Duration::from_secs(1),
             },
         }
     );
@@ -216,10 +221,15 @@ fn config_file_with_every_key() {
         max_body_bytes = "2MiB"
         max_connections = 100
         header_read_timeout = "2s"
+        body_read_timeout = "7s"
         request_timeout = "3s"
         max_inflight_proposals = 500
+        max_scan_bytes = "1MiB"
         compact_log_entries = 42
         compact_log_bytes = "1MB"
+        max_entry_bytes = "2MiB"
+        max_peer_connections = 9
+        max_clock_skew = "250ms"
         tick = "20ms"
         election_ticks = 20
         heartbeat_ticks = 2
@@ -259,8 +269,10 @@ fn config_file_with_every_key() {
             max_body: 2 << 20,
             max_connections: 100,
             header_read_timeout: Duration::from_secs(2),
+            body_read_timeout: Duration::from_secs(7),
             request_timeout: Duration::from_secs(3),
             max_inflight_proposals: 500,
+            max_scan_bytes: 1 << 20,
             ..Limits::default()
         }
     );
@@ -275,6 +287,9 @@ fn config_file_with_every_key() {
             lease_margin_percent: 20,
             compact_log_entries: 42,
             compact_log_bytes: 1_000_000,
+            max_entry_bytes: 2 << 20,
+            max_peer_connections: 9,
+            max_clock_skew: Duration::from_millis(250),
         }
     );
 }
@@ -633,6 +648,20 @@ fn config_sizes() {
         &none().env("KVS_RAFT_MAX_KEY_BYTES", "0").err(args()),
         &["KVS_RAFT_MAX_KEY_BYTES", "must be from 1"],
     );
+    // One Raft entry must hold the largest put, and fit the peer transport's frame.
+    assert_contains(
+        &none().env("KVS_RAFT_MAX_ENTRY_BYTES", "1MiB").err(args()),
+        &["KVS_RAFT_MAX_ENTRY_BYTES (1048576) is below the largest put"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_MAX_ENTRY_BYTES", "9MiB").err(args()),
+        &["KVS_RAFT_MAX_ENTRY_BYTES"],
+    );
+    let cfg = none()
+        .env("KVS_RAFT_MAX_ENTRY_BYTES", "2MiB")
+        .build(args())
+        .unwrap();
+    assert_eq!(cfg.raft.max_entry_bytes, 2 << 20);
 }
 
 #[test]

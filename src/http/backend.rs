@@ -53,6 +53,9 @@ pub enum BackendError {
     /// shutdown cut short is [`BackendError::Unknown`].)
     #[error("shutting down")]
     ShuttingDown,
+    /// The request is larger than one Raft entry may carry (`limit` bytes): 413. Not applied.
+    #[error("{message}")]
+    TooLarge { message: String, limit: usize },
     /// The request is invalid for the cluster's current state (unknown member id, ...): 400.
     #[error("{0}")]
     Invalid(String),

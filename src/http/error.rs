@@ -15,8 +15,9 @@
 //! | 409 | `condition_failed` | `if_version` / `if_absent` failed; `current_version` |
 //! | 409 | `not_an_integer`, `overflow` | incr on a non-integer value / past i64 (conflicts with the stored value, hence 409) |
 //! | 410 | `version_gone` | `at` below the retention floor; `at`, `floor` |
+//! | 408 | `body_timeout` | the body did not arrive within `body_read_timeout`; the connection is closed |
 //! | 411 | `length_required` | a body route without `Content-Length` (chunked bodies are refused) |
-//! | 413 | `too_large` | body, key, value, op count over the limit; `limit` when known |
+//! | 413 | `too_large` | body, key, value, op count over the limit, or a request that encodes to more than one Raft entry may carry; `limit` when known |
 //! | 415 | `unsupported_media_type` | a JSON route with a `Content-Type` that is not JSON (absent is accepted) |
 //! | 429 | `overloaded` | too many proposals in flight (here or in the node); `Retry-After` |
 //! | 500 | `internal`, `corruption` | a bug or corrupted data; never caused by input |
@@ -54,6 +55,7 @@ pub enum Code {
     NotAnInteger,
     Overflow,
     VersionGone,
+    BodyTimeout,
     LengthRequired,
     TooLarge,
     UnsupportedMediaType,
@@ -74,7 +76,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the documentation check (`docs/openapi.yaml` lists exactly these, by status).
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::BadRequest,
         Code::InvalidKey,
         Code::InvalidOp,
@@ -87,6 +89,7 @@ impl Code {
         Code::NotAnInteger,
         Code::Overflow,
         Code::VersionGone,
+        Code::BodyTimeout,
         Code::LengthRequired,
         Code::TooLarge,
         Code::UnsupportedMediaType,
@@ -120,6 +123,7 @@ impl Code {
             Code::NotAnInteger => "not_an_integer",
             Code::Overflow => "overflow",
             Code::VersionGone => "version_gone",
+            Code::BodyTimeout => "body_timeout",
             Code::LengthRequired => "length_required",
             Code::TooLarge => "too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
@@ -149,6 +153,7 @@ impl Code {
                 StatusCode::CONFLICT
             }
             Code::VersionGone => StatusCode::GONE,
+            Code::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -296,6 +301,7 @@ impl ApiError {
                 ApiError::new(Code::ShuttingDown, "the node is shutting down")
             }
             BackendError::Invalid(m) => ApiError::new(Code::InvalidOp, m),
+            BackendError::TooLarge { message, limit } => ApiError::too_large(message, limit),
             BackendError::Engine(e) => ApiError::from_engine(e),
         }
     }
@@ -381,6 +387,11 @@ impl ApiError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.code == Code::BodyTimeout {
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res
     }
 
@@ -425,6 +436,18 @@ pub fn ok<T: Serialize>(body: &T) -> Response {
     }
 }
 
+/// The request body did not arrive within the body read timeout (the limit it exceeded).
+#[derive(Debug)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+impl warp::reject::Reject for BodyTimeout {}
+
+/// The request body could not be read (the connection failed or ended early).
+#[derive(Debug)]
+pub struct BodyUnreadable;
+
+impl warp::reject::Reject for BodyUnreadable {}
+
 /// The one rejection handler: whatever warp refused becomes the JSON error shape. Only warp's own
 /// filters reject (handlers answer their errors directly), so everything here is the client's input.
 /// Checked in warp's own preference order: the most specific status first, 405 and 404 last.
@@ -433,7 +456,14 @@ pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
         InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader,
         PayloadTooLarge, UnsupportedMediaType,
     };
-    let err = if r.find::<UnsupportedMediaType>().is_some() {
+    let err = if let Some(t) = r.find::<BodyTimeout>() {
+        ApiError::new(
+            Code::BodyTimeout,
+            format!("the request body did not arrive within {:?}", t.0),
+        )
+    } else if r.find::<BodyUnreadable>().is_some() {
+        ApiError::bad_request("the request body could not be read")
+    } else if r.find::<UnsupportedMediaType>().is_some() {
         ApiError::unsupported_media_type("unsupported content type")
     } else if r.find::<PayloadTooLarge>().is_some() {
         ApiError::new(Code::TooLarge, "the request body is larger than the limit")

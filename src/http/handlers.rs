@@ -155,11 +155,15 @@ pub async fn kv_scan<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
         Some(_) if start.is_some() || end.is_some() => {
             return Err(ApiError::bad_request("give prefix or start/end, not both"));
         }
-        Some(p) => ScanRequest::prefix(&p, limit, u64::MAX),
+        Some(p) => ScanRequest {
+            max_bytes: ctx.limits.max_scan_bytes,
+            ..ScanRequest::prefix(&p, limit, u64::MAX)
+        },
         None => ScanRequest {
             start: start.unwrap_or_default(),
             end,
             limit,
+            max_bytes: ctx.limits.max_scan_bytes,
             at: u64::MAX,
         },
     };
@@ -189,7 +193,11 @@ pub async fn entity_get<B: Backend>(ctx: &Ctx<B>, origin: &Origin, raw: &str) ->
     let limit = ctx.limits.scan_limit(q.usize("limit")?);
     let snap = prepare(ctx, origin, &q).await?;
     let at = snap.at;
-    let view = engine_read(ctx, origin, move |e| e.entity(&entity, at, limit)).await?;
+    let max_bytes = ctx.limits.max_scan_bytes;
+    let view = engine_read(ctx, origin, move |e| {
+        e.entity(&entity, at, limit, max_bytes)
+    })
+    .await?;
     Ok(ok(&EntityResp {
         epoch: view.epoch,
         items: view.items.into_iter().map(ItemDto::new).collect(),

@@ -19,12 +19,18 @@ pub struct Limits {
     /// Default and largest page of a scan / entity read (larger `limit`s are clamped).
     pub default_scan_limit: usize,
     pub max_scan_limit: usize,
+    /// Key and value bytes of one scan / entity page at most: the page ends (with `more`) after the item
+    /// that reaches it, so a page holds at least one item and a response stays near this size.
+    pub max_scan_bytes: usize,
     /// Every backend call of a request runs under this deadline; a proposal past it answers 504.
     pub request_timeout: Duration,
     /// Connect + answer deadline when forwarding to the leader (also capped by the request's deadline).
     pub forward_timeout: Duration,
     /// A connection must send its request head within this (slowloris guard).
     pub header_read_timeout: Duration,
+    /// A request's whole body must arrive within this after its head, or the request is answered 408
+    /// and its connection closed (a slowly sent body does not pin its buffer).
+    pub body_read_timeout: Duration,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
     /// Proposals in flight from this node's HTTP layer; beyond it, 429 `overloaded`.
@@ -44,9 +50,11 @@ impl Default for Limits {
             max_ops: 10_000,
             default_scan_limit: 1_000,
             max_scan_limit: 10_000,
+            max_scan_bytes: 4 << 20,
             request_timeout: Duration::from_secs(5),
             forward_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
             max_inflight_proposals: 20_000,
             retry_after_secs: 1,

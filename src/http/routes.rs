@@ -22,7 +22,7 @@ use warp::{Filter, Reply};
 use super::admin;
 use super::backend::Backend;
 use super::context::{Ctx, Origin};
-use super::error::handle_rejection;
+use super::error::{handle_rejection, BodyTimeout, BodyUnreadable};
 use super::forward::finish;
 use super::handlers;
 use super::limits::Limits;
@@ -167,9 +167,40 @@ fn origin(timeout: Duration) -> impl Filter<Extract = (Origin,), Error = Infalli
         )
 }
 
-/// `Content-Length` ≤ `limit` (else 413, before reading), then the whole body.
-fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(limit).and(warp::body::bytes())
+/// `Content-Length` ≤ `limit` (else 413, before reading), then the whole body, which must arrive within
+/// `timeout` (else 408 and the connection is closed: a slowly sent body cannot pin its buffer).
+fn body(
+    limit: u64,
+    timeout: Duration,
+) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(limit)
+        .and(warp::body::stream())
+        .and_then(move |stream| async move {
+            match tokio::time::timeout(timeout, read_body(stream)).await {
+                Ok(read) => read,
+                Err(_) => Err(warp::reject::custom(BodyTimeout(timeout))),
+            }
+        })
+}
+
+async fn read_body<S, B>(stream: S) -> Result<Bytes, warp::Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt as _;
+    futures_util::pin_mut!(stream);
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|_| warp::reject::custom(BodyUnreadable))?;
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(body.freeze())
 }
 
 fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
@@ -203,7 +234,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let kv_put = kv()
         .and(warp::put())
-        .and(body(limits.max_put_body()))
+        .and(body(limits.max_put_body(), limits.body_read_timeout))
         .and(st())
         .then(
             |tail: Tail, body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -241,7 +272,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .and(warp::path("checkpoint"))
         .and(warp::path::end())
         .and(warp::post())
-        .and(body(limits.max_body))
+        .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|e: String, body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
             let origin = origin.with_body(body);
@@ -266,7 +297,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let txn = warp::path!("v1" / "txn")
         .and(warp::post())
-        .and(body(limits.max_body))
+        .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
             let origin = origin.with_body(body);
@@ -275,7 +306,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let batch = warp::path!("v1" / "batch")
         .and(warp::post())
-        .and(body(limits.max_body))
+        .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
             let origin = origin.with_body(body);
@@ -291,7 +322,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let add_member = warp::path!("v1" / "cluster" / "members")
         .and(warp::post())
-        .and(body(limits.max_body))
+        .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
             let origin = origin.with_body(body);
@@ -307,7 +338,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let leader = warp::path!("v1" / "cluster" / "leader")
         .and(warp::post())
-        .and(body(limits.max_body))
+        .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
             let origin = origin.with_body(body);

@@ -92,6 +92,12 @@ impl ReplicaBackend {
             Error::Dropped => self.not_leader(None),
             Error::Overloaded => BackendError::Overloaded,
             Error::Invalid(what) => BackendError::Invalid(what.to_string()),
+            Error::TooLarge { size, limit } => BackendError::TooLarge {
+                message: format!(
+                    "the request encodes to {size} bytes; one Raft entry carries at most {limit}"
+                ),
+                limit,
+            },
             Error::Stopped => BackendError::ShuttingDown,
             // The proposal may still commit, or was applied with its result lost: never re-run it.
             Error::Timeout | Error::ShuttingDown | Error::OutcomeUnknown => BackendError::Unknown,

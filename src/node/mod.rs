@@ -1,11 +1,12 @@
 //! One node of a site, composed: the engine as the state machine of a raft-node [`raft_node::Group`]
 //! (`replica`, `machine`), background GC (`gc`), the HTTP layer's backend over the replica (`http_backend`),
-//! the data-dir layout (`layout`), and [`serve`], which runs all of it with the HTTP API until shutdown.
+//! the data-dir layout (`layout`), the open-file limit check (`open_files`), and [`serve`], which runs all of it with the HTTP API until shutdown.
 
 mod gc;
 pub mod http_backend;
 pub mod layout;
 pub mod machine;
+pub mod open_files;
 pub mod replica;
 mod serve;
 

@@ -43,6 +43,9 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.node.lease_margin_percent = cfg.raft.lease_margin_percent;
     g.node.compact_log_entries = cfg.raft.compact_log_entries;
     g.node.compact_log_bytes = cfg.raft.compact_log_bytes;
+    g.node.max_entry_bytes = cfg.raft.max_entry_bytes;
+    g.max_peer_connections = cfg.raft.max_peer_connections;
+    g.node.max_clock_skew = cfg.raft.max_clock_skew;
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
     r.sync = cfg.sync;
     r.engine.retention = cfg.retention;

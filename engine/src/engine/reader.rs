@@ -66,6 +66,7 @@ impl Reader<'_> {
 
     pub(super) fn scan(&self, req: &ScanRequest) -> Result<ScanPage, Error> {
         let mut items = Vec::new();
+        let mut bytes = 0usize;
         let start_entity = keys::entity_of(&req.start);
         let mut cur = self.view.cursor(Some(vec![keys::DATA + 1]));
         let start_epoch = match start_entity {
@@ -107,9 +108,10 @@ impl Reader<'_> {
                 continue;
             }
             if let Some(value) = values::decode_version(v)? {
-                if items.len() == req.limit {
+                if items.len() == req.limit || bytes >= req.max_bytes {
                     return Ok(ScanPage { items, more: true });
                 }
+                bytes = bytes.saturating_add(dk.user_key.len() + value.len());
                 let versioned = Versioned {
                     value: value.to_vec(),
                     ts: dk.ts,

@@ -87,7 +87,7 @@ impl Engine {
         &self,
         chunks: &mut dyn Iterator<Item = Vec<u8>>,
     ) -> Result<SnapshotMeta, Error> {
-        let mut applied = lock(&self.applied);
+        let _writer = lock(&self.writer);
         let staging = self.dir.join(STAGING_SST);
         let (meta, filter) = match self.stage_snapshot(chunks, &staging) {
             Ok(staged) => staged,
@@ -109,8 +109,9 @@ impl Engine {
             true,
         )?;
         self.swap_in_staged()?;
+        self.bloom_size.record(&filter);
         *bloom = filter;
-        *applied = self.load_applied()?;
+        *lock(&self.applied) = self.load_applied()?;
         self.load_safepoint()?;
         Ok(meta)
     }

@@ -9,6 +9,8 @@ use crate::error::Error;
 
 /// Memtable size: the log is written sequentially and read mostly near its tail.
 const WRITE_BUFFER_BYTES: usize = 16 << 20;
+/// Files the log's RocksDB keeps open at most (SST table readers).
+pub const MAX_OPEN_FILES: usize = 64;
 
 fn storage(context: &'static str) -> impl FnOnce(rocksdb::Error) -> Error {
     move |e| Error::Storage(format!("{context}: {e}"))
@@ -48,6 +50,7 @@ impl Db {
         opts.set_max_write_buffer_number(2);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(2);
+        opts.set_max_open_files(i32::try_from(MAX_OPEN_FILES).unwrap_or(i32::MAX));
         let db = DB::open(&opts, dir).map_err(storage("open raft log RocksDB"))?;
         Ok(Db { db })
     }

@@ -46,6 +46,8 @@
 
 mod codec;
 mod db;
+
+pub use db::MAX_OPEN_FILES as LOG_MAX_OPEN_FILES;
 mod log_state;
 
 use std::fmt;

@@ -42,6 +42,8 @@ counters! {
     connects,
     /// Dials or dialer-side handshakes that failed.
     connect_failures,
+    /// Inbound connections closed at once because `max_inbound_connections` were open.
+    connections_refused,
     /// Inbound handshakes accepted.
     handshakes_accepted,
     /// Inbound handshakes rejected: another cluster id.

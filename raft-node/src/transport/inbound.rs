@@ -9,6 +9,7 @@ use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 use super::counters::inc;
@@ -17,12 +18,27 @@ use super::handshake::{self, AcceptError, Kind, Reject};
 use super::shared::Shared;
 use super::snapshot;
 
+/// Accept peer connections, at most `max_inbound_connections` open at once (handshaking or serving):
+/// beyond that a connection is closed at once, so unauthenticated dialers cannot exhaust the process's
+/// file descriptors or memory. Genuine peers hold one raft and at most one snapshot connection each.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(shared.cfg.max_inbound_connections));
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    inc(&shared.counters.connections_refused);
+                    tracing::warn!(%remote, limit = shared.cfg.max_inbound_connections,
+                        "peer connection refused: too many open peer connections");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                shared.spawn(serve(shared.clone(), stream, remote));
+                let task = serve(shared.clone(), stream, remote);
+                shared.spawn(async move {
+                    task.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // Typically out of file descriptors: wait instead of spinning.

@@ -95,6 +95,9 @@ use shared::Shared;
 pub const DEFAULT_PEER_QUEUE: usize = 4096;
 /// Default largest frame accepted or sent.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+/// Default bound of inbound peer connections open at once: a few per peer of the largest sensible
+/// group, with room for connections a restarting peer leaves half-open.
+pub const DEFAULT_MAX_INBOUND_CONNECTIONS: usize = 64;
 
 /// Everything the transport needs to know; build with [`TransportConfig::new`] and adjust fields.
 /// (`Debug` does not print the secret.)
@@ -114,6 +117,8 @@ pub struct TransportConfig {
     pub peer_queue: usize,
     /// Largest frame payload sent or accepted; a longer length prefix is a bad frame.
     pub max_frame: usize,
+    /// Inbound peer connections open at once (handshaking or serving); more are closed when accepted.
+    pub max_inbound_connections: usize,
     /// Reconnect backoff: capped exponential with jitter, from `backoff_min` up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -138,6 +143,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("snapshot_dir", &self.snapshot_dir)
             .field("peer_queue", &self.peer_queue)
             .field("max_frame", &self.max_frame)
+            .field("max_inbound_connections", &self.max_inbound_connections)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -148,8 +154,8 @@ impl std::fmt::Debug for TransportConfig {
 }
 
 impl TransportConfig {
-    /// A configuration with the defaults: queue 4096 messages, frames up to 16 MiB, backoff 50 ms..2 s,
-    /// handshake 2 s, I/O 10 s, snapshot ack 60 s.
+    /// A configuration with the defaults: queue 4096 messages, frames up to 16 MiB, 64 inbound
+    /// connections, backoff 50 ms..2 s, handshake 2 s, I/O 10 s, snapshot ack 60 s.
     pub fn new(
         cluster_id: impl Into<String>,
         node_id: u64,
@@ -167,6 +173,7 @@ impl TransportConfig {
             snapshot_dir: snapshot_dir.into(),
             peer_queue: DEFAULT_PEER_QUEUE,
             max_frame: DEFAULT_MAX_FRAME,
+            max_inbound_connections: DEFAULT_MAX_INBOUND_CONNECTIONS,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(2),
@@ -197,6 +204,9 @@ impl TransportConfig {
         }
         if self.max_frame < 1024 || u32::try_from(self.max_frame).is_err() {
             return invalid("max_frame must be between 1 KiB and 4 GiB");
+        }
+        if self.max_inbound_connections == 0 {
+            return invalid("max_inbound_connections must be at least 1");
         }
         if self.backoff_max < self.backoff_min {
             return invalid("backoff_max must not be below backoff_min");

@@ -141,3 +141,35 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(!text.contains("200 OK"), "{text}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_body_sent_too_slowly_is_answered_408_and_its_connection_closed() {
+    let limits = Limits {
+        body_read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = Server::start(FakeBackend::new(), limits).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    // The head promises 4 MiB; only a few bytes of it ever arrive.
+    slow.write_all(
+        b"PUT /v1/kv/k HTTP/1.1\r\nhost: test\r\ncontent-length: 1048576\r\n\r\nsome bytes",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut got = Vec::new();
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the slow body was neither answered nor closed within 3 s");
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+    server.shutdown().await;
+}
