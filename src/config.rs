@@ -123,6 +123,9 @@ pub struct ServeConfig {
     /// The client API's limits (those with a setting are set; the rest keep the HTTP layer's defaults).
     pub limits: Limits,
     pub raft: RaftTuning,
+    /// Free space kept in reserve on the data dir's file system: below it writes are refused with 507
+    /// (`node::disk`); 0 turns the guard off.
+    pub reserve_space: u64,
 }
 
 /// The layer a value came from; shown in every error so the operator knows what to fix.
@@ -218,6 +221,7 @@ pub const KEYS: &[&str] = &[
     "max_inflight_proposals",
     "compact_log_entries",
     "compact_log_bytes",
+    "reserve_space",
     "tick",
     "election_ticks",
     "heartbeat_ticks",
@@ -579,6 +583,7 @@ fn build(
 
     let limits = limits(l)?;
     let raft = raft_tuning(l)?;
+    let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
 
     Ok(ServeConfig {
         id: id.v,
@@ -596,6 +601,7 @@ fn build(
         peer_secret,
         limits,
         raft,
+        reserve_space,
     })
 }
 

@@ -28,7 +28,9 @@ use crate::membership::{Membership, MembershipChange};
 use crate::node::{
     Command, Committed, Node, NodeConfig, NodeStatus, Reply, StagedImage, StateMachine,
 };
-use crate::runner::{self, Input, NodeHandle, NodeSender, RunnerConfig, Transport};
+use crate::runner::{
+    self, Input, LoopExit, LoopWatch, LowSpace, NodeHandle, NodeSender, RunnerConfig, Transport,
+};
 use crate::storage::{LogStore, LogWrite};
 use crate::transport::{
     Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TransportConfig, TransportCounters,
@@ -117,6 +119,8 @@ pub struct Group<O: Send + 'static> {
     cluster_id: String,
     node: Mutex<Option<NodeHandle<O>>>,
     sender: NodeSender<O>,
+    watch: LoopWatch,
+    low_space: LowSpace,
     transport: TransportHandle,
     known_peers: BTreeMap<u64, String>,
     membership: Arc<RwLock<Membership>>,
@@ -348,12 +352,16 @@ impl<O: Send + 'static> Group<O> {
             },
         );
         let sender = handle.sender();
+        let watch = handle.watch();
+        let low_space = handle.low_space();
         let _ = inbound.sender.set(sender.clone());
         Ok(Group {
             id,
             cluster_id: cfg.cluster_id,
             node: Mutex::new(Some(handle)),
             sender,
+            watch,
+            low_space,
             transport,
             known_peers: cfg.known_peers,
             membership,
@@ -378,6 +386,24 @@ impl<O: Send + 'static> Group<O> {
 
     pub fn transport_counters(&self) -> TransportCounters {
         self.transport.counters()
+    }
+
+    /// `None` while the node loop runs; how it ended otherwise. A loop that died on its own
+    /// ([`LoopExit::Failed`]) leaves a member that can no longer serve: stop it (see [`Group::ended`]).
+    pub fn loop_exit(&self) -> Option<LoopExit> {
+        self.watch.exit()
+    }
+
+    /// Resolves when the node loop has ended, after every waiting request was answered.
+    pub async fn ended(&self) -> LoopExit {
+        self.watch.ended().await
+    }
+
+    /// The switch that says this member's disk is below its free-space reserve (the caller measures
+    /// it): while set, proposals here are refused with [`Error::NoSpace`] and no new log entries are
+    /// accepted from a leader.
+    pub fn low_space(&self) -> LowSpace {
+        self.low_space.clone()
     }
 
     /// Send a command and wait for its one reply, until `deadline` at the latest.

@@ -25,5 +25,6 @@ pub use node::{
     Command, Committed, Node, NodeConfig, NodeCounters, NodeStatus, PeerProgress, Reply, Role,
     StagedImage, StateMachine, Timing, FSYNC_BUCKETS_MICROS,
 };
+pub use runner::{LoopExit, LowSpace};
 pub use storage::LogStorage;
 pub use transport::TransportCounters;

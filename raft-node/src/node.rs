@@ -11,6 +11,7 @@
 //!   A proposal is `Dropped` when the log index it was given is applied with another entry (another term).
 //! * [`Error::Timeout`], [`Error::ShuttingDown`] for a proposal — outcome unknown: it may still commit.
 //! * [`Error::Stopped`] — the command never reached raft (the loop is gone or stopping): not applied.
+//! * [`Error::NoSpace`] — refused before proposing: the node's disk is below its reserve; not applied.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -305,6 +306,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     read_epoch: (u64, u64),
     /// Addresses peers announced on their handshakes: id → (peer, client).
     learned: BTreeMap<u64, (String, String)>,
+    /// The disk is below its reserve: refuse proposals, take no new entries or snapshots from a leader.
+    low_on_space: bool,
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -398,6 +401,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             extra_out: Vec::new(),
             read_epoch: (0, 0),
             learned: BTreeMap::new(),
+            low_on_space: false,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -516,8 +520,37 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         self.raw.report_snapshot(peer, status);
     }
 
+    /// Whether the disk is below its reserve. While it is, proposals are refused with [`Error::NoSpace`]
+    /// (nothing is proposed) and appends carrying entries and snapshots from a leader are dropped as if
+    /// lost (raft-rs resends them), so the log never grows into a full disk; heartbeats, votes, reads and
+    /// applying what the log already holds go on. Cleared, the node catches up by itself.
+    pub fn set_low_on_space(&mut self, low: bool) {
+        if low != self.low_on_space {
+            if low {
+                tracing::warn!(
+                    node = self.cfg.id,
+                    "disk below its reserve: refusing writes and new log entries"
+                );
+            } else {
+                tracing::info!(
+                    node = self.cfg.id,
+                    "disk space back above the reserve: accepting writes"
+                );
+            }
+        }
+        self.low_on_space = low;
+    }
+
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
     pub fn step(&mut self, mut msg: Message) {
+        if self.low_on_space
+            && ((msg.get_msg_type() == MessageType::MsgAppend && !msg.entries.is_empty())
+                || msg.get_msg_type() == MessageType::MsgSnapshot)
+        {
+            // As if lost on the way: no log growth while the disk is below its reserve.
+            self.staged = None;
+            return;
+        }
         match self.guard_lost_log(&mut msg) {
             Ok(true) => {}
             Ok(false) => return,
@@ -551,6 +584,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             } => {
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
+                }
+                if self.low_on_space {
+                    return reply(Err(Error::NoSpace));
                 }
                 if self.pending_commands + self.queued.len() >= self.cfg.max_inflight_commands {
                     return reply(Err(Error::Overloaded));

@@ -1,6 +1,6 @@
 //! The built-in default of every setting, written in the setting's own syntax. Each value is taken from
 //! the owner of the thing it configures — the HTTP layer's [`Limits`], raft-node's [`Timing`] and
-//! [`NodeConfig`], the engine's [`EngineConfig`], [`SyncMode`] — so a default is defined once; the
+//! [`NodeConfig`], the engine's [`EngineConfig`], [`SyncMode`], the free-space guard's reserve — so a default is defined once; the
 //! configuration's layering and the `serve --help` text are both generated from this table.
 
 use std::time::Duration;
@@ -53,6 +53,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ),
         ("compact_log_entries", node.compact_log_entries.to_string()),
         ("compact_log_bytes", size(node.compact_log_bytes)),
+        ("reserve_space", size(crate::node::disk::DEFAULT_RESERVE)),
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),
         ("heartbeat_ticks", timing.heartbeat_ticks.to_string()),

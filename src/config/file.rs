@@ -36,6 +36,7 @@ pub(super) struct FileConfig {
     max_inflight_proposals: Option<u64>,
     compact_log_entries: Option<u64>,
     compact_log_bytes: Option<SizeValue>,
+    reserve_space: Option<SizeValue>,
     tick: Option<String>,
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
@@ -94,7 +95,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 26] = [
+        let entries: [(&'static str, Option<String>); 27] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -121,6 +122,7 @@ impl FileConfig {
             ),
             ("compact_log_entries", self.compact_log_entries.map(int)),
             ("compact_log_bytes", self.compact_log_bytes.map(size)),
+            ("reserve_space", self.reserve_space.map(size)),
             ("tick", self.tick),
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),

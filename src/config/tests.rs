@@ -102,6 +102,7 @@ fn config_dev_default_without_any_flag() {
                 compact_log_entries: 10_000,
                 compact_log_bytes: 64 << 20,
             },
+            reserve_space: 1 << 30,
         }
     );
 }

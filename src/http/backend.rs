@@ -174,6 +174,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     fn readiness(&self) -> Readiness;
 
+    /// Liveness (`/healthz`): `Err(why)` once this node can no longer serve — its Raft loop died — so a
+    /// supervisor restarts it (the process is stopping by then too).
+    fn liveness(&self) -> Result<(), String>;
+
     /// Register the node's own metrics (raft, transport, engine, process) in the HTTP layer's registry,
     /// which `/metrics` serves. Called once per registry; the values are read at scrape time. A
     /// registration failure (a name clash) is logged by the implementation, not fatal.

@@ -25,7 +25,7 @@
 //! | 503 | `not_ready` | `/readyz` only: not ready (the readiness fields beside the error object) |
 //! | 504 | `unknown_outcome` | a write's deadline passed: it may or may not have been applied |
 //! | 504 | `timeout` | a read's deadline passed (nothing changed) |
-//! | 507 | `insufficient_storage` | the disk is full |
+//! | 507 | `insufficient_storage` | the leader's disk is full or below its free-space reserve; the write was not applied |
 
 use std::convert::Infallible;
 use std::fmt;
