@@ -522,8 +522,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// Whether the disk is below its reserve. While it is, proposals are refused with [`Error::NoSpace`]
     /// (nothing is proposed) and appends carrying entries and snapshots from a leader are dropped as if
-    /// lost (raft-rs resends them), so the log never grows into a full disk; heartbeats, votes, reads and
-    /// applying what the log already holds go on. Cleared, the node catches up by itself.
+    /// lost (raft-rs resends them), so the log never grows into a full disk; heartbeats, votes and
+    /// applying what the log already holds go on. A follower answers ReadIndex requests `NotLeader` then
+    /// (it may lag, so the leader serves them). Cleared, the node catches up by itself.
     pub fn set_low_on_space(&mut self, low: bool) {
         if low != self.low_on_space {
             if low {
@@ -594,7 +595,14 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 self.queued.push((command, Waiter { deadline, reply }));
             }
             Command::LeaseRead { deadline, reply } => self.lease_read(Waiter { deadline, reply }),
-            Command::ReadIndex { deadline, reply } => self.read_index(Waiter { deadline, reply }),
+            Command::ReadIndex { deadline, reply } => {
+                if self.low_on_space && !self.is_leader() {
+                    // It takes no new entries meanwhile, so it may never reach the read index: the
+                    // leader serves the read instead.
+                    return reply(Err(self.not_leader()));
+                }
+                self.read_index(Waiter { deadline, reply })
+            }
             Command::ChangeMembership {
                 change,
                 deadline,

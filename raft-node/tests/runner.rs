@@ -205,7 +205,7 @@ fn a_loop_that_dies_answers_everyone_and_reports_how_it_ended() {
         .build()
         .expect("runtime");
     let exit = runtime
-        .block_on(tokio::time::timeout(Duration::from_secs(10), watch.ended()))
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), watch.ended()).await })
         .expect("the loop ends within 10 s");
     assert!(
         matches!(&exit, raft_node::LoopExit::Failed(why) if why.contains("injected apply failure")),
