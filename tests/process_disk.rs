@@ -1,7 +1,8 @@
 //! A full disk (issue 9 item 9), for real: three `kvs-raft serve` processes, each with its data dir on its
 //! own size-limited tmpfs, filled by a test file while the site takes writes. One full follower: the
 //! site keeps writing and the follower does not crash. Every disk full: writes get 507
-//! `insufficient_storage` at once and change nothing, reads keep working, no process exits. Space freed:
+//! `insufficient_storage` at once and change nothing, reads keep working, no process exits, and a node
+//! restarted on a full disk serves reads and refuses writes instead of failing. Space freed:
 //! writes resume by themselves. At the end every acknowledged write is on every node.
 //!
 //! Mounting needs root (CAP_SYS_ADMIN); where it is not permitted the test prints a SKIP line and passes.
@@ -175,6 +176,25 @@ async fn disk_full_on_one_node_then_on_all_nodes_refuses_writes_with_507_and_rec
         );
     }
     assert_all_running(&mut cluster, "with every disk below the reserve");
+
+    // A node (re)started on a full disk serves and refuses writes; it does not fail and crash-loop.
+    cluster.kill9(full);
+    cluster.spawn(full);
+    cluster.wait_serving(&http, &[full], START).await;
+    await_leader(&cluster, &http, &ids, START).await;
+    let r = put(&http, cluster.addr(full), "after-restart", "never").await;
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (507, Some("insufficient_storage")),
+        "[{name}] PUT through node {full} restarted on a full disk: {r}"
+    );
+    assert_eq!(
+        get_value(&http, cluster.addr(full), "a0", "").await,
+        Ok(Some("v-a0".into())),
+        "[{name}] read on node {full} restarted on a full disk"
+    );
+    assert_all_running(&mut cluster, "after a restart on a full disk");
+    println!("[{name}] node {full} restarted on a full disk: serving reads, refusing writes");
 
     // 3. Space freed: writes resume by themselves.
     for id in cluster.ids() {
