@@ -418,7 +418,8 @@ impl<O: Send + 'static> Group<O> {
         })));
         match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(result)) => result,
-            // The loop dropped the reply: it stopped after taking the command.
+            // The reply was dropped unanswered: only a loop that panicked does that (a stopping loop
+            // answers everything, queued commands `Stopped`); the command may have been proposed.
             Ok(Err(_)) => Err(Error::ShuttingDown),
             Err(_) => Err(Error::Timeout),
         }
