@@ -1,6 +1,7 @@
 //! A full disk (issue 9 item 9), for real: three `kvs-raft serve` processes, each with its data dir on its
 //! own size-limited tmpfs, filled by a test file while the site takes writes. One full follower: the
-//! site keeps writing and the follower does not crash. Every disk full: writes get 507
+//! site keeps writing and the follower does not crash. The leader's disk alone full: it hands leadership
+//! over and the site writes on. Every disk full: writes get 507
 //! `insufficient_storage` at once and change nothing, reads keep working, no process exits, and a node
 //! restarted on a full disk serves reads and refuses writes instead of failing. Space freed:
 //! writes resume by themselves. At the end every acknowledged write is on every node.
@@ -95,13 +96,14 @@ async fn disk_full_on_one_node_then_on_all_nodes_refuses_writes_with_507_and_rec
         acked_put(&http, cluster.addr(leader), &format!("a{i}"), &mut acked).await;
     }
 
-    // 1. One follower's disk below the reserve: the site writes on (through that follower too).
+    // 1. One follower's disk below half the reserve (it takes no new entries): the site writes on, also
+    //    through that follower.
     let full = cluster
         .ids()
         .into_iter()
         .find(|&id| id != leader)
         .expect("a follower");
-    let free = fill_leaving(&dir(full), FILLER, RESERVE / 2);
+    let free = fill_leaving(&dir(full), FILLER, RESERVE / 4);
     println!(
         "[{name}] node {full} (follower) filled: {} KiB free",
         free / 1024
@@ -119,16 +121,65 @@ async fn disk_full_on_one_node_then_on_all_nodes_refuses_writes_with_507_and_rec
         .expect("healthz");
     assert_eq!(health.status, 200, "{health}");
 
-    // 2. Every disk below the reserve: 507 at once, nothing changes, reads go on.
-    for id in cluster.ids().into_iter().filter(|&id| id != full) {
-        let free = fill_leaving(&dir(id), FILLER, RESERVE / 2);
+    // 1b. That follower freed, the leader's disk alone below the reserve: it hands leadership to a voter
+    //     whose disk is fine, and the site writes on after a short pause (507s meanwhile, never unknown).
+    free_filler(&dir(full), FILLER);
+    let free = fill_leaving(&dir(leader), FILLER, RESERVE * 3 / 4);
+    println!(
+        "[{name}] node {leader} (leader) filled: {} KiB free",
+        free / 1024
+    );
+    let filled_at = Instant::now();
+    let mut refused = 0;
+    let mut attempt = 0;
+    loop {
+        let to = ids[attempt % ids.len()];
+        let key = format!("moved{attempt}");
+        let r = put(&http, cluster.addr(to), &key, "z").await;
+        match r.status {
+            200 if attempt > 0 || refused > 0 => {
+                acked.insert(key, "z".into());
+                // Accepted after a refusal or on a second try: check that a new leader serves.
+                let (now_leads, _) = await_leader(&cluster, &http, &ids, START).await;
+                if now_leads != leader {
+                    break;
+                }
+            }
+            200 => {
+                acked.insert(key, "z".into());
+            }
+            507 => refused += 1,
+            _ => panic!("[{name}] PUT {key} on node {to} while the leader's disk is full: {r}"),
+        }
+        assert!(
+            filled_at.elapsed() < Duration::from_secs(15),
+            "[{name}] node {leader} still leads 15 s after its disk went below the reserve ({refused} writes refused)"
+        );
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (new_leader, _) = await_leader(&cluster, &http, &ids, START).await;
+    println!(
+        "[{name}] node {new_leader} leads {:?} after the leader's disk filled ({refused} writes refused meanwhile)",
+        filled_at.elapsed()
+    );
+    for i in 0..30 {
+        let to = ids[i % ids.len()];
+        acked_put(&http, cluster.addr(to), &format!("l{i}"), &mut acked).await;
+    }
+    assert_all_running(&mut cluster, "with the leader's disk below the reserve");
+
+    // 2. Every disk below the reserve (the last writes in flight still commit): 507 at once, nothing
+    //    changes, reads go on.
+    for id in cluster.ids().into_iter().filter(|&id| id != leader) {
+        let free = fill_leaving(&dir(id), FILLER, RESERVE * 3 / 4);
         println!("[{name}] node {id} filled: {} KiB free", free / 1024);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut probe = 0;
     loop {
         let key = format!("probe{probe}");
-        let r = put(&http, cluster.addr(leader), &key, "x").await;
+        let r = put(&http, cluster.addr(ids[probe % ids.len()]), &key, "x").await;
         match r.status {
             507 => break,
             200 => {
@@ -177,6 +228,28 @@ async fn disk_full_on_one_node_then_on_all_nodes_refuses_writes_with_507_and_rec
     }
     assert_all_running(&mut cluster, "with every disk below the reserve");
 
+    // Every disk below half the reserve (no node takes new entries): the same, and reads on followers go
+    // to the leader.
+    for id in cluster.ids() {
+        let free = fill_leaving(&dir(id), FILLER, RESERVE / 4);
+        println!("[{name}] node {id} filled: {} KiB free", free / 1024);
+    }
+    tokio::time::sleep(CHECK_EVERY * 3).await; // the guards have measured by now
+    for id in cluster.ids() {
+        let addr = cluster.addr(id);
+        let r = put(&http, addr, "critical", "never").await;
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (507, Some("insufficient_storage")),
+            "[{name}] PUT through node {id} with every disk below half the reserve: {r}"
+        );
+        assert_eq!(
+            get_value(&http, addr, "b0", "").await,
+            Ok(Some("v-b0".into())),
+            "[{name}] linearizable read on node {id} with every disk below half the reserve"
+        );
+    }
+
     // A node (re)started on a full disk serves and refuses writes; it does not fail and crash-loop.
     cluster.kill9(full);
     cluster.spawn(full);
@@ -197,6 +270,7 @@ async fn disk_full_on_one_node_then_on_all_nodes_refuses_writes_with_507_and_rec
     println!("[{name}] node {full} restarted on a full disk: serving reads, refusing writes");
 
     // 3. Space freed: writes resume by themselves.
+    let leader = await_leader(&cluster, &http, &ids, START).await.0;
     for id in cluster.ids() {
         free_filler(&dir(id), FILLER);
     }

@@ -399,9 +399,9 @@ impl<O: Send + 'static> Group<O> {
         self.watch.ended().await
     }
 
-    /// The switch that says this member's disk is below its free-space reserve (the caller measures
-    /// it): while set, proposals here are refused with [`Error::NoSpace`] and no new log entries are
-    /// accepted from a leader.
+    /// The switch that says how much room this member's disk has (the caller measures it against its
+    /// reserve): below the reserve proposals here are refused with [`Error::NoSpace`]; see
+    /// [`crate::DiskSpace`].
     pub fn low_space(&self) -> LowSpace {
         self.low_space.clone()
     }

@@ -126,6 +126,23 @@ impl<O> Command<O> {
     }
 }
 
+/// How much room the node's disk has, measured by the caller against its reserve. Below the reserve
+/// (`Low`) the node refuses new proposals with [`Error::NoSpace`] (nothing is proposed), a leader hands
+/// leadership to the most caught-up active voter once per election timeout, and the node refuses such a
+/// hand-over itself (`MsgTimeoutNow` is dropped; so with every disk low the leader stays). It still
+/// appends what a leader sends, so proposals already in flight commit. Below half the reserve
+/// (`Critical`) it also drops appends with entries and snapshots (as if lost; raft-rs resends), so its log
+/// cannot grow into a full disk, and as a follower answers ReadIndex `NotLeader` (it may lag: the leader
+/// serves the read). Heartbeats, votes and applying what the log holds go on throughout; back to
+/// `Ample`, the node catches up by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiskSpace {
+    #[default]
+    Ample,
+    Low,
+    Critical,
+}
+
 /// Raft timing: the length of a tick and the election and heartbeat intervals in ticks. The defaults are
 /// the production values (heartbeats every 100 ms, elections after 1–2 s drawn from 50 distinct
 /// timeouts); every other layer takes them from here.
@@ -306,8 +323,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     read_epoch: (u64, u64),
     /// Addresses peers announced on their handshakes: id → (peer, client).
     learned: BTreeMap<u64, (String, String)>,
-    /// The disk is below its reserve: refuse proposals, take no new entries or snapshots from a leader.
-    low_on_space: bool,
+    /// Room on the disk: below the reserve refuse proposals; below half of it take no new entries.
+    space: DiskSpace,
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -401,7 +418,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             extra_out: Vec::new(),
             read_epoch: (0, 0),
             learned: BTreeMap::new(),
-            low_on_space: false,
+            space: DiskSpace::Ample,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -520,36 +537,45 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         self.raw.report_snapshot(peer, status);
     }
 
-    /// Whether the disk is below its reserve. While it is, proposals are refused with [`Error::NoSpace`]
-    /// (nothing is proposed) and appends carrying entries and snapshots from a leader are dropped as if
-    /// lost (raft-rs resends them), so the log never grows into a full disk; heartbeats, votes and
-    /// applying what the log already holds go on. A follower answers ReadIndex requests `NotLeader` then
-    /// (it may lag, so the leader serves them). Cleared, the node catches up by itself.
-    pub fn set_low_on_space(&mut self, low: bool) {
-        if low != self.low_on_space {
-            if low {
-                tracing::warn!(
-                    node = self.cfg.id,
-                    "disk below its reserve: refusing writes and new log entries"
-                );
-            } else {
-                tracing::info!(
+    /// How much room the disk has, as the caller measured it against its reserve (see [`DiskSpace`]).
+    pub fn set_disk_space(&mut self, space: DiskSpace) {
+        if space != self.space {
+            match space {
+                DiskSpace::Ample => tracing::info!(
                     node = self.cfg.id,
                     "disk space back above the reserve: accepting writes"
-                );
+                ),
+                DiskSpace::Low => tracing::warn!(
+                    node = self.cfg.id,
+                    "disk below its reserve: refusing writes, handing leadership over"
+                ),
+                DiskSpace::Critical => tracing::warn!(
+                    node = self.cfg.id,
+                    "disk below half its reserve: refusing writes and new log entries"
+                ),
             }
         }
-        self.low_on_space = low;
+        self.space = space;
     }
 
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
     pub fn step(&mut self, mut msg: Message) {
-        if self.low_on_space
-            && ((msg.get_msg_type() == MessageType::MsgAppend && !msg.entries.is_empty())
-                || msg.get_msg_type() == MessageType::MsgSnapshot)
-        {
-            // As if lost on the way: no log growth while the disk is below its reserve.
-            self.staged = None;
+        let t = msg.get_msg_type();
+        let dropped = match self.space {
+            DiskSpace::Ample => false,
+            // No leadership handed over to a node that would refuse every write (the transfer aborts).
+            DiskSpace::Low => t == MessageType::MsgTimeoutNow,
+            // As if lost on the way: the log does not grow into a full disk.
+            DiskSpace::Critical => {
+                t == MessageType::MsgTimeoutNow
+                    || t == MessageType::MsgSnapshot
+                    || (t == MessageType::MsgAppend && !msg.entries.is_empty())
+            }
+        };
+        if dropped {
+            if t == MessageType::MsgSnapshot {
+                self.staged = None;
+            }
             return;
         }
         match self.guard_lost_log(&mut msg) {
@@ -586,7 +612,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
                 }
-                if self.low_on_space {
+                if self.space != DiskSpace::Ample {
                     return reply(Err(Error::NoSpace));
                 }
                 if self.pending_commands + self.queued.len() >= self.cfg.max_inflight_commands {
@@ -596,7 +622,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             }
             Command::LeaseRead { deadline, reply } => self.lease_read(Waiter { deadline, reply }),
             Command::ReadIndex { deadline, reply } => {
-                if self.low_on_space && !self.is_leader() {
+                if self.space == DiskSpace::Critical && !self.is_leader() {
                     // It takes no new entries meanwhile, so it may never reach the read index: the
                     // leader serves the read instead.
                     return reply(Err(self.not_leader()));
@@ -644,6 +670,32 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
+    /// A leader below its disk reserve refuses every write: hand leadership to the most caught-up active
+    /// voter, whose disk may be fine (one whose disk is not refuses to take over, see `step`).
+    fn hand_off_for_space(&mut self) {
+        if !self.is_leader() || self.raw.raft.lead_transferee.is_some() {
+            return;
+        }
+        let me = self.cfg.id;
+        let voters = self.raw.raft.prs().conf().voters().ids();
+        let target = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, pr)| **id != me && pr.recent_active && voters.contains(**id))
+            .max_by_key(|(_, pr)| pr.matched)
+            .map(|(id, _)| *id);
+        if let Some(to) = target {
+            tracing::warn!(
+                node = me,
+                to,
+                "disk below its reserve: handing leadership over"
+            );
+            self.raw.transfer_leader(to);
+        }
+    }
+
     fn not_leader(&self) -> Error {
         Error::NotLeader {
             leader_hint: self.leader_hint(),
@@ -654,6 +706,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     pub fn tick(&mut self, now: Instant) {
         self.raw.tick();
         self.ticks += 1;
+        let election = u64::try_from(self.cfg.election_tick).unwrap_or(1).max(1);
+        if self.space != DiskSpace::Ample && self.ticks.is_multiple_of(election) {
+            self.hand_off_for_space();
+        }
         // Reads still waiting for their read index are asked again once per heartbeat interval.
         let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
         if self.ticks.is_multiple_of(heartbeat) {

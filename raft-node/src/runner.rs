@@ -7,7 +7,7 @@
 //! is answered first: those inside the node by `fail_all`, and commands still in the queue — behind the
 //! shutdown, or sent while the loop was dying — with [`Error::Stopped`] (they never reached raft).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::membership::Membership;
-use crate::node::{Command, Node, StagedImage, StateMachine};
+use crate::node::{Command, DiskSpace, Node, StagedImage, StateMachine};
 use crate::storage::LogStorage;
 
 /// Where the loop sends Raft messages. Must not block: a slow peer's messages are dropped (Raft retries).
@@ -115,20 +115,22 @@ impl Drop for ExitReport {
     }
 }
 
-/// Whether the node's disk is below its free-space reserve, as measured by the caller. While it is, the
-/// node refuses new proposals ([`Error::NoSpace`]) and takes no new entries from a leader, so its log
-/// never grows into a full disk (see `Node::set_low_on_space`). The loop reads it every turn. Cheap to
-/// clone; every clone is the same switch.
+/// How much room the node's disk has ([`DiskSpace`]), as measured by the caller against its reserve; the
+/// loop hands it to the node every turn. Cheap to clone; every clone is the same switch.
 #[derive(Clone, Default)]
-pub struct LowSpace(Arc<AtomicBool>);
+pub struct LowSpace(Arc<AtomicU8>);
 
 impl LowSpace {
-    pub fn set(&self, low: bool) {
-        self.0.store(low, Ordering::Relaxed);
+    pub fn set(&self, space: DiskSpace) {
+        self.0.store(space as u8, Ordering::Relaxed);
     }
 
-    pub fn is_low(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+    pub fn get(&self) -> DiskSpace {
+        match self.0.load(Ordering::Relaxed) {
+            0 => DiskSpace::Ample,
+            1 => DiskSpace::Low,
+            _ => DiskSpace::Critical,
+        }
     }
 }
 
@@ -299,7 +301,7 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         // Drain what is queued, so one Ready (one fsync) covers every command that arrived meanwhile.
-        node.set_low_on_space(low_space.is_low());
+        node.set_disk_space(low_space.get());
         for input in first
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))

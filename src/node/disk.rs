@@ -1,19 +1,21 @@
 //! The free-space guard (SPEC §9, a full disk). Replicas of one site take the same writes, so their disks
 //! fill together; a Raft log or RocksDB that hits ENOSPC mid-write stops the node loop (and the process).
 //! So, as TiKV does with its reserve space, the guard measures the free space of the data dir
-//! (`statvfs`, off the async workers) every [`CHECK_EVERY`] and, while it is below the configured
-//! reserve, sets the node's [`LowSpace`] switch: the node refuses new proposals (HTTP 507
-//! `insufficient_storage`, nothing applied) and takes no new log entries from a leader. Reads, heartbeats
-//! and elections go on; the reserve is the room for what is already in flight — entries committed but
-//! not applied yet, RocksDB flushes and compactions. When space is freed the switch clears and the node
-//! catches up by itself. The check also runs once before the replica serves, so a node restarted on a
-//! full disk refuses writes instead of failing on them.
+//! (`statvfs`, off the async workers) every [`CHECK_EVERY`] and sets the node's [`LowSpace`] switch:
+//! below the configured reserve ([`DiskSpace::Low`]) the node refuses new proposals (HTTP 507
+//! `insufficient_storage`, nothing applied) and a leader hands leadership to another voter, but it still
+//! appends what is in flight (replicas fill together, so a follower a little ahead of its leader must not
+//! stall the leader's last proposals into 504s); below half the reserve ([`DiskSpace::Critical`]) it takes
+//! no new log entries at all. Reads, heartbeats and elections go on; the reserve is the room for what is
+//! already in flight — entries committed but not applied yet, RocksDB flushes and compactions. When space
+//! is freed the switch clears and the node catches up by itself. The check also runs once before the
+//! replica serves, so a node restarted on a full disk refuses writes instead of failing on them.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use raft_node::LowSpace;
+use raft_node::{DiskSpace, LowSpace};
 use tokio_util::sync::CancellationToken;
 
 /// Default free space kept in reserve on the data dir's file system (1 GiB).
@@ -36,6 +38,17 @@ fn least_available(dirs: &[PathBuf]) -> io::Result<Option<u64>> {
         least = Some(least.map_or(free, |l| l.min(free)));
     }
     Ok(least)
+}
+
+/// Below `reserve` free bytes: low; below half of it: critical.
+pub fn level(free: u64, reserve: u64) -> DiskSpace {
+    if free < reserve / 2 {
+        DiskSpace::Critical
+    } else if free < reserve {
+        DiskSpace::Low
+    } else {
+        DiskSpace::Ample
+    }
 }
 
 /// Measures the free space under `dirs` against `reserve` and sets `switch`.
@@ -62,23 +75,24 @@ impl SpaceGuard {
                 return None;
             }
         };
-        let low = free < self.reserve;
-        if low != self.switch.is_low() {
-            if low {
-                tracing::error!(
-                    free_bytes = free,
-                    reserve_bytes = self.reserve,
-                    "data dir below its free-space reserve: writes are refused (507) until space is freed"
-                );
-            } else {
+        let space = level(free, self.reserve);
+        if space != self.switch.get() {
+            if space == DiskSpace::Ample {
                 tracing::warn!(
                     free_bytes = free,
                     reserve_bytes = self.reserve,
                     "data dir back above its free-space reserve: writes accepted again"
                 );
+            } else {
+                tracing::error!(
+                    free_bytes = free,
+                    reserve_bytes = self.reserve,
+                    level = ?space,
+                    "data dir below its free-space reserve: writes are refused (507) until space is freed"
+                );
             }
         }
-        self.switch.set(low);
+        self.switch.set(space);
         Some(free)
     }
 
@@ -109,12 +123,23 @@ mod tests {
             switch: LowSpace::default(),
         };
         assert!(guard.check().await.is_some());
-        assert!(!guard.switch.is_low());
+        assert_eq!(guard.switch.get(), DiskSpace::Ample);
         guard.reserve = u64::MAX;
         guard.check().await;
-        assert!(guard.switch.is_low());
+        assert_eq!(guard.switch.get(), DiskSpace::Critical);
         guard.reserve = 0;
         guard.check().await;
-        assert!(!guard.switch.is_low());
+        assert_eq!(guard.switch.get(), DiskSpace::Ample);
+    }
+
+    #[test]
+    fn below_the_reserve_is_low_below_half_of_it_critical() {
+        assert_eq!(level(100, 100), DiskSpace::Ample);
+        assert_eq!(level(99, 100), DiskSpace::Low);
+        assert_eq!(level(50, 100), DiskSpace::Low);
+        assert_eq!(level(49, 100), DiskSpace::Critical);
+        assert_eq!(level(0, 0), DiskSpace::Ample);
+        assert_eq!(level(0, 1), DiskSpace::Low);
+        assert_eq!(level(0, 2), DiskSpace::Critical);
     }
 }

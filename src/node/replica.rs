@@ -149,9 +149,9 @@ impl Replica {
         self.group.ended().await
     }
 
-    /// Whether the data dir is below its free-space reserve (writes are refused meanwhile).
-    pub fn low_on_space(&self) -> bool {
-        self.group.low_space().is_low()
+    /// How much room the data dir has against its free-space reserve (below it writes are refused).
+    pub fn disk_space(&self) -> raft_node::DiskSpace {
+        self.group.low_space().get()
     }
 
     /// Replicate and apply `ops` as one command: the entry's commit ts and one result per op.
