@@ -284,8 +284,10 @@ async fn disk_full_on_one_node_then_on_all_nodes_refuses_writes_with_507_and_rec
             acked.insert(key, "y".into());
             break;
         }
-        assert_eq!(
-            r.status, 507,
+        // Until the leader has measured: 507; a hand-over it started for want of space may also move the
+        // leadership now (503 `no_quorum`/`not_leader` for a moment). All say "not applied".
+        assert!(
+            r.status == 507 || r.status == 503,
             "[{name}] PUT {key} after space was freed: {r}"
         );
         assert!(

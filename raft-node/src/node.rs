@@ -541,10 +541,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     pub fn set_disk_space(&mut self, space: DiskSpace) {
         if space != self.space {
             match space {
-                DiskSpace::Ample => tracing::info!(
-                    node = self.cfg.id,
-                    "disk space back above the reserve: accepting writes"
-                ),
+                DiskSpace::Ample => {
+                    tracing::info!(
+                        node = self.cfg.id,
+                        "disk space back above the reserve: accepting writes"
+                    );
+                    // A hand-over started for want of space is no longer needed (it would drop
+                    // proposals until it ends).
+                    if self.is_leader() && self.raw.raft.lead_transferee.is_some() {
+                        self.raw.raft.abort_leader_transfer();
+                    }
+                }
                 DiskSpace::Low => tracing::warn!(
                     node = self.cfg.id,
                     "disk below its reserve: refusing writes, handing leadership over"
