@@ -19,9 +19,9 @@ use crate::http::{
 
 /// How far applied may trail commit and still count as caught up for `/readyz`.
 const CAUGHT_UP_ENTRIES: u64 = 1_000;
-/// A cached status older than this (ten refreshes missed) says nothing about the node any more: the loop
-/// is wedged or gone, and `/readyz` answers not ready.
-const STATUS_STALE_AFTER: Duration = Duration::from_secs(1);
+/// A cached status older than this (twenty refreshes missed, the longest election timeout) says nothing
+/// about the node any more: the loop is wedged or gone, and `/readyz` answers not ready.
+const STATUS_STALE_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct ReplicaBackend {
