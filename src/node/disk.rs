@@ -51,6 +51,18 @@ pub fn level(free: u64, reserve: u64) -> DiskSpace {
     }
 }
 
+/// The level after measuring `free` bytes when it was `previous`. It gets better only past a margin of
+/// 1/16 of the reserve: RocksDB preallocates its log files, so space freed by a restart or a compaction
+/// can be taken right back, and the level must not flap around the line.
+pub fn next_level(free: u64, reserve: u64, previous: DiskSpace) -> DiskSpace {
+    let now = level(free, reserve);
+    if now < previous {
+        level(free.saturating_sub(reserve / 16), reserve).min(previous)
+    } else {
+        now
+    }
+}
+
 /// Measures the free space under `dirs` against `reserve` and sets `switch`.
 #[derive(Clone)]
 pub struct SpaceGuard {
@@ -75,7 +87,7 @@ impl SpaceGuard {
                 return None;
             }
         };
-        let space = level(free, self.reserve);
+        let space = next_level(free, self.reserve, self.switch.get());
         if space != self.switch.get() {
             if space == DiskSpace::Ample {
                 tracing::warn!(
@@ -141,5 +153,20 @@ mod tests {
         assert_eq!(level(0, 0), DiskSpace::Ample);
         assert_eq!(level(0, 1), DiskSpace::Low);
         assert_eq!(level(0, 2), DiskSpace::Critical);
+    }
+
+    #[test]
+    fn the_level_gets_better_only_past_a_margin() {
+        use DiskSpace::{Ample, Critical, Low};
+        // Worse at once.
+        assert_eq!(next_level(99, 160, Ample), Low);
+        assert_eq!(next_level(79, 160, Ample), Critical);
+        // Better only 1/16 of the reserve (10 bytes here) past the line.
+        assert_eq!(next_level(165, 160, Low), Low);
+        assert_eq!(next_level(170, 160, Low), Ample);
+        assert_eq!(next_level(85, 160, Critical), Critical);
+        assert_eq!(next_level(90, 160, Critical), Low);
+        assert_eq!(next_level(500, 160, Critical), Ample);
+        assert_eq!(next_level(165, 160, Ample), Ample);
     }
 }
