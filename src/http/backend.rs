@@ -52,6 +52,11 @@ pub enum BackendError {
     /// shutdown cut short is [`BackendError::Unknown`].)
     #[error("shutting down")]
     ShuttingDown,
+    /// Refused before anything was proposed: the leader's disk is below its free-space reserve. 507
+    /// `insufficient_storage`, not applied. (Logged once by the node when its disk crosses the line, not
+    /// per request.)
+    #[error("{0}")]
+    NoSpace(String),
     /// The request is invalid for the cluster's current state (unknown member id, ...): 400.
     #[error("{0}")]
     Invalid(String),

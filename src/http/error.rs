@@ -296,6 +296,7 @@ impl ApiError {
                 ApiError::new(Code::ShuttingDown, "the node is shutting down")
             }
             BackendError::Invalid(m) => ApiError::new(Code::InvalidOp, m),
+            BackendError::NoSpace(m) => ApiError::new(Code::InsufficientStorage, m),
             BackendError::Engine(e) => ApiError::from_engine(e),
         }
     }
@@ -530,6 +531,8 @@ mod tests {
         assert_eq!(w(BackendError::NoQuorum), "no_quorum");
         assert_eq!(w(BackendError::ShuttingDown), "shutting_down");
         assert_eq!(w(BackendError::Invalid("x".into())), "invalid_op");
+        let full = ApiError::from_backend(BackendError::NoSpace("full".into()), Kind::Write, 1);
+        assert_eq!(pair(&full), (507, "insufficient_storage"));
         let o = ApiError::from_backend(BackendError::Overloaded, Kind::Write, 2);
         assert_eq!((pair(&o), o.retry_after), ((429, "overloaded"), Some(2)));
         let nl = ApiError::from_backend(

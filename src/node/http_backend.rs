@@ -107,10 +107,11 @@ impl ReplicaBackend {
             Error::Invalid(what) => BackendError::Invalid(what.to_string()),
             Error::Stopped => BackendError::ShuttingDown,
             // Refused before it was proposed: 507, nothing applied.
-            Error::NoSpace => BackendError::Engine(engine::Error::DiskFull(format!(
-                "the data dir of node {} is below its free-space reserve; writes resume once space is freed",
+            Error::NoSpace => BackendError::NoSpace(format!(
+                "storage full: the data dir of node {} is below its free-space reserve; nothing was \
+                 applied; writes resume once space is freed",
                 self.replica.id()
-            ))),
+            )),
             // The proposal may still commit.
             Error::Timeout | Error::ShuttingDown => BackendError::Unknown,
             other => {
