@@ -128,7 +128,7 @@ impl<O> Command<O> {
 
 /// How much room the node's disk has, measured by the caller against its reserve. Below the reserve
 /// (`Low`) the node refuses new proposals with [`Error::NoSpace`] (nothing is proposed), a leader hands
-/// leadership to the most caught-up active voter once per election timeout, and the node refuses such a
+/// leadership to the most caught-up active voter (tried at most once per election timeout), and the node refuses such a
 /// hand-over itself (`MsgTimeoutNow` is dropped; so with every disk low the leader stays). It still
 /// appends what a leader sends, so proposals already in flight commit. Below half the reserve
 /// (`Critical`) it also drops appends with entries and snapshots (as if lost; raft-rs resends), so its log
@@ -325,6 +325,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     learned: BTreeMap<u64, (String, String)>,
     /// Room on the disk: below the reserve refuse proposals; below half of it take no new entries.
     space: DiskSpace,
+    /// The tick from which a leader short of space may try its next hand-over.
+    next_hand_off: u64,
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -419,6 +421,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             read_epoch: (0, 0),
             learned: BTreeMap::new(),
             space: DiskSpace::Ample,
+            next_hand_off: 0,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -678,10 +681,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     }
 
     /// A leader below its disk reserve refuses every write: hand leadership to the most caught-up active
-    /// voter, whose disk may be fine (one whose disk is not refuses to take over, see `step`).
-    fn hand_off_for_space(&mut self) {
+    /// voter, whose disk may be fine (one whose disk is not refuses to take over, see `step`). Returns
+    /// whether a hand-over started.
+    fn hand_off_for_space(&mut self) -> bool {
         if !self.is_leader() || self.raw.raft.lead_transferee.is_some() {
-            return;
+            return false;
         }
         let me = self.cfg.id;
         let voters = self.raw.raft.prs().conf().voters().ids();
@@ -693,13 +697,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             .filter(|(id, pr)| **id != me && pr.recent_active && voters.contains(**id))
             .max_by_key(|(_, pr)| pr.matched)
             .map(|(id, _)| *id);
-        if let Some(to) = target {
-            tracing::warn!(
-                node = me,
-                to,
-                "disk below its reserve: handing leadership over"
-            );
-            self.raw.transfer_leader(to);
+        match target {
+            Some(to) => {
+                tracing::warn!(
+                    node = me,
+                    to,
+                    "disk below its reserve: handing leadership over"
+                );
+                self.raw.transfer_leader(to);
+                true
+            }
+            None => false,
         }
     }
 
@@ -713,9 +721,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     pub fn tick(&mut self, now: Instant) {
         self.raw.tick();
         self.ticks += 1;
-        let election = u64::try_from(self.cfg.election_tick).unwrap_or(1).max(1);
-        if self.space != DiskSpace::Ample && self.ticks.is_multiple_of(election) {
-            self.hand_off_for_space();
+        // A leader short of space tries a hand-over at most once per election timeout, looking for a
+        // target every heartbeat interval (raft-rs clears `recent_active` once per election timeout,
+        // so a look right after that finds no one).
+        let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
+        if self.space != DiskSpace::Ample
+            && self.ticks.is_multiple_of(heartbeat)
+            && self.ticks >= self.next_hand_off
+            && self.hand_off_for_space()
+        {
+            let election = u64::try_from(self.cfg.election_tick).unwrap_or(1).max(1);
+            self.next_hand_off = self.ticks + election;
         }
         // Reads still waiting for their read index are asked again once per heartbeat interval.
         let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
