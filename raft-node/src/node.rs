@@ -128,8 +128,9 @@ impl<O> Command<O> {
 
 /// How much room the node's disk has, measured by the caller against its reserve. Below the reserve
 /// (`Low`) the node refuses new proposals with [`Error::NoSpace`] (nothing is proposed), a leader hands
-/// leadership to the most caught-up active voter (tried at most once per election timeout), and the node refuses such a
-/// hand-over itself (`MsgTimeoutNow` is dropped; so with every disk low the leader stays). It still
+/// leadership to the most caught-up active voter (tried at most once per election timeout), and the
+/// node refuses such a hand-over itself (`MsgTimeoutNow` is dropped; so with every disk low the leader
+/// stays). It still
 /// appends what a leader sends, so proposals already in flight commit. Below half the reserve
 /// (`Critical`) it also drops appends with entries and snapshots (as if lost; raft-rs resends), so its log
 /// cannot grow into a full disk, and as a follower answers ReadIndex `NotLeader` (it may lag: the leader
