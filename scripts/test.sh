@@ -15,9 +15,9 @@ rocksdb_a=$(ls -t "$CARGO_TARGET_DIR"/debug/build/librocksdb-sys-*/out/librocksd
 ROCKSDB_LIB_DIR="$(dirname "$rocksdb_a")" ROCKSDB_STATIC=1 \
   cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast
-# Failpoint crashes at the persistence boundaries of the node and of the engine's snapshot switch
-# (process-global failpoints: one test at a time).
-cargo nextest run --workspace --locked --features raft-node/failpoints,engine/failpoints --test failpoints --test-threads 1
+# Failpoint crashes at the persistence boundaries of the node and of the engine's snapshot switch, and a
+# `kvs-raft serve` process whose node loop dies (process-global failpoints: one test at a time).
+cargo nextest run --workspace --locked --features kvs-raft/failpoints,raft-node/failpoints,engine/failpoints --test failpoints --test-threads 1
 cargo test --workspace --doc --locked
 # docs/openapi.yaml is valid and true to a live node (schemathesis; the binary was built above).
 bash scripts/api-check.sh

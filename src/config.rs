@@ -133,6 +133,9 @@ pub struct ServeConfig {
     /// The client API's limits (those with a setting are set; the rest keep the HTTP layer's defaults).
     pub limits: Limits,
     pub raft: RaftTuning,
+    /// Free space kept in reserve on the data dir's file system: below it writes are refused with 507
+    /// (`node::disk`); 0 turns the guard off.
+    pub reserve_space: u64,
 }
 
 /// The layer a value came from; shown in every error so the operator knows what to fix.
@@ -233,6 +236,7 @@ pub const KEYS: &[&str] = &[
     "max_entry_bytes",
     "max_peer_connections",
     "max_clock_skew",
+    "reserve_space",
     "tick",
     "election_ticks",
     "heartbeat_ticks",
@@ -595,6 +599,7 @@ fn build(
 
     let limits = limits(l)?;
     let raft = raft_tuning(l, &limits)?;
+    let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
 
     Ok(ServeConfig {
         id: id.v,
@@ -612,6 +617,7 @@ fn build(
         peer_secret,
         limits,
         raft,
+        reserve_space,
     })
 }
 

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use kvs_raft::{cli, commands, config};
 
 fn main() -> ExitCode {
+    // Test builds only (`--features failpoints`): failpoints named in FAILPOINTS fire for this process.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let args = cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

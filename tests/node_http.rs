@@ -300,3 +300,32 @@ async fn reads_and_metrics_answer_while_a_snapshot_install_streams_its_image() {
     assert_eq!(after.body().as_ref(), b"v");
     site.shutdown().await.expect("shutdown");
 }
+
+/// Issue 9 item 8: once the node loop is gone, `/healthz` says so at once, and `/readyz` stops trusting
+/// its cached status when that grows old (before: both answered 200 for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_and_readyz_fail_once_the_node_loop_is_gone() {
+    let (site, backend, _site) = single_node().await;
+    let routes = http::routes(backend.clone(), Limits::default());
+    let health = warp::test::request().path("/healthz").reply(&routes).await;
+    assert_eq!(health.status(), 200);
+    site.shutdown().await.expect("shutdown");
+    let health = warp::test::request().path("/healthz").reply(&routes).await;
+    assert_eq!(health.status(), 503, "{:?}", health.body());
+    let stopped_at = Instant::now();
+    let deadline = stopped_at + Duration::from_secs(5);
+    let body = loop {
+        let r = warp::test::request().path("/readyz").reply(&routes).await;
+        if r.status() == 503 {
+            break String::from_utf8_lossy(r.body()).to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still {} 5 s after the loop stopped: {:?}",
+            r.status(),
+            r.body()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(body.contains("node status is"), "{body}");
+}

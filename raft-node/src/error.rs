@@ -61,6 +61,10 @@ pub enum Error {
     /// The node is stopping. For a proposal already in flight the outcome is unknown.
     #[error("shutting down")]
     ShuttingDown,
+    /// The node's disk is below its configured reserve: the proposal was refused before it reached raft
+    /// (not applied). Retry once space is freed.
+    #[error("the disk is below its free-space reserve; nothing was proposed")]
+    NoSpace,
     /// The node loop is not running (stopped or failed): the request never reached it, nothing was proposed.
     #[error("the node is stopped")]
     Stopped,

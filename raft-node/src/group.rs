@@ -28,7 +28,9 @@ use crate::membership::{Membership, MembershipChange};
 use crate::node::{
     Command, Committed, Node, NodeConfig, NodeStatus, Reply, StagedImage, StateMachine,
 };
-use crate::runner::{self, Input, NodeHandle, NodeSender, RunnerConfig, Transport};
+use crate::runner::{
+    self, Input, LoopExit, LoopWatch, LowSpace, NodeHandle, NodeSender, RunnerConfig, Transport,
+};
 use crate::storage::{LogStore, LogWrite};
 use crate::transport::{
     Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TransportConfig, TransportCounters,
@@ -140,6 +142,8 @@ pub struct Group<O: Send + 'static> {
     cluster_id: String,
     node: Mutex<Option<NodeHandle<O>>>,
     sender: NodeSender<O>,
+    watch: LoopWatch,
+    low_space: LowSpace,
     transport: TransportHandle,
     known_peers: BTreeMap<u64, String>,
     membership: Arc<RwLock<Membership>>,
@@ -386,12 +390,16 @@ impl<O: Send + 'static> Group<O> {
             },
         );
         let sender = handle.sender();
+        let watch = handle.watch();
+        let low_space = handle.low_space();
         let _ = inbound.sender.set(sender.clone());
         Ok(Group {
             id,
             cluster_id: cfg.cluster_id,
             node: Mutex::new(Some(handle)),
             sender,
+            watch,
+            low_space,
             transport,
             known_peers: cfg.known_peers,
             membership,
@@ -418,6 +426,24 @@ impl<O: Send + 'static> Group<O> {
         self.transport.counters()
     }
 
+    /// `None` while the node loop runs; how it ended otherwise. A loop that died on its own
+    /// ([`LoopExit::Failed`]) leaves a member that can no longer serve: stop it (see [`Group::ended`]).
+    pub fn loop_exit(&self) -> Option<LoopExit> {
+        self.watch.exit()
+    }
+
+    /// Resolves when the node loop has ended, after every waiting request was answered.
+    pub async fn ended(&self) -> LoopExit {
+        self.watch.ended().await
+    }
+
+    /// The switch that says how much room this member's disk has (the caller measures it against its
+    /// reserve): below the reserve proposals here are refused with [`Error::NoSpace`]; see
+    /// [`crate::DiskSpace`].
+    pub fn low_space(&self) -> LowSpace {
+        self.low_space.clone()
+    }
+
     /// Send a command and wait for its one reply, until `deadline` at the latest.
     async fn call<T: Send + 'static>(
         &self,
@@ -430,7 +456,8 @@ impl<O: Send + 'static> Group<O> {
         })));
         match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(result)) => result,
-            // The loop dropped the reply: it stopped after taking the command.
+            // The reply was dropped unanswered: only a loop that panicked does that (a stopping loop
+            // answers everything, queued commands `Stopped`); the command may have been proposed.
             Ok(Err(_)) => Err(Error::ShuttingDown),
             Err(_) => Err(Error::Timeout),
         }

@@ -18,6 +18,7 @@
 //! * [`Error::Stopped`] — the command never reached raft (the loop is gone or stopping): not applied.
 //!
 //! Every proposal is settled by its identity, (index, term): see [`fate`].
+//! * [`Error::NoSpace`] — refused before proposing: the node's disk is below its reserve; not applied.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -166,6 +167,24 @@ impl<O> Command<O> {
             Command::Status { .. } => {}
         }
     }
+}
+
+/// How much room the node's disk has, measured by the caller against its reserve. Below the reserve
+/// (`Low`) the node refuses new proposals with [`Error::NoSpace`] (nothing is proposed), a leader hands
+/// leadership to the most caught-up active voter (tried at most once per election timeout), and the
+/// node refuses such a hand-over itself (`MsgTimeoutNow` is dropped; so with every disk low the leader
+/// stays). It still
+/// appends what a leader sends, so proposals already in flight commit. Below half the reserve
+/// (`Critical`) it also drops appends with entries and snapshots (as if lost; raft-rs resends), so its log
+/// cannot grow into a full disk, and as a follower answers ReadIndex `NotLeader` (it may lag: the leader
+/// serves the read). Heartbeats, votes and applying what the log holds go on throughout; back to
+/// `Ample`, the node catches up by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiskSpace {
+    #[default]
+    Ample,
+    Low,
+    Critical,
 }
 
 /// Raft timing: the length of a tick and the election and heartbeat intervals in ticks. The defaults are
@@ -421,6 +440,10 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     peer_clocks: skew::PeerClocks,
     /// When (wall µs) a clock-skew warning was last logged: one per `SKEW_LOG_EVERY`.
     skew_logged: u64,
+    /// Room on the disk: below the reserve refuse proposals; below half of it take no new entries.
+    space: DiskSpace,
+    /// The tick from which a leader short of space may try its next hand-over.
+    next_hand_off: u64,
 }
 
 /// The highest ts in the log: that of its last entry carrying commands. Commit timestamps increase
@@ -536,6 +559,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             wall: 0,
             peer_clocks: skew::PeerClocks::default(),
             skew_logged: 0,
+            space: DiskSpace::Ample,
+            next_hand_off: 0,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -654,10 +679,56 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         self.raw.report_snapshot(peer, status);
     }
 
+    /// How much room the disk has, as the caller measured it against its reserve (see [`DiskSpace`]).
+    pub fn set_disk_space(&mut self, space: DiskSpace) {
+        if space != self.space {
+            match space {
+                DiskSpace::Ample => {
+                    tracing::info!(
+                        node = self.cfg.id,
+                        "disk space back above the reserve: accepting writes"
+                    );
+                    // A hand-over started for want of space is no longer needed (it would drop
+                    // proposals until it ends).
+                    if self.is_leader() && self.raw.raft.lead_transferee.is_some() {
+                        self.raw.raft.abort_leader_transfer();
+                    }
+                }
+                DiskSpace::Low => tracing::warn!(
+                    node = self.cfg.id,
+                    "disk below its reserve: refusing writes, handing leadership over"
+                ),
+                DiskSpace::Critical => tracing::warn!(
+                    node = self.cfg.id,
+                    "disk below half its reserve: refusing writes and new log entries"
+                ),
+            }
+        }
+        self.space = space;
+    }
+
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
     pub fn step(&mut self, mut msg: Message) {
         if let Some(theirs) = skew::read(&msg).filter(|_| self.wall > 0) {
             self.peer_clocks.observe(msg.from, theirs, self.wall);
+        }
+        let t = msg.get_msg_type();
+        let dropped = match self.space {
+            DiskSpace::Ample => false,
+            // No leadership handed over to a node that would refuse every write (the transfer aborts).
+            DiskSpace::Low => t == MessageType::MsgTimeoutNow,
+            // As if lost on the way: the log does not grow into a full disk.
+            DiskSpace::Critical => {
+                t == MessageType::MsgTimeoutNow
+                    || t == MessageType::MsgSnapshot
+                    || (t == MessageType::MsgAppend && !msg.entries.is_empty())
+            }
+        };
+        if dropped {
+            if t == MessageType::MsgSnapshot {
+                self.staged = None;
+            }
+            return;
         }
         match self.guard_lost_log(&mut msg) {
             Ok(true) => {}
@@ -704,13 +775,23 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
                 }
+                if self.space != DiskSpace::Ample {
+                    return reply(Err(Error::NoSpace));
+                }
                 if self.pending_commands + self.queued.len() >= self.cfg.max_inflight_commands {
                     return reply(Err(Error::Overloaded));
                 }
                 self.queued.push((command, Waiter { deadline, reply }));
             }
             Command::LeaseRead { deadline, reply } => self.lease_read(Waiter { deadline, reply }),
-            Command::ReadIndex { deadline, reply } => self.read_index(Waiter { deadline, reply }),
+            Command::ReadIndex { deadline, reply } => {
+                if self.space == DiskSpace::Critical && !self.is_leader() {
+                    // It takes no new entries meanwhile, so it may never reach the read index: the
+                    // leader serves the read instead.
+                    return reply(Err(self.not_leader()));
+                }
+                self.read_index(Waiter { deadline, reply })
+            }
             Command::ChangeMembership {
                 change,
                 deadline,
@@ -753,6 +834,37 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
+    /// A leader below its disk reserve refuses every write: hand leadership to the most caught-up active
+    /// voter, whose disk may be fine (one whose disk is not refuses to take over, see `step`). Returns
+    /// whether a hand-over started.
+    fn hand_off_for_space(&mut self) -> bool {
+        if !self.is_leader() || self.raw.raft.lead_transferee.is_some() {
+            return false;
+        }
+        let me = self.cfg.id;
+        let voters = self.raw.raft.prs().conf().voters().ids();
+        let target = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, pr)| **id != me && pr.recent_active && voters.contains(**id))
+            .max_by_key(|(_, pr)| pr.matched)
+            .map(|(id, _)| *id);
+        match target {
+            Some(to) => {
+                tracing::warn!(
+                    node = me,
+                    to,
+                    "disk below its reserve: handing leadership over"
+                );
+                self.raw.transfer_leader(to);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn not_leader(&self) -> Error {
         Error::NotLeader {
             leader_hint: self.leader_hint(),
@@ -763,6 +875,18 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     pub fn tick(&mut self, now: Instant) {
         self.raw.tick();
         self.ticks += 1;
+        // A leader short of space tries a hand-over at most once per election timeout, looking for a
+        // target every heartbeat interval (raft-rs clears `recent_active` once per election timeout,
+        // so a look right after that finds no one).
+        let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
+        if self.space != DiskSpace::Ample
+            && self.ticks.is_multiple_of(heartbeat)
+            && self.ticks >= self.next_hand_off
+            && self.hand_off_for_space()
+        {
+            let election = u64::try_from(self.cfg.election_tick).unwrap_or(1).max(1);
+            self.next_hand_off = self.ticks + election;
+        }
         // Reads still waiting for their read index are asked again once per heartbeat interval.
         let heartbeat = u64::try_from(self.cfg.heartbeat_tick).unwrap_or(1).max(1);
         if self.ticks.is_multiple_of(heartbeat) {

@@ -1,15 +1,24 @@
 //! The production ready loop: one dedicated thread owns the [`Node`]; everything else talks to it through
 //! a bounded queue of [`Input`]s. Blocking fsyncs happen on this thread, never on an async runtime's workers.
+//!
+//! How the loop ends is observable: [`LoopWatch`] reports [`LoopExit::Shutdown`] after an asked-for stop
+//! and [`LoopExit::Failed`] when the loop died on its own (a `process_ready` error such as a full disk, or
+//! a panic), so the process can stop instead of serving on without a node. Either way every waiting request
+//! is answered first: those inside the node by `fail_all`, and commands still in the queue — behind the
+//! shutdown, or sent while the loop was dying — with [`Error::Stopped`] (they never reached raft).
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use raft::prelude::Message;
+use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::membership::Membership;
-use crate::node::{Command, Node, StagedImage, StateMachine};
+use crate::node::{Command, DiskSpace, Node, StagedImage, StateMachine};
 use crate::storage::LogStorage;
 
 /// Where the loop sends Raft messages. Must not block: a slow peer's messages are dropped (Raft retries).
@@ -40,15 +49,102 @@ pub struct RunnerConfig {
     pub queue: usize,
 }
 
+/// One input in the loop's queue. An envelope dropped unopened — left in the queue when the loop ended, or
+/// refused by a full or closed queue — answers its command [`Error::Stopped`]: it never reached raft, so it
+/// is definitely not applied (never a silently dropped reply, which a caller must treat as unknown).
+struct Envelope<O>(Option<Input<O>>);
+
+impl<O> Envelope<O> {
+    fn open(mut self) -> Option<Input<O>> {
+        self.0.take()
+    }
+}
+
+impl<O> Drop for Envelope<O> {
+    fn drop(&mut self) {
+        if let Some(Input::Command(cmd)) = self.0.take() {
+            cmd.refuse(Error::Stopped);
+        }
+    }
+}
+
+/// How a node loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopExit {
+    /// It was asked to stop ([`NodeHandle::shutdown`], or its handle was dropped).
+    Shutdown,
+    /// It died on its own: a `process_ready` error (its message) or a panic. The node no longer serves.
+    Failed(String),
+}
+
+/// Watches a node loop: whether it still runs, and how it ended. Cheap to clone.
+#[derive(Clone)]
+pub struct LoopWatch(watch::Receiver<Option<LoopExit>>);
+
+impl LoopWatch {
+    /// `None` while the loop runs.
+    pub fn exit(&self) -> Option<LoopExit> {
+        self.0.borrow().clone()
+    }
+
+    /// Resolves once the loop has ended (every waiting request already answered).
+    pub async fn ended(&self) -> LoopExit {
+        let mut rx = self.0.clone();
+        let exit = match rx.wait_for(Option::is_some).await {
+            Ok(exit) => exit.clone().unwrap_or(LoopExit::Shutdown),
+            // The thread's sender is gone without a word: only if the thread could not be started.
+            Err(_) => LoopExit::Failed("the node loop thread did not run".into()),
+        };
+        exit
+    }
+}
+
+/// Publishes how the loop ended when the loop thread ends, also by a panic.
+struct ExitReport {
+    tx: watch::Sender<Option<LoopExit>>,
+    exit: Option<LoopExit>,
+}
+
+impl Drop for ExitReport {
+    fn drop(&mut self) {
+        let exit = self
+            .exit
+            .take()
+            .unwrap_or_else(|| LoopExit::Failed("the node loop panicked".into()));
+        self.tx.send_replace(Some(exit));
+    }
+}
+
+/// How much room the node's disk has ([`DiskSpace`]), as measured by the caller against its reserve; the
+/// loop hands it to the node every turn. Cheap to clone; every clone is the same switch.
+#[derive(Clone, Default)]
+pub struct LowSpace(Arc<AtomicU8>);
+
+impl LowSpace {
+    pub fn set(&self, space: DiskSpace) {
+        self.0.store(space as u8, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> DiskSpace {
+        match self.0.load(Ordering::Relaxed) {
+            0 => DiskSpace::Ample,
+            1 => DiskSpace::Low,
+            _ => DiskSpace::Critical,
+        }
+    }
+}
+
 /// Handle to a running node loop.
 pub struct NodeHandle<O: 'static> {
-    tx: SyncSender<Input<O>>,
+    tx: SyncSender<Envelope<O>>,
     thread: Option<JoinHandle<Result<(), Error>>>,
+    low_space: LowSpace,
+    watch: LoopWatch,
 }
 
 /// A cloneable way into a running node loop (for HTTP handlers and the transport).
 pub struct NodeSender<O> {
-    tx: SyncSender<Input<O>>,
+    tx: SyncSender<Envelope<O>>,
 }
 
 impl<O> Clone for NodeSender<O> {
@@ -63,17 +159,23 @@ impl<O> NodeSender<O> {
     /// Queue a command; if the queue is full the command is answered `Overloaded` at once, if the loop is
     /// gone `Stopped`.
     pub fn send(&self, cmd: Command<O>) {
-        match self.tx.try_send(Input::Command(cmd)) {
+        match self.tx.try_send(Envelope(Some(Input::Command(cmd)))) {
             Ok(()) => {}
-            Err(TrySendError::Full(Input::Command(cmd))) => cmd.refuse(Error::Overloaded),
-            Err(TrySendError::Disconnected(Input::Command(cmd))) => cmd.refuse(Error::Stopped),
-            Err(_) => {}
+            Err(TrySendError::Full(envelope)) => {
+                if let Some(Input::Command(cmd)) = envelope.open() {
+                    cmd.refuse(Error::Overloaded);
+                }
+            }
+            // Dropping the envelope answers `Stopped`.
+            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
-    /// Queue any input; dropped if the queue is full (Raft retries messages; reports are advisory).
+    /// Queue any input; dropped if the queue is full (Raft retries messages; reports are advisory). A
+    /// command dropped here is answered `Stopped`; use [`NodeSender::send`] to have it answered
+    /// `Overloaded` on a full queue.
     pub fn input(&self, input: Input<O>) {
-        let _ = self.tx.try_send(input);
+        let _ = self.tx.try_send(Envelope(Some(input)));
     }
 }
 
@@ -85,6 +187,16 @@ impl<O: 'static> NodeHandle<O> {
         }
     }
 
+    /// The node's low-on-space switch.
+    pub fn low_space(&self) -> LowSpace {
+        self.low_space.clone()
+    }
+
+    /// Whether the loop still runs, and how it ended.
+    pub fn watch(&self) -> LoopWatch {
+        self.watch.clone()
+    }
+
     /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
     pub fn send(&self, cmd: Command<O>) {
         self.sender().send(cmd)
@@ -93,7 +205,7 @@ impl<O: 'static> NodeHandle<O> {
     /// Stop the loop and wait for its thread (a blocking call: from async code, run it with
     /// `spawn_blocking`). Waiting requests are failed explicitly. Returns the loop's own error, if it died.
     pub fn shutdown(mut self) -> Result<(), Error> {
-        let _ = self.tx.send(Input::Shutdown);
+        let _ = self.tx.send(Envelope(Some(Input::Shutdown)));
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(Error::StateMachine("node loop panicked".into())),
@@ -111,7 +223,7 @@ impl<O: 'static> Drop for NodeHandle<O> {
             let tx = self.tx.clone();
             let join = move || {
                 // Blocks while the queue is full: the loop is draining it.
-                let _ = tx.send(Input::Shutdown);
+                let _ = tx.send(Envelope(Some(Input::Shutdown)));
                 let _ = thread.join();
             };
             match tokio::runtime::Handle::try_current() {
@@ -137,27 +249,48 @@ where
 {
     let (tx, rx) = sync_channel(cfg.queue);
     let id = node.id();
+    let low_space = LowSpace::default();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let low = low_space.clone();
     let thread = std::thread::Builder::new()
         .name(format!("raft-node-{id}"))
         .spawn(move || {
-            let result = run(&mut node, &rx, &mut transport, &clock, cfg.tick);
+            // Declared first, dropped last: the exit is published after every request was answered.
+            let mut report = ExitReport {
+                tx: exit_tx,
+                exit: None,
+            };
+            let result = run(&mut node, &rx, &mut transport, &clock, cfg.tick, &low);
             node.fail_all();
-            if let Err(e) = &result {
-                tracing::error!(node = id, error = %e, "node loop stopped");
-            }
+            // What is still queued never reached raft: dropping the queue answers it `Stopped`, and any
+            // later send finds the queue closed.
+            drop(rx);
+            report.exit = Some(match &result {
+                Ok(()) => LoopExit::Shutdown,
+                Err(e) => {
+                    tracing::error!(node = id, error = %e, "node loop died; the node no longer serves");
+                    LoopExit::Failed(e.to_string())
+                }
+            });
             result
         })
         .map_err(|e| tracing::error!(error = %e, "cannot start node thread"))
         .ok();
-    NodeHandle { tx, thread }
+    NodeHandle {
+        tx,
+        thread,
+        low_space,
+        watch: LoopWatch(exit_rx),
+    }
 }
 
 fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
     node: &mut Node<L, S>,
-    rx: &Receiver<Input<S::Output>>,
+    rx: &Receiver<Envelope<S::Output>>,
     transport: &mut T,
     clock: &C,
     tick: Duration,
+    low_space: &LowSpace,
 ) -> Result<(), Error> {
     let mut next_tick = Instant::now() + tick;
     loop {
@@ -169,9 +302,11 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         };
         node.set_wall_clock(clock());
         // Drain what is queued, so one Ready (one fsync) covers every command that arrived meanwhile.
+        node.set_disk_space(low_space.get());
         for input in first
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            .filter_map(Envelope::open)
         {
             match input {
                 Input::Shutdown => return Ok(()),

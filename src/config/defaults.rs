@@ -1,6 +1,6 @@
 //! The built-in default of every setting, written in the setting's own syntax. Each value is taken from
 //! the owner of the thing it configures — the HTTP layer's [`Limits`], raft-node's [`Timing`],
-//! [`NodeConfig`] and [`GroupConfig`], the engine's [`EngineConfig`], [`SyncMode`] — so a default is defined once; the
+//! [`NodeConfig`] and [`GroupConfig`], the engine's [`EngineConfig`], [`SyncMode`], the free-space guard's reserve — so a default is defined once; the
 //! configuration's layering and the `serve --help` text are both generated from this table.
 
 use std::time::Duration;
@@ -68,6 +68,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             group.max_peer_connections.to_string(),
         ),
         ("max_clock_skew", duration(node.max_clock_skew)),
+        ("reserve_space", size(crate::node::disk::DEFAULT_RESERVE)),
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),
         ("heartbeat_ticks", timing.heartbeat_ticks.to_string()),

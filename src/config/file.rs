@@ -41,6 +41,7 @@ pub(super) struct FileConfig {
     max_entry_bytes: Option<SizeValue>,
     max_peer_connections: Option<u64>,
     max_clock_skew: Option<String>,
+    reserve_space: Option<SizeValue>,
     tick: Option<String>,
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
@@ -100,7 +101,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 32] = [
+        let entries: [(&'static str, Option<String>); 33] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -132,6 +133,7 @@ impl FileConfig {
             ("max_entry_bytes", self.max_entry_bytes.map(size)),
             ("max_peer_connections", self.max_peer_connections.map(int)),
             ("max_clock_skew", self.max_clock_skew),
+            ("reserve_space", self.reserve_space.map(size)),
             ("tick", self.tick),
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),

@@ -108,6 +108,7 @@ fn config_dev_default_without_any_flag() {
                 max_peer_connections: 64,
                 max_clock_skew: Duration::from_secs(1),
             },
+            reserve_space: 1 << 30,
         }
     );
 }

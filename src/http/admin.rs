@@ -109,9 +109,16 @@ pub async fn metrics<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
     Ok(res)
 }
 
-/// `GET /healthz`: 200 whenever the process answers.
-pub async fn healthz<B: Backend>(_ctx: &Ctx<B>, _origin: &Origin) -> Reply {
-    Ok(ok(&HealthDto { status: "ok" }))
+/// `GET /healthz`: 200 while the node can serve; 503 `shutting_down` once its Raft loop died (the process
+/// is stopping then, to be restarted).
+pub async fn healthz<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
+    match ctx.backend.liveness() {
+        Ok(()) => Ok(ok(&HealthDto { status: "ok" })),
+        Err(why) => Err(ApiError::new(
+            Code::ShuttingDown,
+            format!("not live: {why}"),
+        )),
+    }
 }
 
 /// `GET /readyz`: 200 when the leader is known, the applied index caught up and the disk writable; else

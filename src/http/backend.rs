@@ -56,6 +56,11 @@ pub enum BackendError {
     /// The request is larger than one Raft entry may carry (`limit` bytes): 413. Not applied.
     #[error("{message}")]
     TooLarge { message: String, limit: usize },
+    /// Refused before anything was proposed: the leader's disk is below its free-space reserve. 507
+    /// `insufficient_storage`, not applied. (Logged once by the node when its disk crosses the line, not
+    /// per request.)
+    #[error("{0}")]
+    NoSpace(String),
     /// The request is invalid for the cluster's current state (unknown member id, ...): 400.
     #[error("{0}")]
     Invalid(String),
@@ -177,6 +182,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     fn readiness(&self) -> Readiness;
+
+    /// Liveness (`/healthz`): `Err(why)` once this node can no longer serve — its Raft loop died — so a
+    /// supervisor restarts it (the process is stopping by then too).
+    fn liveness(&self) -> Result<(), String>;
 
     /// Register the node's own metrics (raft, transport, engine, process) in the HTTP layer's registry,
     /// which `/metrics` serves. Called once per registry; the values are read at scrape time. A

@@ -26,7 +26,7 @@
 //! | 503 | `not_ready` | `/readyz` only: not ready (the readiness fields beside the error object) |
 //! | 504 | `unknown_outcome` | a write's deadline passed: it may or may not have been applied |
 //! | 504 | `timeout` | a read's deadline passed (nothing changed) |
-//! | 507 | `insufficient_storage` | the disk is full |
+//! | 507 | `insufficient_storage` | the leader's disk is full or below its free-space reserve; the write was not applied |
 
 use std::convert::Infallible;
 use std::fmt;
@@ -302,6 +302,7 @@ impl ApiError {
             }
             BackendError::Invalid(m) => ApiError::new(Code::InvalidOp, m),
             BackendError::TooLarge { message, limit } => ApiError::too_large(message, limit),
+            BackendError::NoSpace(m) => ApiError::new(Code::InsufficientStorage, m),
             BackendError::Engine(e) => ApiError::from_engine(e),
         }
     }
@@ -560,6 +561,8 @@ mod tests {
         assert_eq!(w(BackendError::NoQuorum), "no_quorum");
         assert_eq!(w(BackendError::ShuttingDown), "shutting_down");
         assert_eq!(w(BackendError::Invalid("x".into())), "invalid_op");
+        let full = ApiError::from_backend(BackendError::NoSpace("full".into()), Kind::Write, 1);
+        assert_eq!(pair(&full), (507, "insufficient_storage"));
         let o = ApiError::from_backend(BackendError::Overloaded, Kind::Write, 2);
         assert_eq!((pair(&o), o.retry_after), ((429, "overloaded"), Some(2)));
         let nl = ApiError::from_backend(

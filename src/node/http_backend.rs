@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use raft_node::{Error, Member, MembershipChange, NodeStatus, Role as NodeRole};
+use raft_node::{Error, LoopExit, Member, MembershipChange, NodeStatus, Role as NodeRole};
 
 use super::replica::Replica;
 use crate::http::{
@@ -19,6 +19,9 @@ use crate::http::{
 
 /// How far applied may trail commit and still count as caught up for `/readyz`.
 const CAUGHT_UP_ENTRIES: u64 = 1_000;
+/// A cached status older than this (twenty refreshes missed, the longest election timeout) says nothing
+/// about the node any more: the loop is wedged or gone, and `/readyz` answers not ready.
+const STATUS_STALE_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct ReplicaBackend {
@@ -40,6 +43,16 @@ impl ReplicaBackend {
         });
         tokio::spawn(refresh(replica.clone(), shared.clone()));
         ReplicaBackend { replica, shared }
+    }
+
+    /// The cached status and its age.
+    fn cached_with_age(&self) -> Option<(Duration, NodeStatus)> {
+        self.shared
+            .status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(at, s)| (at.elapsed(), s.clone()))
     }
 
     fn cached(&self) -> Option<NodeStatus> {
@@ -99,6 +112,12 @@ impl ReplicaBackend {
                 limit,
             },
             Error::Stopped => BackendError::ShuttingDown,
+            // Refused before it was proposed: 507, nothing applied.
+            Error::NoSpace => BackendError::NoSpace(format!(
+                "storage full: the data dir of node {} is below its free-space reserve; nothing was \
+                 applied; writes resume once space is freed",
+                self.replica.id()
+            )),
             // The proposal may still commit, or was applied with its result lost: never re-run it.
             Error::Timeout | Error::ShuttingDown | Error::OutcomeUnknown => BackendError::Unknown,
             other => {
@@ -424,8 +443,12 @@ impl Backend for ReplicaBackend {
             disk_writable: self.shared.disk_writable.load(Ordering::Relaxed),
             ..Readiness::default()
         };
-        match self.cached() {
-            Some(s) => {
+        match self.cached_with_age() {
+            Some((age, _)) if age > STATUS_STALE_AFTER => r.detail.push(format!(
+                "node status is {} ms old: the node loop is not answering",
+                age.as_millis()
+            )),
+            Some((_, s)) => {
                 r.leader_known = s.leader.is_some();
                 r.applied_caught_up = s.applied.saturating_add(CAUGHT_UP_ENTRIES) >= s.commit;
                 if !r.leader_known {
@@ -442,6 +465,14 @@ impl Backend for ReplicaBackend {
             r.detail.push("data dir is not writable".into());
         }
         r
+    }
+
+    fn liveness(&self) -> Result<(), String> {
+        match self.replica.loop_exit() {
+            None => Ok(()),
+            Some(LoopExit::Failed(why)) => Err(format!("the node loop died: {why}")),
+            Some(LoopExit::Shutdown) => Err("the node loop stopped".to_owned()),
+        }
     }
 
     fn register_metrics(&self, registry: &prometheus::Registry) {

@@ -8,11 +8,12 @@ use std::time::Instant;
 use anyhow::Context;
 use engine::{Engine, EngineConfig, Op, OpResult};
 use raft_node::{
-    Configuration, Error, Group, GroupConfig, Membership, MembershipChange, NodeStatus,
+    Configuration, Error, Group, GroupConfig, LoopExit, Membership, MembershipChange, NodeStatus,
     TransportCounters,
 };
 use tokio_util::sync::CancellationToken;
 
+use super::disk::{self, SpaceGuard};
 use super::gc;
 use super::layout::DataDir;
 use super::machine::{CommandOutput, EngineMachine, EngineSource};
@@ -26,6 +27,8 @@ pub struct ReplicaConfig {
     pub data_dir: DataDir,
     pub engine: EngineConfig,
     pub sync: SyncMode,
+    /// Free space kept in reserve on the data dir: below it writes are refused (see `node::disk`).
+    pub reserve_space: u64,
     pub group: GroupConfig,
 }
 
@@ -36,6 +39,7 @@ impl ReplicaConfig {
             group: GroupConfig::new(id, cluster_id, data_dir.raft(), data_dir.snapshots()),
             engine: EngineConfig::default(),
             sync: SyncMode::default(),
+            reserve_space: disk::DEFAULT_RESERVE,
             data_dir,
         }
     }
@@ -84,6 +88,18 @@ impl Replica {
         .await
         .context("start the raft group")?;
         let shutdown = CancellationToken::new();
+        let space = SpaceGuard {
+            dirs: vec![
+                cfg.data_dir.root().to_path_buf(),
+                cfg.data_dir.state(),
+                cfg.data_dir.raft(),
+            ],
+            reserve: cfg.reserve_space,
+            switch: group.low_space(),
+        };
+        // Before the first request: a node restarted on a full disk refuses writes from the start.
+        space.check().await;
+        tokio::spawn(space.run(shutdown.clone()));
         tokio::spawn(gc::collect_garbage(engine.clone(), shutdown.clone()));
         Ok(Replica {
             engine,
@@ -121,6 +137,21 @@ impl Replica {
 
     pub fn transport_counters(&self) -> TransportCounters {
         self.group.transport_counters()
+    }
+
+    /// `None` while the node loop runs; how it ended otherwise.
+    pub fn loop_exit(&self) -> Option<LoopExit> {
+        self.group.loop_exit()
+    }
+
+    /// Resolves when the node loop has ended (asked to, or died on its own).
+    pub async fn loop_ended(&self) -> LoopExit {
+        self.group.ended().await
+    }
+
+    /// How much room the data dir has against its free-space reserve (below it writes are refused).
+    pub fn disk_space(&self) -> raft_node::DiskSpace {
+        self.group.low_space().get()
     }
 
     /// Replicate and apply `ops` as one command: the entry's commit ts and one result per op.

@@ -6,6 +6,10 @@
 //! the grace period; what is left is answered or cut explicitly by the HTTP layer), hand leadership to
 //! the most caught-up voter if this node leads, make the engine's writes durable, stop the peer
 //! transport and the node loop (every waiting request is failed explicitly), exit 0.
+//!
+//! A node loop that dies on its own (a failed fsync, a full disk, a panic) leaves a process that cannot
+//! serve: the same shutdown runs at once, and [`serve`] returns the loop's error, so `kvs-raft serve`
+//! exits non-zero and its supervisor (systemd) restarts it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use raft_node::Role;
+use raft_node::{LoopExit, Role};
 use tokio::net::TcpListener;
 
 use super::http_backend::ReplicaBackend;
@@ -48,6 +52,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.node.max_clock_skew = cfg.raft.max_clock_skew;
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
     r.sync = cfg.sync;
+    r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
     r
 }
@@ -95,7 +100,8 @@ async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
 /// How long a stopping leader tries to hand leadership to another voter.
 const HAND_OFF_WITHIN: Duration = Duration::from_secs(2);
 
-/// Serve on the given listeners until `shutdown` resolves (systemd, tests and `run` share this).
+/// Serve on the given listeners until `shutdown` resolves (systemd, tests and `run` share this), or until
+/// the node loop dies on its own: then the same shutdown runs and the loop's error is returned.
 pub async fn serve(
     cfg: ServeConfig,
     client: TcpListener,
@@ -126,7 +132,16 @@ pub async fn serve(
         peer = %cfg.listen_peer,
         "serving"
     );
-    shutdown.await;
+    let died = tokio::select! {
+        () = shutdown => None,
+        exit = replica.loop_ended() => match exit {
+            LoopExit::Failed(why) => Some(why),
+            LoopExit::Shutdown => Some("the node loop stopped".to_owned()),
+        },
+    };
+    if let Some(why) = &died {
+        tracing::error!(error = %why, "the node loop died: shutting down to be restarted");
+    }
 
     // 1. Stop accepting; in-flight requests finish within the grace period.
     let _ = stop_http.send(());
@@ -149,7 +164,11 @@ pub async fn serve(
         }
     }
     // 3. Stop the replica (it makes the engine durable last).
-    replica.shutdown().await?;
+    let stopped = replica.shutdown().await;
+    if let Some(why) = died {
+        return Err(anyhow::anyhow!("{why}").context("the node loop died"));
+    }
+    stopped?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -89,13 +89,16 @@ impl History {
 }
 
 /// What a client may conclude from a node's error (raft-node's reply rules): `NotLeader`, `Dropped`,
-/// `Overloaded` and `Stopped` mean the command definitely had no effect; anything else (a timeout, a
-/// shutdown while it was in flight, a proposal settled `OutcomeUnknown`) leaves its outcome unknown.
+/// `Overloaded`, `Stopped` and `NoSpace` mean the command definitely had no effect; anything else (a
+/// timeout, a shutdown while it was in flight, a proposal settled `OutcomeUnknown`) leaves its outcome
+/// unknown.
 pub fn outcome_of_error(e: &Error) -> Outcome {
     match e {
-        Error::NotLeader { .. } | Error::Dropped | Error::Overloaded | Error::Stopped => {
-            Outcome::Failed
-        }
+        Error::NotLeader { .. }
+        | Error::Dropped
+        | Error::Overloaded
+        | Error::Stopped
+        | Error::NoSpace => Outcome::Failed,
         _ => Outcome::Unknown,
     }
 }
@@ -178,6 +181,7 @@ mod tests {
             Error::Dropped,
             Error::Overloaded,
             Error::Stopped,
+            Error::NoSpace,
         ] {
             assert_eq!(outcome_of_error(&e), Outcome::Failed, "{e}");
         }

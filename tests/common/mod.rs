@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod http;
 pub mod load;
 pub mod proc;
@@ -238,4 +239,38 @@ pub fn json_u64(v: &Value, field: &str) -> u64 {
 /// Seconds with millisecond precision, for reports.
 pub fn secs(us: u64) -> String {
     format!("{:.3} s", us as f64 / 1e6)
+}
+
+/// Wait until every node in `ids` holds every acknowledged write of `acked` (key → value), read with a
+/// stale scan of its own state; panics after `within` with what is missing where.
+pub async fn await_writes_everywhere(
+    cluster: &Cluster,
+    http: &Http,
+    ids: &[u64],
+    acked: &BTreeMap<String, String>,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    for &id in ids {
+        loop {
+            let missing: Vec<String> = match scan_all(http, cluster.addr(id), "stale").await {
+                Ok(got) => acked
+                    .iter()
+                    .filter(|(k, v)| got.get(*k) != Some(*v))
+                    .map(|(k, v)| format!("{k}={v} (has {:?})", got.get(k)))
+                    .take(5)
+                    .collect(),
+                Err(e) => vec![e],
+            };
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{}] node {id} lacks acknowledged writes after {within:?}: {missing:?}",
+                cluster.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -21,6 +21,8 @@ pub struct Node {
     child: Option<Child>,
     /// Set while SIGSTOPped.
     pub stopped: bool,
+    /// Extra environment of the process (`KVS_RAFT_*` settings, `FAILPOINTS`), used on every (re)start.
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Cluster {
@@ -45,6 +47,12 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Cluster {
     /// Spawn `n` nodes founding a new cluster (returns at once; see [`Cluster::wait_serving`]).
     pub fn start(name: &str, n: u64) -> Cluster {
+        Cluster::start_with(name, n, |_| {})
+    }
+
+    /// As [`Cluster::start`], with `prepare` run on each node (its directories exist, its data dir does
+    /// not yet) before any is spawned: set its environment, mount a file system on its data dir, ...
+    pub fn start_with(name: &str, n: u64, mut prepare: impl FnMut(&mut Node)) -> Cluster {
         let root = tempfile::Builder::new()
             .prefix(&format!("kvs-proc-{name}-"))
             .tempdir()
@@ -65,8 +73,12 @@ impl Cluster {
                     log: dir.join(format!("node-{id}.log")),
                     child: None,
                     stopped: false,
+                    env: Vec::new(),
                 },
             );
+        }
+        for node in nodes.values_mut() {
+            prepare(node);
         }
         let initial = nodes
             .values()
@@ -112,6 +124,7 @@ impl Cluster {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)

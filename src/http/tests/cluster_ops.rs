@@ -122,6 +122,22 @@ async fn healthz_and_readyz() {
 }
 
 #[tokio::test]
+async fn healthz_fails_once_the_node_loop_died() {
+    let api = Api::new();
+    assert_eq!(api.get("/healthz").await.status, 200);
+    api.fake.kill_loop("storage: No space left on device");
+    let r = api.get("/healthz").await;
+    assert_eq!(r.err(), (503, "shutting_down".into()));
+    let message = r.json()["error"]["message"].clone();
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.contains("No space left on device")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_template_and_append_backend_metrics() {
     let api = Api::new();
     api.put_ok("/v1/kv/player:1/pos", "a").await;

@@ -34,6 +34,8 @@ struct Inner {
     cluster: Mutex<ClusterView>,
     transfers: Mutex<Vec<Option<u64>>>,
     readiness: Mutex<Readiness>,
+    /// Why the fake node's loop died, once it did (`/healthz`).
+    dead: Mutex<Option<String>>,
     proposals: AtomicU64,
     barriers: AtomicU64,
     waits: AtomicU64,
@@ -87,6 +89,7 @@ impl FakeBackend {
                 disk_writable: true,
                 detail: Vec::new(),
             }),
+            dead: Mutex::new(None),
             proposals: AtomicU64::new(0),
             barriers: AtomicU64::new(0),
             waits: AtomicU64::new(0),
@@ -105,6 +108,11 @@ impl FakeBackend {
 
     pub fn set_readiness(&self, r: Readiness) {
         *lock(&self.0.readiness) = r;
+    }
+
+    /// The node loop died for `why`: `/healthz` answers 503 from now on.
+    pub fn kill_loop(&self, why: &str) {
+        *lock(&self.0.dead) = Some(why.to_owned());
     }
 
     /// Move the engine's clock (the retention window) forward.
@@ -290,6 +298,10 @@ impl Backend for FakeBackend {
 
     fn readiness(&self) -> Readiness {
         lock(&self.0.readiness).clone()
+    }
+
+    fn liveness(&self) -> Result<(), String> {
+        lock(&self.0.dead).clone().map_or(Ok(()), Err)
     }
 
     fn register_metrics(&self, registry: &prometheus::Registry) {
