@@ -400,6 +400,7 @@ mod tests {
                 fsync_buckets,
                 snapshots_installed: 2,
             },
+            ticks_since_leader: 0,
         };
         let transport = TransportCounters {
             messages_sent: 10,

@@ -212,6 +212,10 @@ pub struct NodeStatus {
     pub progress: Vec<PeerProgress>,
     pub inflight_commands: usize,
     pub counters: NodeCounters,
+    /// Ticks since this node last heard from its leader (an append, heartbeat or snapshot); 0 on the
+    /// leader. Until the first contact it counts from the node's start. A learner or a removed node never
+    /// campaigns, so it keeps its last leader; this says whether that leader still reaches it.
+    pub ticks_since_leader: u64,
 }
 
 /// One peer's replication progress, as the leader sees it.
@@ -305,6 +309,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     read_epoch: (u64, u64),
     /// Addresses peers announced on their handshakes: id → (peer, client).
     learned: BTreeMap<u64, (String, String)>,
+    /// `ticks` when the leader last reached this node (see [`NodeStatus::ticks_since_leader`]).
+    leader_contact_tick: u64,
 }
 
 fn raft_err(e: raft::Error) -> Error {
@@ -322,7 +328,8 @@ fn role(r: StateRole) -> Role {
 
 impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// Start a node on existing storage (bootstrapped with the initial voters, or restarted). Entries the
-    /// state machine has not applied yet are replayed from the log.
+    /// state machine has not applied yet are replayed from the log; a state machine behind the log's first
+    /// index (entries it never applied were compacted away) is refused with [`Error::StateBehindLog`].
     pub fn new(cfg: NodeConfig, storage: L, sm: S, logger: &slog::Logger) -> Result<Self, Error> {
         let state = storage.initial_state().map_err(raft_err)?;
         let last_index = storage.last_index().map_err(raft_err)?;
@@ -333,6 +340,14 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             });
         }
         let (applied, applied_ts) = sm.applied();
+        // Replay resumes after `applied`: the log must still hold the entry right after it.
+        let first_index = storage.first_index().map_err(raft_err)?;
+        if applied.saturating_add(1) < first_index {
+            return Err(Error::StateBehindLog {
+                applied,
+                first_index,
+            });
+        }
         let mut hlc = Hlc::default();
         hlc.observe(applied_ts);
         // Every ts in the log is below the next one we hand out.
@@ -398,6 +413,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             extra_out: Vec::new(),
             read_epoch: (0, 0),
             learned: BTreeMap::new(),
+            leader_contact_tick: 0,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -465,6 +481,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             },
             inflight_commands: self.pending_commands + self.queued.len(),
             counters: self.counters,
+            ticks_since_leader: if self.is_leader() {
+                0
+            } else {
+                self.ticks.saturating_sub(self.leader_contact_tick)
+            },
         }
     }
 
@@ -537,8 +558,15 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             );
             return;
         }
+        let from_leader = matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+        )
+        .then_some(msg.from);
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.cfg.id, error = %e, "raft message ignored");
+        } else if from_leader.is_some() && from_leader == self.leader_hint() {
+            self.leader_contact_tick = self.ticks;
         }
     }
 

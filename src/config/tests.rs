@@ -78,6 +78,7 @@ fn config_dev_default_without_any_flag() {
             advertise_client: "127.0.0.1:7379".into(),
             advertise_peer: "127.0.0.1:7380".into(),
             bootstrap: Bootstrap::InitialCluster(BTreeMap::from([(1, "127.0.0.1:7380".into())])),
+            initial_cluster_state: ClusterState::New,
             retention: Duration::from_secs(5),
             sync: SyncMode::Always,
             pd: None,

@@ -1,8 +1,8 @@
 //! # Raft log storage
 //!
 //! [`LogStore`] is raft-rs's [`raft::Storage`] over its own RocksDB (`<data-dir>/raft/`): the log
-//! entries, the `HardState`, the `ConfState`, the metadata of the last applied snapshot, and the
-//! cluster id. Its semantics are those of raft-rs's `MemStorage` (the conformance suite in
+//! entries, the `HardState`, the `ConfState`, the metadata of the last applied snapshot, the
+//! cluster id and the node id. Its semantics are those of raft-rs's `MemStorage` (the conformance suite in
 //! `tests/storage_conformance.rs` runs the same tests against both), except where `MemStorage` panics
 //! on bad input: `LogStore` returns an [`Error`] and writes nothing.
 //!
@@ -58,8 +58,8 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 
 use self::codec::{
     corruption, decode_boundary, decode_cluster_id, decode_entry, decode_entry_key, decode_message,
-    encode_boundary, encode_message, entry_key, CLUSTER_ID_KEY, CONF_STATE_KEY, ENTRIES_END,
-    HARD_STATE_KEY, MEMBERSHIP_KEY, SNAPSHOT_KEY, TRUNCATED_KEY,
+    decode_node_id, encode_boundary, encode_message, entry_key, CLUSTER_ID_KEY, CONF_STATE_KEY,
+    ENTRIES_END, HARD_STATE_KEY, MEMBERSHIP_KEY, NODE_ID_KEY, SNAPSHOT_KEY, TRUNCATED_KEY,
 };
 use self::db::{Batch, Db};
 use self::log_state::{
@@ -203,6 +203,26 @@ impl LogStore {
             "log_store::after_compact"
         )));
         Ok(())
+    }
+
+    /// Check that this log belongs to node `id`, recording the id (synced) the first time. Refuses
+    /// another node's log with [`Error::NodeMismatch`] (nothing changed on disk). A log written before
+    /// node ids were recorded takes `id` on its first check.
+    pub fn check_node_id(&self, id: u64) -> Result<(), Error> {
+        match self.db.get(NODE_ID_KEY)? {
+            Some(value) => match decode_node_id(&value)? {
+                found if found == id => Ok(()),
+                found => Err(Error::NodeMismatch {
+                    found,
+                    expected: id,
+                }),
+            },
+            None => {
+                let mut batch = Batch::default();
+                batch.put(NODE_ID_KEY, &id.to_be_bytes());
+                self.db.write_synced(batch)
+            }
+        }
     }
 
     /// Register the latest state-machine snapshot (metadata plus a small data token) for

@@ -196,3 +196,21 @@ fn size_budget_matches_raft_limit_size() {
         assert_eq!(got, expected, "max {max:?}");
     }
 }
+
+#[test]
+fn a_store_records_its_node_id_and_refuses_another() {
+    let dir = TempDir::new().unwrap();
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    store.check_node_id(1).unwrap();
+    store.check_node_id(1).unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    assert!(matches!(
+        store.check_node_id(2),
+        Err(Error::NodeMismatch {
+            found: 1,
+            expected: 2
+        })
+    ));
+    store.check_node_id(1).unwrap();
+}
