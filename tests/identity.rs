@@ -200,9 +200,11 @@ async fn a_cut_off_learner_and_a_removed_node_stop_reporting_ready_and_fresh() {
     let index = leader.read_index(soon()).await.expect("read index");
     site.converge(index, Duration::from_secs(20)).await;
     let learner_backend = ReplicaBackend::new(learner.clone());
-    wait_for("the learner to be ready", Duration::from_secs(10), async || {
-        learner_backend.readiness().ready()
-    })
+    wait_for(
+        "the learner to be ready",
+        Duration::from_secs(10),
+        async || learner_backend.readiness().ready(),
+    )
     .await;
 
     // A follower (not the leader) is removed; it keeps running.
@@ -231,9 +233,11 @@ async fn a_cut_off_learner_and_a_removed_node_stop_reporting_ready_and_fresh() {
 
     // The remaining voters are unaffected.
     let leader_backend = ReplicaBackend::new(leader.clone());
-    wait_for("the leader to be ready", Duration::from_secs(10), async || {
-        leader_backend.readiness().ready()
-    })
+    wait_for(
+        "the leader to be ready",
+        Duration::from_secs(10),
+        async || leader_backend.readiness().ready(),
+    )
     .await;
     site.stop_all().await;
 }

@@ -66,15 +66,14 @@ async fn assert_everywhere(
 async fn a_stopped_nodes_data_dir_started_under_another_id_refuses_to_start() {
     let http = http();
     let mut cluster = Cluster::start("idswap", 1);
-    cluster.wait_serving(&http, &[1], Duration::from_secs(20)).await;
+    cluster
+        .wait_serving(&http, &[1], Duration::from_secs(20))
+        .await;
     await_leader(&cluster, &http, &[1], Duration::from_secs(10)).await;
     let acked = write_keys(&cluster, &http, 1, "k", 5).await;
     cluster.sigterm(1);
     let status = cluster.wait_exit(1, Duration::from_secs(10)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "SIGTERM: {status:?}"
-    );
+    assert!(status.is_some_and(|s| s.success()), "SIGTERM: {status:?}");
 
     // Node 1's data dir, as node 2 of a matching single-member cluster.
     let peer = cluster.nodes[&1].peer;
@@ -94,7 +93,9 @@ async fn a_stopped_nodes_data_dir_started_under_another_id_refuses_to_start() {
 
     // Under its own id it starts and still has everything.
     cluster.spawn(1);
-    cluster.wait_serving(&http, &[1], Duration::from_secs(20)).await;
+    cluster
+        .wait_serving(&http, &[1], Duration::from_secs(20))
+        .await;
     assert_everywhere(&cluster, &http, &[1], &acked).await;
 }
 
@@ -164,11 +165,15 @@ async fn restart_during_join_before_the_first_snapshot_still_joins() {
     let join = format!("http://{}", cluster.addr(leader));
     cluster.add_node(4, vec!["--join".into(), join]);
     cluster.spawn(4);
-    cluster.wait_serving(&http, &[4], Duration::from_secs(20)).await;
+    cluster
+        .wait_serving(&http, &[4], Duration::from_secs(20))
+        .await;
     let raft_dir = cluster.nodes[&4].data_dir.join("raft");
-    wait_for("node 4 to create its log", Duration::from_secs(10), async || {
-        raft_dir.exists()
-    })
+    wait_for(
+        "node 4 to create its log",
+        Duration::from_secs(10),
+        async || raft_dir.exists(),
+    )
     .await;
     cluster.kill9(4);
 
@@ -185,7 +190,9 @@ async fn restart_during_join_before_the_first_snapshot_still_joins() {
     assert_eq!(r.status, 200, "add node 4: {r}");
     acked.extend(write_keys(&cluster, &http, leader, "b", 50).await);
     cluster.spawn(4);
-    cluster.wait_serving(&http, &[4], Duration::from_secs(20)).await;
+    cluster
+        .wait_serving(&http, &[4], Duration::from_secs(20))
+        .await;
 
     acked.extend(write_keys(&cluster, &http, leader, "c", 20).await);
     assert_everywhere(&cluster, &http, &[4, 1, 2, 3], &acked).await;

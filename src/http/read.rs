@@ -116,7 +116,11 @@ const APPLIED_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 /// state at `at` is not final here: entries with a ts ≤ `at` may still be on their way). It waits for
 /// this replica's own progress, never asks the leader, and answers 504 `timeout` (with `at` and the
 /// `applied_ts` reached) if the request's deadline passes first.
-async fn applied_locally<B: Backend>(ctx: &Ctx<B>, origin: &Origin, at: u64) -> Result<(), ApiError> {
+async fn applied_locally<B: Backend>(
+    ctx: &Ctx<B>,
+    origin: &Origin,
+    at: u64,
+) -> Result<(), ApiError> {
     let applied_ts = || ctx.backend.engine().applied().ts;
     let reached = async {
         while applied_ts() < at {

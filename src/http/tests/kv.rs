@@ -280,7 +280,9 @@ async fn a_stale_read_at_a_ts_this_replica_has_not_applied_is_not_served_as_that
     assert_eq!(r.json()["error"]["at"], ts + 10);
     assert_eq!(r.json()["error"]["applied_ts"], ts);
     // At or below the applied ts the stale snapshot read is served at once.
-    let g = api.get(&format!("/v1/kv/k?consistency=stale&at={ts}")).await;
+    let g = api
+        .get(&format!("/v1/kv/k?consistency=stale&at={ts}"))
+        .await;
     assert_eq!((g.status.as_u16(), &g.body[..]), (200, &b"v"[..]));
 }
 
@@ -296,9 +298,12 @@ async fn a_stale_read_at_a_future_applied_ts_waits_for_it_within_the_deadline() 
     let writer = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        fake.propose(vec![engine::Op::put(b"k".to_vec(), b"w".to_vec())], deadline)
-            .await
-            .map(|a| a.ts)
+        fake.propose(
+            vec![engine::Op::put(b"k".to_vec(), b"w".to_vec())],
+            deadline,
+        )
+        .await
+        .map(|a| a.ts)
     });
     // The next write's ts is above `ts`: the read waits until it is applied here, then answers.
     let g = api
