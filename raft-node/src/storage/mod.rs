@@ -177,7 +177,8 @@ impl LogStore {
     /// `compact_index - 1` is kept, so `term(first_index - 1)` keeps answering. `compact_index` may be
     /// `last_index + 1` (the log becomes empty but keeps its last index and term); beyond that is
     /// [`Error::CompactBeyondLog`] (where `MemStorage` panics). The caller must not compact past its
-    /// applied index. **Idempotent.**
+    /// applied index, so the compacted entries are committed: a hard state whose commit lags behind the
+    /// new boundary is raised to it in the same batch (raft-rs refuses to start otherwise). **Idempotent.**
     ///
     /// Failpoints: `log_store::before_compact`, `log_store::after_compact`.
     pub fn compact(&self, compact_index: u64) -> Result<(), Error> {
@@ -189,14 +190,18 @@ impl LogStore {
             index: to.saturating_sub(1),
             term: self.term_inside(&state, to.saturating_sub(1))?,
         };
+        let next = state.compacted(boundary);
         let mut batch = Batch::default();
         batch.delete_range(&entry_key(from), &entry_key(to));
         batch.put(TRUNCATED_KEY, &encode_boundary(boundary));
+        if next.hard_state != state.hard_state {
+            batch.put(HARD_STATE_KEY, &encode_message(&next.hard_state));
+        }
         fail::fail_point!("log_store::before_compact", |_| Err(failpoint_error(
             "log_store::before_compact"
         )));
         self.db.write_synced(batch)?;
-        *state = state.compacted(boundary);
+        *state = next;
         drop(state);
         tracing::debug!(first_index = to, "compacted raft log");
         fail::fail_point!("log_store::after_compact", |_| Err(failpoint_error(
