@@ -143,7 +143,8 @@ async fn a_state_dir_behind_the_compacted_log_is_refused_naming_both_indexes() {
     }
 }
 
-/// Wait until `backend` reports itself not ready and its stale reads at least `min_stale_ms` stale.
+/// Wait until `backend` reports itself not ready and its stale reads at least `min_stale_ms` stale (a
+/// known staleness: unknown would be shown to clients as no bound at all).
 async fn wait_not_ready_and_stale(backend: &ReplicaBackend, who: &str, min_stale_ms: u64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -153,7 +154,7 @@ async fn wait_not_ready_and_stale(backend: &ReplicaBackend, who: &str, min_stale
             .await
             .expect("a stale read barrier never waits");
         let stale = info.stale_by_ms;
-        if !r.ready() && stale.is_none_or(|ms| ms >= min_stale_ms) {
+        if !r.ready() && stale.is_some_and(|ms| ms >= min_stale_ms) {
             return;
         }
         assert!(
@@ -167,7 +168,7 @@ async fn wait_not_ready_and_stale(backend: &ReplicaBackend, who: &str, min_stale
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cut_off_learner_and_a_removed_node_stop_reporting_ready_and_fresh() {
+async fn a_cut_off_learner_a_removed_node_and_a_cut_off_voter_stop_reporting_ready_and_fresh() {
     let mut site = Site::start(3, "identity", |_| {}).await;
     let leader_id = site.leader(Duration::from_secs(10)).await;
     let leader = site.replica(leader_id);
@@ -239,6 +240,16 @@ async fn a_cut_off_learner_and_a_removed_node_stop_reporting_ready_and_fresh() {
         async || leader_backend.readiness().ready(),
     )
     .await;
+
+    // The last follower voter is cut off too: it forgets its leader, and its staleness keeps growing
+    // from the last contact rather than becoming unknown.
+    let voter_id = (1..=3)
+        .find(|&id| id != leader_id && id != removed_id)
+        .expect("the other follower");
+    let voter = site.replica(voter_id);
+    let voter_backend = ReplicaBackend::new(voter.clone());
+    voter.isolate();
+    wait_not_ready_and_stale(&voter_backend, "the cut-off voter", 2_000).await;
     site.stop_all().await;
 }
 

@@ -29,7 +29,7 @@ pub struct Snapshot {
     pub at: u64,
     /// The `at` the client asked for, if any.
     pub asked: Option<u64>,
-    /// For stale reads: how far behind the leader this replica may be.
+    /// For stale reads: how far behind the leader this replica may be (`None` when it cannot say).
     pub stale_ms: Option<u64>,
 }
 
@@ -80,7 +80,8 @@ pub async fn prepare<B: Backend>(
                     .read_barrier(Consistency::Stale, origin.deadline.into_std()),
             )
             .await?;
-            snap.stale_ms = Some(info.stale_by_ms.unwrap_or(0));
+            // Unknown staleness is left out, never shown as fresh.
+            snap.stale_ms = info.stale_by_ms;
             if let Some(at) = asked {
                 applied_locally(ctx, origin, at).await?;
             }

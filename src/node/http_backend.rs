@@ -296,15 +296,16 @@ impl Backend for ReplicaBackend {
             }
             Consistency::Stale => {
                 // Behind by at most the time since the leader last reached us (as of the cached status)
-                // plus the cache's age, if we had applied everything committed then. A learner or a
-                // removed node keeps its last leader for ever: the time since contact keeps growing.
+                // plus the cache's age, if we had applied everything committed then; unknown (None)
+                // while we are still applying. It keeps growing on a node no leader reaches any more
+                // (cut off, removed, or campaigning), whatever leader raft-rs still remembers.
                 let stale = self
                     .shared
                     .status
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .as_ref()
-                    .filter(|(_, s)| s.applied >= s.commit && s.leader.is_some())
+                    .filter(|(_, s)| s.applied >= s.commit)
                     .map(|(at, s)| {
                         let behind = at.elapsed() + self.replica.ticks(s.ticks_since_leader);
                         u64::try_from(behind.as_millis()).unwrap_or(u64::MAX)

@@ -314,3 +314,20 @@ async fn a_stale_read_at_a_future_applied_ts_waits_for_it_within_the_deadline() 
     let expected: &[u8] = if ts2 == ts + 1 { b"w" } else { b"v" };
     assert_eq!(&g.body[..], expected);
 }
+
+#[tokio::test]
+async fn a_stale_read_whose_staleness_is_unknown_does_not_claim_to_be_fresh() {
+    let api = Api::new();
+    api.put_ok("/v1/kv/k", "v").await;
+    // The replica cannot bound how far behind it is (e.g. it has not applied all it knows is committed).
+    api.fake.set_stale_by_ms(None);
+    let g = api.get("/v1/kv/k?consistency=stale").await;
+    assert_eq!((g.status.as_u16(), &g.body[..]), (200, &b"v"[..]));
+    assert_eq!(
+        g.header("kvs-stale-ms"),
+        None,
+        "an unknown staleness was reported as a number"
+    );
+    let s = api.get("/v1/kv?consistency=stale").await.json();
+    assert!(s["stale_ms"].is_null(), "{s}");
+}
