@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// [default: this node alone]
     #[arg(long, value_name = "ID=HOST:PORT,...")]
     pub initial_cluster: Option<String>,
-    /// Client URL of a running member, for a node added with `members add`. Exclusive with
-    /// --initial-cluster.
+    /// Client URL of a running member, for a node added with `members add`; asked for the members on every
+    /// start (on a restart a failure is only a warning). Exclusive with --initial-cluster.
     #[arg(long, value_name = "URL")]
     pub join: Option<String>,
     /// With --initial-cluster on an empty data dir: `new` founds the cluster; `existing` refuses to start,
