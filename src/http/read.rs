@@ -112,17 +112,27 @@ pub async fn prepare<B: Backend>(
 
 /// How often a stale snapshot read checks whether this replica has applied far enough.
 const APPLIED_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+/// How far ahead of this node's clock a stale read's `at` may lie and still be waited for.
+const FUTURE_SLACK_MICROS: u64 = 1_000_000;
 
 /// A stale read at `at` is served only once this replica's applied ts has reached `at` (before that the
 /// state at `at` is not final here: entries with a ts ≤ `at` may still be on their way). It waits for
 /// this replica's own progress, never asks the leader, and answers 504 `timeout` (with `at` and the
-/// `applied_ts` reached) if the request's deadline passes first.
+/// `applied_ts` reached) if the request's deadline passes first; an `at` more than a second ahead of this
+/// node's clock is refused at once (400 `bad_request`).
 async fn applied_locally<B: Backend>(
     ctx: &Ctx<B>,
     origin: &Origin,
     at: u64,
 ) -> Result<(), ApiError> {
     let applied_ts = || ctx.backend.engine().applied().ts;
+    if applied_ts() < at && at > engine::clock::wall_micros().saturating_add(FUTURE_SLACK_MICROS) {
+        // No commit ts lies that far ahead of the clocks: waiting could only end at the deadline.
+        return Err(ApiError::bad_request(
+            "`at` lies in the future: no replica has applied that far",
+        )
+        .with("at", at));
+    }
     let reached = async {
         while applied_ts() < at {
             tokio::time::sleep(APPLIED_POLL).await;

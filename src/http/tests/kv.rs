@@ -331,3 +331,20 @@ async fn a_stale_read_whose_staleness_is_unknown_does_not_claim_to_be_fresh() {
     let s = api.get("/v1/kv?consistency=stale").await.json();
     assert!(s["stale_ms"].is_null(), "{s}");
 }
+
+#[tokio::test]
+async fn a_stale_read_at_a_ts_far_in_the_future_is_refused_at_once() {
+    let api = Api::new();
+    api.put_ok("/v1/kv/k", "v").await;
+    let future = engine::clock::wall_micros() + 3_600_000_000;
+    let started = std::time::Instant::now();
+    let r = api
+        .get(&format!("/v1/kv/k?consistency=stale&at={future}"))
+        .await;
+    assert_eq!(r.err(), (400, "bad_request".into()));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "waited {:?} for an `at` an hour ahead",
+        started.elapsed()
+    );
+}
