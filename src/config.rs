@@ -67,6 +67,27 @@ impl SyncMode {
     }
 }
 
+/// Whether `--initial-cluster` founds a new cluster or names the members of one that already runs (as
+/// etcd's `--initial-cluster-state`). Only an empty data dir looks at it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterState {
+    /// An empty data dir bootstraps the cluster from `--initial-cluster` (the first start of a site).
+    #[default]
+    New,
+    /// The cluster already runs: an empty data dir is refused, since it means this member's state (its
+    /// votes) was lost; such a machine is removed and added back under a new id with `--join`.
+    Existing,
+}
+
+impl ClusterState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterState::New => "new",
+            ClusterState::Existing => "existing",
+        }
+    }
+}
+
 /// How a node with an empty data dir finds its cluster (a restarted node uses its persisted membership).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -123,6 +144,8 @@ pub struct ServeConfig {
     /// `host:port` other nodes use for this node's peer port.
     pub advertise_peer: String,
     pub bootstrap: Bootstrap,
+    /// With [`Bootstrap::InitialCluster`]: whether an empty data dir may found the cluster.
+    pub initial_cluster_state: ClusterState,
     pub retention: Duration,
     pub sync: SyncMode,
     /// TiKV PD endpoints (`host:port`); `None` = federation off.
@@ -214,6 +237,7 @@ pub const KEYS: &[&str] = &[
     "listen_peer",
     "initial_cluster",
     "join",
+    "initial_cluster_state",
     "advertise_client",
     "advertise_peer",
     "retention",
@@ -401,6 +425,10 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
     put("listen_peer", args.listen_peer.clone());
     put("initial_cluster", args.initial_cluster.clone());
     put("join", args.join.clone());
+    put(
+        "initial_cluster_state",
+        args.initial_cluster_state.map(|s| s.name().to_string()),
+    );
     put("advertise_client", args.advertise_client.clone());
     put("advertise_peer", args.advertise_peer.clone());
     put("retention", args.retention.clone());
@@ -561,6 +589,12 @@ fn build(
         }
     };
 
+    let initial_cluster_state = l.get("initial_cluster_state", |s| match s.trim() {
+        "new" => Ok(ClusterState::New),
+        "existing" => Ok(ClusterState::Existing),
+        _ => Err("expected `new` or `existing`".into()),
+    })?;
+
     let retention = l.get("retention", |s| {
         duration_in(s, Duration::ZERO, Duration::from_secs(24 * 3600))
     })?;
@@ -610,6 +644,7 @@ fn build(
         advertise_client,
         advertise_peer,
         bootstrap,
+        initial_cluster_state: initial_cluster_state.v,
         retention: retention.v,
         sync: sync.v,
         pd: pd.map(|p| p.v),

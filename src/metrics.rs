@@ -434,6 +434,7 @@ mod tests {
                 ts_ahead_of_clock: 0,
                 clock_ahead_micros: 0,
             },
+            ticks_since_leader: 0,
         };
         let transport = TransportCounters {
             messages_sent: 10,

@@ -5,6 +5,25 @@ pub enum Error {
     /// The data directory was created for another cluster: refuse to start.
     #[error("data dir belongs to cluster {found:?}, not {expected:?}")]
     ClusterMismatch { found: String, expected: String },
+    /// The data directory belongs to another node of the cluster (started with the wrong `--id`, or with
+    /// another node's data dir): refuse to start. Each node's log holds its own vote and acknowledgements.
+    #[error(
+        "data dir belongs to node {found}, not node {expected}: start node {found} on it, or give node \
+         {expected} its own data dir"
+    )]
+    NodeMismatch { found: u64, expected: u64 },
+    /// The state machine has applied less than the log has compacted: the entries in between are gone
+    /// (its state was lost or restored from an older backup), so replaying the log would apply onto stale
+    /// state. Refuse to start.
+    #[error(
+        "the state machine's applied index {applied} is behind the raft log, whose first index is \
+         {first_index} (entries {from}..={to} were compacted away): the state was lost or restored from \
+         an older backup. Restore a state at least as new, or wipe the whole data dir and add the node \
+         back under a new id",
+        from = applied.saturating_add(1),
+        to = first_index.saturating_sub(1)
+    )]
+    StateBehindLog { applied: u64, first_index: u64 },
     /// The log ends (on open) or would end (from `LogStore::persist`, which then persists nothing) before
     /// the commit index: on open the log was truncated or lost, refuse to start.
     #[error("raft log ends at {last_index} but the hard state says {commit} is committed")]

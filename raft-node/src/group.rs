@@ -53,6 +53,10 @@ pub struct GroupConfig {
     pub initial_cluster: BTreeMap<u64, String>,
     /// Members known before this node has its own membership table (a joining node): accepted as peers.
     pub known_peers: BTreeMap<u64, String>,
+    /// The cluster already exists (etcd's `initial-cluster-state existing`): an empty log is refused
+    /// instead of bootstrapped from `initial_cluster`, since an empty log there means this member's
+    /// earlier state — its votes — is lost. A joining node (no `initial_cluster`) is not affected.
+    pub existing_cluster: bool,
     /// The peer address others dial; empty: the listener's own address.
     pub advertise_peer: String,
     /// The client address announced to peers (for forwarding and the cluster view).
@@ -78,6 +82,7 @@ impl GroupConfig {
             snapshot_dir,
             initial_cluster: BTreeMap::new(),
             known_peers: BTreeMap::new(),
+            existing_cluster: false,
             advertise_peer: String::new(),
             advertise_client: String::new(),
             peer_secret: Vec::new(),
@@ -121,6 +126,14 @@ pub enum StartError {
     },
     #[error("node {id} is not in the initial cluster {members:?}")]
     NotInInitialCluster { id: u64, members: Vec<u64> },
+    #[error(
+        "the raft log at {} is empty, but the initial cluster state is `existing`: this member's earlier \
+         state (its votes and acknowledged entries) is lost, and it must not rejoin as the same member. \
+         Remove node {id} from the cluster and add the machine back under a new id (with --join); a node \
+         founding a new cluster uses the initial cluster state `new`",
+        path.display()
+    )]
+    EmptyLogInExistingCluster { path: PathBuf, id: u64 },
     #[error("start the peer transport: {0}")]
     Transport(#[from] TransportError),
     #[error("start the raft node: {0}")]
@@ -256,19 +269,28 @@ fn peer_list(me: u64, known: &BTreeMap<u64, String>, membership: &Membership) ->
         .collect()
 }
 
-/// Open the log; on the first start of a new cluster record the voters and their addresses.
+/// Open the log and check it is this node's; on the first start of a new cluster record the voters and
+/// their addresses.
 fn open_log(cfg: &GroupConfig) -> Result<LogStore, StartError> {
-    let log = LogStore::open(&cfg.log_dir, &cfg.cluster_id).map_err(|source| StartError::Log {
+    let log_error = |source| StartError::Log {
         path: cfg.log_dir.clone(),
         source,
-    })?;
+    };
+    let log = LogStore::open(&cfg.log_dir, &cfg.cluster_id).map_err(log_error)?;
+    let id = cfg.id();
+    log.check_node_id(id).map_err(log_error)?;
     let fresh = log.conf_state().voters.is_empty()
         && log.conf_state().learners.is_empty()
         && raft::Storage::last_index(&log).unwrap_or(0) == 0;
     if !fresh || cfg.initial_cluster.is_empty() {
         return Ok(log);
     }
-    let id = cfg.id();
+    if cfg.existing_cluster {
+        return Err(StartError::EmptyLogInExistingCluster {
+            path: cfg.log_dir.clone(),
+            id,
+        });
+    }
     if !cfg.initial_cluster.contains_key(&id) {
         return Err(StartError::NotInInitialCluster {
             id,
@@ -285,10 +307,7 @@ fn open_log(cfg: &GroupConfig) -> Result<LogStore, StartError> {
         membership: Some(membership.encode()),
         ..LogWrite::default()
     })
-    .map_err(|source| StartError::Log {
-        path: cfg.log_dir.clone(),
-        source,
-    })?;
+    .map_err(log_error)?;
     tracing::info!(node = id, members = ?cfg.initial_cluster, "bootstrapped a new cluster");
     Ok(log)
 }

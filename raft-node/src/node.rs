@@ -290,6 +290,10 @@ pub struct NodeStatus {
     pub progress: Vec<PeerProgress>,
     pub inflight_commands: usize,
     pub counters: NodeCounters,
+    /// Ticks since this node last heard from its leader (an append, heartbeat or snapshot); 0 on the
+    /// leader. Until the first contact it counts from the node's start. A learner or a removed node never
+    /// campaigns, so it keeps its last leader; this says whether that leader still reaches it.
+    pub ticks_since_leader: u64,
 }
 
 /// One peer's replication progress, as the leader sees it.
@@ -444,6 +448,8 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     space: DiskSpace,
     /// The tick from which a leader short of space may try its next hand-over.
     next_hand_off: u64,
+    /// `ticks` when the leader last reached this node (see [`NodeStatus::ticks_since_leader`]).
+    leader_contact_tick: u64,
 }
 
 /// The highest ts in the log: that of its last entry carrying commands. Commit timestamps increase
@@ -492,7 +498,8 @@ fn role(r: StateRole) -> Role {
 
 impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// Start a node on existing storage (bootstrapped with the initial voters, or restarted). Entries the
-    /// state machine has not applied yet are replayed from the log.
+    /// state machine has not applied yet are replayed from the log; a state machine behind the log's first
+    /// index (entries it never applied were compacted away) is refused with [`Error::StateBehindLog`].
     pub fn new(cfg: NodeConfig, storage: L, sm: S, logger: &slog::Logger) -> Result<Self, Error> {
         let state = storage.initial_state().map_err(raft_err)?;
         let last_index = storage.last_index().map_err(raft_err)?;
@@ -503,6 +510,14 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             });
         }
         let (applied, applied_ts) = sm.applied();
+        // Replay resumes after `applied`: the log must still hold the entry right after it.
+        let first_index = storage.first_index().map_err(raft_err)?;
+        if applied.saturating_add(1) < first_index {
+            return Err(Error::StateBehindLog {
+                applied,
+                first_index,
+            });
+        }
         let mut hlc = Hlc::default();
         hlc.observe(applied_ts);
         hlc.observe(last_ts_in_log(&storage, last_index)?);
@@ -561,6 +576,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             skew_logged: 0,
             space: DiskSpace::Ample,
             next_hand_off: 0,
+            leader_contact_tick: 0,
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -628,6 +644,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             },
             inflight_commands: self.pending_commands + self.queued.len(),
             counters: self.counters,
+            ticks_since_leader: if self.is_leader() {
+                0
+            } else {
+                self.ticks.saturating_sub(self.leader_contact_tick)
+            },
         }
     }
 
@@ -752,8 +773,15 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         if self.vote_within_start_lease(&msg) {
             return;
         }
+        let from_leader = matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+        )
+        .then_some(msg.from);
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.cfg.id, error = %e, "raft message ignored");
+        } else if from_leader.is_some() && from_leader == self.leader_hint() {
+            self.leader_contact_tick = self.ticks;
         }
     }
 

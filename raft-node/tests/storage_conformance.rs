@@ -11,6 +11,10 @@
 //! called on a log without entries, and its `compact(last_index + 1)` forgets the log's last index; the
 //! shared tests and the proptest avoid those inputs, and `LogStore`'s behaviour there is tested alone.
 //!
+//! Deliberate deviation of `LogStore`: compacting past the persisted hard state's commit raises that
+//! commit to the new boundary (compacted entries were applied, so committed; raft-rs refuses to start on
+//! a commit below the log's first index − 1). The proptest gives the reference the same raise.
+//!
 //! Corrupted bytes on disk (which need the private key layout) are tested in `src/storage/tests.rs`.
 
 use std::path::PathBuf;
@@ -813,6 +817,15 @@ impl Pair {
                 if idx <= last {
                     self.mem.compact(idx);
                     self.disk.compact(idx);
+                    // The documented deviation: LogStore raises a commit that lags behind the compacted
+                    // entries; the reference is given the same raise.
+                    let hs = self.mem.storage().initial_state().unwrap().hard_state;
+                    if idx > first && hs.commit < idx - 1 {
+                        self.mem.set_hard_state(HardState {
+                            commit: idx - 1,
+                            ..hs
+                        });
+                    }
                 }
             }
             Op::Snapshot {

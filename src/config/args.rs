@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::SyncMode;
+use super::{ClusterState, SyncMode};
 
 /// `kvs-raft serve` flags. None has a clap default or a clap `env`: defaults, the config file and
 /// `KVS_RAFT_*` variables are layered under them by [`super::ServeConfig::from_args`]. The
@@ -34,10 +34,16 @@ pub struct ServeArgs {
     /// [default: this node alone]
     #[arg(long, value_name = "ID=HOST:PORT,...")]
     pub initial_cluster: Option<String>,
-    /// Client URL of a running member, for a node added with `members add`. Exclusive with
-    /// --initial-cluster.
+    /// Client URL of a running member, for a node added with `members add`; asked for the members on every
+    /// start (on a restart a failure is only a warning). Exclusive with --initial-cluster.
     #[arg(long, value_name = "URL")]
     pub join: Option<String>,
+    /// With --initial-cluster on an empty data dir: `new` founds the cluster; `existing` refuses to start,
+    /// since the cluster already runs and an empty data dir means this member's state (its votes) was
+    /// lost: remove it and add the machine back under a new id with --join. Set `existing` once the site
+    /// has started (as etcd's --initial-cluster-state). A data dir that holds a log ignores it.
+    #[arg(long, value_name = "STATE")]
+    pub initial_cluster_state: Option<ClusterState>,
     /// Client address other nodes and clients use to reach this node. Required when --listen-client is
     /// 0.0.0.0 or [::]. [default: --listen-client]
     #[arg(long, value_name = "HOST:PORT")]

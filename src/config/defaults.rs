@@ -8,7 +8,7 @@ use std::time::Duration;
 use engine::EngineConfig;
 use raft_node::{GroupConfig, NodeConfig, Timing};
 
-use super::SyncMode;
+use super::{ClusterState, SyncMode};
 use crate::http::Limits;
 
 /// The dev cluster's name when none is given.
@@ -34,6 +34,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("data_dir", DATA_DIR.to_string()),
         ("listen_client", LISTEN_CLIENT.to_string()),
         ("listen_peer", LISTEN_PEER.to_string()),
+        (
+            "initial_cluster_state",
+            ClusterState::default().name().to_string(),
+        ),
         ("retention", duration(engine.retention)),
         ("sync", SyncMode::default().name().to_string()),
         (

@@ -20,6 +20,7 @@ pub(super) struct FileConfig {
     listen_peer: Option<String>,
     initial_cluster: Option<ClusterValue>,
     join: Option<String>,
+    initial_cluster_state: Option<String>,
     advertise_client: Option<String>,
     advertise_peer: Option<String>,
     retention: Option<String>,
@@ -101,7 +102,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 33] = [
+        let entries: [(&'static str, Option<String>); 34] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -109,6 +110,7 @@ impl FileConfig {
             ("listen_peer", self.listen_peer),
             ("initial_cluster", cluster),
             ("join", self.join),
+            ("initial_cluster_state", self.initial_cluster_state),
             ("advertise_client", self.advertise_client),
             ("advertise_peer", self.advertise_peer),
             ("retention", self.retention),

@@ -78,6 +78,7 @@ fn config_dev_default_without_any_flag() {
             advertise_client: "127.0.0.1:7379".into(),
             advertise_peer: "127.0.0.1:7380".into(),
             bootstrap: Bootstrap::InitialCluster(BTreeMap::from([(1, "127.0.0.1:7380".into())])),
+            initial_cluster_state: ClusterState::New,
             retention: Duration::from_secs(5),
             sync: SyncMode::Always,
             pd: None,
@@ -799,4 +800,36 @@ fn config_every_key_has_an_env_variable_and_file_key() {
         }
     }
     assert_eq!(env_name("max_body_bytes"), "KVS_RAFT_MAX_BODY_BYTES");
+}
+
+#[test]
+fn config_initial_cluster_state_is_new_by_default_and_existing_on_request() {
+    let cfg = none().build(three(2)).unwrap();
+    assert_eq!(cfg.initial_cluster_state, ClusterState::New);
+    let cfg = none()
+        .build(ServeArgs {
+            initial_cluster_state: Some(ClusterState::Existing),
+            ..three(2)
+        })
+        .unwrap();
+    assert_eq!(cfg.initial_cluster_state, ClusterState::Existing);
+    let cfg = none()
+        .env("KVS_RAFT_INITIAL_CLUSTER_STATE", "existing")
+        .build(three(2))
+        .unwrap();
+    assert_eq!(cfg.initial_cluster_state, ClusterState::Existing);
+    let cfg = none()
+        .file("/k.toml", "initial_cluster_state = \"existing\"")
+        .build(ServeArgs {
+            config: Some("/k.toml".into()),
+            ..three(2)
+        })
+        .unwrap();
+    assert_eq!(cfg.initial_cluster_state, ClusterState::Existing);
+    assert_contains(
+        &none()
+            .env("KVS_RAFT_INITIAL_CLUSTER_STATE", "old")
+            .err(three(2)),
+        &["KVS_RAFT_INITIAL_CLUSTER_STATE", "`new` or `existing`"],
+    );
 }

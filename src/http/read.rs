@@ -1,7 +1,9 @@
 //! The read path: choose the snapshot a read sees and make the local replica fit to serve it, then run
 //! the (blocking) engine read off the async workers.
 //!
-//! * `consistency=stale`: no barrier; whatever this replica applied (the answer says how stale).
+//! * `consistency=stale`: no barrier; whatever this replica applied (the answer says how stale). With
+//!   `at`, the read waits (up to the request's deadline, then 504 `timeout`) until this replica has
+//!   applied up to `at`: before that its state is not the snapshot at `at`.
 //! * explicit `at` in the past: a snapshot read. Once the local applied ts has passed `at` the state at
 //!   `at` is final, so any replica serves it locally ([`Backend::wait_applied_ts`]), no forwarding.
 //! * otherwise (`linearizable`, default, or `lease`): a read barrier. A linearizable barrier works on any
@@ -17,7 +19,7 @@ use std::future::Future;
 
 use super::backend::{Backend, BackendError, Consistency};
 use super::context::{Ctx, Origin};
-use super::error::{ApiError, Kind};
+use super::error::{ApiError, Code, Kind};
 use super::params::Query;
 
 /// The snapshot a read runs at.
@@ -27,7 +29,7 @@ pub struct Snapshot {
     pub at: u64,
     /// The `at` the client asked for, if any.
     pub asked: Option<u64>,
-    /// For stale reads: how far behind the leader this replica may be.
+    /// For stale reads: how far behind the leader this replica may be (`None` when it cannot say).
     pub stale_ms: Option<u64>,
 }
 
@@ -78,7 +80,11 @@ pub async fn prepare<B: Backend>(
                     .read_barrier(Consistency::Stale, origin.deadline.into_std()),
             )
             .await?;
-            snap.stale_ms = Some(info.stale_by_ms.unwrap_or(0));
+            // Unknown staleness is left out, never shown as fresh.
+            snap.stale_ms = info.stale_by_ms;
+            if let Some(at) = asked {
+                applied_locally(ctx, origin, at).await?;
+            }
         }
         (_, Some(at)) if at < engine::clock::wall_micros() => {
             if ctx.backend.engine().applied().ts < at {
@@ -102,6 +108,46 @@ pub async fn prepare<B: Backend>(
         }
     }
     Ok(snap)
+}
+
+/// How often a stale snapshot read checks whether this replica has applied far enough.
+const APPLIED_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+/// How far ahead of this node's clock a stale read's `at` may lie and still be waited for.
+const FUTURE_SLACK_MICROS: u64 = 1_000_000;
+
+/// A stale read at `at` is served only once this replica's applied ts has reached `at` (before that the
+/// state at `at` is not final here: entries with a ts ≤ `at` may still be on their way). It waits for
+/// this replica's own progress, never asks the leader, and answers 504 `timeout` (with `at` and the
+/// `applied_ts` reached) if the request's deadline passes first; an `at` more than a second ahead of this
+/// node's clock is refused at once (400 `bad_request`).
+async fn applied_locally<B: Backend>(
+    ctx: &Ctx<B>,
+    origin: &Origin,
+    at: u64,
+) -> Result<(), ApiError> {
+    let applied_ts = || ctx.backend.engine().applied().ts;
+    if applied_ts() < at && at > engine::clock::wall_micros().saturating_add(FUTURE_SLACK_MICROS) {
+        // No commit ts lies that far ahead of the clocks: waiting could only end at the deadline.
+        return Err(ApiError::bad_request(
+            "`at` lies in the future: no replica has applied that far",
+        )
+        .with("at", at));
+    }
+    let reached = async {
+        while applied_ts() < at {
+            tokio::time::sleep(APPLIED_POLL).await;
+        }
+    };
+    match tokio::time::timeout_at(origin.deadline, reached).await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(ApiError::new(
+            Code::Timeout,
+            "consistency=stale: this replica had not applied up to `at` when the deadline passed; \
+             retry, or read without consistency=stale (any replica then catches up through the leader)",
+        )
+        .with("at", at)
+        .with("applied_ts", applied_ts())),
+    }
 }
 
 /// Run a blocking engine read on the blocking pool, under the request's deadline.

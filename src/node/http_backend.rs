@@ -213,6 +213,29 @@ impl ReplicaBackend {
         }
     }
 
+    /// Readiness, continued: a node that is not (or no longer) a member, or that has not heard from its
+    /// leader for an election timeout, does not know a leader any more — whatever raft-rs remembers (a
+    /// learner or a removed node never campaigns, so it never forgets its last leader).
+    fn leader_contact(&self, s: &NodeStatus, r: &mut Readiness) {
+        if !s.voters.contains(&s.id) && !s.learners.contains(&s.id) {
+            r.leader_known = false;
+            r.detail.push(format!(
+                "node {} is not a member of the cluster (removed, or not yet added)",
+                s.id
+            ));
+        } else if s.role != NodeRole::Leader
+            && s.leader.is_some()
+            && s.ticks_since_leader > self.replica.election_ticks()
+        {
+            r.leader_known = false;
+            r.detail.push(format!(
+                "no message from leader {} for {} ms",
+                s.leader.unwrap_or(0),
+                self.replica.ticks(s.ticks_since_leader).as_millis()
+            ));
+        }
+    }
+
     async fn fresh_view(&self, deadline: Instant) -> Result<ClusterView, BackendError> {
         let status = self.status(deadline).await?;
         Ok(self.view(&status))
@@ -297,15 +320,21 @@ impl Backend for ReplicaBackend {
                 Ok(self.read_info(None))
             }
             Consistency::Stale => {
-                // Behind by at most the status cache's age if we had applied everything committed then.
+                // Behind by at most the time since the leader last reached us (as of the cached status)
+                // plus the cache's age, if we had applied everything committed then; unknown (None)
+                // while we are still applying. It keeps growing on a node no leader reaches any more
+                // (cut off, removed, or campaigning), whatever leader raft-rs still remembers.
                 let stale = self
                     .shared
                     .status
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .as_ref()
-                    .filter(|(_, s)| s.applied >= s.commit && s.leader.is_some())
-                    .map(|(at, _)| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
+                    .filter(|(_, s)| s.applied >= s.commit)
+                    .map(|(at, s)| {
+                        let behind = at.elapsed() + self.replica.ticks(s.ticks_since_leader);
+                        u64::try_from(behind.as_millis()).unwrap_or(u64::MAX)
+                    });
                 Ok(self.read_info(stale))
             }
         }
@@ -458,6 +487,7 @@ impl Backend for ReplicaBackend {
                     r.detail
                         .push(format!("applied {} of commit {}", s.applied, s.commit));
                 }
+                self.leader_contact(&s, &mut r);
             }
             None => r.detail.push("node status not available yet".into()),
         }

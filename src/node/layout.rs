@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! <data-dir>/state/          the engine (state machine + applied index; its own layout inside)
-//! <data-dir>/raft/           the Raft log, hard state, conf state, membership table
+//! <data-dir>/raft/           the Raft log, hard state, conf state, membership table, and the cluster id
+//!                            and node id the data dir belongs to (recorded on first start, checked on
+//!                            every start)
 //! <data-dir>/snapshots/      received snapshot images while they are staged
 //! <data-dir>/.kvs-write-probe  written and removed by the readiness probe
 //! ```

@@ -57,6 +57,9 @@ pub struct Replica {
     engine: Arc<Engine>,
     group: Group<CommandOutput>,
     data_dir: DataDir,
+    /// Length of one tick of the node loop and the election timeout in ticks (status counts are in ticks).
+    tick: std::time::Duration,
+    election_ticks: u64,
     /// Cancelled by [`Replica::shutdown`]: every background task of the replica watches it.
     shutdown: CancellationToken,
 }
@@ -79,6 +82,8 @@ impl Replica {
             .context("join the engine open task")?
             .with_context(|| format!("open engine at {}", engine_dir.display()))?,
         );
+        let tick = cfg.group.tick;
+        let election_ticks = u64::try_from(cfg.group.node.election_tick).unwrap_or(u64::MAX);
         let group = Group::start(
             cfg.group,
             EngineMachine::new(engine.clone(), cfg.sync),
@@ -105,6 +110,8 @@ impl Replica {
             engine,
             group,
             data_dir: cfg.data_dir,
+            tick,
+            election_ticks,
             shutdown,
         })
     }
@@ -123,6 +130,18 @@ impl Replica {
 
     pub fn data_dir(&self) -> &DataDir {
         &self.data_dir
+    }
+
+    /// A count of node-loop ticks (as in [`NodeStatus`]) as a duration.
+    pub fn ticks(&self, n: u64) -> std::time::Duration {
+        self.tick
+            .saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The (shortest) election timeout, in ticks: a follower that has not heard from its leader for
+    /// longer has lost it.
+    pub fn election_ticks(&self) -> u64 {
+        self.election_ticks
     }
 
     /// Cancelled when the replica shuts down; for tasks that live as long as it.

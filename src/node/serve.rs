@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
-use crate::config::{Bootstrap, ServeConfig};
+use crate::config::{Bootstrap, ClusterState, ServeConfig};
 use crate::http::{self, Backend};
 
 /// The replica configuration a validated serve configuration describes.
@@ -34,6 +34,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
         g.initial_cluster = members.clone();
     }
     g.known_peers = known_peers;
+    g.existing_cluster = cfg.initial_cluster_state == ClusterState::Existing;
     g.advertise_peer = cfg.advertise_peer.clone();
     g.advertise_client = cfg.advertise_client.clone();
     g.peer_secret = cfg
@@ -97,6 +98,26 @@ async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
     Ok(peers)
 }
 
+/// The members a `--join` node may talk to until its log holds the membership table (its first snapshot
+/// brings it). On the first start they must be fetched. On a restart they are fetched again — the node
+/// may have stopped before its first snapshot arrived, and with no peers known it would refuse the
+/// leader's connections for ever — but a failure there is only a warning: a node whose log has the
+/// table does not need them.
+async fn join_peers(join: &str, restarted: bool) -> anyhow::Result<BTreeMap<u64, String>> {
+    match fetch_members(join).await {
+        Ok(peers) => Ok(peers),
+        Err(e) if restarted => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                join,
+                "cannot ask the cluster for its members; continuing with the data dir's membership"
+            );
+            Ok(BTreeMap::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// How long a stopping leader tries to hand leadership to another voter.
 const HAND_OFF_WITHIN: Duration = Duration::from_secs(2);
 
@@ -109,10 +130,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let known_peers = match &cfg.bootstrap {
-        Bootstrap::Join(url) if !DataDir::new(&cfg.data_dir).raft().exists() => {
-            fetch_members(url).await?
+        Bootstrap::Join(url) => {
+            join_peers(url, DataDir::new(&cfg.data_dir).raft().exists()).await?
         }
-        _ => BTreeMap::new(),
+        Bootstrap::InitialCluster(_) => BTreeMap::new(),
     };
     let replica = Arc::new(
         Replica::start(replica_config(&cfg, known_peers), peer)

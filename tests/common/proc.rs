@@ -18,6 +18,9 @@ pub struct Node {
     pub peer: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// How the node finds its cluster: `--initial-cluster …` for the founders, `--join URL` for a node
+    /// added later (see [`Cluster::add_node`]); and any further `serve` flags.
+    pub args: Vec<String>,
     child: Option<Child>,
     /// Set while SIGSTOPped.
     pub stopped: bool,
@@ -61,20 +64,9 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             let i = (id - 1) as usize;
-            let dir = root.path().join(format!("node-{id}"));
-            std::fs::create_dir_all(&dir).expect("node dir");
             nodes.insert(
                 id,
-                Node {
-                    id,
-                    client: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
-                    peer: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
-                    data_dir: dir.join("data"),
-                    log: dir.join(format!("node-{id}.log")),
-                    child: None,
-                    stopped: false,
-                    env: Vec::new(),
-                },
+                new_node(root.path(), id, ports[2 * i], ports[2 * i + 1], Vec::new()),
             );
         }
         for node in nodes.values_mut() {
@@ -85,6 +77,9 @@ impl Cluster {
             .map(|n| format!("{}={}", n.id, n.peer))
             .collect::<Vec<_>>()
             .join(",");
+        for node in nodes.values_mut() {
+            node.args = vec!["--initial-cluster".into(), initial.clone()];
+        }
         let mut cluster = Cluster {
             name: name.to_owned(),
             cluster_id: format!("proc-{name}"),
@@ -98,10 +93,32 @@ impl Cluster {
         cluster
     }
 
+    /// The `--initial-cluster` value the founders were started with.
+    pub fn initial_cluster(&self) -> &str {
+        &self.initial
+    }
+
+    /// Make room for node `id` (fresh ports and directory) started with `args` (e.g. `--join URL`);
+    /// it is not spawned.
+    pub fn add_node(&mut self, id: u64, args: Vec<String>) {
+        assert!(!self.nodes.contains_key(&id), "node {id} exists");
+        let root = self._root.path().to_path_buf();
+        let ports = free_ports(2);
+        self.nodes
+            .insert(id, new_node(&root, id, ports[0], ports[1], args));
+    }
+
     /// Start node `id` (first start or restart on the same ports and data dir).
     pub fn spawn(&mut self, id: u64) {
-        let node = self.nodes.get_mut(&id).expect("known node");
-        assert!(node.child.is_none(), "node {id} is already running");
+        let args = self.nodes.get(&id).expect("known node").args.clone();
+        self.spawn_as(id, id, &args);
+    }
+
+    /// Start a process on node `slot`'s ports, data dir and log, but with `--id id` and the given
+    /// bootstrap flags (a node started with the wrong id, or with other flags).
+    pub fn spawn_as(&mut self, slot: u64, id: u64, args: &[String]) {
+        let node = self.nodes.get_mut(&slot).expect("known node");
+        assert!(node.child.is_none(), "node {slot} is already running");
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -117,9 +134,8 @@ impl Cluster {
                 &node.client.to_string(),
                 "--listen-peer",
                 &node.peer.to_string(),
-                "--initial-cluster",
-                &self.initial,
             ])
+            .args(args)
             .env_clear()
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -198,6 +214,27 @@ impl Cluster {
         Some(status)
     }
 
+    /// Wait up to `within` for node `id` to exit; its exit status, or `None` if it is still running.
+    pub async fn wait_exit(&mut self, id: u64, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.try_exit(id) {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Node `id`'s whole log.
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read(&self.nodes[&id].log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Wait until every listed node answers `/healthz`; panics (with the node's log) if one exits first.
     pub async fn wait_serving(&mut self, http: &Http, ids: &[u64], within: Duration) {
         let deadline = Instant::now() + within;
@@ -245,6 +282,23 @@ impl Cluster {
             all.len() - from,
             all[from..].join("\n")
         )
+    }
+}
+
+/// Node `id` on loopback ports `client` and `peer`, with its directory under `root`.
+fn new_node(root: &std::path::Path, id: u64, client: u16, peer: u16, args: Vec<String>) -> Node {
+    let dir = root.join(format!("node-{id}"));
+    std::fs::create_dir_all(&dir).expect("node dir");
+    Node {
+        id,
+        client: SocketAddr::from(([127, 0, 0, 1], client)),
+        peer: SocketAddr::from(([127, 0, 0, 1], peer)),
+        data_dir: dir.join("data"),
+        log: dir.join(format!("node-{id}.log")),
+        args,
+        child: None,
+        stopped: false,
+        env: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! | key                         | value                                              |
 //! | --------------------------- | -------------------------------------------------- |
 //! | `0x01 "cluster_id"`         | the cluster id, UTF-8                              |
+//! | `0x01 "node_id"`            | this node's id, u64 BE (recorded on first start)   |
 //! | `0x01 "hard_state"`         | prost `HardState`                                  |
 //! | `0x01 "conf_state"`         | prost `ConfState`                                  |
 //! | `0x01 "membership"`         | [`crate::membership::Membership`] encoding (addresses, removed ids) |
@@ -25,6 +26,7 @@ const META_TAG: u8 = 0x01;
 const ENTRY_TAG: u8 = 0x02;
 
 pub(super) const CLUSTER_ID_KEY: &[u8] = b"\x01cluster_id";
+pub(super) const NODE_ID_KEY: &[u8] = b"\x01node_id";
 pub(super) const HARD_STATE_KEY: &[u8] = b"\x01hard_state";
 pub(super) const CONF_STATE_KEY: &[u8] = b"\x01conf_state";
 pub(super) const MEMBERSHIP_KEY: &[u8] = b"\x01membership";
@@ -110,6 +112,13 @@ pub(super) fn decode_cluster_id(value: &[u8]) -> Result<String, Error> {
     String::from_utf8(value.to_vec()).map_err(|e| corruption(CLUSTER_ID_KEY, &e.to_string()))
 }
 
+/// Decode the node id.
+pub(super) fn decode_node_id(value: &[u8]) -> Result<u64, Error> {
+    <[u8; 8]>::try_from(value)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corruption(NODE_ID_KEY, "node id is not 8 bytes"))
+}
+
 /// A [`Error::Corruption`] at `key`, rendered readably (`entry 42`, `hard_state`, or hex).
 pub(super) fn corruption(key: &[u8], detail: &str) -> Error {
     Error::Corruption {
@@ -152,6 +161,7 @@ mod tests {
         }
         for meta in [
             CLUSTER_ID_KEY,
+            NODE_ID_KEY,
             HARD_STATE_KEY,
             CONF_STATE_KEY,
             SNAPSHOT_KEY,
@@ -183,6 +193,11 @@ mod tests {
             decode_cluster_id(&[0xc3, 0x28]),
             Err(Error::Corruption { .. })
         ));
+        assert!(matches!(
+            decode_node_id(&[1, 2, 3]),
+            Err(Error::Corruption { .. })
+        ));
+        assert_eq!(decode_node_id(&7u64.to_be_bytes()).ok(), Some(7));
     }
 
     #[test]

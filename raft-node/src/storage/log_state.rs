@@ -97,12 +97,17 @@ impl LogState {
         }
     }
 
-    /// The state after dropping entries up to `boundary.index` (see [`plan_compact`]).
+    /// The state after dropping entries up to `boundary.index` (see [`plan_compact`]). Compacted entries
+    /// were applied, so committed: the hard state's commit is raised to the boundary if it lags (a single
+    /// voter commits through raft-rs's light ready, whose commit index reaches no hard state, and raft-rs
+    /// refuses to start on a hard state whose commit is below the log's first index − 1).
     pub fn compacted(&self, boundary: Boundary) -> LogState {
-        LogState {
+        let mut next = LogState {
             truncated: boundary,
             ..self.clone()
-        }
+        };
+        next.hard_state.commit = next.hard_state.commit.max(boundary.index);
+        next
     }
 }
 

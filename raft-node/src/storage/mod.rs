@@ -1,8 +1,8 @@
 //! # Raft log storage
 //!
 //! [`LogStore`] is raft-rs's [`raft::Storage`] over its own RocksDB (`<data-dir>/raft/`): the log
-//! entries, the `HardState`, the `ConfState`, the metadata of the last applied snapshot, and the
-//! cluster id. Its semantics are those of raft-rs's `MemStorage` (the conformance suite in
+//! entries, the `HardState`, the `ConfState`, the metadata of the last applied snapshot, the
+//! cluster id and the node id. Its semantics are those of raft-rs's `MemStorage` (the conformance suite in
 //! `tests/storage_conformance.rs` runs the same tests against both), except where `MemStorage` panics
 //! on bad input: `LogStore` returns an [`Error`] and writes nothing.
 //!
@@ -60,8 +60,8 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 
 use self::codec::{
     corruption, decode_boundary, decode_cluster_id, decode_entry, decode_entry_key, decode_message,
-    encode_boundary, encode_message, entry_key, CLUSTER_ID_KEY, CONF_STATE_KEY, ENTRIES_END,
-    HARD_STATE_KEY, MEMBERSHIP_KEY, SNAPSHOT_KEY, TRUNCATED_KEY,
+    decode_node_id, encode_boundary, encode_message, entry_key, CLUSTER_ID_KEY, CONF_STATE_KEY,
+    ENTRIES_END, HARD_STATE_KEY, MEMBERSHIP_KEY, NODE_ID_KEY, SNAPSHOT_KEY, TRUNCATED_KEY,
 };
 use self::db::{Batch, Db};
 use self::log_state::{
@@ -179,7 +179,8 @@ impl LogStore {
     /// `compact_index - 1` is kept, so `term(first_index - 1)` keeps answering. `compact_index` may be
     /// `last_index + 1` (the log becomes empty but keeps its last index and term); beyond that is
     /// [`Error::CompactBeyondLog`] (where `MemStorage` panics). The caller must not compact past its
-    /// applied index. **Idempotent.**
+    /// applied index, so the compacted entries are committed: a hard state whose commit lags behind the
+    /// new boundary is raised to it in the same batch (raft-rs refuses to start otherwise). **Idempotent.**
     ///
     /// Failpoints: `log_store::before_compact`, `log_store::after_compact`.
     pub fn compact(&self, compact_index: u64) -> Result<(), Error> {
@@ -191,20 +192,44 @@ impl LogStore {
             index: to.saturating_sub(1),
             term: self.term_inside(&state, to.saturating_sub(1))?,
         };
+        let next = state.compacted(boundary);
         let mut batch = Batch::default();
         batch.delete_range(&entry_key(from), &entry_key(to));
         batch.put(TRUNCATED_KEY, &encode_boundary(boundary));
+        if next.hard_state != state.hard_state {
+            batch.put(HARD_STATE_KEY, &encode_message(&next.hard_state));
+        }
         fail::fail_point!("log_store::before_compact", |_| Err(failpoint_error(
             "log_store::before_compact"
         )));
         self.db.write_synced(batch)?;
-        *state = state.compacted(boundary);
+        *state = next;
         drop(state);
         tracing::debug!(first_index = to, "compacted raft log");
         fail::fail_point!("log_store::after_compact", |_| Err(failpoint_error(
             "log_store::after_compact"
         )));
         Ok(())
+    }
+
+    /// Check that this log belongs to node `id`, recording the id (synced) the first time. Refuses
+    /// another node's log with [`Error::NodeMismatch`] (nothing changed on disk). A log written before
+    /// node ids were recorded takes `id` on its first check.
+    pub fn check_node_id(&self, id: u64) -> Result<(), Error> {
+        match self.db.get(NODE_ID_KEY)? {
+            Some(value) => match decode_node_id(&value)? {
+                found if found == id => Ok(()),
+                found => Err(Error::NodeMismatch {
+                    found,
+                    expected: id,
+                }),
+            },
+            None => {
+                let mut batch = Batch::default();
+                batch.put(NODE_ID_KEY, &id.to_be_bytes());
+                self.db.write_synced(batch)
+            }
+        }
     }
 
     /// Register the latest state-machine snapshot (metadata plus a small data token) for

@@ -196,3 +196,35 @@ fn size_budget_matches_raft_limit_size() {
         assert_eq!(got, expected, "max {max:?}");
     }
 }
+
+#[test]
+fn a_store_records_its_node_id_and_refuses_another() {
+    let dir = TempDir::new().unwrap();
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    store.check_node_id(1).unwrap();
+    store.check_node_id(1).unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    assert!(matches!(
+        store.check_node_id(2),
+        Err(Error::NodeMismatch {
+            found: 1,
+            expected: 2
+        })
+    ));
+    store.check_node_id(1).unwrap();
+}
+
+#[test]
+fn compaction_never_leaves_the_persisted_commit_behind_the_log() {
+    // Entries 1..=5, commit 3 (as persisted); a single voter commits 5 through the light ready, whose
+    // commit index is never written into a hard state, and compacts up to its applied index 5.
+    let (dir, store) = store_with_log();
+    store.compact(6).unwrap();
+    assert_eq!(store.hard_state().commit, 5);
+    drop(store);
+    let store = LogStore::open(dir.path(), CLUSTER).unwrap();
+    let hs = store.initial_state().unwrap().hard_state;
+    assert_eq!((hs.commit, hs.term, hs.vote), (5, 5, 1));
+    assert!(hs.commit + 1 >= store.first_index().unwrap());
+}

@@ -36,6 +36,8 @@ struct Inner {
     readiness: Mutex<Readiness>,
     /// Why the fake node's loop died, once it did (`/healthz`).
     dead: Mutex<Option<String>>,
+    /// What a stale read barrier says about staleness (`None`: this replica cannot bound it).
+    stale_by_ms: Mutex<Option<u64>>,
     proposals: AtomicU64,
     barriers: AtomicU64,
     waits: AtomicU64,
@@ -90,6 +92,7 @@ impl FakeBackend {
                 detail: Vec::new(),
             }),
             dead: Mutex::new(None),
+            stale_by_ms: Mutex::new(Some(7)),
             proposals: AtomicU64::new(0),
             barriers: AtomicU64::new(0),
             waits: AtomicU64::new(0),
@@ -104,6 +107,10 @@ impl FakeBackend {
     /// Every propose and read barrier sleeps this long first.
     pub fn set_delay(&self, d: Duration) {
         *lock(&self.0.delay) = d;
+    }
+
+    pub fn set_stale_by_ms(&self, ms: Option<u64>) {
+        *lock(&self.0.stale_by_ms) = ms;
     }
 
     pub fn set_readiness(&self, r: Readiness) {
@@ -207,7 +214,7 @@ impl Backend for FakeBackend {
             return Ok(ReadInfo {
                 applied_index: applied.index,
                 applied_ts: applied.ts,
-                stale_by_ms: Some(7),
+                stale_by_ms: *lock(&self.0.stale_by_ms),
             });
         }
         self.0.barriers.fetch_add(1, Ordering::SeqCst);

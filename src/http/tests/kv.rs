@@ -258,3 +258,93 @@ async fn epoch_fencing_on_put_delete_and_incr() {
     assert_eq!(r.json()["epoch"], 1);
     assert_eq!(api.get("/v1/kv/p:1/x").await.header_u64("kvs-epoch"), 1);
 }
+
+#[tokio::test]
+async fn a_stale_read_at_a_ts_this_replica_has_not_applied_is_not_served_as_that_snapshot() {
+    let api = Api::with_limits(super::super::Limits {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..super::super::Limits::default()
+    });
+    let ts = api.put_ok("/v1/kv/k", "v").await;
+    // Applied up to `ts`: the state at `ts + 10` is not final here, so it must not be labelled as it.
+    let r = api
+        .get(&format!("/v1/kv/k?consistency=stale&at={}", ts + 10))
+        .await;
+    assert_eq!(
+        r.err(),
+        (504, "timeout".into()),
+        "served {:?} as the snapshot at {}",
+        String::from_utf8_lossy(&r.body),
+        ts + 10
+    );
+    assert_eq!(r.json()["error"]["at"], ts + 10);
+    assert_eq!(r.json()["error"]["applied_ts"], ts);
+    // At or below the applied ts the stale snapshot read is served at once.
+    let g = api
+        .get(&format!("/v1/kv/k?consistency=stale&at={ts}"))
+        .await;
+    assert_eq!((g.status.as_u16(), &g.body[..]), (200, &b"v"[..]));
+}
+
+#[tokio::test]
+async fn a_stale_read_at_a_future_applied_ts_waits_for_it_within_the_deadline() {
+    use crate::http::backend::Backend;
+    let api = Api::with_limits(super::super::Limits {
+        request_timeout: std::time::Duration::from_secs(5),
+        ..super::super::Limits::default()
+    });
+    let ts = api.put_ok("/v1/kv/k", "v").await;
+    let fake = api.fake.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        fake.propose(
+            vec![engine::Op::put(b"k".to_vec(), b"w".to_vec())],
+            deadline,
+        )
+        .await
+        .map(|a| a.ts)
+    });
+    // The next write's ts is above `ts`: the read waits until it is applied here, then answers.
+    let g = api
+        .get(&format!("/v1/kv/k?consistency=stale&at={}", ts + 1))
+        .await;
+    let ts2 = writer.await.expect("writer").expect("second write");
+    assert_eq!(g.status, 200, "{:?}", String::from_utf8_lossy(&g.body));
+    let expected: &[u8] = if ts2 == ts + 1 { b"w" } else { b"v" };
+    assert_eq!(&g.body[..], expected);
+}
+
+#[tokio::test]
+async fn a_stale_read_whose_staleness_is_unknown_does_not_claim_to_be_fresh() {
+    let api = Api::new();
+    api.put_ok("/v1/kv/k", "v").await;
+    // The replica cannot bound how far behind it is (e.g. it has not applied all it knows is committed).
+    api.fake.set_stale_by_ms(None);
+    let g = api.get("/v1/kv/k?consistency=stale").await;
+    assert_eq!((g.status.as_u16(), &g.body[..]), (200, &b"v"[..]));
+    assert_eq!(
+        g.header("kvs-stale-ms"),
+        None,
+        "an unknown staleness was reported as a number"
+    );
+    let s = api.get("/v1/kv?consistency=stale").await.json();
+    assert!(s["stale_ms"].is_null(), "{s}");
+}
+
+#[tokio::test]
+async fn a_stale_read_at_a_ts_far_in_the_future_is_refused_at_once() {
+    let api = Api::new();
+    api.put_ok("/v1/kv/k", "v").await;
+    let future = engine::clock::wall_micros() + 3_600_000_000;
+    let started = std::time::Instant::now();
+    let r = api
+        .get(&format!("/v1/kv/k?consistency=stale&at={future}"))
+        .await;
+    assert_eq!(r.err(), (400, "bad_request".into()));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "waited {:?} for an `at` an hour ahead",
+        started.elapsed()
+    );
+}
