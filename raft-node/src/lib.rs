@@ -22,8 +22,8 @@ pub use group::{max_entry_bytes, Configuration, Group, GroupConfig, StartError, 
 pub use hlc::{wall_clock_micros, Hlc};
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
-    Command, CommitTs, Committed, DiskSpace, Node, NodeConfig, NodeCounters, NodeStatus, PeerProgress, Reply,
-    Role, StagedImage, StateMachine, Timing, FSYNC_BUCKETS_MICROS,
+    Command, CommitTs, Committed, DiskSpace, Node, NodeConfig, NodeCounters, NodeStatus,
+    PeerProgress, Reply, Role, StagedImage, StateMachine, Timing, FSYNC_BUCKETS_MICROS,
 };
 pub use runner::{LoopExit, LowSpace};
 pub use storage::LogStorage;

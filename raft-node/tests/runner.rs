@@ -79,7 +79,12 @@ impl raft_node::StateMachine for Gate {
         self.applied
     }
 
-    fn apply(&mut self, index: u64, ts: u64, commands: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+    fn apply(
+        &mut self,
+        index: u64,
+        ts: raft_node::CommitTs,
+        commands: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Error> {
         for c in commands {
             match *c {
                 b"block" => {
@@ -90,7 +95,7 @@ impl raft_node::StateMachine for Gate {
                 _ => {}
             }
         }
-        self.applied = (index, ts);
+        self.applied = (index, ts.last(commands.len()).unwrap_or(ts.first));
         Ok(commands.iter().map(|c| c.to_vec()).collect())
     }
 

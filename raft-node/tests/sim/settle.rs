@@ -175,7 +175,7 @@ impl Sim {
     }
 
     /// Step the world (no clients, no random faults) until `done` holds; `Err` after `limit_ms`.
-    fn step_until(
+    fn step_until_or_report(
         &mut self,
         what: &str,
         limit_ms: u64,
@@ -234,7 +234,7 @@ pub fn snapshot_over_pending_proposals(seed: u64) -> Result<(), String> {
         sim.net.dup_percent,
         sim.net.max_delay_ms,
     ) = (0, 0, 5);
-    sim.step_until("first leader", 20_000, |s| {
+    sim.step_until_or_report("first leader", 20_000, |s| {
         s.current_leader()
             .is_some_and(|l| s.applied_of(l) > 0 && s.nodes.values().flatten().count() == 3)
     })?;
@@ -250,7 +250,7 @@ pub fn snapshot_over_pending_proposals(seed: u64) -> Result<(), String> {
     for _ in 0..INCREMENTS {
         sim.propose_to(old, &Op::incr(COUNTER.as_bytes(), 1), &increments);
     }
-    sim.step_until("a new leader", 20_000, |s| {
+    sim.step_until_or_report("a new leader", 20_000, |s| {
         s.current_leader().is_some_and(|l| l != old)
     })?;
     let new = sim.current_leader().ok_or("no new leader")?;
@@ -262,7 +262,7 @@ pub fn snapshot_over_pending_proposals(seed: u64) -> Result<(), String> {
         sim.propose_to(new, &Op::put("k", format!("w{i}")), &writes);
         sim.step(false)?;
     }
-    sim.step_until("compaction on the new leader", 20_000, |s| {
+    sim.step_until_or_report("compaction on the new leader", 20_000, |s| {
         s.nodes[&new]
             .as_ref()
             .is_some_and(|n| n.status().first_index > 10 && writes.lock().unwrap().len() == 40)
@@ -270,11 +270,11 @@ pub fn snapshot_over_pending_proposals(seed: u64) -> Result<(), String> {
     // Heal: the old leader is behind the compacted log and gets a snapshot holding its increments; one
     // more write is applied after it.
     sim.net.heal();
-    sim.step_until("a snapshot reaching the old leader", 20_000, |s| {
+    sim.step_until_or_report("a snapshot reaching the old leader", 20_000, |s| {
         s.snapshots > 0 && s.applied_of(old) >= s.applied_of(new)
     })?;
     sim.propose_to(new, &Op::put("k", "after"), &writes);
-    sim.step_until("the old leader catching up", 20_000, |s| {
+    sim.step_until_or_report("the old leader catching up", 20_000, |s| {
         s.applied_of(old) >= s.applied_of(new) && writes.lock().unwrap().len() == 41
     })?;
     let counter: i64 = sim.nodes[&new]
