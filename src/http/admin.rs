@@ -97,10 +97,15 @@ pub async fn sync<B: Backend>(_ctx: &Ctx<B>, origin: &Origin) -> Reply {
 
 /// `GET /metrics`: the registry (this layer's metrics and the backend's), in the text format.
 pub async fn metrics<B: Backend>(ctx: &Ctx<B>, _origin: &Origin) -> Reply {
-    let out = super::metrics::render(&ctx.registry).map_err(|e| {
-        tracing::error!(error = %e, "encoding /metrics failed");
-        ApiError::internal(format!("encoding metrics failed: {e}"))
-    })?;
+    // Gathering reads RocksDB properties and /proc: off the async workers.
+    let registry = ctx.registry.clone();
+    let out = tokio::task::spawn_blocking(move || super::metrics::render(&registry))
+        .await
+        .map_err(|e| ApiError::internal(format!("encoding metrics failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "encoding /metrics failed");
+            ApiError::internal(format!("encoding metrics failed: {e}"))
+        })?;
     let mut res = Response::new(out.into());
     res.headers_mut().insert(
         header::CONTENT_TYPE,
