@@ -160,6 +160,8 @@ pub struct Group<O: Send + 'static> {
     transport: TransportHandle,
     known_peers: BTreeMap<u64, String>,
     membership: Arc<RwLock<Membership>>,
+    /// Shared with the loop's transport: see [`Group::isolate`].
+    isolated: Arc<Mutex<bool>>,
 }
 
 /// The transport's callbacks, delivered to the node loop. Until the loop runs there is nowhere to
@@ -237,6 +239,9 @@ struct PeerTransport {
     known: BTreeMap<u64, String>,
     /// The latest table, for callers outside the loop (leader address lookups).
     shared: Arc<RwLock<Membership>>,
+    /// Set by [`Group::isolate`]: peer lists stay empty until [`Group::heal`]. Held while the peers are
+    /// set, so a membership change and an isolation never interleave into a silently healed node.
+    isolated: Arc<Mutex<bool>>,
 }
 
 impl Transport for PeerTransport {
@@ -248,8 +253,12 @@ impl Transport for PeerTransport {
         *self.shared.write().unwrap_or_else(PoisonError::into_inner) = membership.clone();
         self.handle
             .set_removed(membership.removed.iter().copied().collect());
-        self.handle
-            .set_peers(peer_list(self.id, &self.known, membership));
+        let isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
+        self.handle.set_peers(if *isolated {
+            Vec::new()
+        } else {
+            peer_list(self.id, &self.known, membership)
+        });
     }
 }
 
@@ -391,12 +400,14 @@ impl<O: Send + 'static> Group<O> {
             }
         };
         let membership = Arc::new(RwLock::new(Membership::default()));
+        let isolated = Arc::new(Mutex::new(false));
         let peer_transport = PeerTransport {
             id,
             tcp,
             handle: transport.clone(),
             known: cfg.known_peers.clone(),
             shared: membership.clone(),
+            isolated: isolated.clone(),
         };
         let wall_clock = cfg.wall_clock.clone();
         let handle = runner::spawn(
@@ -422,6 +433,7 @@ impl<O: Send + 'static> Group<O> {
             transport,
             known_peers: cfg.known_peers,
             membership,
+            isolated,
         })
     }
 
@@ -543,13 +555,18 @@ impl<O: Send + 'static> Group<O> {
     }
 
     /// Cut every peer link of this node (both directions): a network partition, for fault tests and
-    /// for fencing a node off by hand. Undone by [`Group::heal`].
+    /// for fencing a node off by hand. Stays in force across membership changes (which otherwise reset the
+    /// peer links) until [`Group::heal`].
     pub fn isolate(&self) {
+        let mut isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
+        *isolated = true;
         self.transport.set_peers(Vec::new());
     }
 
     /// Restore the peer links from the membership table.
     pub fn heal(&self) {
+        let mut isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
+        *isolated = false;
         let membership = self.membership();
         self.transport
             .set_peers(peer_list(self.id, &self.known_peers, &membership));
