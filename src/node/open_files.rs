@@ -68,51 +68,25 @@ pub fn ensure(needed: u64) -> anyhow::Result<()> {
 
 #[cfg(unix)]
 fn current() -> anyhow::Result<(u64, u64)> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only into the struct we pass, which lives for the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
-        bail!(
-            "read the open-file limit: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    // `rlim_t` is `u64` on Linux but not on every Unix: the conversions are not useless everywhere.
-    #[allow(clippy::useless_conversion)]
-    let v = |x: libc::rlim_t| {
-        if x == libc::RLIM_INFINITY {
-            u64::MAX
-        } else {
-            u64::try_from(x).unwrap_or(u64::MAX)
-        }
-    };
-    Ok((v(rl.rlim_cur), v(rl.rlim_max)))
+    use rustix::process::{getrlimit, Resource};
+    // `None` is RLIM_INFINITY.
+    let rl = getrlimit(Resource::Nofile);
+    Ok((
+        rl.current.unwrap_or(u64::MAX),
+        rl.maximum.unwrap_or(u64::MAX),
+    ))
 }
 
 #[cfg(unix)]
 fn set_soft(to: u64, hard: u64) -> anyhow::Result<()> {
-    #[allow(clippy::useless_conversion)]
-    let as_rlim = |x: u64| {
-        if x == u64::MAX {
-            libc::RLIM_INFINITY
-        } else {
-            libc::rlim_t::try_from(x).unwrap_or(libc::RLIM_INFINITY)
-        }
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    let finite = |x: u64| (x != u64::MAX).then_some(x);
+    let rl = Rlimit {
+        current: finite(to),
+        maximum: finite(hard),
     };
-    let rl = libc::rlimit {
-        rlim_cur: as_rlim(to),
-        rlim_max: as_rlim(hard),
-    };
-    // SAFETY: setrlimit only reads the struct we pass, which lives for the call.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
-        bail!(
-            "raise the open-file soft limit to {to}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
+    setrlimit(Resource::Nofile, rl)
+        .map_err(|e| anyhow::anyhow!("raise the open-file soft limit to {to}: {e}"))
 }
 
 #[cfg(not(unix))]
