@@ -24,6 +24,7 @@ use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
 use crate::config::{Bootstrap, ClusterState, ServeConfig};
+use crate::http::auth::Auth;
 use crate::http::{self, Backend};
 
 /// The replica configuration a validated serve configuration describes.
@@ -118,6 +119,47 @@ async fn join_peers(join: &str, restarted: bool) -> anyhow::Result<BTreeMap<u64,
     }
 }
 
+/// The client API's authentication as configured; says on every start when it is off.
+fn client_auth(cfg: &ServeConfig) -> Auth {
+    match &cfg.client_auth {
+        Some(a) => {
+            tracing::info!(
+                file = %a.file.display(),
+                tokens = a.tokens.len(),
+                metrics = cfg.metrics_auth.name(),
+                "client auth on"
+            );
+            Auth::with_tokens(a.file.clone(), a.tokens.clone(), cfg.metrics_auth)
+        }
+        None if cfg.insecure_no_auth => {
+            tracing::warn!(
+                client = %cfg.listen_client,
+                advertised = %cfg.advertise_client,
+                "--insecure-no-auth: the client API is open to anyone who can reach it (reads, writes \
+                 and membership changes); set --auth-token-file"
+            );
+            Auth::off()
+        }
+        None => {
+            tracing::info!(client = %cfg.listen_client, "client auth off (loopback only)");
+            Auth::off()
+        }
+    }
+}
+
+/// Reload the token file on every SIGHUP (a file that does not load keeps the tokens in force).
+fn reload_on_sighup(auth: Auth) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("install the SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the token file");
+            // `reload` logs its outcome.
+            let _ = auth.reload();
+        }
+    }))
+}
+
 /// How long a stopping leader tries to hand leadership to another voter.
 const HAND_OFF_WITHIN: Duration = Duration::from_secs(2);
 
@@ -142,10 +184,21 @@ pub async fn serve(
     );
     let backend = ReplicaBackend::new(replica.clone());
     let limits = cfg.limits.clone();
+    let auth = client_auth(&cfg);
+    let reloader = auth
+        .enabled()
+        .then(|| reload_on_sighup(auth.clone()))
+        .transpose()?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(client, backend.clone(), limits, async move {
-        let _ = http_stopped.await;
-    }));
+    let server = tokio::spawn(http::serve(
+        client,
+        backend.clone(),
+        limits,
+        auth,
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
     tracing::info!(
         node = cfg.id,
         cluster = %cfg.cluster_id,
@@ -165,6 +218,9 @@ pub async fn serve(
     }
 
     // 1. Stop accepting; in-flight requests finish within the grace period.
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     let _ = stop_http.send(());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "HTTP server task failed");
