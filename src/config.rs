@@ -170,6 +170,8 @@ pub struct ServeConfig {
     pub insecure_no_auth: bool,
     /// With auth on, whether `/metrics` needs a token.
     pub metrics_auth: MetricsAccess,
+    /// With [`Bootstrap::Join`]: the client token sent when asking the member for the cluster's members.
+    pub join_token: Option<Secret>,
 }
 
 /// The token file and the tokens it held when the configuration was built.
@@ -286,6 +288,7 @@ pub const KEYS: &[&str] = &[
     "auth_token_file",
     "insecure_no_auth",
     "metrics_auth",
+    "join_token_file",
 ];
 
 fn env_name(key: &str) -> String {
@@ -475,6 +478,13 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
         args.insecure_no_auth.then(|| "true".into()),
     );
     put("metrics_auth", args.metrics_auth.clone());
+    put(
+        "join_token_file",
+        args.join_token_file
+            .as_deref()
+            .map(|p| path_str("join_token_file", p))
+            .transpose()?,
+    );
     Ok(flags)
 }
 
@@ -679,6 +689,23 @@ fn build(
     let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
     let (client_auth, insecure_no_auth, metrics_auth) =
         client_auth(l, read_file, &listen_client, &advertise_client)?;
+    let join_token = match l.raw("join_token_file") {
+        None => None,
+        Some(raw) => {
+            let (_, mut bytes) = read_named_file(read_file, "join token file", &raw)?;
+            while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                bytes.pop();
+            }
+            if bytes.is_empty() || bytes.iter().any(|b| !b.is_ascii_graphic()) {
+                // Never echo the token.
+                return Err(ConfigError::Rule(format!(
+                    "the join token from {} must be one token (printable ASCII, no spaces)",
+                    raw.at
+                )));
+            }
+            Some(Secret(bytes))
+        }
+    };
 
     Ok(ServeConfig {
         id: id.v,
@@ -701,6 +728,7 @@ fn build(
         client_auth,
         insecure_no_auth,
         metrics_auth,
+        join_token,
     })
 }
 

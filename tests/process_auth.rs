@@ -182,6 +182,62 @@ async fn auth_through_a_follower_and_reload_on_sighup() {
         assert_eq!((r.status, r.text()), (200, want.to_owned()), "{key}");
     }
 
+    // A node added while auth is on joins with a read token (and says what is missing without one).
+    let join_token_file = dir.path().join("join-token");
+    std::fs::write(&join_token_file, format!("{read}\n")).expect("write join token");
+    let join = format!("http://{l_addr}");
+    cluster.add_node(4, vec!["--join".into(), join.clone()]);
+    let node4 = &cluster.nodes[&4];
+    let (c4, p4) = (node4.client, node4.peer);
+    cluster
+        .nodes
+        .get_mut(&4)
+        .expect("node 4")
+        .env
+        .push(("KVS_RAFT_AUTH_TOKEN_FILE".into(), file_str.clone()));
+    let r = as_admin
+        .post_json(
+            l_addr,
+            "/v1/cluster/members",
+            &json!({"id": 4, "learner": true, "peer_addr": p4.to_string(), "client_addr": c4.to_string()}),
+        )
+        .await
+        .expect("add member");
+    assert_eq!(r.status, 200, "{r}");
+    let status = {
+        cluster.spawn(4);
+        cluster
+            .wait_exit(4, Duration::from_secs(30))
+            .await
+            .expect("refused to join")
+    };
+    assert_eq!(status.code(), Some(1), "{}", cluster.log_tail(4, 20));
+    assert!(
+        cluster.log_text(4).contains("--join-token-file"),
+        "{}",
+        cluster.log_tail(4, 20)
+    );
+    cluster.nodes.get_mut(&4).expect("node 4").args = vec![
+        "--join".into(),
+        join,
+        "--join-token-file".into(),
+        join_token_file.to_str().expect("UTF-8").into(),
+    ];
+    cluster.spawn(4);
+    cluster
+        .wait_serving(&anon, &[4], Duration::from_secs(30))
+        .await;
+    wait_for(
+        "node 4 to catch up as a learner",
+        Duration::from_secs(30),
+        async || {
+            common::view(&as_admin, c4).await.is_ok_and(|v| {
+                v.member(4).is_some_and(|m| m.applied > 0) && v.leader == Some(leader)
+            })
+        },
+    )
+    .await;
+
     // SIGHUP: a token added to the file works without a restart ...
     let late = create_token(&file, "late", "write");
     let as_late = anon.with_bearer(Some(&late));

@@ -84,4 +84,8 @@ pub struct ServeArgs {
     /// (a token of any role).
     #[arg(long, value_name = "ACCESS")]
     pub metrics_auth: Option<String>,
+    /// With --join and auth on: a file holding a client token (role read or more) to ask the running
+    /// member for the cluster's members. Trailing whitespace is ignored.
+    #[arg(long, value_name = "PATH")]
+    pub join_token_file: Option<PathBuf>,
 }

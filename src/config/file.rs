@@ -50,6 +50,7 @@ pub(super) struct FileConfig {
     auth_token_file: Option<String>,
     insecure_no_auth: Option<bool>,
     metrics_auth: Option<String>,
+    join_token_file: Option<String>,
 }
 
 /// `"1=a:7380,2=b:7380"` or a table `{ 1 = "a:7380", 2 = "b:7380" }`.
@@ -105,7 +106,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 37] = [
+        let entries: [(&'static str, Option<String>); 38] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -149,6 +150,7 @@ impl FileConfig {
                 self.insecure_no_auth.map(|b| b.to_string()),
             ),
             ("metrics_auth", self.metrics_auth),
+            ("join_token_file", self.join_token_file),
         ];
         entries
             .into_iter()

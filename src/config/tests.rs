@@ -114,6 +114,7 @@ fn config_dev_default_without_any_flag() {
             client_auth: None,
             insecure_no_auth: false,
             metrics_auth: MetricsAccess::Open,
+            join_token: None,
         }
     );
 }
@@ -957,4 +958,35 @@ fn config_a_malformed_or_missing_token_file_is_refused_with_its_line() {
         })
         .unwrap();
     assert!(cfg.client_auth.unwrap().tokens.is_empty());
+}
+
+#[test]
+fn config_join_token_file() {
+    let world = none()
+        .file("/jt", "kvs_abcdef\n")
+        .file("/bad", "two words\n")
+        .file("/empty", "\n");
+    let join = |file: &str| ServeArgs {
+        join: Some("http://127.0.0.1:7379".into()),
+        join_token_file: Some(file.into()),
+        ..args()
+    };
+    let cfg = world.build(join("/jt")).unwrap();
+    assert_eq!(
+        cfg.join_token.as_ref().map(Secret::expose),
+        Some(&b"kvs_abcdef"[..])
+    );
+    assert!(
+        !format!("{cfg:?}").contains("kvs_abcdef"),
+        "Debug shows the join token"
+    );
+    for bad in ["/bad", "/empty"] {
+        let err = world.err(join(bad));
+        assert_contains(&err, &["--join-token-file", "one token"]);
+        assert!(!err.contains("two words"), "{err}");
+    }
+    assert_contains(
+        &world.err(join("/missing")),
+        &["cannot read join token file /missing"],
+    );
 }

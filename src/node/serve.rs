@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
-use crate::config::{Bootstrap, ClusterState, ServeConfig};
+use crate::config::{Bootstrap, ClusterState, Secret, ServeConfig};
 use crate::http::auth::Auth;
 use crate::http::{self, Backend};
 
@@ -71,20 +71,41 @@ struct MemberAddress {
     peer_addr: String,
 }
 
-/// A node joining with `--join URL` learns the current members' peer addresses from that member.
-async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+/// A node joining with `--join URL` learns the current members' peer addresses from that member (with
+/// `token` as its bearer token when the site has client auth on).
+async fn fetch_members(
+    join: &str,
+    token: Option<&Secret>,
+) -> anyhow::Result<BTreeMap<u64, String>> {
     let url: hyper::Uri = format!("{}/v1/cluster", join.trim_end_matches('/'))
         .parse()
         .with_context(|| format!("join URL {join}"))?;
+    let mut req = hyper::Request::get(url);
+    if let Some(token) = token {
+        let mut value = hyper::header::HeaderValue::from_bytes(
+            &[b"Bearer ".as_slice(), token.expose()].concat(),
+        )
+        .context("the join token is not a valid header value")?;
+        value.set_sensitive(true);
+        req = req.header(hyper::header::AUTHORIZATION, value);
+    }
+    let req = req
+        .body(hyper::Body::empty())
+        .context("build the join request")?;
     let client = hyper::Client::new();
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(url))
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .context("timed out asking the cluster for its members")?
         .with_context(|| format!("ask {join} for the cluster's members"))?;
+    let status = resp.status();
     anyhow::ensure!(
-        resp.status().is_success(),
-        "{join} answered {} to GET /v1/cluster",
-        resp.status()
+        status != hyper::StatusCode::UNAUTHORIZED && status != hyper::StatusCode::FORBIDDEN,
+        "{join} answered {status} to GET /v1/cluster: the site has client auth on; give a token of role \
+         read or more with --join-token-file"
+    );
+    anyhow::ensure!(
+        status.is_success(),
+        "{join} answered {status} to GET /v1/cluster"
     );
     let body = hyper::body::to_bytes(resp.into_body()).await?;
     let view: ClusterMembers = serde_json::from_slice(&body)
@@ -104,8 +125,12 @@ async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
 /// may have stopped before its first snapshot arrived, and with no peers known it would refuse the
 /// leader's connections for ever — but a failure there is only a warning: a node whose log has the
 /// table does not need them.
-async fn join_peers(join: &str, restarted: bool) -> anyhow::Result<BTreeMap<u64, String>> {
-    match fetch_members(join).await {
+async fn join_peers(
+    join: &str,
+    token: Option<&Secret>,
+    restarted: bool,
+) -> anyhow::Result<BTreeMap<u64, String>> {
+    match fetch_members(join, token).await {
         Ok(peers) => Ok(peers),
         Err(e) if restarted => {
             tracing::warn!(
@@ -173,7 +198,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let known_peers = match &cfg.bootstrap {
         Bootstrap::Join(url) => {
-            join_peers(url, DataDir::new(&cfg.data_dir).raft().exists()).await?
+            join_peers(
+                url,
+                cfg.join_token.as_ref(),
+                DataDir::new(&cfg.data_dir).raft().exists(),
+            )
+            .await?
         }
         Bootstrap::InitialCluster(_) => BTreeMap::new(),
     };
