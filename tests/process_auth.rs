@@ -367,6 +367,20 @@ async fn a_client_address_off_loopback_needs_auth_or_insecure_no_auth() {
             .await
             .expect("cluster");
         assert_eq!(r.status, 200, "open without a token: {r}");
+        if start == 1 {
+            // SIGHUP with auth off reloads nothing and stops nothing.
+            cluster.sighup(1);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !cluster.log_text(1).contains("no token file to reload") {
+                assert!(Instant::now() < deadline, "{}", cluster.log_tail(1, 20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let r = http
+                .get(cluster.addr(1), "/healthz")
+                .await
+                .expect("still serving");
+            assert_eq!(r.status, 200, "{r}");
+        }
         cluster.sigterm(1);
         let status = cluster
             .wait_exit(1, Duration::from_secs(30))

@@ -172,15 +172,20 @@ fn client_auth(cfg: &ServeConfig) -> Auth {
     }
 }
 
-/// Reload the token file on every SIGHUP (a file that does not load keeps the tokens in force).
+/// Reload the token file on every SIGHUP (a file that does not load keeps the tokens in force). The
+/// handler is installed with auth off too: SIGHUP never stops a node.
 fn reload_on_sighup(auth: Auth) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("install the SIGHUP handler")?;
     Ok(tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the token file");
-            // `reload` logs its outcome.
-            let _ = auth.reload();
+            if auth.enabled() {
+                tracing::info!("SIGHUP: reloading the token file");
+                // `reload` logs its outcome.
+                let _ = auth.reload();
+            } else {
+                tracing::info!("SIGHUP: no token file to reload (client auth is off)");
+            }
         }
     }))
 }
@@ -196,6 +201,9 @@ pub async fn serve(
     peer: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before the replica starts, so a failure here leaves nothing running.
+    let auth = client_auth(&cfg);
+    let reloader = reload_on_sighup(auth.clone())?;
     let known_peers = match &cfg.bootstrap {
         Bootstrap::Join(url) => {
             join_peers(
@@ -214,11 +222,6 @@ pub async fn serve(
     );
     let backend = ReplicaBackend::new(replica.clone());
     let limits = cfg.limits.clone();
-    let auth = client_auth(&cfg);
-    let reloader = auth
-        .enabled()
-        .then(|| reload_on_sighup(auth.clone()))
-        .transpose()?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(
         client,
@@ -248,9 +251,7 @@ pub async fn serve(
     }
 
     // 1. Stop accepting; in-flight requests finish within the grace period.
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
+    reloader.abort();
     let _ = stop_http.send(());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "HTTP server task failed");
