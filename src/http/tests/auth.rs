@@ -103,18 +103,18 @@ fn check_refusal(r: &Resp, want: (u16, &str), what: &str) {
     }
 }
 
-async fn matrix(metrics: MetricsAccess) -> usize {
+async fn matrix(metrics: MetricsAccess) -> std::collections::BTreeMap<u16, usize> {
     // One node for the whole matrix: a request let through may change its state (a member removed,
     // a key written), which only changes which success or 4xx the next one gets.
     let api = Api::with_auth(Limits::default(), auth(metrics));
-    let mut requests = 0;
+    let mut tally = std::collections::BTreeMap::new();
     for route in ROUTES {
         for (label, token, role) in CREDENTIALS {
             let path = super::route_table::instantiate(route.template);
             let what = format!("{} {path} with {label}", route.method);
             let before = (api.fake.proposals(), api.fake.value(b"k"));
             let r = api.send(request(&route.method, &path, token)).await;
-            requests += 1;
+            *tally.entry(r.status.as_u16()).or_insert(0) += 1;
             match expected(route.access, metrics, role) {
                 Some(want) => {
                     check_refusal(&r, want, &what);
@@ -145,16 +145,23 @@ async fn matrix(metrics: MetricsAccess) -> usize {
             }
         }
     }
-    requests
+    tally
 }
 
 #[tokio::test]
 async fn every_route_with_every_credential() {
-    let n = matrix(MetricsAccess::Open).await;
-    assert_eq!(n, ROUTES.len() * CREDENTIALS.len());
-    eprintln!("auth matrix (metrics open): {n} requests, each as expected");
-    let n = matrix(MetricsAccess::Read).await;
-    eprintln!("auth matrix (metrics needs read): {n} requests, each as expected");
+    for metrics in [MetricsAccess::Open, MetricsAccess::Read] {
+        let tally = matrix(metrics).await;
+        let n: usize = tally.values().sum();
+        assert_eq!(n, ROUTES.len() * CREDENTIALS.len());
+        // 18 routes need a token: no token and a bad one are 401 on each (and /metrics when it needs one).
+        let protected = 18 + usize::from(metrics == MetricsAccess::Read);
+        assert_eq!(tally.get(&401).copied(), Some(2 * protected), "{tally:?}");
+        eprintln!(
+            "auth matrix (metrics {}): {n} requests, each as expected; by status {tally:?}",
+            metrics.name()
+        );
+    }
 }
 
 #[tokio::test]
