@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The API check: docs/openapi.yaml must be a valid OpenAPI document, and a live node must answer what it
 # says. Starts a single-node `kvs-raft serve` (the debug binary) on free loopback ports in a temp data dir,
-# runs schemathesis against it with the document, and stops the node again. Exit 0 only if the document
+# with client auth on (a token file with one admin token, made by `kvs-raft token create`), checks that a
+# protected route refuses a request without the token (401), runs schemathesis against it with the
+# document and the admin token, and stops the node again. Exit 0 only if the document
 # is valid and schemathesis found nothing: no 5xx, every status code, content type, header and body as
 # documented.
 #   bash scripts/api-check.sh          # after `cargo build --bin kvs-raft`
@@ -58,8 +60,10 @@ stop() {
 }
 trap stop EXIT INT TERM
 
+token=$("$bin" token create --name api-check --role admin --append "$work/tokens" 2>/dev/null)
 RUST_LOG="${RUST_LOG:-warn}" "$bin" serve --id 1 --cluster-id api-check --data-dir "$work/data" \
-  --listen-client "127.0.0.1:$client_port" --listen-peer "127.0.0.1:$peer_port" >"$work/node.log" 2>&1 &
+  --listen-client "127.0.0.1:$client_port" --listen-peer "127.0.0.1:$peer_port" \
+  --auth-token-file "$work/tokens" >"$work/node.log" 2>&1 &
 pid=$!
 url="http://127.0.0.1:$client_port"
 for _ in $(seq 100); do
@@ -68,6 +72,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 curl -sf "$url/readyz" >/dev/null || { echo "api-check: the node did not become ready in 10 s" >&2; exit 1; }
+unauthenticated=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/cluster")
+[[ "$unauthenticated" == 401 ]] || { echo "api-check: GET /v1/cluster without a token answered $unauthenticated, not 401" >&2; exit 1; }
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 # Run from the temp dir: schemathesis keeps its own state (.schemathesis/) in the working directory.
@@ -75,7 +81,7 @@ doc_path="$PWD/$doc"
 schemathesis() {
   (cd "$work" && "$venv/bin/schemathesis" --no-color run "$doc_path" --url "$url" \
     --phases examples,coverage,fuzzing --seed "$seed" --workers 1 --request-timeout 10 \
-    --generation-database none "$@")
+    --generation-database none --header "Authorization: Bearer $token" "$@")
 }
 # Membership changes are fuzzed with invalid requests only, each of which must be refused with a 4xx
 # (negative_data_rejection). A valid one really changes the membership of this one-node site, and the

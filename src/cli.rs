@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{defaults, ServeArgs};
+use crate::http::auth::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +59,32 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// Client API tokens (see docs/security.md).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a new random token (256 bits). Prints the token once (give it to the client; it is stored
+    /// nowhere) and the line for the token file (`NAME ROLE sha256:HEX`, which holds only its hash). Add
+    /// the line to the token file of every node, then send each node SIGHUP.
+    Create {
+        /// The token's name in the file (1-64 of [A-Za-z0-9._-]); unique within the file.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// read (reads), write (reads and writes) or admin (also membership and leader transfer).
+        #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+        role: Role,
+        /// Append the line to this token file (created with mode 600 if missing; refused if the name is
+        /// taken or the file is malformed) and print only the token.
+        #[arg(long, value_name = "PATH")]
+        append: Option<PathBuf>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "expected read, write or admin".to_string())
 }
 
 /// The command line as clap sees it: [`Cli`], with each `serve` flag's help ending in its built-in

@@ -19,6 +19,10 @@
 //!   never a flag (visible in `ps`) nor a file key.
 //!
 //! A value that is overridden by a higher layer is not validated.
+//!
+//! Client auth: `auth_token_file` is read and parsed here (a malformed file is a configuration error
+//! naming its line); its permissions are checked by [`ServeConfig::from_args`] (real files only). A client
+//! address (listen or advertised) that is not loopback needs it, or `insecure_no_auth`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +33,7 @@ use std::time::Duration;
 
 use raft_node::Timing;
 
+use crate::http::auth::{MetricsAccess, Tokens};
 use crate::http::Limits;
 
 mod args;
@@ -41,8 +46,8 @@ mod values;
 pub use args::ServeArgs;
 pub use defaults::{default_of, defaults};
 use values::{
-    duration_in, host_port, host_port_list, initial_cluster, int_in, join_url, listen_addr, name,
-    same_address, size_in,
+    boolean, duration_in, host_port, host_port_list, initial_cluster, int_in, is_loopback_host,
+    join_url, listen_addr, name, same_address, size_in,
 };
 
 /// When the engine's writes reach the disk. The Raft log is always fsynced before anything is
@@ -159,6 +164,21 @@ pub struct ServeConfig {
     /// Free space kept in reserve on the data dir's file system: below it writes are refused with 507
     /// (`node::disk`); 0 turns the guard off.
     pub reserve_space: u64,
+    /// Client API tokens (`auth_token_file`, parsed at start); `None`: the client API is open.
+    pub client_auth: Option<ClientAuth>,
+    /// The client API is open on a non-loopback address on purpose (a warning on every start).
+    pub insecure_no_auth: bool,
+    /// With auth on, whether `/metrics` needs a token.
+    pub metrics_auth: MetricsAccess,
+    /// With [`Bootstrap::Join`]: the client token sent when asking the member for the cluster's members.
+    pub join_token: Option<Secret>,
+}
+
+/// The token file and the tokens it held when the configuration was built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub file: PathBuf,
+    pub tokens: Tokens,
 }
 
 /// The layer a value came from; shown in every error so the operator knows what to fix.
@@ -265,6 +285,10 @@ pub const KEYS: &[&str] = &[
     "election_ticks",
     "heartbeat_ticks",
     "lease_margin_percent",
+    "auth_token_file",
+    "insecure_no_auth",
+    "metrics_auth",
+    "join_token_file",
 ];
 
 fn env_name(key: &str) -> String {
@@ -442,6 +466,25 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
             .map(|p| path_str("peer_secret_file", p))
             .transpose()?,
     );
+    put(
+        "auth_token_file",
+        args.auth_token_file
+            .as_deref()
+            .map(|p| path_str("auth_token_file", p))
+            .transpose()?,
+    );
+    put(
+        "insecure_no_auth",
+        args.insecure_no_auth.then(|| "true".into()),
+    );
+    put("metrics_auth", args.metrics_auth.clone());
+    put(
+        "join_token_file",
+        args.join_token_file
+            .as_deref()
+            .map(|p| path_str("join_token_file", p))
+            .transpose()?,
+    );
     Ok(flags)
 }
 
@@ -468,9 +511,24 @@ impl ServeConfig {
                 });
             }
         }
-        Self::from_sources(args, &|name| std::env::var(name).ok(), &|path| {
+        let cfg = Self::from_sources(args, &|name| std::env::var(name).ok(), &|path| {
             std::fs::read(path)
-        })
+        })?;
+        if let Some(auth) = &cfg.client_auth {
+            match crate::http::auth::check_permissions(&auth.file) {
+                Ok(None) => {}
+                Ok(Some(warning)) => {
+                    tracing::warn!(file = %auth.file.display(), "token file: {warning}")
+                }
+                Err(reason) => {
+                    return Err(ConfigError::Rule(format!(
+                        "token file {}: {reason}",
+                        auth.file.display()
+                    )))
+                }
+            }
+        }
+        Ok(cfg)
     }
 
     /// The configuration from explicit sources: `env` looks up a variable by name, `read_file` reads the
@@ -614,12 +672,7 @@ fn build(
         Pick::Neither => None,
         Pick::First(raw) => Some(secret(raw.value.into_bytes(), &raw.at)?),
         Pick::Second(raw) => {
-            let path = PathBuf::from(&raw.value);
-            let bytes = read_file(&path).map_err(|source| ConfigError::Read {
-                what: "peer secret file",
-                path: path.clone(),
-                source,
-            })?;
+            let (_, bytes) = read_named_file(read_file, "peer secret file", &raw)?;
             Some(secret(bytes, &raw.at)?)
         }
     };
@@ -634,6 +687,25 @@ fn build(
     let limits = limits(l)?;
     let raft = raft_tuning(l, &limits)?;
     let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
+    let (client_auth, insecure_no_auth, metrics_auth) =
+        client_auth(l, read_file, &listen_client, &advertise_client)?;
+    let join_token = match l.raw("join_token_file") {
+        None => None,
+        Some(raw) => {
+            let (_, mut bytes) = read_named_file(read_file, "join token file", &raw)?;
+            while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                bytes.pop();
+            }
+            if bytes.is_empty() || bytes.iter().any(|b| !b.is_ascii_graphic()) {
+                // Never echo the token.
+                return Err(ConfigError::Rule(format!(
+                    "the join token from {} must be one token (printable ASCII, no spaces)",
+                    raw.at
+                )));
+            }
+            Some(Secret(bytes))
+        }
+    };
 
     Ok(ServeConfig {
         id: id.v,
@@ -653,7 +725,66 @@ fn build(
         limits,
         raft,
         reserve_space,
+        client_auth,
+        insecure_no_auth,
+        metrics_auth,
+        join_token,
     })
+}
+
+/// The client API's authentication: the token file (read and parsed here, so a malformed one stops the
+/// start with its line number), and the rule that a client address others can reach needs it.
+fn client_auth(
+    l: &Layers<'_>,
+    read_file: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
+    listen_client: &Val<SocketAddr>,
+    advertise_client: &str,
+) -> Result<(Option<ClientAuth>, bool, MetricsAccess), ConfigError> {
+    let insecure = l.get("insecure_no_auth", boolean)?;
+    let metrics = l.get("metrics_auth", |s| {
+        MetricsAccess::parse(s.trim()).ok_or_else(|| "expected `open` or `read`".to_string())
+    })?;
+    let auth = match l.raw("auth_token_file") {
+        None => None,
+        Some(raw) => {
+            let (file, bytes) = read_named_file(read_file, "token file", &raw)?;
+            let tokens = Tokens::parse(&bytes).map_err(|e| ConfigError::Invalid {
+                setting: raw.at.clone(),
+                value: raw.value.clone(),
+                reason: format!("the token file is malformed: {e}"),
+            })?;
+            Some((ClientAuth { file, tokens }, raw.at))
+        }
+    };
+    if let (Some((_, file_at)), true) = (&auth, insecure.v) {
+        return Err(ConfigError::Rule(format!(
+            "{file_at} turns client auth on and {} turns it off: give one of them",
+            insecure.at
+        )));
+    }
+    let reachable = !listen_client.v.ip().is_loopback() || !is_loopback_host(advertise_client);
+    if auth.is_none() && !insecure.v && reachable {
+        return Err(ConfigError::Rule(format!(
+            "the client API ({} {}, advertised as {advertise_client}) is reachable from other hosts, so              clients must authenticate: set --auth-token-file (tokens from `kvs-raft token create`; see              docs/security.md), or --insecure-no-auth to serve it open anyway",
+            listen_client.at, listen_client.v
+        )));
+    }
+    Ok((auth.map(|(a, _)| a), insecure.v, metrics.v))
+}
+
+/// The file a setting names, and its contents.
+fn read_named_file(
+    read_file: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
+    what: &'static str,
+    raw: &Raw,
+) -> Result<(PathBuf, Vec<u8>), ConfigError> {
+    let path = PathBuf::from(&raw.value);
+    let bytes = read_file(&path).map_err(|source| ConfigError::Read {
+        what,
+        path: path.clone(),
+        source,
+    })?;
+    Ok((path, bytes))
 }
 
 /// The advertised address when none is given: the listen address, unless that is 0.0.0.0/[::] or port 0.

@@ -3,8 +3,9 @@
 pub mod check;
 pub mod demo;
 pub mod serve;
+pub mod token;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TokenCommand};
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -19,6 +20,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             updates,
         } => demo::run(data_dir, players, updates),
         Command::Check { data_dir, json } => check::run(&data_dir, json),
+        Command::Token(TokenCommand::Create { name, role, append }) => {
+            token::create(&name, role, append.as_deref())
+        }
         Command::Version => {
             println!("kvs-raft {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -70,4 +70,22 @@ pub struct ServeArgs {
     /// --listen-peer is not a loopback address. Alternatively the secret itself in env KVS_RAFT_PEER_SECRET.
     #[arg(long, value_name = "PATH")]
     pub peer_secret_file: Option<PathBuf>,
+    /// File of client API tokens, one `NAME ROLE sha256:HEX` per line (make them with `kvs-raft token
+    /// create`); turns bearer-token auth on. Reloaded on SIGHUP. Every node of a site uses the same file.
+    /// Required when the client address (listen or advertised) is not loopback, unless
+    /// --insecure-no-auth. See docs/security.md.
+    #[arg(long, value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Serve the client API without authentication on a non-loopback address (logged as a warning on
+    /// every start).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// With auth on, whether /metrics needs a token: `open` (as etcd and Prometheus exporters) or `read`
+    /// (a token of any role).
+    #[arg(long, value_name = "ACCESS")]
+    pub metrics_auth: Option<String>,
+    /// With --join and auth on: a file holding a client token (role read or more) to ask the running
+    /// member for the cluster's members. Trailing whitespace is ignored.
+    #[arg(long, value_name = "PATH")]
+    pub join_token_file: Option<PathBuf>,
 }

@@ -9,6 +9,7 @@ use engine::EngineConfig;
 use raft_node::{GroupConfig, NodeConfig, Timing};
 
 use super::{ClusterState, SyncMode};
+use crate::http::auth::MetricsAccess;
 use crate::http::Limits;
 
 /// The dev cluster's name when none is given.
@@ -80,6 +81,8 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "lease_margin_percent",
             node.lease_margin_percent.to_string(),
         ),
+        ("insecure_no_auth", false.to_string()),
+        ("metrics_auth", MetricsAccess::default().name().to_string()),
     ]
 }
 

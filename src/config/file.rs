@@ -47,6 +47,10 @@ pub(super) struct FileConfig {
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
     lease_margin_percent: Option<u64>,
+    auth_token_file: Option<String>,
+    insecure_no_auth: Option<bool>,
+    metrics_auth: Option<String>,
+    join_token_file: Option<String>,
 }
 
 /// `"1=a:7380,2=b:7380"` or a table `{ 1 = "a:7380", 2 = "b:7380" }`.
@@ -102,7 +106,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 34] = [
+        let entries: [(&'static str, Option<String>); 38] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -140,6 +144,13 @@ impl FileConfig {
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),
             ("lease_margin_percent", self.lease_margin_percent.map(int)),
+            ("auth_token_file", self.auth_token_file),
+            (
+                "insecure_no_auth",
+                self.insecure_no_auth.map(|b| b.to_string()),
+            ),
+            ("metrics_auth", self.metrics_auth),
+            ("join_token_file", self.join_token_file),
         ];
         entries
             .into_iter()

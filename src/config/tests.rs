@@ -3,6 +3,7 @@
 use super::file::FileConfig;
 use super::values::{duration, size};
 use super::*;
+use crate::http::auth::{Role, TokenEntry};
 use std::collections::HashMap;
 
 const SECRET: &str = "0123456789abcdef-shared";
@@ -110,6 +111,10 @@ fn config_dev_default_without_any_flag() {
                 max_clock_skew: Duration::from_secs(1),
             },
             reserve_space: 1 << 30,
+            client_auth: None,
+            insecure_no_auth: false,
+            metrics_auth: MetricsAccess::Open,
+            join_token: None,
         }
     );
 }
@@ -236,10 +241,13 @@ fn config_file_with_every_key() {
         election_ticks = 20
         heartbeat_ticks = 2
         lease_margin_percent = 20
+        auth_token_file = "/etc/kvs/tokens"
+        metrics_auth = "read"
     "#;
     let world = none()
         .file("/k.toml", &format!("{rest}\n{text}"))
-        .file("/etc/kvs/secret", &format!("{SECRET}\n"));
+        .file("/etc/kvs/secret", &format!("{SECRET}\n"))
+        .file("/etc/kvs/tokens", &token_line("ops", Role::Admin, "t-ops"));
     let cfg = world
         .build(ServeArgs {
             config: Some("/k.toml".into()),
@@ -294,6 +302,13 @@ fn config_file_with_every_key() {
             max_clock_skew: Duration::from_millis(250),
         }
     );
+    let auth = cfg.client_auth.expect("auth on");
+    assert_eq!(auth.file, PathBuf::from("/etc/kvs/tokens"));
+    assert_eq!(
+        auth.tokens.find(b"t-ops").map(|e| e.role),
+        Some(Role::Admin)
+    );
+    assert_eq!(cfg.metrics_auth, MetricsAccess::Read);
 }
 
 #[test]
@@ -477,7 +492,9 @@ fn config_join_url_syntax() {
 
 #[test]
 fn config_unspecified_listen_needs_advertise() {
-    let world = none().env("KVS_RAFT_PEER_SECRET", SECRET);
+    let world = none()
+        .env("KVS_RAFT_PEER_SECRET", SECRET)
+        .env("KVS_RAFT_INSECURE_NO_AUTH", "true");
     let err = world.err(ServeArgs {
         listen_client: Some("0.0.0.0:7379".into()),
         ..args()
@@ -831,5 +848,145 @@ fn config_initial_cluster_state_is_new_by_default_and_existing_on_request() {
             .env("KVS_RAFT_INITIAL_CLUSTER_STATE", "old")
             .err(three(2)),
         &["KVS_RAFT_INITIAL_CLUSTER_STATE", "`new` or `existing`"],
+    );
+}
+
+fn token_line(name: &str, role: Role, token: &str) -> String {
+    format!("{}\n", TokenEntry::new(name, role, token.as_bytes()).line())
+}
+
+#[test]
+fn config_client_auth_is_required_off_loopback() {
+    let world = none()
+        .env("KVS_RAFT_PEER_SECRET", SECRET)
+        .file("/t", &token_line("app", Role::Write, "t-app"));
+    let open = |client: &str, advertise: Option<&str>| ServeArgs {
+        listen_client: Some(client.into()),
+        advertise_client: advertise.map(Into::into),
+        ..args()
+    };
+    // Loopback, listen and advertised: auth is optional and off by default.
+    let cfg = world.build(open("127.0.0.1:7379", None)).unwrap();
+    assert_eq!((cfg.client_auth, cfg.insecure_no_auth), (None, false));
+    assert!(world
+        .build(open("[::1]:7379", Some("localhost:7379")))
+        .is_ok());
+    // Reachable by listen address or by advertised address: refused without auth.
+    for (client, advertise) in [
+        ("10.0.0.1:7379", None),
+        ("0.0.0.0:7379", Some("node1:7379")),
+        ("127.0.0.1:7379", Some("node1:7379")),
+        ("127.0.0.1:7379", Some("10.1.2.3:7379")),
+    ] {
+        assert_contains(
+            &world.err(open(client, advertise)),
+            &[
+                "reachable from other hosts",
+                "--auth-token-file",
+                "--insecure-no-auth",
+            ],
+        );
+        // ... unless told explicitly, in any layer ...
+        let cfg = world
+            .build(ServeArgs {
+                insecure_no_auth: true,
+                ..open(client, advertise)
+            })
+            .unwrap();
+        assert!(cfg.insecure_no_auth && cfg.client_auth.is_none());
+        let env = none()
+            .env("KVS_RAFT_PEER_SECRET", SECRET)
+            .env("KVS_RAFT_INSECURE_NO_AUTH", "true");
+        assert!(env.build(open(client, advertise)).unwrap().insecure_no_auth);
+        // ... or given tokens.
+        let cfg = world
+            .build(ServeArgs {
+                auth_token_file: Some("/t".into()),
+                ..open(client, advertise)
+            })
+            .unwrap();
+        let auth = cfg.client_auth.unwrap();
+        assert_eq!((auth.file, auth.tokens.len()), (PathBuf::from("/t"), 1));
+        assert_eq!(cfg.metrics_auth, MetricsAccess::Open);
+    }
+    // Both at once is a contradiction.
+    assert_contains(
+        &world.err(ServeArgs {
+            auth_token_file: Some("/t".into()),
+            insecure_no_auth: true,
+            ..args()
+        }),
+        &[
+            "--auth-token-file",
+            "--insecure-no-auth",
+            "give one of them",
+        ],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_INSECURE_NO_AUTH", "yes").err(args()),
+        &["KVS_RAFT_INSECURE_NO_AUTH", "true or false"],
+    );
+    assert_contains(
+        &none().env("KVS_RAFT_METRICS_AUTH", "closed").err(args()),
+        &["KVS_RAFT_METRICS_AUTH", "`open` or `read`"],
+    );
+}
+
+#[test]
+fn config_a_malformed_or_missing_token_file_is_refused_with_its_line() {
+    let good = token_line("app", Role::Write, "t-app");
+    let world = none().file("/t", &format!("# tokens\n{good}app2 superuser sha256:00\n"));
+    assert_contains(
+        &world.err(ServeArgs {
+            auth_token_file: Some("/t".into()),
+            ..args()
+        }),
+        &["--auth-token-file", "malformed", "line 3", "unknown role"],
+    );
+    assert_contains(
+        &none()
+            .env("KVS_RAFT_AUTH_TOKEN_FILE", "/missing")
+            .err(args()),
+        &["cannot read token file /missing"],
+    );
+    // An empty file is valid: auth is on and no token passes.
+    let cfg = none()
+        .file("/empty", "# no tokens yet\n")
+        .build(ServeArgs {
+            auth_token_file: Some("/empty".into()),
+            ..args()
+        })
+        .unwrap();
+    assert!(cfg.client_auth.unwrap().tokens.is_empty());
+}
+
+#[test]
+fn config_join_token_file() {
+    let world = none()
+        .file("/jt", "kvs_abcdef\n")
+        .file("/bad", "two words\n")
+        .file("/empty", "\n");
+    let join = |file: &str| ServeArgs {
+        join: Some("http://127.0.0.1:7379".into()),
+        join_token_file: Some(file.into()),
+        ..args()
+    };
+    let cfg = world.build(join("/jt")).unwrap();
+    assert_eq!(
+        cfg.join_token.as_ref().map(Secret::expose),
+        Some(&b"kvs_abcdef"[..])
+    );
+    assert!(
+        !format!("{cfg:?}").contains("kvs_abcdef"),
+        "Debug shows the join token"
+    );
+    for bad in ["/bad", "/empty"] {
+        let err = world.err(join(bad));
+        assert_contains(&err, &["--join-token-file", "one token"]);
+        assert!(!err.contains("two words"), "{err}");
+    }
+    assert_contains(
+        &world.err(join("/missing")),
+        &["cannot read join token file /missing"],
     );
 }

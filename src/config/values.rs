@@ -135,6 +135,25 @@ pub(super) fn host_port(s: &str) -> Result<String, String> {
 }
 
 /// Whether two `host:port` strings name the same address as written (host names compare case-insensitively).
+/// `true` or `false`.
+pub(super) fn boolean(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// Whether a `host:port` (as [`host_port`] returns it) names this machine only: a loopback IP or
+/// `localhost`.
+pub(super) fn is_loopback_host(addr: &str) -> bool {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return sa.ip().is_loopback();
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.eq_ignore_ascii_case("localhost")
+}
+
 pub(super) fn same_address(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }

@@ -1,5 +1,5 @@
-//! What every handler gets: the shared [`Ctx`] (backend, limits, the in-flight proposal bound, the
-//! metrics registry and this layer's metrics in it, the forwarding client) and the request's [`Origin`]
+//! What every handler gets: the shared [`Ctx`] (backend, limits, client authentication, the in-flight
+//! proposal bound, the metrics registry and this layer's metrics in it, the forwarding client) and the request's [`Origin`]
 //! (enough of it to forward it verbatim, plus its deadline). Plain data: forwarding (`forward.rs`) builds
 //! on this module, never the other way round.
 
@@ -12,17 +12,21 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use warp::http::{HeaderMap, Method};
 
+use super::auth::Auth;
 use super::backend::Backend;
 use super::error::Kind;
 use super::limits::Limits;
 use super::metrics::Metrics;
 
-/// Marks a request that was already forwarded once: it is never forwarded again (no loops).
+/// Marks a request that was already forwarded once: it is never forwarded again (no loops). It grants
+/// nothing: a forwarded request is authenticated again by its own `Authorization` header.
 pub const FORWARDED_HEADER: &str = "kvs-forwarded";
 
 pub struct Ctx<B> {
     pub backend: B,
     pub limits: Limits,
+    /// Who may call which route (checked before a body is read or a request forwarded).
+    pub auth: Auth,
     /// One permit per proposal in flight from this layer: full → 429, never an unbounded queue.
     pub proposals: Arc<Semaphore>,
     /// The one registry `/metrics` serves: this layer's metrics and the backend's.
@@ -32,7 +36,7 @@ pub struct Ctx<B> {
 }
 
 impl<B: Backend> Ctx<B> {
-    pub fn new(backend: B, limits: Limits) -> Arc<Ctx<B>> {
+    pub fn new(backend: B, limits: Limits, auth: Auth) -> Arc<Ctx<B>> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(limits.forward_timeout));
         connector.set_nodelay(true);
@@ -48,6 +52,7 @@ impl<B: Backend> Ctx<B> {
             proposals: Arc::new(Semaphore::new(limits.max_inflight_proposals)),
             backend,
             limits,
+            auth,
             registry,
             metrics: Arc::new(metrics),
             client,

@@ -27,6 +27,8 @@
 //! | 504 | `unknown_outcome` | a write's deadline passed: it may or may not have been applied |
 //! | 504 | `timeout` | a read's deadline passed (nothing changed) |
 //! | 507 | `insufficient_storage` | the leader's disk is full or below its free-space reserve; the write was not applied |
+//! | 401 | `unauthorized` | auth is on and the request has no bearer token, or one the token file does not hold; `WWW-Authenticate: Bearer` |
+//! | 403 | `forbidden` | the token's role is too small for the route; `role`, `required_role` |
 
 use std::convert::Infallible;
 use std::fmt;
@@ -37,6 +39,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Rejection;
 
+use super::auth::Denied;
 use super::backend::BackendError;
 
 /// Every error code the API answers, each with its one status: the table above, as code. Nothing else in
@@ -72,11 +75,14 @@ pub enum Code {
     UnknownOutcome,
     Timeout,
     InsufficientStorage,
+    // Client authentication (`auth.rs`).
+    Unauthorized,
+    Forbidden,
 }
 
 impl Code {
     /// Every code, for the documentation check (`docs/openapi.yaml` lists exactly these, by status).
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 31] = [
         Code::BadRequest,
         Code::InvalidKey,
         Code::InvalidOp,
@@ -106,6 +112,8 @@ impl Code {
         Code::UnknownOutcome,
         Code::Timeout,
         Code::InsufficientStorage,
+        Code::Unauthorized,
+        Code::Forbidden,
     ];
 
     /// The stable name clients match on.
@@ -140,6 +148,8 @@ impl Code {
             Code::UnknownOutcome => "unknown_outcome",
             Code::Timeout => "timeout",
             Code::InsufficientStorage => "insufficient_storage",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
         }
     }
 
@@ -168,6 +178,8 @@ impl Code {
             | Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Code::UnknownOutcome | Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -195,6 +207,31 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// A `not_leader` that names the leader: the request is forwarded there unless it was forwarded already.
     pub forward_to: Option<String>,
+    /// The `WWW-Authenticate` challenge of a 401/403 (RFC 6750).
+    pub challenge: Option<Challenge>,
+}
+
+/// The `WWW-Authenticate: Bearer` challenge of an auth refusal (one byte, so `ApiError` stays small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// No token was given.
+    Missing,
+    /// The token is malformed or unknown.
+    InvalidToken,
+    /// The token's role is too small.
+    InsufficientScope,
+}
+
+impl Challenge {
+    pub fn header(self) -> &'static str {
+        match self {
+            Challenge::Missing => "Bearer realm=\"kvs-raft\"",
+            Challenge::InvalidToken => "Bearer realm=\"kvs-raft\", error=\"invalid_token\"",
+            Challenge::InsufficientScope => {
+                "Bearer realm=\"kvs-raft\", error=\"insufficient_scope\""
+            }
+        }
+    }
 }
 
 /// What kind of request failed: decides how an unknown outcome and a passed deadline read.
@@ -213,6 +250,7 @@ impl ApiError {
             beside: Map::new(),
             retry_after: None,
             forward_to: None,
+            challenge: None,
         }
     }
 
@@ -388,6 +426,12 @@ impl ApiError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Some(challenge) = self.challenge {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge.header()),
+            );
+        }
         if self.code == Code::BodyTimeout {
             // The rest of the body may still be on its way: the connection cannot be reused.
             res.headers_mut()
@@ -449,6 +493,40 @@ pub struct BodyUnreadable;
 
 impl warp::reject::Reject for BodyUnreadable {}
 
+/// The request may not use its route ([`super::auth`]); checked before the body is read.
+#[derive(Debug)]
+pub struct AuthDenied(pub Denied);
+
+impl warp::reject::Reject for AuthDenied {}
+
+impl ApiError {
+    /// 401 for a missing or unknown token, 403 for a role too small. Never names the token.
+    pub fn from_denied(denied: &Denied) -> ApiError {
+        let mut e = match denied {
+            Denied::Missing => ApiError::new(
+                Code::Unauthorized,
+                "this route needs a bearer token: send `Authorization: Bearer <token>`",
+            ),
+            Denied::Invalid => ApiError::new(
+                Code::Unauthorized,
+                "the bearer token is malformed or not known to this node",
+            ),
+            Denied::Forbidden { name, role, needed } => ApiError::new(
+                Code::Forbidden,
+                format!("the token {name:?} has the role {role}; this route needs {needed}"),
+            )
+            .with("role", role.as_str())
+            .with("required_role", needed.as_str()),
+        };
+        e.challenge = Some(match denied {
+            Denied::Missing => Challenge::Missing,
+            Denied::Invalid => Challenge::InvalidToken,
+            Denied::Forbidden { .. } => Challenge::InsufficientScope,
+        });
+        e
+    }
+}
+
 /// The one rejection handler: whatever warp refused becomes the JSON error shape. Only warp's own
 /// filters reject (handlers answer their errors directly), so everything here is the client's input.
 /// Checked in warp's own preference order: the most specific status first, 405 and 404 last.
@@ -457,7 +535,9 @@ pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
         InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader,
         PayloadTooLarge, UnsupportedMediaType,
     };
-    let err = if let Some(t) = r.find::<BodyTimeout>() {
+    let err = if let Some(denied) = r.find::<AuthDenied>() {
+        ApiError::from_denied(&denied.0)
+    } else if let Some(t) = r.find::<BodyTimeout>() {
         ApiError::new(
             Code::BodyTimeout,
             format!("the request body did not arrive within {:?}", t.0),

@@ -1,6 +1,7 @@
 //! HTTP API v1 (SPEC §3), over warp: routes and filters (`routes`), thin handlers (`handlers`, `admin`),
 //! JSON models (`dto`), the one error mapping (`error`), the read and write paths (`read`, `propose`),
-//! forwarding to the leader (`forward`), limits, metrics, and the server loop (`server`).
+//! forwarding to the leader (`forward`), client authentication (`auth`: bearer tokens and roles), limits,
+//! metrics, and the server loop (`server`).
 //!
 //! The layer talks to the node only through the [`Backend`] trait, so every route is tested in-process
 //! against a fake backend over a real engine (`tests/`).
@@ -9,6 +10,7 @@
 //! `dto.rs`, and every failure becomes `{"error":{"code","message",...}}` in `error.rs`.
 
 mod admin;
+pub mod auth;
 pub mod backend;
 mod body;
 mod context;
@@ -32,5 +34,5 @@ pub use backend::{
     ReadInfo, Readiness,
 };
 pub use limits::Limits;
-pub use routes::routes;
+pub use routes::{routes, routes_with_auth, Route, ROUTES};
 pub use server::serve;

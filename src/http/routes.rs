@@ -14,46 +14,82 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use warp::filters::BoxedFilter;
-use warp::http::Method;
+use warp::http::header::{self, Entry};
+use warp::http::{HeaderMap, Method};
 use warp::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::admin;
+use super::auth::{Access, Auth, Role};
 use super::backend::Backend;
 use super::context::{Ctx, Origin};
-use super::error::{handle_rejection, BodyTimeout, BodyUnreadable};
+use super::error::{handle_rejection, AuthDenied, BodyTimeout, BodyUnreadable};
 use super::forward::finish;
 use super::handlers;
 use super::limits::Limits;
 use super::metrics::method_label;
 
-/// Every route the API serves: its method and its path template (OpenAPI syntax). `{key}` stands for
-/// one or more path segments (a key may contain `/`); any other `{param}` for exactly one segment. Keys
-/// that are not UTF-8 use the routes without `{key}` and `?key_b64=`.
-pub const ROUTES: &[(Method, &str)] = &[
-    (Method::GET, "/v1/kv"),
-    (Method::PUT, "/v1/kv"),
-    (Method::DELETE, "/v1/kv"),
-    (Method::POST, "/v1/kv/incr"),
-    (Method::GET, "/v1/kv/{key}"),
-    (Method::PUT, "/v1/kv/{key}"),
-    (Method::DELETE, "/v1/kv/{key}"),
-    (Method::POST, "/v1/kv/{key}/incr"),
-    (Method::GET, "/v1/entities/{entity}"),
-    (Method::POST, "/v1/entities/{entity}/checkpoint"),
-    (Method::GET, "/v1/entities/{entity}/checkpoints/{name}"),
-    (Method::POST, "/v1/txn"),
-    (Method::POST, "/v1/batch"),
-    (Method::GET, "/v1/cluster"),
-    (Method::POST, "/v1/cluster/members"),
-    (Method::DELETE, "/v1/cluster/members/{id}"),
-    (Method::POST, "/v1/cluster/leader"),
-    (Method::GET, "/v1/sync"),
-    (Method::GET, "/metrics"),
-    (Method::GET, "/healthz"),
-    (Method::GET, "/readyz"),
+/// One route: its method, its path template (OpenAPI syntax) and who may call it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    pub template: &'static str,
+    pub access: Access,
+}
+
+const fn route(method: Method, template: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        template,
+        access,
+    }
+}
+
+const READ: Access = Access::Token(Role::Read);
+const WRITE: Access = Access::Token(Role::Write);
+const ADMIN: Access = Access::Token(Role::Admin);
+
+/// Every route the API serves: its method, its path template (OpenAPI syntax) and the role it needs
+/// when auth is on. `{key}` stands for one or more path segments (a key may contain `/`); any other
+/// `{param}` for exactly one segment. Keys that are not UTF-8 use the routes without `{key}` and
+/// `?key_b64=`.
+pub const ROUTES: &[Route] = &[
+    route(Method::GET, "/v1/kv", READ),
+    route(Method::PUT, "/v1/kv", WRITE),
+    route(Method::DELETE, "/v1/kv", WRITE),
+    route(Method::POST, "/v1/kv/incr", WRITE),
+    route(Method::GET, "/v1/kv/{key}", READ),
+    route(Method::PUT, "/v1/kv/{key}", WRITE),
+    route(Method::DELETE, "/v1/kv/{key}", WRITE),
+    route(Method::POST, "/v1/kv/{key}/incr", WRITE),
+    route(Method::GET, "/v1/entities/{entity}", READ),
+    route(Method::POST, "/v1/entities/{entity}/checkpoint", WRITE),
+    route(
+        Method::GET,
+        "/v1/entities/{entity}/checkpoints/{name}",
+        READ,
+    ),
+    route(Method::POST, "/v1/txn", WRITE),
+    route(Method::POST, "/v1/batch", WRITE),
+    route(Method::GET, "/v1/cluster", READ),
+    route(Method::POST, "/v1/cluster/members", ADMIN),
+    route(Method::DELETE, "/v1/cluster/members/{id}", ADMIN),
+    route(Method::POST, "/v1/cluster/leader", ADMIN),
+    route(Method::GET, "/v1/sync", READ),
+    route(Method::GET, "/metrics", Access::Metrics),
+    route(Method::GET, "/healthz", Access::Open),
+    route(Method::GET, "/readyz", Access::Open),
 ];
+
+/// Who may call the route `method template` of [`ROUTES`]; a pair that is not in the table (a bug)
+/// needs the admin role, so a mistake can only close a route, never open one.
+pub fn access_of(method: &Method, template: &str) -> Access {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.template == template)
+        .map_or(ADMIN, |r| r.access)
+}
 
 /// Whether `path` (no query string) matches the path template `template`.
 pub fn template_matches(template: &str, path: &str) -> bool {
@@ -94,17 +130,26 @@ fn segments_match(t: &[&str], p: &[&str]) -> bool {
 pub fn route_template(method: &str, path: &str) -> &'static str {
     ROUTES
         .iter()
-        .find(|(m, t)| m.as_str() == method && template_matches(t, path))
-        .or_else(|| ROUTES.iter().find(|(_, t)| template_matches(t, path)))
-        .map_or("other", |(_, t)| *t)
+        .find(|r| r.method.as_str() == method && template_matches(r.template, path))
+        .or_else(|| ROUTES.iter().find(|r| template_matches(r.template, path)))
+        .map_or("other", |r| r.template)
 }
 
-/// Every route, with rejections mapped to JSON errors and metrics recorded.
+/// Every route, with rejections mapped to JSON errors and metrics recorded; no authentication.
 pub fn routes<B: Backend>(
     backend: B,
     limits: Limits,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    with_ctx(Ctx::new(backend, limits))
+    routes_with_auth(backend, limits, Auth::off())
+}
+
+/// [`routes`] with client authentication.
+pub fn routes_with_auth<B: Backend>(
+    backend: B,
+    limits: Limits,
+    auth: Auth,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    with_ctx(Ctx::new(backend, limits, auth))
 }
 
 pub(crate) fn with_ctx<B: Backend>(
@@ -135,6 +180,24 @@ macro_rules! handle {
     };
 }
 
+/// Let the request through if it may use the route `method template` ([`access_of`]); else reject
+/// with 401/403. Placed after the path and method filters (an unknown route stays a 404/405) and before
+/// the body is read and the handler (and so any forwarding) runs.
+fn guard<B: Backend>(
+    ctx: &Arc<Ctx<B>>,
+    method: Method,
+    template: &'static str,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let access = access_of(&method, template);
+    let auth = ctx.auth.clone();
+    warp::header::headers_cloned()
+        .and_then(move |headers: HeaderMap| {
+            let checked = auth.check(access, &headers);
+            async move { checked.map_err(|denied| warp::reject::custom(AuthDenied(denied))) }
+        })
+        .untuple_one()
+}
+
 fn with_state<B: Backend>(
     ctx: &Arc<Ctx<B>>,
 ) -> impl Filter<Extract = (Arc<Ctx<B>>, Origin), Error = Infallible> + Clone {
@@ -145,7 +208,9 @@ fn with_state<B: Backend>(
         .and(origin(timeout))
 }
 
-fn origin(timeout: Duration) -> impl Filter<Extract = (Origin,), Error = Infallible> + Clone {
+pub(crate) fn origin(
+    timeout: Duration,
+) -> impl Filter<Extract = (Origin,), Error = Infallible> + Clone {
     // `query::raw` rejects when there is no query string; `or(any)` makes it infallible.
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
@@ -153,16 +218,22 @@ fn origin(timeout: Duration) -> impl Filter<Extract = (Origin,), Error = Infalli
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .map(
-            move |method, path: FullPath, query: String, headers| Origin {
-                method,
-                path_and_query: if query.is_empty() {
-                    path.as_str().to_owned()
-                } else {
-                    format!("{}?{query}", path.as_str())
-                },
-                headers,
-                body: Bytes::new(),
-                deadline: tokio::time::Instant::now() + timeout,
+            move |method, path: FullPath, query: String, mut headers: HeaderMap| {
+                // The token is forwarded to the leader but never printed (`Debug` shows `Sensitive`).
+                if let Entry::Occupied(mut values) = headers.entry(header::AUTHORIZATION) {
+                    values.iter_mut().for_each(|v| v.set_sensitive(true));
+                }
+                Origin {
+                    method,
+                    path_and_query: if query.is_empty() {
+                        path.as_str().to_owned()
+                    } else {
+                        format!("{}?{query}", path.as_str())
+                    },
+                    headers,
+                    body: Bytes::new(),
+                    deadline: tokio::time::Instant::now() + timeout,
+                }
             },
         )
 }
@@ -219,6 +290,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
 
     let scan = warp::path!("v1" / "kv")
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/v1/kv"))
         .and(st())
         .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, handlers::kv_scan(&ctx, &origin).await)
@@ -226,6 +298,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let kv_get = kv()
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/v1/kv/{key}"))
         .and(st())
         .then(|tail: Tail, ctx: Arc<Ctx<B>>, origin: Origin| {
             let tail = tail.as_str().to_owned();
@@ -234,6 +307,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let kv_put = kv()
         .and(warp::put())
+        .and(guard(&ctx, Method::PUT, "/v1/kv/{key}"))
         .and(body(limits.max_put_body(), limits.body_read_timeout))
         .and(st())
         .then(
@@ -246,6 +320,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let kv_delete = kv()
         .and(warp::delete())
+        .and(guard(&ctx, Method::DELETE, "/v1/kv/{key}"))
         .and(st())
         .then(|tail: Tail, ctx: Arc<Ctx<B>>, origin: Origin| {
             let tail = tail.as_str().to_owned();
@@ -254,6 +329,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let kv_incr = kv()
         .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/kv/{key}/incr"))
         .and(st())
         .then(|tail: Tail, ctx: Arc<Ctx<B>>, origin: Origin| {
             let tail = tail.as_str().to_owned();
@@ -263,6 +339,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
     let entity_get = entity()
         .and(warp::path::end())
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/v1/entities/{entity}"))
         .and(st())
         .then(|e: String, ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, handlers::entity_get(&ctx, &origin, &e).await)
@@ -272,6 +349,11 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .and(warp::path("checkpoint"))
         .and(warp::path::end())
         .and(warp::post())
+        .and(guard(
+            &ctx,
+            Method::POST,
+            "/v1/entities/{entity}/checkpoint",
+        ))
         .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|e: String, body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -284,6 +366,11 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::get())
+        .and(guard(
+            &ctx,
+            Method::GET,
+            "/v1/entities/{entity}/checkpoints/{name}",
+        ))
         .and(st())
         .then(
             |e: String, name: String, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -297,6 +384,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let txn = warp::path!("v1" / "txn")
         .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/txn"))
         .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -306,6 +394,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let batch = warp::path!("v1" / "batch")
         .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/batch"))
         .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -315,6 +404,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let cluster = warp::path!("v1" / "cluster")
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/v1/cluster"))
         .and(st())
         .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, admin::cluster(&ctx, &origin).await)
@@ -322,6 +412,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let add_member = warp::path!("v1" / "cluster" / "members")
         .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/cluster/members"))
         .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -331,6 +422,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let remove_member = warp::path!("v1" / "cluster" / "members" / String)
         .and(warp::delete())
+        .and(guard(&ctx, Method::DELETE, "/v1/cluster/members/{id}"))
         .and(st())
         .then(|id: String, ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, admin::remove_member(&ctx, &origin, &id).await)
@@ -338,6 +430,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let leader = warp::path!("v1" / "cluster" / "leader")
         .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/cluster/leader"))
         .and(body(limits.max_body, limits.body_read_timeout))
         .and(st())
         .then(|body: Bytes, ctx: Arc<Ctx<B>>, origin: Origin| {
@@ -347,6 +440,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let sync = warp::path!("v1" / "sync")
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/v1/sync"))
         .and(st())
         .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, admin::sync(&ctx, &origin).await)
@@ -354,6 +448,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let metrics = warp::path!("metrics")
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/metrics"))
         .and(st())
         .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, admin::metrics(&ctx, &origin).await)
@@ -361,6 +456,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let healthz = warp::path!("healthz")
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/healthz"))
         .and(st())
         .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, admin::healthz(&ctx, &origin).await)
@@ -368,6 +464,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         .boxed();
     let readyz = warp::path!("readyz")
         .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/readyz"))
         .and(st())
         .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
             handle!(ctx, origin, admin::readyz(&ctx, &origin).await)

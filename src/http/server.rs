@@ -20,6 +20,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use warp::hyper::server::conn::Http;
 
+use super::auth::Auth;
 use super::backend::Backend;
 use super::context::Ctx;
 use super::error::{ApiError, Code};
@@ -32,9 +33,10 @@ pub async fn serve<B: Backend>(
     listener: TcpListener,
     backend: B,
     limits: Limits,
+    auth: Auth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let ctx = Ctx::new(backend, limits.clone());
+    let ctx = Ctx::new(backend, limits.clone(), auth);
     let metrics = Arc::clone(&ctx.metrics);
     let service = warp::service(with_ctx(ctx));
     let mut http = Http::new();

@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
-use crate::config::{Bootstrap, ClusterState, ServeConfig};
+use crate::config::{Bootstrap, ClusterState, Secret, ServeConfig};
+use crate::http::auth::Auth;
 use crate::http::{self, Backend};
 
 /// The replica configuration a validated serve configuration describes.
@@ -70,20 +71,41 @@ struct MemberAddress {
     peer_addr: String,
 }
 
-/// A node joining with `--join URL` learns the current members' peer addresses from that member.
-async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+/// A node joining with `--join URL` learns the current members' peer addresses from that member (with
+/// `token` as its bearer token when the site has client auth on).
+async fn fetch_members(
+    join: &str,
+    token: Option<&Secret>,
+) -> anyhow::Result<BTreeMap<u64, String>> {
     let url: hyper::Uri = format!("{}/v1/cluster", join.trim_end_matches('/'))
         .parse()
         .with_context(|| format!("join URL {join}"))?;
+    let mut req = hyper::Request::get(url);
+    if let Some(token) = token {
+        let mut value = hyper::header::HeaderValue::from_bytes(
+            &[b"Bearer ".as_slice(), token.expose()].concat(),
+        )
+        .context("the join token is not a valid header value")?;
+        value.set_sensitive(true);
+        req = req.header(hyper::header::AUTHORIZATION, value);
+    }
+    let req = req
+        .body(hyper::Body::empty())
+        .context("build the join request")?;
     let client = hyper::Client::new();
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(url))
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .context("timed out asking the cluster for its members")?
         .with_context(|| format!("ask {join} for the cluster's members"))?;
+    let status = resp.status();
     anyhow::ensure!(
-        resp.status().is_success(),
-        "{join} answered {} to GET /v1/cluster",
-        resp.status()
+        status != hyper::StatusCode::UNAUTHORIZED && status != hyper::StatusCode::FORBIDDEN,
+        "{join} answered {status} to GET /v1/cluster: the site has client auth on; give a token of role \
+         read or more with --join-token-file"
+    );
+    anyhow::ensure!(
+        status.is_success(),
+        "{join} answered {status} to GET /v1/cluster"
     );
     let body = hyper::body::to_bytes(resp.into_body()).await?;
     let view: ClusterMembers = serde_json::from_slice(&body)
@@ -103,8 +125,12 @@ async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
 /// may have stopped before its first snapshot arrived, and with no peers known it would refuse the
 /// leader's connections for ever — but a failure there is only a warning: a node whose log has the
 /// table does not need them.
-async fn join_peers(join: &str, restarted: bool) -> anyhow::Result<BTreeMap<u64, String>> {
-    match fetch_members(join).await {
+async fn join_peers(
+    join: &str,
+    token: Option<&Secret>,
+    restarted: bool,
+) -> anyhow::Result<BTreeMap<u64, String>> {
+    match fetch_members(join, token).await {
         Ok(peers) => Ok(peers),
         Err(e) if restarted => {
             tracing::warn!(
@@ -118,6 +144,52 @@ async fn join_peers(join: &str, restarted: bool) -> anyhow::Result<BTreeMap<u64,
     }
 }
 
+/// The client API's authentication as configured; says on every start when it is off.
+fn client_auth(cfg: &ServeConfig) -> Auth {
+    match &cfg.client_auth {
+        Some(a) => {
+            tracing::info!(
+                file = %a.file.display(),
+                tokens = a.tokens.len(),
+                metrics = cfg.metrics_auth.name(),
+                "client auth on"
+            );
+            Auth::with_tokens(a.file.clone(), a.tokens.clone(), cfg.metrics_auth)
+        }
+        None if cfg.insecure_no_auth => {
+            tracing::warn!(
+                client = %cfg.listen_client,
+                advertised = %cfg.advertise_client,
+                "--insecure-no-auth: the client API is open to anyone who can reach it (reads, writes \
+                 and membership changes); set --auth-token-file"
+            );
+            Auth::off()
+        }
+        None => {
+            tracing::info!(client = %cfg.listen_client, "client auth off (loopback only)");
+            Auth::off()
+        }
+    }
+}
+
+/// Reload the token file on every SIGHUP (a file that does not load keeps the tokens in force). The
+/// handler is installed with auth off too: SIGHUP never stops a node.
+fn reload_on_sighup(auth: Auth) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("install the SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if auth.enabled() {
+                tracing::info!("SIGHUP: reloading the token file");
+                // `reload` logs its outcome.
+                let _ = auth.reload();
+            } else {
+                tracing::info!("SIGHUP: no token file to reload (client auth is off)");
+            }
+        }
+    }))
+}
+
 /// How long a stopping leader tries to hand leadership to another voter.
 const HAND_OFF_WITHIN: Duration = Duration::from_secs(2);
 
@@ -129,9 +201,17 @@ pub async fn serve(
     peer: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before the replica starts, so a failure here leaves nothing running.
+    let auth = client_auth(&cfg);
+    let reloader = reload_on_sighup(auth.clone())?;
     let known_peers = match &cfg.bootstrap {
         Bootstrap::Join(url) => {
-            join_peers(url, DataDir::new(&cfg.data_dir).raft().exists()).await?
+            join_peers(
+                url,
+                cfg.join_token.as_ref(),
+                DataDir::new(&cfg.data_dir).raft().exists(),
+            )
+            .await?
         }
         Bootstrap::InitialCluster(_) => BTreeMap::new(),
     };
@@ -143,9 +223,15 @@ pub async fn serve(
     let backend = ReplicaBackend::new(replica.clone());
     let limits = cfg.limits.clone();
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(client, backend.clone(), limits, async move {
-        let _ = http_stopped.await;
-    }));
+    let server = tokio::spawn(http::serve(
+        client,
+        backend.clone(),
+        limits,
+        auth,
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
     tracing::info!(
         node = cfg.id,
         cluster = %cfg.cluster_id,
@@ -165,6 +251,7 @@ pub async fn serve(
     }
 
     // 1. Stop accepting; in-flight requests finish within the grace period.
+    reloader.abort();
     let _ = stop_http.send(());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "HTTP server task failed");

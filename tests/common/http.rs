@@ -76,6 +76,8 @@ impl std::fmt::Display for Resp {
 pub struct Http {
     client: Client<HttpConnector>,
     timeout: Duration,
+    /// Sent as `Authorization: Bearer <token>` with every request, when set.
+    bearer: Option<String>,
 }
 
 impl Http {
@@ -86,14 +88,26 @@ impl Http {
         let client = Client::builder()
             .pool_idle_timeout(Duration::from_secs(5))
             .build(connector);
-        Http { client, timeout }
+        Http {
+            client,
+            timeout,
+            bearer: None,
+        }
+    }
+
+    /// The same client (and connection pool) sending `token` as its bearer token (`None`: no token).
+    pub fn with_bearer(&self, token: Option<&str>) -> Http {
+        Http {
+            bearer: token.map(str::to_owned),
+            ..self.clone()
+        }
     }
 
     /// The same client (and connection pool) with another deadline.
     pub fn with_timeout(&self, timeout: Duration) -> Http {
         Http {
-            client: self.client.clone(),
             timeout,
+            ..self.clone()
         }
     }
 
@@ -107,6 +121,9 @@ impl Http {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path_and_query}"));
+        if let Some(token) = &self.bearer {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let body = match body {
             Some((bytes, content_type)) => {
                 req = req.header(CONTENT_TYPE, content_type);

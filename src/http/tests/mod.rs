@@ -1,12 +1,14 @@
 //! In-process tests of the HTTP layer: every route and every error code through `warp::test`, against
 //! [`fake::FakeBackend`]; forwarding and the server loop over real loopback sockets.
 
+mod auth;
 mod bad_input;
 mod cluster_ops;
 mod entities;
 mod errors;
 mod fake;
 mod forward;
+mod fuzz;
 mod kv;
 mod route_table;
 mod serve;
@@ -19,8 +21,9 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::auth::Auth;
 use super::limits::Limits;
-use super::routes::routes;
+use super::routes::routes_with_auth;
 use fake::FakeBackend;
 
 /// A response, decoded for assertions.
@@ -70,8 +73,12 @@ impl Api {
     }
 
     pub fn with_limits(limits: Limits) -> Api {
+        Api::with_auth(limits, Auth::off())
+    }
+
+    pub fn with_auth(limits: Limits, auth: Auth) -> Api {
         let fake = FakeBackend::new();
-        let filter = routes(fake.clone(), limits)
+        let filter = routes_with_auth(fake.clone(), limits, auth)
             .map(Reply::into_response)
             .boxed();
         Api { fake, filter }
@@ -141,12 +148,16 @@ pub struct Server {
 
 impl Server {
     pub async fn start(fake: FakeBackend, limits: Limits) -> Server {
+        Server::start_with_auth(fake, limits, Auth::off()).await
+    }
+
+    pub async fn start_with_auth(fake: FakeBackend, limits: Limits, auth: Auth) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(super::serve(listener, fake, limits, async {
+        let task = tokio::spawn(super::serve(listener, fake, limits, auth, async {
             let _ = rx.await;
         }));
         Server {

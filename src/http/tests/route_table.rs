@@ -5,6 +5,9 @@
 //! * every error code the document enumerates (per status) is one of [`Code::ALL`] with that status,
 //!   and every code is documented;
 //! * every route of the table is served (its answer is not the unknown-route answer);
+//! * the document's security requirement of every route is the table's access: a route that needs a
+//!   token names the bearer scheme and documents 401 and 403 (and its summary names the role);
+//!   an open one (`/healthz`, `/readyz`) requires nothing and documents neither;
 //! * every method on every documented path, on each prefix of it and with a segment added, is either
 //!   answered as an unknown route or is a route of the table.
 
@@ -14,8 +17,9 @@ use serde_json::Value;
 use warp::http::Method;
 
 use super::{Api, Resp};
+use crate::http::auth::Access;
 use crate::http::error::Code;
-use crate::http::routes::{route_template, template_matches, ROUTES};
+use crate::http::routes::{route_template, template_matches, Route, ROUTES};
 
 const DOC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml"));
 
@@ -63,12 +67,12 @@ fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
 fn table_routes() -> BTreeSet<(String, String)> {
     ROUTES
         .iter()
-        .map(|(m, t)| (m.as_str().to_owned(), (*t).to_owned()))
+        .map(|r| (r.method.as_str().to_owned(), r.template.to_owned()))
         .collect()
 }
 
 /// A concrete path for a template.
-fn instantiate(template: &str) -> String {
+pub(super) fn instantiate(template: &str) -> String {
     template
         .replace("{key}", "k")
         .replace("{entity}", "e")
@@ -155,7 +159,10 @@ fn the_document_enumerates_exactly_the_error_codes_by_status() {
 #[tokio::test]
 async fn every_route_of_the_table_is_served() {
     let api = Api::new();
-    for (method, template) in ROUTES {
+    for Route {
+        method, template, ..
+    } in ROUTES
+    {
         let path = instantiate(template);
         let r = send(&api, method, &path).await;
         assert!(
@@ -211,7 +218,7 @@ async fn nothing_outside_the_table_is_served() {
             }
             let listed = ROUTES
                 .iter()
-                .any(|(m, t)| m == method && template_matches(t, path));
+                .any(|r| r.method == method && template_matches(r.template, path));
             assert!(
                 listed,
                 "{method} {path} is served ({} {:?}) but matches no route of ROUTES",
@@ -221,4 +228,62 @@ async fn nothing_outside_the_table_is_served() {
         }
     }
     assert!(probed > 300, "probed only {probed} requests");
+}
+
+#[test]
+fn the_document_states_the_access_of_every_route() {
+    let doc = doc();
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(
+        (scheme["type"].as_str(), scheme["scheme"].as_str()),
+        (Some("http"), Some("bearer")),
+        "components.securitySchemes.bearer"
+    );
+    for r in ROUTES {
+        let op = &doc["paths"][r.template][r.method.as_str().to_ascii_lowercase()];
+        let security = op["security"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{} {}: no `security`", r.method, r.template));
+        let names_bearer = security.iter().any(|s| s.get("bearer").is_some());
+        let responses = &op["responses"];
+        let (has_401, has_403) = (
+            responses.get("401").is_some(),
+            responses.get("403").is_some(),
+        );
+        let summary = op["summary"].as_str().unwrap_or("");
+        match r.access {
+            Access::Open => assert!(
+                !names_bearer && !has_401 && !has_403,
+                "{} {} is open: no bearer, 401 or 403",
+                r.method,
+                r.template
+            ),
+            Access::Metrics => assert!(
+                security
+                    .iter()
+                    .any(|s| s.as_object().is_some_and(|o| o.is_empty()))
+                    && names_bearer
+                    && has_401
+                    && has_403,
+                "{} {}: open or bearer (metrics_auth), with 401 and 403",
+                r.method,
+                r.template
+            ),
+            Access::Token(role) => {
+                assert!(
+                    names_bearer && security.len() == 1 && has_401 && has_403,
+                    "{} {} needs a token: bearer only, with 401 and 403",
+                    r.method,
+                    r.template
+                );
+                let needle = format!("(role `{role}`)");
+                assert!(
+                    summary.contains(&needle),
+                    "{} {}: the summary does not say {needle:?}",
+                    r.method,
+                    r.template
+                );
+            }
+        }
+    }
 }
