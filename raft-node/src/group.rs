@@ -313,7 +313,7 @@ fn open_log(cfg: &GroupConfig) -> Result<LogStore, StartError> {
     let voters: Vec<u64> = cfg.initial_cluster.keys().copied().collect();
     log.persist(&LogWrite {
         conf_state: Some(ConfState::from((voters, vec![]))),
-        membership: Some(membership.encode()),
+        membership: Some(membership.encode().map_err(log_error)?),
         ..LogWrite::default()
     })
     .map_err(log_error)?;
@@ -346,6 +346,14 @@ impl<O: Send + 'static> Group<O> {
         let log = tokio::task::spawn_blocking(move || open_log(&log_cfg))
             .await
             .map_err(|e| StartError::Join(e.to_string()))??;
+        // The persisted table: the transport knows the members from its first connection on (see below).
+        let persisted = match log.membership() {
+            bytes if bytes.is_empty() => Membership::default(),
+            bytes => Membership::decode(&bytes).map_err(|source| StartError::Log {
+                path: cfg.log_dir.clone(),
+                source,
+            })?,
+        };
 
         let inbound = Arc::new(NodeInbound::<O> {
             sender: OnceLock::new(),
@@ -380,6 +388,12 @@ impl<O: Send + 'static> Group<O> {
             Arc::new(snapshot_source),
         )
         .await?;
+        // Issue 10: the members come from the persisted table now, not only once the node loop first
+        // turns. That turn comes after opening the node and replaying the log (seconds on a long log),
+        // and until then every peer was refused as "sender is not a member" and backed off, so a site
+        // restarted as a whole took that long again to find itself, and its logs blamed the membership.
+        transport.set_removed(persisted.removed.iter().copied().collect());
+        transport.set_peers(peer_list(id, &cfg.known_peers, &persisted));
 
         let ncfg = NodeConfig {
             // One tick length for the loop and the node's lease.
@@ -399,7 +413,7 @@ impl<O: Send + 'static> Group<O> {
                 return Err(StartError::Node(e));
             }
         };
-        let membership = Arc::new(RwLock::new(Membership::default()));
+        let membership = Arc::new(RwLock::new(persisted));
         let isolated = Arc::new(Mutex::new(false));
         let peer_transport = PeerTransport {
             id,
