@@ -165,15 +165,31 @@ pub struct Group<O: Send + 'static> {
 }
 
 /// The transport's callbacks, delivered to the node loop. Until the loop runs there is nowhere to
-/// deliver, and messages are dropped (Raft retries).
+/// deliver, and messages are dropped (Raft retries) — except the addresses peers announce, which come
+/// once per connection only: those are kept and handed over when the loop starts ([`NodeInbound::attach`]).
 struct NodeInbound<O> {
     sender: OnceLock<NodeSender<O>>,
+    /// Addresses announced before the loop ran: id → (peer, client).
+    early_addresses: Mutex<BTreeMap<u64, (String, String)>>,
 }
 
 impl<O: Send + 'static> NodeInbound<O> {
     fn input(&self, input: Input<O>) {
         if let Some(sender) = self.sender.get() {
             sender.input(input);
+        }
+    }
+
+    /// The loop runs: deliver from now on, starting with the addresses announced so far.
+    fn attach(&self, sender: NodeSender<O>) {
+        // Under the lock, so a newer announcement cannot overtake the early ones.
+        let mut early = self
+            .early_addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = self.sender.set(sender);
+        for (peer, (peer_addr, client_addr)) in std::mem::take(&mut *early) {
+            self.input(Input::PeerAddresses(peer, peer_addr, client_addr));
         }
     }
 }
@@ -195,6 +211,17 @@ impl<O: Send + 'static> Inbound for NodeInbound<O> {
         self.input(Input::SnapshotStatus { peer, delivered });
     }
     fn peer_addresses(&self, peer: u64, peer_addr: &str, client_addr: &str) {
+        {
+            // Checked under the lock `attach` drains under: nothing slips between the two.
+            let mut early = self
+                .early_addresses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.sender.get().is_none() {
+                early.insert(peer, (peer_addr.to_string(), client_addr.to_string()));
+                return;
+            }
+        }
         self.input(Input::PeerAddresses(
             peer,
             peer_addr.to_string(),
@@ -357,6 +384,7 @@ impl<O: Send + 'static> Group<O> {
 
         let inbound = Arc::new(NodeInbound::<O> {
             sender: OnceLock::new(),
+            early_addresses: Mutex::new(BTreeMap::new()),
         });
         let advertise_peer = if cfg.advertise_peer.is_empty() {
             peer_listener
@@ -436,7 +464,7 @@ impl<O: Send + 'static> Group<O> {
         let sender = handle.sender();
         let watch = handle.watch();
         let low_space = handle.low_space();
-        let _ = inbound.sender.set(sender.clone());
+        inbound.attach(sender.clone());
         Ok(Group {
             id,
             cluster_id: cfg.cluster_id,

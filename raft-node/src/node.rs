@@ -864,6 +864,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 deadline,
                 reply,
             } => {
+                // Before the leader check: any node refuses an invalid request itself.
+                if let Err(refusal) = change.validate() {
+                    return reply(Err(refusal.into()));
+                }
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
                 }

@@ -1,37 +1,39 @@
 //! Issue 10: after a full restart the members refused each other's handshakes ("sender is not a member")
 //! until each node loop's first turn — after opening the node and replaying its log — told the transport
 //! who the members are; peers backed off meanwhile. The transport now knows them from the persisted
-//! membership table before it accepts a connection.
+//! membership table before it accepts a connection, and the addresses a peer announces on a connection
+//! accepted before the loop runs are kept for it (they come once per connection).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use raft_node::transport::SnapshotSource;
 use raft_node::{CommitTs, Error, Group, GroupConfig, Role, StateMachine};
 use tokio::net::TcpListener;
 
-/// Applies nothing but its index; the first apply after a start takes `slow_first` (a long replay).
+/// Applies nothing but its index. Opening a node over it takes `slow_open` (the first `applied`): a node
+/// whose start is slow, as with a long log.
 struct Slow {
     applied: (u64, u64),
-    slow_first: Option<Duration>,
-    replaying: Arc<AtomicBool>,
+    slow_open: Mutex<Option<Duration>>,
+    opening: Arc<AtomicBool>,
 }
 
 impl StateMachine for Slow {
     type Output = ();
 
     fn applied(&self) -> (u64, u64) {
+        if let Some(pause) = self.slow_open.lock().unwrap().take() {
+            self.opening.store(true, Ordering::SeqCst);
+            std::thread::sleep(pause);
+            self.opening.store(false, Ordering::SeqCst);
+        }
         self.applied
     }
 
     fn apply(&mut self, index: u64, ts: CommitTs, commands: &[&[u8]]) -> Result<Vec<()>, Error> {
-        if let Some(pause) = self.slow_first.take() {
-            self.replaying.store(true, Ordering::SeqCst);
-            std::thread::sleep(pause);
-            self.replaying.store(false, Ordering::SeqCst);
-        }
         self.applied = (index, ts.last(commands.len()).unwrap_or(ts.first));
         Ok(vec![(); commands.len()])
     }
@@ -65,20 +67,21 @@ fn config(id: u64, dir: &std::path::Path, initial: &BTreeMap<u64, String>) -> Gr
     );
     cfg.initial_cluster = initial.clone();
     cfg.advertise_peer = initial[&id].clone();
+    cfg.advertise_client = format!("127.0.0.1:{}", 19_000 + id);
     cfg.peer_secret = b"restart-secret".to_vec();
     cfg
 }
 
 async fn start(
     cfg: GroupConfig,
-    slow_first: Option<Duration>,
-    replaying: Arc<AtomicBool>,
+    slow_open: Option<Duration>,
+    opening: Arc<AtomicBool>,
 ) -> Group<()> {
     let listener = TcpListener::bind(&cfg.advertise_peer).await.expect("bind");
     let sm = Slow {
         applied: (0, 0),
-        slow_first,
-        replaying,
+        slow_open: Mutex::new(slow_open),
+        opening,
     };
     Group::start(cfg, sm, NoImages, listener)
         .await
@@ -90,7 +93,8 @@ fn soon() -> Instant {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_members_accept_each_other_before_their_loops_have_replayed_the_log() {
+async fn a_restarted_member_accepts_its_peers_and_keeps_their_addresses_while_it_is_still_opening()
+{
     let dir = tempfile::tempdir().expect("tempdir");
     let mut initial = BTreeMap::new();
     for id in 1..=2u64 {
@@ -120,42 +124,58 @@ async fn restarted_members_accept_each_other_before_their_loops_have_replayed_th
     for i in 0..5u8 {
         leader.propose(vec![i], soon()).await.expect("committed");
     }
-    // Both stop; both restart, node 1 with a replay that takes 3 s before its loop's first turn ends.
+    // Both stop; both restart, node 1 taking 3 s to open its node (its transport is up meanwhile).
     for g in &groups {
         g.shutdown().await.expect("shutdown");
     }
     drop(groups);
-    let replaying = Arc::new(AtomicBool::new(false));
-    let one = start(
+    let opening = Arc::new(AtomicBool::new(false));
+    let starting = tokio::spawn(start(
         config(1, dir.path(), &initial),
         Some(Duration::from_secs(3)),
-        replaying.clone(),
-    )
-    .await;
+        opening.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !opening.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "node 1 never started opening");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Node 2 dials node 1 while node 1 is still opening.
     let two = start(config(2, dir.path(), &initial), None, idle.clone()).await;
-    // While node 1 is still replaying, node 2 dials it: it is a member and is accepted.
     let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let c = one.transport_counters();
-        assert_eq!(
-            c.handshakes_rejected_unknown_id, 0,
-            "node 1 refused a member while replaying its log: {c:?}"
+    while two.transport_counters().connects == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never connected to node 1"
         );
-        if c.handshakes_accepted > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node 2 never connected: {c:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(
-        replaying.load(Ordering::SeqCst),
-        "the check must happen during node 1's replay"
+        opening.load(Ordering::SeqCst),
+        "node 2 must have connected while node 1 was opening"
+    );
+    let one = starting.await.expect("join");
+    let c = one.transport_counters();
+    assert_eq!(
+        (c.handshakes_rejected_unknown_id, c.handshakes_accepted > 0),
+        (0, true),
+        "node 1 refused a member while opening: {c:?}"
     );
     assert_eq!(
         one.membership().members.len(),
         2,
         "the table is known at once"
     );
+    // Node 2 announced its client address before node 1's loop ran: it is not lost.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while one.membership().members[&2].client_addr != "127.0.0.1:19002" {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 never learned node 2's client address: {:?}",
+            one.membership()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let c = two.transport_counters();
     assert_eq!(c.handshakes_rejected_unknown_id, 0, "node 2: {c:?}");
     one.shutdown().await.expect("shutdown");
