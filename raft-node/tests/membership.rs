@@ -218,7 +218,7 @@ fn conf_change(kind: ConfChangeType, id: u64, context: Vec<u8>) -> ConfChangeV2 
     single.node_id = id;
     let mut cc = ConfChangeV2::default();
     cc.changes.push(single);
-    cc.context = context.into();
+    cc.context = context;
     cc
 }
 
