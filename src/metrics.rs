@@ -106,6 +106,10 @@ const RAFT_TS_AHEAD: Family = counter(
     "kvs_raft_entries_ts_ahead_of_clock_total",
     "Entries received stamped more than max_clock_skew ahead of this node's clock (clock-skew alarm).",
 );
+const RAFT_UNAPPLIABLE: Family = counter(
+    "kvs_raft_entries_unappliable_total",
+    "Committed entries that could not be applied (they do not decode, or Raft refuses the conf change) and were applied as no-ops on every replica (alarm: never expected).",
+);
 const RAFT_CLOCK_AHEAD: Family = gauge(
     "kvs_raft_clock_ahead_seconds",
     "How far this leader's clock is ahead of the cluster's median clock (0 when behind or not leading).",
@@ -165,7 +169,7 @@ const ROCKSDB_LIVE_SST: Family = gauge("kvs_rocksdb_live_sst_bytes", "Size of li
 const PROCESS_RSS: Family = gauge("process_resident_memory_bytes", "Resident set size.");
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 32] = [
+const ALL: [&Family; 33] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -183,6 +187,7 @@ const ALL: [&Family; 32] = [
     &RAFT_TS_CLAMPED,
     &RAFT_TS_AHEAD,
     &RAFT_CLOCK_AHEAD,
+    &RAFT_UNAPPLIABLE,
     &PEER_CONNECTIONS_REFUSED,
     &PEER_MESSAGES,
     &PEER_HANDSHAKES_REJECTED,
@@ -362,6 +367,7 @@ fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
     out.push(RAFT_TS_CLAMPED.value(float(c.ts_clamped)));
     out.push(RAFT_TS_AHEAD.value(float(c.ts_ahead_of_clock)));
     out.push(RAFT_CLOCK_AHEAD.value(float(c.clock_ahead_micros) / 1e6));
+    out.push(RAFT_UNAPPLIABLE.value(float(c.entries_unappliable)));
 }
 
 /// The node's metrics, read through `sample` at every scrape.
@@ -433,6 +439,7 @@ mod tests {
                 ts_clamped: 0,
                 ts_ahead_of_clock: 0,
                 clock_ahead_micros: 0,
+                entries_unappliable: 0,
             },
             ticks_since_leader: 0,
         };
@@ -543,6 +550,9 @@ kvs_raft_entries_ts_ahead_of_clock_total 0
 # HELP kvs_raft_clock_ahead_seconds How far this leader's clock is ahead of the cluster's median clock (0 when behind or not leading).
 # TYPE kvs_raft_clock_ahead_seconds gauge
 kvs_raft_clock_ahead_seconds 0
+# HELP kvs_raft_entries_unappliable_total Committed entries that could not be applied (they do not decode, or Raft refuses the conf change) and were applied as no-ops on every replica (alarm: never expected).
+# TYPE kvs_raft_entries_unappliable_total counter
+kvs_raft_entries_unappliable_total 0
 # HELP kvs_peer_connections_refused_total Inbound peer connections closed at once because max_peer_connections were open.
 # TYPE kvs_peer_connections_refused_total counter
 kvs_peer_connections_refused_total 0

@@ -223,7 +223,8 @@ async fn a_node_added_over_http_joins_catches_up_and_is_promoted() {
         )),
     )
     .await;
-    assert_eq!(s, 400, "a removed id was accepted again: {b}");
+    assert_eq!(s, 409, "a removed id was accepted again: {b}");
+    assert!(b.contains("member_removed"), "{b}");
     for node in nodes.values_mut() {
         node.stop().await;
     }

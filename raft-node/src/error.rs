@@ -87,4 +87,11 @@ pub enum Error {
     /// The node loop is not running (stopped or failed): the request never reached it, nothing was proposed.
     #[error("the node is stopped")]
     Stopped,
+    /// A membership change refused before it was proposed (invalid, or a guard rail): nothing changed.
+    #[error(transparent)]
+    Membership(#[from] crate::membership::Refusal),
+    /// The proposal committed, but its entry could not be applied (it does not decode, or Raft refuses
+    /// the conf change it carries): every replica recorded it as a no-op. Nothing changed.
+    #[error("the committed entry could not be applied and was recorded as a no-op: {0}")]
+    Unappliable(String),
 }

@@ -165,15 +165,31 @@ pub struct Group<O: Send + 'static> {
 }
 
 /// The transport's callbacks, delivered to the node loop. Until the loop runs there is nowhere to
-/// deliver, and messages are dropped (Raft retries).
+/// deliver, and messages are dropped (Raft retries) — except the addresses peers announce, which come
+/// once per connection only: those are kept and handed over when the loop starts ([`NodeInbound::attach`]).
 struct NodeInbound<O> {
     sender: OnceLock<NodeSender<O>>,
+    /// Addresses announced before the loop ran: id → (peer, client).
+    early_addresses: Mutex<BTreeMap<u64, (String, String)>>,
 }
 
 impl<O: Send + 'static> NodeInbound<O> {
     fn input(&self, input: Input<O>) {
         if let Some(sender) = self.sender.get() {
             sender.input(input);
+        }
+    }
+
+    /// The loop runs: deliver from now on, starting with the addresses announced so far.
+    fn attach(&self, sender: NodeSender<O>) {
+        // Under the lock, so a newer announcement cannot overtake the early ones.
+        let mut early = self
+            .early_addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = self.sender.set(sender);
+        for (peer, (peer_addr, client_addr)) in std::mem::take(&mut *early) {
+            self.input(Input::PeerAddresses(peer, peer_addr, client_addr));
         }
     }
 }
@@ -195,6 +211,17 @@ impl<O: Send + 'static> Inbound for NodeInbound<O> {
         self.input(Input::SnapshotStatus { peer, delivered });
     }
     fn peer_addresses(&self, peer: u64, peer_addr: &str, client_addr: &str) {
+        {
+            // Checked under the lock `attach` drains under: nothing slips between the two.
+            let mut early = self
+                .early_addresses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.sender.get().is_none() {
+                early.insert(peer, (peer_addr.to_string(), client_addr.to_string()));
+                return;
+            }
+        }
         self.input(Input::PeerAddresses(
             peer,
             peer_addr.to_string(),
@@ -313,7 +340,7 @@ fn open_log(cfg: &GroupConfig) -> Result<LogStore, StartError> {
     let voters: Vec<u64> = cfg.initial_cluster.keys().copied().collect();
     log.persist(&LogWrite {
         conf_state: Some(ConfState::from((voters, vec![]))),
-        membership: Some(membership.encode()),
+        membership: Some(membership.encode().map_err(log_error)?),
         ..LogWrite::default()
     })
     .map_err(log_error)?;
@@ -346,9 +373,18 @@ impl<O: Send + 'static> Group<O> {
         let log = tokio::task::spawn_blocking(move || open_log(&log_cfg))
             .await
             .map_err(|e| StartError::Join(e.to_string()))??;
+        // The persisted table: the transport knows the members from its first connection on (see below).
+        let persisted = match log.membership() {
+            bytes if bytes.is_empty() => Membership::default(),
+            bytes => Membership::decode(&bytes).map_err(|source| StartError::Log {
+                path: cfg.log_dir.clone(),
+                source,
+            })?,
+        };
 
         let inbound = Arc::new(NodeInbound::<O> {
             sender: OnceLock::new(),
+            early_addresses: Mutex::new(BTreeMap::new()),
         });
         let advertise_peer = if cfg.advertise_peer.is_empty() {
             peer_listener
@@ -380,6 +416,12 @@ impl<O: Send + 'static> Group<O> {
             Arc::new(snapshot_source),
         )
         .await?;
+        // Issue 10: the members come from the persisted table now, not only once the node loop first
+        // turns. That turn comes after opening the node and replaying the log (seconds on a long log),
+        // and until then every peer was refused as "sender is not a member" and backed off, so a site
+        // restarted as a whole took that long again to find itself, and its logs blamed the membership.
+        transport.set_removed(persisted.removed.iter().copied().collect());
+        transport.set_peers(peer_list(id, &cfg.known_peers, &persisted));
 
         let ncfg = NodeConfig {
             // One tick length for the loop and the node's lease.
@@ -399,7 +441,7 @@ impl<O: Send + 'static> Group<O> {
                 return Err(StartError::Node(e));
             }
         };
-        let membership = Arc::new(RwLock::new(Membership::default()));
+        let membership = Arc::new(RwLock::new(persisted));
         let isolated = Arc::new(Mutex::new(false));
         let peer_transport = PeerTransport {
             id,
@@ -422,7 +464,7 @@ impl<O: Send + 'static> Group<O> {
         let sender = handle.sender();
         let watch = handle.watch();
         let low_space = handle.low_space();
-        let _ = inbound.sender.set(sender.clone());
+        inbound.attach(sender.clone());
         Ok(Group {
             id,
             cluster_id: cfg.cluster_id,

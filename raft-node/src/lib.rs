@@ -23,7 +23,8 @@ pub use hlc::{wall_clock_micros, Hlc};
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
     Command, CommitTs, Committed, DiskSpace, Node, NodeConfig, NodeCounters, NodeStatus,
-    PeerProgress, Reply, Role, StagedImage, StateMachine, Timing, FSYNC_BUCKETS_MICROS,
+    PeerProgress, Reply, Role, StagedImage, StateMachine, Timing, UncheckedEntry,
+    FSYNC_BUCKETS_MICROS,
 };
 pub use runner::{LoopExit, LowSpace};
 pub use storage::LogStorage;

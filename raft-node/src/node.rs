@@ -29,7 +29,7 @@ use raft::{Config, RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 
 use crate::error::Error;
 use crate::hlc::Hlc;
-use crate::membership::{Membership, MembershipChange};
+use crate::membership::{Membership, MembershipChange, Refusal, PROMOTE_MAX_LAG};
 use crate::payload;
 use crate::storage::{LogStorage, LogWrite};
 
@@ -339,6 +339,10 @@ pub struct NodeCounters {
     /// How far this node's clock was ahead of the cluster's view when last measured as leader, µs (0 when
     /// behind, unmeasured or not leading).
     pub clock_ahead_micros: u64,
+    /// Committed entries that could not be applied (a payload or conf change that does not decode, a conf
+    /// change Raft refuses) and were applied as no-ops instead — identically on every replica, which all
+    /// decide from the same bytes and the same configuration. Never expected: an alarm.
+    pub entries_unappliable: u64,
 }
 
 /// A reply with the deadline of its request.
@@ -450,6 +454,19 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     next_hand_off: u64,
     /// `ticks` when the leader last reached this node (see [`NodeStatus::ticks_since_leader`]).
     leader_contact_tick: u64,
+    /// `ticks` when each peer was last heard from (any message): who is healthy, for the membership
+    /// guard rails (raft-rs's `recent_active` is cleared for everyone once per election timeout).
+    heard: BTreeMap<u64, u64>,
+}
+
+/// An entry for [`Node::propose_unchecked`] (fault tests).
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub enum UncheckedEntry {
+    /// A normal entry with these bytes (not necessarily a payload this node would encode).
+    Normal(Vec<u8>),
+    /// A conf change as given (its context need not decode; raft-rs itself may refuse it at apply).
+    ConfChange(ConfChangeV2),
 }
 
 /// The highest ts in the log: that of its last entry carrying commands. Commit timestamps increase
@@ -469,11 +486,13 @@ fn last_ts_in_log<L: LogStorage>(storage: &L, last_index: u64) -> Result<u64, Er
                 raft::GetEntriesContext::empty(false),
             )
             .map_err(raft_err)?;
-        if let Some(e) = entries
+        // An entry that does not decode carries no ts (it is applied as a no-op): look further back.
+        if let Some(ts) = entries
             .iter()
-            .find(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
+            .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
+            .find_map(|e| payload::last_ts(&e.data).ok())
         {
-            return payload::last_ts(&e.data);
+            return Ok(ts);
         }
     }
     Ok(0)
@@ -482,6 +501,22 @@ fn last_ts_in_log<L: LogStorage>(storage: &L, last_index: u64) -> Result<u64, Er
 const SKEW_LOG_EVERY: u64 = 10_000_000;
 /// Peer clock offsets older than this (µs) do not count for the cluster's view.
 const CLOCK_SAMPLE_FRESH: u64 = 10_000_000;
+
+/// The conf change a committed entry carries (a v1 one as the equivalent v2), or why it does not decode.
+fn decode_conf_change(e: &Entry) -> Result<ConfChangeV2, String> {
+    let undecodable = |err: prost::DecodeError| format!("it does not decode: {err}");
+    if e.get_entry_type() == EntryType::EntryConfChangeV2 {
+        return ConfChangeV2::decode(&e.data[..]).map_err(undecodable);
+    }
+    let v1 = ConfChange::decode(&e.data[..]).map_err(undecodable)?;
+    let mut single = raft::prelude::ConfChangeSingle::default();
+    single.set_change_type(v1.get_change_type());
+    single.node_id = v1.node_id;
+    let mut v2 = ConfChangeV2::default();
+    v2.changes.push(single);
+    v2.context = v1.context;
+    Ok(v2)
+}
 
 fn raft_err(e: raft::Error) -> Error {
     Error::Raft(e.to_string())
@@ -577,6 +612,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             space: DiskSpace::Ample,
             next_hand_off: 0,
             leader_contact_tick: 0,
+            heard: BTreeMap::new(),
         };
         // A compacted log needs a registered snapshot to serve followers behind it (registration is
         // in memory only).
@@ -730,6 +766,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// Deliver a Raft message from a peer. Messages from unknown ids are the transport's to drop.
     pub fn step(&mut self, mut msg: Message) {
+        if msg.from != raft::INVALID_ID && msg.from != self.cfg.id {
+            self.heard.insert(msg.from, self.ticks);
+        }
         if let Some(theirs) = skew::read(&msg).filter(|_| self.wall > 0) {
             self.peer_clocks.observe(msg.from, theirs, self.wall);
         }
@@ -825,14 +864,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 deadline,
                 reply,
             } => {
+                // Before the leader check: any node refuses an invalid request itself.
+                if let Err(refusal) = change.validate() {
+                    return reply(Err(refusal.into()));
+                }
                 if !self.is_leader() {
                     return reply(Err(self.not_leader()));
                 }
-                let cc = change.to_conf_change();
-                let status = self.status();
-                if let Err(e) = self.membership.check(&cc, &status.voters, &status.learners) {
-                    return reply(Err(e));
-                }
+                let cc = match self.guard_membership_change(change) {
+                    Ok(cc) => cc,
+                    Err(e) => return reply(Err(e)),
+                };
                 match self.raw.propose_conf_change(vec![], cc) {
                     Ok(()) => {
                         let index = self.raw.raft.raft_log.last_index();
@@ -860,6 +902,101 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             }
             Command::Status { reply } => reply(self.status()),
         }
+    }
+
+    /// The conf change for `change` if it passes every check and guard rail (this node leads); otherwise
+    /// why not, and nothing is proposed:
+    /// * the request is valid (ids, addresses: [`MembershipChange::validate`]) and makes sense for the
+    ///   current members ([`Membership::check`]: no reused or duplicate id, no non-member, not the last
+    ///   voter);
+    /// * no other change is in flight (raft-rs's pending conf index, or a change of ours not yet applied);
+    /// * a new node joins as a learner: a direct voter add is refused ([`Refusal::LearnerFirst`]); a
+    ///   learner is promoted only once caught up ([`Node::caught_up`]);
+    /// * the voters of the new configuration that are healthy (heard from within an election timeout,
+    ///   this node included) still make its quorum.
+    fn guard_membership_change(&self, change: MembershipChange) -> Result<ConfChangeV2, Error> {
+        change.validate()?;
+        let conf = self.raw.raft.prs().conf();
+        let mut voters: Vec<u64> = conf.voters().ids().iter().collect();
+        voters.sort_unstable();
+        let mut learners: Vec<u64> = conf.learners().iter().copied().collect();
+        learners.sort_unstable();
+        let change = match change {
+            // A current learner named as a voter is a promotion; its recorded addresses stay.
+            MembershipChange::AddVoter(m) if learners.contains(&m.id) => {
+                MembershipChange::Promote(m.id)
+            }
+            other => other,
+        };
+        let cc = change.to_conf_change()?;
+        self.membership.check(&cc, &voters, &learners)?;
+        if let MembershipChange::AddVoter(m) = &change {
+            return Err(Refusal::LearnerFirst(m.id).into());
+        }
+        if let MembershipChange::Promote(id) = &change {
+            if !learners.contains(id) {
+                return Err(Refusal::NotMember(*id).into());
+            }
+        }
+        if self.raw.raft.has_pending_conf() || !self.conf_changes.is_empty() {
+            return Err(Refusal::ChangeInProgress.into());
+        }
+        if let MembershipChange::Promote(id) = &change {
+            self.caught_up(*id)?;
+        }
+        let next = Membership::voters_after(&cc, &voters);
+        let healthy = next.iter().filter(|&&v| self.healthy(v)).count();
+        let quorum = next.len() / 2 + 1;
+        if healthy < quorum {
+            return Err(Refusal::QuorumAtRisk {
+                healthy,
+                voters: next.len(),
+                quorum,
+            }
+            .into());
+        }
+        Ok(cc)
+    }
+
+    /// A peer is healthy when this node heard from it within the last election timeout; this node is.
+    fn healthy(&self, id: u64) -> bool {
+        if id == self.cfg.id {
+            return true;
+        }
+        let window = u64::try_from(self.cfg.election_tick).unwrap_or(u64::MAX);
+        self.heard
+            .get(&id)
+            .is_some_and(|&at| self.ticks.saturating_sub(at) <= window)
+    }
+
+    /// Learner `id` may be promoted: it is healthy and its log is within [`PROMOTE_MAX_LAG`] entries of
+    /// the leader's commit index (raft-rs's `matched`: the highest index known to be on it).
+    fn caught_up(&self, id: u64) -> Result<(), Refusal> {
+        let commit = self.raw.raft.raft_log.committed;
+        let matched = self.raw.raft.prs().get(id).map_or(0, |pr| pr.matched);
+        let active = self.healthy(id);
+        if active && matched.saturating_add(PROMOTE_MAX_LAG) >= commit && matched > 0 {
+            Ok(())
+        } else {
+            Err(Refusal::NotCaughtUp {
+                id,
+                matched,
+                commit,
+                active,
+            })
+        }
+    }
+
+    /// For fault tests only: propose `entry` exactly as given, as the leader, below every validation of
+    /// [`Node::handle`] — bytes no API would let through, to check what applying them does (see
+    /// `apply_conf_change`: an entry that cannot be applied is a recorded no-op on every replica).
+    #[doc(hidden)]
+    pub fn propose_unchecked(&mut self, entry: UncheckedEntry) -> Result<(), Error> {
+        match entry {
+            UncheckedEntry::Normal(data) => self.raw.propose(vec![], data),
+            UncheckedEntry::ConfChange(cc) => self.raw.propose_conf_change(vec![], cc),
+        }
+        .map_err(raft_err)
     }
 
     /// A leader below its disk reserve refuses every write: hand leadership to the most caught-up active
@@ -1048,9 +1185,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             // 4. Persist new entries and hard state in one synced write.
             for e in rd.entries() {
                 if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                    let ts = payload::last_ts(&e.data)?;
-                    self.hlc.observe(ts);
-                    self.check_entry_clock(ts);
+                    // An entry that does not decode carries no ts; it is applied as a no-op.
+                    if let Ok(ts) = payload::last_ts(&e.data) {
+                        self.hlc.observe(ts);
+                        self.check_entry_clock(ts);
+                    }
                 }
             }
             let (snapshot, membership) = snapshot_write.unzip();
@@ -1210,7 +1349,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     self.resolve(e.index, e.term, CommitTs::single(applied_ts), None);
                 }
                 EntryType::EntryNormal => {
-                    let (ts, commands) = payload::decode(&e.data)?;
+                    let (ts, commands) = match payload::decode(&e.data) {
+                        Ok(decoded) => decoded,
+                        Err(why) => {
+                            // Every replica decodes the same bytes the same way: all apply it as nothing.
+                            self.unappliable(e.index, "entry", &why.to_string());
+                            self.sm.apply(e.index, CommitTs::single(applied_ts), &[])?;
+                            self.resolve(e.index, e.term, CommitTs::single(applied_ts), None);
+                            self.resolve_conf_changes(e.index, e.term, None);
+                            continue;
+                        }
+                    };
                     self.hlc
                         .observe(ts.last(commands.len()).unwrap_or(u64::MAX));
                     fail::fail_point!("node::before_apply", |_| Err(Error::StateMachine(
@@ -1224,8 +1373,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     self.resolve(e.index, e.term, ts, Some(results));
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    let cs =
-                        conf_state.unwrap_or_else(|| self.raw.raft.prs().conf().to_conf_state());
+                    let cs = conf_state
+                        .unwrap_or_else(|| Ok(self.raw.raft.prs().conf().to_conf_state()));
                     self.sm.apply(e.index, CommitTs::single(applied_ts), &[])?;
                     self.resolve(e.index, e.term, CommitTs::single(applied_ts), None);
                     applied_conf = Some(cs);
@@ -1236,36 +1385,68 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         Ok(())
     }
 
-    fn apply_conf_change(&mut self, e: &Entry) -> Result<ConfState, Error> {
-        let corrupt = |err: prost::DecodeError| Error::Corruption {
-            at: format!("entry {}", e.index),
-            detail: err.to_string(),
+    /// Apply the committed conf change `e`: to Raft's configuration and the membership table, persisted
+    /// together. `Ok(Err(why))`: it cannot be applied — its bytes or its context do not decode, or Raft
+    /// refuses it (it would remove every voter, ...) — and is recorded as a no-op instead: the
+    /// configuration stays as it was, an error is logged and counted
+    /// ([`NodeCounters::entries_unappliable`]). Each replica decides that from the entry's bytes and the
+    /// configuration before it, which are the same everywhere, so all replicas stay identical and the
+    /// group goes on. `Err` only for a storage failure.
+    fn apply_conf_change(&mut self, e: &Entry) -> Result<Result<ConfState, String>, Error> {
+        let prepared = decode_conf_change(e).and_then(|cc| {
+            // The table first (pure), so nothing is changed when its context does not decode.
+            let membership = self
+                .membership
+                .apply(e.index, &cc)
+                .map_err(|err| format!("its member context: {err}"))?;
+            let encoded = membership.encode().map_err(|err| err.to_string())?;
+            let cs = self
+                .raw
+                .apply_conf_change(&cc)
+                .map_err(|err| format!("raft refuses it: {err}"))?;
+            Ok((cs, membership, encoded))
+        });
+        let (cs, membership, encoded, outcome) = match prepared {
+            Ok((cs, membership, encoded)) => (cs.clone(), membership, encoded, Ok(cs)),
+            Err(why) => {
+                self.unappliable(e.index, "conf change", &why);
+                // Recorded as applied, so a restart does not meet it again.
+                let mut membership = self.membership.clone();
+                membership.conf_index = e.index;
+                let encoded = membership.encode()?;
+                (
+                    self.raw.raft.prs().conf().to_conf_state(),
+                    membership,
+                    encoded,
+                    Err(why),
+                )
+            }
         };
-        let cc = if e.get_entry_type() == EntryType::EntryConfChangeV2 {
-            ConfChangeV2::decode(&e.data[..]).map_err(corrupt)?
-        } else {
-            let v1 = ConfChange::decode(&e.data[..]).map_err(corrupt)?;
-            let mut single = raft::prelude::ConfChangeSingle::default();
-            single.set_change_type(v1.get_change_type());
-            single.node_id = v1.node_id;
-            let mut v2 = ConfChangeV2::default();
-            v2.changes.push(single);
-            v2.context = v1.context;
-            v2
-        };
-        let cs = self.raw.apply_conf_change(&cc).map_err(raft_err)?;
-        let membership = self.membership.apply(e.index, &cc)?;
         let write = LogWrite {
             entries: vec![],
             hard_state: None,
-            conf_state: Some(cs.clone()),
-            membership: Some(membership.encode()),
+            conf_state: Some(cs),
+            membership: Some(encoded),
             snapshot: None,
         };
         self.raw.store().persist(&write)?;
         self.set_membership(membership);
-        self.conf_changed = true;
-        Ok(cs)
+        if outcome.is_ok() {
+            self.conf_changed = true;
+        }
+        Ok(outcome)
+    }
+
+    /// A committed entry that cannot be applied: logged and counted (an alarm), applied as a no-op.
+    fn unappliable(&mut self, index: u64, what: &str, why: &str) {
+        self.counters.entries_unappliable += 1;
+        tracing::error!(
+            node = self.cfg.id,
+            index,
+            error = why,
+            "a committed {what} cannot be applied: recorded as a no-op (every replica does the same); \
+             nothing of it takes effect"
+        );
     }
 
     /// The committed entry `(index, term)` is applied (`outputs`: its results, `None` if this node did not
@@ -1303,8 +1484,13 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     }
 
     /// Like [`resolve`](Self::resolve) for membership changes: `conf_state` is the configuration the entry
-    /// at `index` produced if it is a conf change applied here.
-    fn resolve_conf_changes(&mut self, index: u64, term: u64, conf_state: Option<&ConfState>) {
+    /// at `index` produced if it is a conf change applied here (or why it could not be applied).
+    fn resolve_conf_changes(
+        &mut self,
+        index: u64,
+        term: u64,
+        conf_state: Option<&Result<ConfState, String>>,
+    ) {
         let settled: Vec<(u64, u64)> = self
             .conf_changes
             .range(..=(index, u64::MAX))
@@ -1314,7 +1500,10 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             if let Some(c) = self.conf_changes.remove(&key) {
                 c.waiter
                     .answer(match (fate(key.0, key.1, index, term), conf_state) {
-                        (Fate::Applied, Some(cs)) if key.0 == index => Ok(cs.clone()),
+                        (Fate::Applied, Some(Ok(cs))) if key.0 == index => Ok(cs.clone()),
+                        (Fate::Applied, Some(Err(why))) if key.0 == index => {
+                            Err(Error::Unappliable(why.clone()))
+                        }
                         (Fate::NotApplied, _) => Err(Error::Dropped),
                         _ => Err(Error::OutcomeUnknown),
                     });

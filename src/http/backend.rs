@@ -64,9 +64,39 @@ pub enum BackendError {
     /// The request is invalid for the cluster's current state (unknown member id, ...): 400.
     #[error("{0}")]
     Invalid(String),
+    /// A membership change refused before anything was proposed (a bad request or a guard rail): 400,
+    /// 404 or 409 by its kind, never applied.
+    #[error("{message}")]
+    Member {
+        refusal: MemberRefusal,
+        message: String,
+    },
     /// The local engine failed: `VersionGone` → 410, others → 5xx.
     #[error(transparent)]
     Engine(#[from] engine::Error),
+}
+
+/// Why a membership change was refused; each has its own error code (see `error.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRefusal {
+    /// A bad id or address (`invalid_member`, 400).
+    InvalidMember,
+    /// Remove or promote a node that is not a member (`member_not_found`, 404).
+    NotFound,
+    /// The id is already a member (`member_exists`, 409).
+    Exists,
+    /// The id was removed; ids are never reused (`member_removed`, 409).
+    IdRemoved,
+    /// Remove the last voter (`last_voter`, 409).
+    LastVoter,
+    /// Fewer healthy voters than the new configuration's quorum (`quorum_at_risk`, 409).
+    QuorumAtRisk,
+    /// A new node is added as a voter directly; it joins as a learner first (`learner_first`, 409).
+    LearnerFirst,
+    /// The learner to promote has not caught up (`learner_not_caught_up`, 409).
+    NotCaughtUp,
+    /// Another membership change is in flight (`change_in_progress`, 409).
+    ChangeInProgress,
 }
 
 /// A member's role as the cluster view reports it.

@@ -29,6 +29,14 @@
 //! | 507 | `insufficient_storage` | the leader's disk is full or below its free-space reserve; the write was not applied |
 //! | 401 | `unauthorized` | auth is on and the request has no bearer token, or one the token file does not hold; `WWW-Authenticate: Bearer` |
 //! | 403 | `forbidden` | the token's role is too small for the route; `role`, `required_role` |
+//! | 400 | `invalid_member` | membership: a bad node id (0, or above 2^63−1) or address (not `host:port`, over 255 bytes) |
+//! | 404 | `member_not_found` | membership: remove or promote a node that is not a member |
+//! | 409 | `member_exists`, `member_removed` | membership: the id is already a member / was removed (ids are never reused) |
+//! | 409 | `last_voter` | membership: removing the only voter |
+//! | 409 | `quorum_at_risk` | membership: fewer voters would be healthy than the new configuration's quorum |
+//! | 409 | `learner_first` | membership: a new node is added as a voter; it joins as a learner, then is promoted |
+//! | 409 | `learner_not_caught_up` | membership: the learner to promote has not caught up within the request's deadline |
+//! | 409 | `change_in_progress` | membership: another membership change is still being applied |
 
 use std::convert::Infallible;
 use std::fmt;
@@ -40,7 +48,7 @@ use warp::reply::Response;
 use warp::Rejection;
 
 use super::auth::Denied;
-use super::backend::BackendError;
+use super::backend::{BackendError, MemberRefusal};
 
 /// Every error code the API answers, each with its one status: the table above, as code. Nothing else in
 /// the HTTP layer names a status code.
@@ -78,11 +86,20 @@ pub enum Code {
     // Client authentication (`auth.rs`).
     Unauthorized,
     Forbidden,
+    InvalidMember,
+    MemberNotFound,
+    MemberExists,
+    MemberRemoved,
+    LastVoter,
+    QuorumAtRisk,
+    LearnerFirst,
+    LearnerNotCaughtUp,
+    ChangeInProgress,
 }
 
 impl Code {
     /// Every code, for the documentation check (`docs/openapi.yaml` lists exactly these, by status).
-    pub const ALL: [Code; 31] = [
+    pub const ALL: [Code; 40] = [
         Code::BadRequest,
         Code::InvalidKey,
         Code::InvalidOp,
@@ -114,6 +131,15 @@ impl Code {
         Code::InsufficientStorage,
         Code::Unauthorized,
         Code::Forbidden,
+        Code::InvalidMember,
+        Code::MemberNotFound,
+        Code::MemberExists,
+        Code::MemberRemoved,
+        Code::LastVoter,
+        Code::QuorumAtRisk,
+        Code::LearnerFirst,
+        Code::LearnerNotCaughtUp,
+        Code::ChangeInProgress,
     ];
 
     /// The stable name clients match on.
@@ -150,6 +176,15 @@ impl Code {
             Code::InsufficientStorage => "insufficient_storage",
             Code::Unauthorized => "unauthorized",
             Code::Forbidden => "forbidden",
+            Code::InvalidMember => "invalid_member",
+            Code::MemberNotFound => "member_not_found",
+            Code::MemberExists => "member_exists",
+            Code::MemberRemoved => "member_removed",
+            Code::LastVoter => "last_voter",
+            Code::QuorumAtRisk => "quorum_at_risk",
+            Code::LearnerFirst => "learner_first",
+            Code::LearnerNotCaughtUp => "learner_not_caught_up",
+            Code::ChangeInProgress => "change_in_progress",
         }
     }
 
@@ -180,6 +215,32 @@ impl Code {
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::InvalidMember => StatusCode::BAD_REQUEST,
+            Code::MemberNotFound => StatusCode::NOT_FOUND,
+            Code::MemberExists
+            | Code::MemberRemoved
+            | Code::LastVoter
+            | Code::QuorumAtRisk
+            | Code::LearnerFirst
+            | Code::LearnerNotCaughtUp
+            | Code::ChangeInProgress => StatusCode::CONFLICT,
+        }
+    }
+}
+
+impl Code {
+    /// The code of a refused membership change.
+    pub fn member_refusal(refusal: MemberRefusal) -> Code {
+        match refusal {
+            MemberRefusal::InvalidMember => Code::InvalidMember,
+            MemberRefusal::NotFound => Code::MemberNotFound,
+            MemberRefusal::Exists => Code::MemberExists,
+            MemberRefusal::IdRemoved => Code::MemberRemoved,
+            MemberRefusal::LastVoter => Code::LastVoter,
+            MemberRefusal::QuorumAtRisk => Code::QuorumAtRisk,
+            MemberRefusal::LearnerFirst => Code::LearnerFirst,
+            MemberRefusal::NotCaughtUp => Code::LearnerNotCaughtUp,
+            MemberRefusal::ChangeInProgress => Code::ChangeInProgress,
         }
     }
 }
@@ -342,6 +403,9 @@ impl ApiError {
             BackendError::TooLarge { message, limit } => ApiError::too_large(message, limit),
             BackendError::NoSpace(m) => ApiError::new(Code::InsufficientStorage, m),
             BackendError::Engine(e) => ApiError::from_engine(e),
+            BackendError::Member { refusal, message } => {
+                ApiError::new(Code::member_refusal(refusal), message)
+            }
         }
     }
 
@@ -654,5 +718,29 @@ mod tests {
         );
         assert_eq!(pair(&nl), (503, "not_leader"));
         assert_eq!(nl.forward_to.as_deref(), Some("n1:7379"));
+    }
+
+    #[test]
+    fn membership_refusals_are_400_404_or_409_with_their_own_codes() {
+        use MemberRefusal as R;
+        let code = |refusal| {
+            pair(&ApiError::from_backend(
+                BackendError::Member {
+                    refusal,
+                    message: "m".into(),
+                },
+                Kind::Write,
+                1,
+            ))
+        };
+        assert_eq!(code(R::InvalidMember), (400, "invalid_member"));
+        assert_eq!(code(R::NotFound), (404, "member_not_found"));
+        assert_eq!(code(R::Exists), (409, "member_exists"));
+        assert_eq!(code(R::IdRemoved), (409, "member_removed"));
+        assert_eq!(code(R::LastVoter), (409, "last_voter"));
+        assert_eq!(code(R::QuorumAtRisk), (409, "quorum_at_risk"));
+        assert_eq!(code(R::LearnerFirst), (409, "learner_first"));
+        assert_eq!(code(R::NotCaughtUp), (409, "learner_not_caught_up"));
+        assert_eq!(code(R::ChangeInProgress), (409, "change_in_progress"));
     }
 }

@@ -30,8 +30,8 @@ mod server;
 mod tests;
 
 pub use backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRole, MemberView,
-    ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
+    MemberView, ReadInfo, Readiness,
 };
 pub use limits::Limits;
 pub use routes::{routes, routes_with_auth, Route, ROUTES};

@@ -9,13 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use raft_node::membership::{Refusal, MAX_NODE_ID};
 use raft_node::{Error, LoopExit, Member, MembershipChange, NodeStatus, Role as NodeRole};
 
 use super::replica::Replica;
 use crate::http::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRole, MemberView,
-    ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
+    MemberView, ReadInfo, Readiness,
 };
+
+/// How often a promotion is asked again while its learner catches up.
+const PROMOTE_RETRY: Duration = Duration::from_millis(50);
 
 /// How far applied may trail commit and still count as caught up for `/readyz`.
 const CAUGHT_UP_ENTRIES: u64 = 1_000;
@@ -142,6 +146,11 @@ impl ReplicaBackend {
             Error::NotLeader { leader_hint } => self.not_leader(leader_hint),
             Error::Invalid(what) => BackendError::Invalid(what.to_string()),
             Error::Raft(what) => BackendError::Invalid(what),
+            Error::Membership(refusal) => member_refusal(&refusal),
+            // Committed, and recorded as a no-op on every replica: nothing changed.
+            Error::Unappliable(why) => BackendError::Invalid(format!(
+                "the change committed but could not be applied; nothing changed: {why}"
+            )),
             Error::Overloaded => BackendError::Overloaded,
             Error::ShuttingDown | Error::Stopped => BackendError::ShuttingDown,
             _ => BackendError::Unknown,
@@ -252,6 +261,25 @@ impl ReplicaBackend {
 /// Every refresh of the cached status and every 50th probe of the data dir.
 const REFRESH_EVERY: Duration = Duration::from_millis(100);
 const PROBE_EVERY_REFRESHES: u64 = 50;
+
+/// A refused membership change, with its code.
+fn member_refusal(refusal: &Refusal) -> BackendError {
+    let kind = match refusal {
+        Refusal::InvalidMember(_) => MemberRefusal::InvalidMember,
+        Refusal::NotMember(_) => MemberRefusal::NotFound,
+        Refusal::AlreadyMember(_) => MemberRefusal::Exists,
+        Refusal::IdRemoved(_) => MemberRefusal::IdRemoved,
+        Refusal::LastVoter(_) => MemberRefusal::LastVoter,
+        Refusal::QuorumAtRisk { .. } => MemberRefusal::QuorumAtRisk,
+        Refusal::LearnerFirst(_) => MemberRefusal::LearnerFirst,
+        Refusal::NotCaughtUp { .. } => MemberRefusal::NotCaughtUp,
+        Refusal::ChangeInProgress => MemberRefusal::ChangeInProgress,
+    };
+    BackendError::Member {
+        refusal: kind,
+        message: refusal.to_string(),
+    }
+}
 
 /// Keep the cached status fresh and probe the data dir; stops when the replica shuts down.
 async fn refresh(replica: Arc<Replica>, shared: Arc<Shared>) {
@@ -392,7 +420,13 @@ impl Backend for ReplicaBackend {
                     .copied()
                     .max()
                     .unwrap_or(0);
-                highest + 1
+                highest
+                    .checked_add(1)
+                    .filter(|&id| id <= MAX_NODE_ID)
+                    .ok_or_else(|| BackendError::Member {
+                        refusal: MemberRefusal::InvalidMember,
+                        message: format!("no node id is free above {highest}; give one"),
+                    })?
             }
         };
         let member = Member {
@@ -400,7 +434,8 @@ impl Backend for ReplicaBackend {
             peer_addr: req.peer_addr,
             client_addr: req.client_addr.unwrap_or_default(),
         };
-        // Adding a current learner as a voter promotes it; its recorded addresses stay as they are.
+        // Adding a current learner as a voter promotes it; its recorded addresses stay as they are. A new
+        // node named as a voter is refused by the leader (`learner_first`): it joins as a learner.
         let change = if !req.learner && status.learners.contains(&id) {
             MembershipChange::Promote(id)
         } else if req.learner {
@@ -408,10 +443,24 @@ impl Backend for ReplicaBackend {
         } else {
             MembershipChange::AddVoter(member)
         };
-        self.replica
-            .change_membership(change, deadline)
-            .await
-            .map_err(|e| self.admin_error(e))?;
+        let promotion = matches!(change, MembershipChange::Promote(_));
+        loop {
+            match self
+                .replica
+                .change_membership(change.clone(), deadline)
+                .await
+            {
+                Ok(_) => break,
+                // A promotion waits for its learner to catch up, within the request's deadline; the
+                // leader checks again each time (nothing is proposed until it is caught up).
+                Err(Error::Membership(Refusal::NotCaughtUp { .. }))
+                    if promotion && Instant::now() + PROMOTE_RETRY < deadline =>
+                {
+                    tokio::time::sleep(PROMOTE_RETRY).await;
+                }
+                Err(e) => return Err(self.admin_error(e)),
+            }
+        }
         self.fresh_view(deadline).await
     }
 

@@ -55,7 +55,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             image_index = applied,
             "installed snapshot"
         );
-        Ok((meta, self.membership.encode()))
+        Ok((meta, self.membership.encode()?))
     }
 
     /// Register a snapshot at the applied index: its conf state and membership table are the node's
@@ -68,7 +68,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         meta.index = applied;
         meta.term = term;
         meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-        snap.data = self.membership.encode();
+        snap.data = self.membership.encode()?;
         self.raw.store().register_snapshot(snap);
         Ok(applied)
     }

@@ -48,7 +48,7 @@ async fn members_add_and_remove() {
     let r = api
         .post_json("/v1/cluster/members", &json!({"id": 4, "peer_addr": "x:1"}))
         .await;
-    assert_eq!(r.err(), (400, "invalid_op".into()));
+    assert_eq!(r.err(), (409, "member_exists".into()));
     let r = api
         .post_json("/v1/cluster/members", &json!({"peer_addr": ""}))
         .await;
@@ -62,7 +62,7 @@ async fn members_add_and_remove() {
         .iter()
         .all(|m| m["id"] != 4));
     let r = api.delete("/v1/cluster/members/4").await;
-    assert_eq!(r.err(), (400, "invalid_op".into()));
+    assert_eq!(r.err(), (404, "member_not_found".into()));
     let r = api.delete("/v1/cluster/members/four").await;
     assert_eq!(r.err(), (400, "bad_request".into()));
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use engine::{Clock, Engine, EngineConfig, ManualClock, Op};
 
 use crate::http::backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRole, MemberView,
-    ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
+    MemberView, ReadInfo, Readiness,
 };
 
 /// How the fake answers.
@@ -260,7 +260,10 @@ impl Backend for FakeBackend {
             .id
             .unwrap_or_else(|| c.members.iter().map(|m| m.id).max().unwrap_or(0) + 1);
         if c.members.iter().any(|m| m.id == id) {
-            return Err(BackendError::Invalid(format!("member {id} already exists")));
+            return Err(BackendError::Member {
+                refusal: MemberRefusal::Exists,
+                message: format!("node {id} is already a member"),
+            });
         }
         c.members.push(MemberView {
             id,
@@ -288,7 +291,10 @@ impl Backend for FakeBackend {
         let before = c.members.len();
         c.members.retain(|m| m.id != id);
         if c.members.len() == before {
-            return Err(BackendError::Invalid(format!("no member {id}")));
+            return Err(BackendError::Member {
+                refusal: MemberRefusal::NotFound,
+                message: format!("node {id} is not a member"),
+            });
         }
         Ok(c.clone())
     }
