@@ -30,6 +30,7 @@ use std::time::Duration;
 use raft_node::Timing;
 
 use crate::http::Limits;
+pub use crate::tls::ClientTlsFiles;
 
 mod args;
 mod defaults;
@@ -151,7 +152,8 @@ pub struct ServeConfig {
     /// TiKV PD endpoints (`host:port`); `None` = federation off.
     pub pd: Option<Vec<String>>,
     pub site: Option<String>,
-    /// `None` only when the peer port listens on a loopback address.
+    /// `None` only when the peer port is on loopback (listen and advertised address), peer TLS is on, or
+    /// `insecure_peer_no_auth` is set.
     pub peer_secret: Option<Secret>,
     /// The client API's limits (those with a setting are set; the rest keep the HTTP layer's defaults).
     pub limits: Limits,
@@ -159,6 +161,16 @@ pub struct ServeConfig {
     /// Free space kept in reserve on the data dir's file system: below it writes are refused with 507
     /// (`node::disk`); 0 turns the guard off.
     pub reserve_space: u64,
+    /// TLS on the client port (and https to the other nodes' client ports); `None`: plain HTTP.
+    pub client_tls: Option<ClientTlsFiles>,
+    /// The CA this node trusts for the other nodes' client-port certificates when it forwards to the
+    /// leader or joins over https (`trusted_ca_file`, else `client_ca`).
+    pub trusted_ca: Option<PathBuf>,
+    /// Mutual TLS on the peer port.
+    pub peer_tls: Option<raft_node::transport::TlsFiles>,
+    /// The peer port runs without TLS and without a secret although it is reachable from other hosts
+    /// (`insecure_peer_no_auth`); warned about on every start.
+    pub insecure_peer_no_auth: bool,
 }
 
 /// The layer a value came from; shown in every error so the operator knows what to fix.
@@ -265,6 +277,14 @@ pub const KEYS: &[&str] = &[
     "election_ticks",
     "heartbeat_ticks",
     "lease_margin_percent",
+    "client_cert",
+    "client_key",
+    "client_ca",
+    "trusted_ca_file",
+    "peer_cert",
+    "peer_key",
+    "peer_ca",
+    "insecure_peer_no_auth",
 ];
 
 fn env_name(key: &str) -> String {
@@ -441,6 +461,21 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
             .as_deref()
             .map(|p| path_str("peer_secret_file", p))
             .transpose()?,
+    );
+    for (key, path) in [
+        ("client_cert", &args.client_cert),
+        ("client_key", &args.client_key),
+        ("client_ca", &args.client_ca),
+        ("trusted_ca_file", &args.trusted_ca_file),
+        ("peer_cert", &args.peer_cert),
+        ("peer_key", &args.peer_key),
+        ("peer_ca", &args.peer_ca),
+    ] {
+        put(key, path.as_deref().map(|p| path_str(key, p)).transpose()?);
+    }
+    put(
+        "insecure_peer_no_auth",
+        args.insecure_peer_no_auth.then(|| "true".to_string()),
     );
     Ok(flags)
 }
@@ -623,12 +658,24 @@ fn build(
             Some(secret(bytes, &raw.at)?)
         }
     };
-    if peer_secret.is_none() && !listen_peer.v.ip().is_loopback() {
-        return Err(ConfigError::Rule(format!(
-            "{} {} is reachable from other hosts, so peers must authenticate: set --peer-secret-file \
-             (or KVS_RAFT_PEER_SECRET) to the same secret of at least {MIN_SECRET_BYTES} bytes on every node",
-            listen_peer.at, listen_peer.v
-        )));
+    let tls = tls_settings(l, &bootstrap)?;
+    let insecure_peer_no_auth = l.get("insecure_peer_no_auth", boolean)?;
+    if peer_secret.is_none() && tls.peer.is_none() && !insecure_peer_no_auth.v {
+        let exposed = if !listen_peer.v.ip().is_loopback() {
+            Some(format!("{} {}", listen_peer.at, listen_peer.v))
+        } else if !is_loopback_host(&advertise_peer) {
+            Some(format!("the advertised peer address {advertise_peer}"))
+        } else {
+            None
+        };
+        if let Some(exposed) = exposed {
+            return Err(ConfigError::Rule(format!(
+                "{exposed} is reachable from other hosts, so peers must authenticate: set --peer-cert, \
+                 --peer-key and --peer-ca (mutual TLS), or --peer-secret-file (or KVS_RAFT_PEER_SECRET) to \
+                 the same secret of at least {MIN_SECRET_BYTES} bytes on every node; or, on a trusted \
+                 network only, --insecure-peer-no-auth"
+            )));
+        }
     }
 
     let limits = limits(l)?;
@@ -653,6 +700,103 @@ fn build(
         limits,
         raft,
         reserve_space,
+        client_tls: tls.client,
+        trusted_ca: tls.trusted_ca,
+        peer_tls: tls.peer,
+        insecure_peer_no_auth: insecure_peer_no_auth.v,
+    })
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`).
+fn boolean(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// A `host:port` whose host is a loopback IP or `localhost`.
+fn is_loopback_host(host_port: &str) -> bool {
+    if let Ok(addr) = host_port.parse::<SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    host_port
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
+/// The TLS settings of both ports.
+struct TlsSettings {
+    client: Option<ClientTlsFiles>,
+    trusted_ca: Option<PathBuf>,
+    peer: Option<raft_node::transport::TlsFiles>,
+}
+
+fn tls_settings(l: &Layers<'_>, bootstrap: &Bootstrap) -> Result<TlsSettings, ConfigError> {
+    let path = |key| l.opt(key, |s: &str| Ok(PathBuf::from(s.trim())));
+    let (cert, key, ca) = (
+        path("client_cert")?,
+        path("client_key")?,
+        path("client_ca")?,
+    );
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some(ClientTlsFiles {
+            cert: cert.v,
+            key: key.v,
+            ca: ca.as_ref().map(|ca| ca.v.clone()),
+        }),
+        (None, None) => {
+            if let Some(ca) = &ca {
+                return Err(ConfigError::Rule(format!(
+                    "{} needs --client-cert and --client-key: client certificates are checked only over TLS",
+                    ca.at
+                )));
+            }
+            None
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            return Err(ConfigError::Rule(format!(
+                "{} needs both --client-cert and --client-key",
+                one.at
+            )))
+        }
+    };
+    let trusted_ca = path("trusted_ca_file")?
+        .map(|t| t.v)
+        .or_else(|| ca.map(|ca| ca.v));
+    let join_https = matches!(bootstrap, Bootstrap::Join(url) if url.starts_with("https://"));
+    if trusted_ca.is_none() && (client.is_some() || join_https) {
+        return Err(ConfigError::Rule(
+            "with TLS on the client port (--client-cert) or --join https://, set --trusted-ca-file (the CA \
+             that signed the nodes' client-port certificates; nodes forward to the leader and join over \
+             https) or --client-ca"
+                .into(),
+        ));
+    }
+    let peer = match (path("peer_cert")?, path("peer_key")?, path("peer_ca")?) {
+        (None, None, None) => None,
+        (Some(cert), Some(key), Some(ca)) => Some(raft_node::transport::TlsFiles {
+            cert: cert.v,
+            key: key.v,
+            ca: ca.v,
+        }),
+        (cert, key, ca) => {
+            let given = [cert, key, ca]
+                .into_iter()
+                .flatten()
+                .map(|v| v.at.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ConfigError::Rule(format!(
+                "peer TLS needs all of --peer-cert, --peer-key and --peer-ca; only {given} given"
+            )));
+        }
+    };
+    Ok(TlsSettings {
+        client,
+        trusted_ca,
+        peer,
     })
 }
 

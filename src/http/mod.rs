@@ -33,4 +33,4 @@ pub use backend::{
 };
 pub use limits::Limits;
 pub use routes::routes;
-pub use server::serve;
+pub use server::{serve, serve_tls};

@@ -19,12 +19,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use raft_node::{LoopExit, Role};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
 use crate::config::{Bootstrap, ClusterState, ServeConfig};
 use crate::http::{self, Backend};
+use crate::tls::{self, ClientPortTls, HttpTls};
+
+/// Reload requests (SIGHUP in `kvs-raft serve`): every change of the counter asks each holder of
+/// reloadable files (the TLS certificates of both ports, ...) to read them again. One place, so each
+/// feature hooks its own reload into the same signal ([`serve_with`]).
+pub type Reload = watch::Receiver<u64>;
 
 /// The replica configuration a validated serve configuration describes.
 pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> ReplicaConfig {
@@ -52,6 +59,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.max_peer_connections = cfg.raft.max_peer_connections;
     g.node.max_clock_skew = cfg.raft.max_clock_skew;
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
+    g.peer_tls = cfg.peer_tls.clone();
     r.sync = cfg.sync;
     r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
@@ -70,12 +78,16 @@ struct MemberAddress {
     peer_addr: String,
 }
 
-/// A node joining with `--join URL` learns the current members' peer addresses from that member.
-async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+/// A node joining with `--join URL` learns the current members' peer addresses from that member (over
+/// https when the URL says so, verified with `tls`).
+async fn fetch_members(
+    join: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<BTreeMap<u64, String>> {
     let url: hyper::Uri = format!("{}/v1/cluster", join.trim_end_matches('/'))
         .parse()
         .with_context(|| format!("join URL {join}"))?;
-    let client = hyper::Client::new();
+    let client = tls::https_client(tls, Duration::from_secs(10), Duration::from_secs(1));
     let resp = tokio::time::timeout(Duration::from_secs(10), client.get(url))
         .await
         .context("timed out asking the cluster for its members")?
@@ -103,8 +115,12 @@ async fn fetch_members(join: &str) -> anyhow::Result<BTreeMap<u64, String>> {
 /// may have stopped before its first snapshot arrived, and with no peers known it would refuse the
 /// leader's connections for ever — but a failure there is only a warning: a node whose log has the
 /// table does not need them.
-async fn join_peers(join: &str, restarted: bool) -> anyhow::Result<BTreeMap<u64, String>> {
-    match fetch_members(join).await {
+async fn join_peers(
+    join: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    restarted: bool,
+) -> anyhow::Result<BTreeMap<u64, String>> {
+    match fetch_members(join, tls).await {
         Ok(peers) => Ok(peers),
         Err(e) if restarted => {
             tracing::warn!(
@@ -129,9 +145,88 @@ pub async fn serve(
     peer: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Nobody ever asks for a reload (the sender lives until `serve` returns).
+    let (_never, reload) = watch::channel(0);
+    serve_with(cfg, client, peer, shutdown, reload).await
+}
+
+/// The client port's TLS (loaded from the files), and the client configuration towards the other
+/// nodes' client ports (forwarding, `--join https://`).
+type ClientSide = (
+    Option<Arc<ClientPortTls>>,
+    Option<Arc<rustls::ClientConfig>>,
+);
+
+fn client_side(cfg: &ServeConfig) -> anyhow::Result<ClientSide> {
+    let own = cfg
+        .client_tls
+        .as_ref()
+        .map(|files| ClientPortTls::load(files).map(Arc::new))
+        .transpose()
+        .context("client-port TLS")?;
+    let outgoing = cfg
+        .trusted_ca
+        .as_ref()
+        .map(|ca| tls::client_config(ca, own.as_deref()))
+        .transpose()
+        .context("trusted CA for the other nodes' client ports")?;
+    Ok((own, outgoing))
+}
+
+/// Read the TLS files of both ports again on every reload request; a file that does not load keeps
+/// the certificates in use and logs an error.
+fn reload_certificates(
+    mut reload: Reload,
+    client_tls: Option<Arc<ClientPortTls>>,
+    replica: Arc<Replica>,
+) {
+    let stopped = replica.shutdown_token();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = reload.changed() => if changed.is_err() { return },
+                () = stopped.cancelled() => return,
+            }
+            if let Some(tls) = &client_tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("client-port TLS certificates reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "client-port TLS reload failed; keeping the certificates in use")
+                    }
+                }
+            }
+            match replica.reload_peer_tls() {
+                Ok(true) => tracing::info!("peer TLS certificates reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "peer TLS reload failed; keeping the certificates in use")
+                }
+            }
+        }
+    });
+}
+
+/// [`serve`], reading reloadable files again whenever `reload` changes.
+pub async fn serve_with(
+    cfg: ServeConfig,
+    client: TcpListener,
+    peer: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Reload,
+) -> anyhow::Result<()> {
+    if cfg.insecure_peer_no_auth && cfg.peer_secret.is_none() && cfg.peer_tls.is_none() {
+        tracing::warn!(
+            peer = %cfg.listen_peer,
+            advertised = %cfg.advertise_peer,
+            "INSECURE: the peer port runs without TLS and without a secret (--insecure-peer-no-auth); \
+             anyone who can reach it can take part in the Raft group"
+        );
+    }
+    let (client_tls, outgoing_tls) = client_side(&cfg)?;
     let known_peers = match &cfg.bootstrap {
         Bootstrap::Join(url) => {
-            join_peers(url, DataDir::new(&cfg.data_dir).raft().exists()).await?
+            let restarted = DataDir::new(&cfg.data_dir).raft().exists();
+            join_peers(url, outgoing_tls.as_ref(), restarted).await?
         }
         Bootstrap::InitialCluster(_) => BTreeMap::new(),
     };
@@ -140,12 +235,23 @@ pub async fn serve(
             .await
             .context("start the replica")?,
     );
+    reload_certificates(reload, client_tls.clone(), replica.clone());
     let backend = ReplicaBackend::new(replica.clone());
     let limits = cfg.limits.clone();
+    let http_tls = match (client_tls, outgoing_tls) {
+        (Some(server), Some(client)) => Some(HttpTls { server, client }),
+        _ => None,
+    };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(client, backend.clone(), limits, async move {
-        let _ = http_stopped.await;
-    }));
+    let server = tokio::spawn(http::serve_tls(
+        client,
+        backend.clone(),
+        limits,
+        http_tls,
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
     tracing::info!(
         node = cfg.id,
         cluster = %cfg.cluster_id,

@@ -206,6 +206,11 @@ impl Cluster {
         self.signal(id, "-TERM");
     }
 
+    /// SIGHUP: the node reads its reloadable files (certificates) again.
+    pub fn sighup(&self, id: u64) {
+        self.signal(id, "-HUP");
+    }
+
     /// The exit status if node `id` has exited (the child is reaped and forgotten then).
     pub fn try_exit(&mut self, id: u64) -> Option<ExitStatus> {
         let node = self.nodes.get_mut(&id).expect("known node");

@@ -71,11 +71,14 @@
 mod backoff;
 mod counters;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 mod handshake;
 mod inbound;
 mod outbound;
 mod shared;
 mod snapshot;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,9 +90,15 @@ use raft::prelude::{Message, MessageType};
 
 pub use counters::TransportCounters;
 pub use snapshot::{SnapshotChunks, SnapshotImage};
+pub use tls::{TlsError, TlsFiles};
 
 use counters::inc;
 use shared::Shared;
+
+/// What a peer connection runs over: TCP, or TLS over TCP.
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+pub(crate) type Stream = Box<dyn Io>;
 
 /// Default bound of each peer's outbound queue, in messages.
 pub const DEFAULT_PEER_QUEUE: usize = 4096;
@@ -130,6 +139,9 @@ pub struct TransportConfig {
     /// How long a snapshot sender waits for the receiver's ack after the last chunk (the receiver fsyncs
     /// the whole image first).
     pub snapshot_ack_timeout: Duration,
+    /// Mutual TLS on every peer connection (both directions, raft and snapshot streams); `None`: plain
+    /// TCP, the frames still authenticated with the session keys of the HMAC handshake.
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for TransportConfig {
@@ -149,6 +161,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("io_timeout", &self.io_timeout)
             .field("snapshot_ack_timeout", &self.snapshot_ack_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -179,6 +192,7 @@ impl TransportConfig {
             handshake_timeout: Duration::from_secs(2),
             io_timeout: Duration::from_secs(10),
             snapshot_ack_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 
@@ -229,6 +243,9 @@ pub enum TransportError {
     /// The configuration is unusable; nothing was started.
     #[error("invalid transport configuration: {0}")]
     Config(String),
+    /// The TLS files do not load; nothing was started.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The listener or the snapshot directory failed; nothing was started.
     #[error("{context}: {source}")]
     Io {
@@ -283,6 +300,10 @@ impl TcpTransport {
         source: Arc<dyn SnapshotSource>,
     ) -> Result<(TcpTransport, TransportHandle), TransportError> {
         cfg.validate()?;
+        let tls = match &cfg.tls {
+            Some(files) => Some(tls::PeerTls::load(cfg.node_id, files.clone())?),
+            None => None,
+        };
         let local_addr = listener.local_addr().map_err(|source| TransportError::Io {
             context: "listener address".into(),
             source,
@@ -298,7 +319,7 @@ impl TcpTransport {
                 context: format!("prepare snapshot dir {}", cfg.snapshot_dir.display()),
                 source,
             })?;
-        let shared = Shared::new(cfg, inbound, source, local_addr);
+        let shared = Shared::new(cfg, tls, inbound, source, local_addr);
         shared.spawn(inbound::accept_loop(shared.clone(), listener));
         tracing::info!(node = shared.cfg.node_id, addr = %local_addr, "transport listening");
         Ok((
@@ -379,6 +400,15 @@ impl TransportHandle {
     /// inbound connections are closed.
     pub fn set_removed(&self, removed: Vec<u64>) {
         self.shared.set_removed(removed);
+    }
+
+    /// Read the peer TLS files again: new connections use them, open ones keep theirs. `Ok(false)`:
+    /// peer TLS is off. On an error the previous certificates stay in use.
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     pub fn counters(&self) -> TransportCounters {
