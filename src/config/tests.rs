@@ -473,6 +473,8 @@ fn config_join_url_syntax() {
         .build(ServeArgs {
             id: Some(4),
             join: Some("https://node1:7379".into()),
+            // https needs a CA to verify the member (config_tls_files_come_in_complete_sets).
+            trusted_ca_file: Some("/ca.pem".into()),
             ..args()
         })
         .unwrap();
