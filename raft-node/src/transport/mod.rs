@@ -16,36 +16,42 @@
 //! # Handshake (mutual, HMAC-SHA256 over fresh nonces)
 //!
 //! ```text
-//! acceptor → dialer   challenge: "KVSR" | version u8 (=1) | nonce_a [32]
+//! (with peer TLS: the TLS handshake first, then everything below inside it; see [`tls`])
+//! acceptor → dialer   challenge: "KVSR" | version u8 (=2) | nonce_a [32]
 //! dialer → acceptor   hello:     len u32 BE | body | tag [32]            (len = body + tag, at most 4 KiB)
 //!                     body  = "KVSR" | version u8 | kind u8 (1 raft, 2 snapshot)
 //!                             | cluster_id str | sender u64 BE | receiver u64 BE
 //!                             | advertise_peer str | advertise_client str | nonce_d [32]
 //!                     str   = len u16 BE | UTF-8 bytes
-//!                     tag   = HMAC-SHA256(secret, "kvs-raft/1 hello" | nonce_a | body)
-//! acceptor → dialer   accepted:  0u8 | HMAC-SHA256(secret, "kvs-raft/1 welcome" | nonce_d | tag)
+//!                     tag   = HMAC-SHA256(secret, "kvs-raft/2 hello" | nonce_a | body)
+//! acceptor → dialer   accepted:  0u8 | HMAC-SHA256(secret, "kvs-raft/2 welcome" | nonce_d | tag)
 //!                     rejected:  reason u8 (1 malformed, 2 cluster, 3 proof, 4 receiver, 5 removed,
-//!                                6 unknown id), then close
+//!                                6 unknown id, 7 TLS certificate does not name the sender), then close
+//! both                session = HMAC-SHA256(secret, "kvs-raft/2 session" | nonce_a | nonce_d | tag)
+//!                     key_d→a = HMAC-SHA256(session, "dialer to acceptor"), key_a→d likewise
 //! ```
 //!
-//! The acceptor checks, in this order: well-formed hello, cluster id, proof (constant-time), receiver id is
-//! itself, sender not removed, sender a current peer. Any failure closes the connection, increments the
+//! The acceptor checks, in this order: well-formed hello, cluster id, proof (constant-time), with TLS the
+//! client certificate names `node-<sender>`, receiver id is itself, sender not removed, sender a current
+//! peer. Any failure closes the connection, increments the
 //! matching counter, logs at warn with the remote address, and delivers nothing. The dialer checks the
 //! acceptor's proof the same way, so both sides know the other holds the secret; a recorded handshake
 //! cannot be replayed because both nonces are fresh. The whole handshake runs under `handshake_timeout`.
 //!
 //! # Frames
 //!
-//! After the handshake everything is a frame: `len u32 BE | payload`, with `len <= max_frame`; a longer
-//! length prefix, a connection closed mid-frame or a payload that does not decode is a *bad frame*: the
-//! connection is closed and `bad_frames` incremented.
+//! After the handshake everything is a frame: `len u32 BE | payload | tag [32]`, with `len <= max_frame`
+//! and `tag = HMAC-SHA256(key of this direction, seq u64 BE | len | payload)`, `seq` counting this
+//! direction's frames from 0 (never sent). A longer length prefix, a connection closed mid-frame, a tag
+//! that does not verify (altered, replayed, reordered, injected) or a payload that does not decode is a
+//! *bad frame*: the connection is closed and `bad_frames` incremented.
 //!
 //! * raft stream: each payload is one prost-encoded `raft::prelude::Message`. Messages whose `from` is not
 //!   the authenticated sender, whose `to` is not this node, or that are `MsgSnapshot`, are dropped
 //!   (`messages_dropped_wrong_sender`).
 //! * snapshot stream: one frame with the `MsgSnapshot` message, then one frame per chunk whose payload is
-//!   `1u8 | chunk bytes`, then an empty frame (end). The receiver answers one byte (`1`) once the image is
-//!   fsynced and delivered. Closing without the end frame aborts the transfer.
+//!   `1u8 | chunk bytes`, then an empty frame (end). The receiver answers one frame holding `1` once the
+//!   image is fsynced and delivered. Closing without the end frame aborts the transfer.
 //!
 //! # Tasks and queues
 //!
