@@ -35,6 +35,7 @@ use raft_node::Timing;
 
 use crate::http::auth::{MetricsAccess, Tokens};
 use crate::http::Limits;
+pub use crate::tls::ClientTlsFiles;
 
 mod args;
 mod defaults;
@@ -156,7 +157,8 @@ pub struct ServeConfig {
     /// TiKV PD endpoints (`host:port`); `None` = federation off.
     pub pd: Option<Vec<String>>,
     pub site: Option<String>,
-    /// `None` only when the peer port listens on a loopback address.
+    /// `None` only when the peer port is on loopback (listen and advertised address), peer TLS is on, or
+    /// `insecure_peer_no_auth` is set.
     pub peer_secret: Option<Secret>,
     /// The client API's limits (those with a setting are set; the rest keep the HTTP layer's defaults).
     pub limits: Limits,
@@ -172,6 +174,16 @@ pub struct ServeConfig {
     pub metrics_auth: MetricsAccess,
     /// With [`Bootstrap::Join`]: the client token sent when asking the member for the cluster's members.
     pub join_token: Option<Secret>,
+    /// TLS on the client port (and https to the other nodes' client ports); `None`: plain HTTP.
+    pub client_tls: Option<ClientTlsFiles>,
+    /// The CA this node trusts for the other nodes' client-port certificates when it forwards to the
+    /// leader or joins over https (`trusted_ca_file`, else `client_ca`).
+    pub trusted_ca: Option<PathBuf>,
+    /// Mutual TLS on the peer port.
+    pub peer_tls: Option<raft_node::transport::TlsFiles>,
+    /// The peer port runs without TLS and without a secret although it is reachable from other hosts
+    /// (`insecure_peer_no_auth`); warned about on every start.
+    pub insecure_peer_no_auth: bool,
 }
 
 /// The token file and the tokens it held when the configuration was built.
@@ -289,6 +301,14 @@ pub const KEYS: &[&str] = &[
     "insecure_no_auth",
     "metrics_auth",
     "join_token_file",
+    "client_cert",
+    "client_key",
+    "client_ca",
+    "trusted_ca_file",
+    "peer_cert",
+    "peer_key",
+    "peer_ca",
+    "insecure_peer_no_auth",
 ];
 
 fn env_name(key: &str) -> String {
@@ -485,6 +505,21 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
             .map(|p| path_str("join_token_file", p))
             .transpose()?,
     );
+    for (key, path) in [
+        ("client_cert", &args.client_cert),
+        ("client_key", &args.client_key),
+        ("client_ca", &args.client_ca),
+        ("trusted_ca_file", &args.trusted_ca_file),
+        ("peer_cert", &args.peer_cert),
+        ("peer_key", &args.peer_key),
+        ("peer_ca", &args.peer_ca),
+    ] {
+        put(key, path.as_deref().map(|p| path_str(key, p)).transpose()?);
+    }
+    put(
+        "insecure_peer_no_auth",
+        args.insecure_peer_no_auth.then(|| "true".to_string()),
+    );
     Ok(flags)
 }
 
@@ -676,12 +711,24 @@ fn build(
             Some(secret(bytes, &raw.at)?)
         }
     };
-    if peer_secret.is_none() && !listen_peer.v.ip().is_loopback() {
-        return Err(ConfigError::Rule(format!(
-            "{} {} is reachable from other hosts, so peers must authenticate: set --peer-secret-file \
-             (or KVS_RAFT_PEER_SECRET) to the same secret of at least {MIN_SECRET_BYTES} bytes on every node",
-            listen_peer.at, listen_peer.v
-        )));
+    let tls = tls_settings(l, &bootstrap)?;
+    let insecure_peer_no_auth = l.get("insecure_peer_no_auth", boolean)?;
+    if peer_secret.is_none() && tls.peer.is_none() && !insecure_peer_no_auth.v {
+        let exposed = if !listen_peer.v.ip().is_loopback() {
+            Some(format!("{} {}", listen_peer.at, listen_peer.v))
+        } else if !is_loopback_host(&advertise_peer) {
+            Some(format!("the advertised peer address {advertise_peer}"))
+        } else {
+            None
+        };
+        if let Some(exposed) = exposed {
+            return Err(ConfigError::Rule(format!(
+                "{exposed} is reachable from other hosts, so peers must authenticate: set --peer-cert, \
+                 --peer-key and --peer-ca (mutual TLS), or --peer-secret-file (or KVS_RAFT_PEER_SECRET) to \
+                 the same secret of at least {MIN_SECRET_BYTES} bytes on every node; or, on a trusted \
+                 network only, --insecure-peer-no-auth"
+            )));
+        }
     }
 
     let limits = limits(l)?;
@@ -729,6 +776,84 @@ fn build(
         insecure_no_auth,
         metrics_auth,
         join_token,
+        client_tls: tls.client,
+        trusted_ca: tls.trusted_ca,
+        peer_tls: tls.peer,
+        insecure_peer_no_auth: insecure_peer_no_auth.v,
+    })
+}
+
+/// The TLS settings of both ports.
+struct TlsSettings {
+    client: Option<ClientTlsFiles>,
+    trusted_ca: Option<PathBuf>,
+    peer: Option<raft_node::transport::TlsFiles>,
+}
+
+fn tls_settings(l: &Layers<'_>, bootstrap: &Bootstrap) -> Result<TlsSettings, ConfigError> {
+    let path = |key| l.opt(key, |s: &str| Ok(PathBuf::from(s.trim())));
+    let (cert, key, ca) = (
+        path("client_cert")?,
+        path("client_key")?,
+        path("client_ca")?,
+    );
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some(ClientTlsFiles {
+            cert: cert.v,
+            key: key.v,
+            ca: ca.as_ref().map(|ca| ca.v.clone()),
+        }),
+        (None, None) => {
+            if let Some(ca) = &ca {
+                return Err(ConfigError::Rule(format!(
+                    "{} needs --client-cert and --client-key: client certificates are checked only over TLS",
+                    ca.at
+                )));
+            }
+            None
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            return Err(ConfigError::Rule(format!(
+                "{} needs both --client-cert and --client-key",
+                one.at
+            )))
+        }
+    };
+    let trusted_ca = path("trusted_ca_file")?
+        .map(|t| t.v)
+        .or_else(|| ca.map(|ca| ca.v));
+    let join_https = matches!(bootstrap, Bootstrap::Join(url) if url.starts_with("https://"));
+    if trusted_ca.is_none() && (client.is_some() || join_https) {
+        return Err(ConfigError::Rule(
+            "with TLS on the client port (--client-cert) or --join https://, set --trusted-ca-file (the CA \
+             that signed the nodes' client-port certificates; nodes forward to the leader and join over \
+             https) or --client-ca"
+                .into(),
+        ));
+    }
+    let peer = match (path("peer_cert")?, path("peer_key")?, path("peer_ca")?) {
+        (None, None, None) => None,
+        (Some(cert), Some(key), Some(ca)) => Some(raft_node::transport::TlsFiles {
+            cert: cert.v,
+            key: key.v,
+            ca: ca.v,
+        }),
+        (cert, key, ca) => {
+            let given = [cert, key, ca]
+                .into_iter()
+                .flatten()
+                .map(|v| v.at.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ConfigError::Rule(format!(
+                "peer TLS needs all of --peer-cert, --peer-key and --peer-ca; only {given} given"
+            )));
+        }
+    };
+    Ok(TlsSettings {
+        client,
+        trusted_ca,
+        peer,
     })
 }
 

@@ -10,3 +10,4 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod tls;

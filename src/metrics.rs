@@ -287,6 +287,8 @@ pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
         ("removed", t.handshakes_rejected_removed),
         ("proof", t.handshakes_rejected_proof),
         ("bad_frame", t.bad_frames),
+        ("identity", t.handshakes_rejected_identity),
+        ("tls", t.handshakes_failed_tls),
     ]));
     let e = &s.engine;
     for (family, v) in [
@@ -570,6 +572,8 @@ kvs_peer_handshakes_rejected_total{reason="unknown_id"} 0
 kvs_peer_handshakes_rejected_total{reason="removed"} 0
 kvs_peer_handshakes_rejected_total{reason="proof"} 2
 kvs_peer_handshakes_rejected_total{reason="bad_frame"} 3
+kvs_peer_handshakes_rejected_total{reason="identity"} 0
+kvs_peer_handshakes_rejected_total{reason="tls"} 0
 # HELP kvs_engine_crossed_lookups_total Checkpoint lookups.
 # TYPE kvs_engine_crossed_lookups_total counter
 kvs_engine_crossed_lookups_total 1

@@ -33,8 +33,8 @@ use crate::runner::{
 };
 use crate::storage::{LogStore, LogWrite};
 use crate::transport::{
-    Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TransportConfig, TransportCounters,
-    TransportError, TransportHandle,
+    Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TlsError, TlsFiles,
+    TransportConfig, TransportCounters, TransportError, TransportHandle,
 };
 
 /// Bound of the ready loop's input queue; a full queue answers commands `Overloaded` at once.
@@ -70,6 +70,8 @@ pub struct GroupConfig {
     pub wall_clock: WallClock,
     /// The node: its id, Raft timing in ticks, batching, compaction.
     pub node: NodeConfig,
+    /// Mutual TLS on the peer port (`None`: plain TCP with authenticated frames).
+    pub peer_tls: Option<TlsFiles>,
 }
 
 impl GroupConfig {
@@ -90,6 +92,7 @@ impl GroupConfig {
             max_peer_connections: crate::transport::DEFAULT_MAX_INBOUND_CONNECTIONS,
             wall_clock: WallClock(Arc::new(wall_clock_micros)),
             node: NodeConfig::new(id),
+            peer_tls: None,
         }
     }
 
@@ -407,6 +410,7 @@ impl<O: Send + 'static> Group<O> {
         );
         let tcfg = TransportConfig {
             max_inbound_connections: cfg.max_peer_connections,
+            tls: cfg.peer_tls.clone(),
             ..tcfg
         };
         let (tcp, transport) = TcpTransport::start(
@@ -493,6 +497,12 @@ impl<O: Send + 'static> Group<O> {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Read the peer TLS files again (new connections use them); `Ok(false)`: peer TLS is off. On an
+    /// error the certificates in use stay.
+    pub fn reload_peer_tls(&self) -> Result<bool, TlsError> {
+        self.transport.reload_tls()
     }
 
     pub fn transport_counters(&self) -> TransportCounters {

@@ -13,11 +13,12 @@ use prost::Message as _;
 use raft::prelude::{Message, MessageType, Snapshot, SnapshotMetadata};
 use raft_node::runner::Transport;
 use raft_node::transport::{
-    Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TransportConfig, TransportCounters,
-    TransportHandle,
+    Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TlsFiles, TransportConfig,
+    TransportCounters, TransportHandle,
 };
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::certs::{client_config, Ca, Leaf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const CLUSTER: &str = "site-test";
@@ -263,6 +264,33 @@ struct Hostile {
     kind: u8,
 }
 
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The dialer's side of an accepted session: seals frames as the wire format says.
+struct Sealer {
+    key: [u8; 32],
+    seq: u64,
+}
+
+impl Sealer {
+    /// `len u32 BE | payload | HMAC(key, seq u64 BE | len | payload)`.
+    fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let tag = hmac(&self.key, &[&self.seq.to_be_bytes(), &len, payload]);
+        self.seq += 1;
+        let mut f = len.to_vec();
+        f.extend_from_slice(payload);
+        f.extend_from_slice(&tag);
+        f
+    }
+}
+
 impl Hostile {
     fn member(sender: u64, receiver: u64) -> Self {
         Hostile {
@@ -274,17 +302,23 @@ impl Hostile {
         }
     }
 
-    /// Run the handshake; returns the stream and the acceptor's status byte (0 = accepted).
-    async fn dial(&self, addr: SocketAddr) -> (TcpStream, u8) {
+    /// Run the handshake; returns the stream, the acceptor's status byte (0 = accepted) and the
+    /// session's sealer (meaningful when accepted).
+    async fn dial(&self, addr: SocketAddr) -> (TcpStream, u8, Sealer) {
         let mut s = TcpStream::connect(addr).await.unwrap();
+        let (status, sealer) = self.dial_on(&mut s).await;
+        (s, status, sealer)
+    }
+
+    async fn dial_on<S: AsyncRead + AsyncWrite + Unpin>(&self, s: &mut S) -> (u8, Sealer) {
         let mut challenge = [0u8; 37];
         s.read_exact(&mut challenge).await.unwrap();
-        assert_eq!(&challenge[..5], b"KVSR\x01");
+        assert_eq!(&challenge[..5], b"KVSR\x02");
         let put_str = |out: &mut Vec<u8>, v: &str| {
             out.extend_from_slice(&(v.len() as u16).to_be_bytes());
             out.extend_from_slice(v.as_bytes());
         };
-        let mut body = b"KVSR\x01".to_vec();
+        let mut body = b"KVSR\x02".to_vec();
         body.push(self.kind);
         put_str(&mut body, self.cluster);
         body.extend_from_slice(&self.sender.to_be_bytes());
@@ -292,28 +326,30 @@ impl Hostile {
         put_str(&mut body, "evil:1");
         put_str(&mut body, "evil:2");
         body.extend_from_slice(&[9u8; 32]);
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.secret).unwrap();
-        mac.update(b"kvs-raft/1 hello");
-        mac.update(&challenge[5..]);
-        mac.update(&body);
-        let tag = mac.finalize().into_bytes();
+        let tag = hmac(self.secret, &[b"kvs-raft/2 hello", &challenge[5..], &body]);
         let mut hello = ((body.len() + 32) as u32).to_be_bytes().to_vec();
         hello.extend_from_slice(&body);
         hello.extend_from_slice(&tag);
         s.write_all(&hello).await.unwrap();
+        s.flush().await.unwrap();
         let mut status = [0u8; 1];
         s.read_exact(&mut status).await.unwrap();
         if status[0] == 0 {
             let mut welcome = [0u8; 32];
             s.read_exact(&mut welcome).await.unwrap();
             let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.secret).unwrap();
-            mac.update(b"kvs-raft/1 welcome");
+            mac.update(b"kvs-raft/2 welcome");
             mac.update(&[9u8; 32]);
             mac.update(&tag);
             mac.verify_slice(&welcome)
                 .expect("acceptor proves the secret");
         }
-        (s, status[0])
+        let session = hmac(
+            self.secret,
+            &[b"kvs-raft/2 session", &challenge[5..], &[9u8; 32], &tag],
+        );
+        let key = hmac(&session, &[b"dialer to acceptor"]);
+        (status[0], Sealer { key, seq: 0 })
     }
 }
 
@@ -331,12 +367,6 @@ async fn closed_by_peer(mut s: TcpStream) {
     tokio::time::timeout(Duration::from_secs(5), read_to_end)
         .await
         .expect("connection closed by the transport");
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(payload);
-    f
 }
 
 /// Victim node 1 with good peer 2; id 7 is a member too (dialing it fails: nothing listens there).
@@ -366,6 +396,11 @@ fn assert_only_good_peer_accepted(victim: &Node) {
 
 /// The hostile input left no trace in the victim's Inbound, and the good peer still gets through.
 async fn assert_unharmed(victim: &Node, good: &mut Node) {
+    assert_unharmed_except_from(victim, good, 2).await;
+}
+
+/// As [`assert_unharmed`], allowing what `allowed` sent (before its connection was refused).
+async fn assert_unharmed_except_from(victim: &Node, good: &mut Node, allowed: u64) {
     assert!(victim.rec.snapshots.lock().unwrap().is_empty());
     good.send(vec![msg(2, 1, 777)]);
     wait_for("a good message after the attack", || {
@@ -374,7 +409,7 @@ async fn assert_unharmed(victim: &Node, good: &mut Node) {
     .await;
     let msgs = victim.rec.messages.lock().unwrap();
     assert!(
-        msgs.iter().all(|m| m.from == 2),
+        msgs.iter().all(|m| m.from == 2 || m.from == allowed),
         "only the good peer got through: {msgs:?}"
     );
     drop(msgs);
@@ -390,7 +425,7 @@ async fn rejected_handshake(
     counter: fn(&TransportCounters) -> u64,
 ) {
     let (victim, mut good) = victim().await;
-    let (s, status) = hostile.dial(victim.addr).await;
+    let (s, status, _) = hostile.dial(victim.addr).await;
     assert_eq!(status, expect_status);
     closed_by_peer(s).await;
     wait_for("the rejection counter", || counter(&victim.counters()) == 1).await;
@@ -399,17 +434,18 @@ async fn rejected_handshake(
     shutdown_all(&[victim, good]).await;
 }
 
-/// After a good handshake as member 7, send `bytes` (then close if `close`); `counter` must reach `expect`.
+/// After a good handshake as member 7, send the bytes `build` makes with the session's sealer (then close
+/// if `close`); `counter` must reach `expect`.
 async fn bad_stream(
-    bytes: Vec<u8>,
+    build: impl FnOnce(&mut Sealer) -> Vec<u8>,
     close: bool,
     counter: fn(&TransportCounters) -> u64,
     expect: u64,
 ) {
     let (victim, mut good) = victim().await;
-    let (mut s, status) = Hostile::member(7, 1).dial(victim.addr).await;
+    let (mut s, status, mut sealer) = Hostile::member(7, 1).dial(victim.addr).await;
     assert_eq!(status, 0);
-    s.write_all(&bytes).await.unwrap();
+    s.write_all(&build(&mut sealer)).await.unwrap();
     if close {
         s.shutdown().await.unwrap();
     }
@@ -608,11 +644,11 @@ async fn transport_rejects_unknown_sender() {
 async fn transport_rejects_removed_sender_and_closes_its_connections() {
     let (victim, mut good) = victim().await;
     // An established raft stream from 7 is closed once 7 is removed.
-    let (open, status) = Hostile::member(7, 1).dial(victim.addr).await;
+    let (open, status, _) = Hostile::member(7, 1).dial(victim.addr).await;
     assert_eq!(status, 0);
     victim.handle.set_removed(vec![7]);
     closed_by_peer(open).await;
-    let (s, status) = Hostile::member(7, 1).dial(victim.addr).await;
+    let (s, status, _) = Hostile::member(7, 1).dial(victim.addr).await;
     assert_eq!(status, 5);
     closed_by_peer(s).await;
     wait_for("the rejection counter", || {
@@ -673,27 +709,91 @@ async fn transport_times_out_silent_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_drops_connection_on_truncated_frame() {
     let payload = msg(7, 1, 1).encode_to_vec();
-    let mut bytes = frame(&payload);
-    bytes.truncate(bytes.len() - 3);
-    bad_stream(bytes, true, |c| c.bad_frames, 1).await;
+    let truncated = |s: &mut Sealer| {
+        let mut bytes = s.seal(&payload);
+        bytes.truncate(bytes.len() - 3);
+        bytes
+    };
+    bad_stream(truncated, true, |c| c.bad_frames, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_drops_connection_on_oversized_length() {
-    bad_stream(u32::MAX.to_be_bytes().to_vec(), false, |c| c.bad_frames, 1).await;
+    bad_stream(
+        |_| u32::MAX.to_be_bytes().to_vec(),
+        false,
+        |c| c.bad_frames,
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_drops_connection_on_undecodable_payload() {
-    bad_stream(frame(&[0xff; 20]), false, |c| c.bad_frames, 1).await;
+    bad_stream(|s| s.seal(&[0xff; 20]), false, |c| c.bad_frames, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_refuses_a_frame_with_a_flipped_bit_and_closes() {
+    let payload = msg(7, 1, 1).encode_to_vec();
+    for bit in [3, 8 * 4 + 5, 8 * (4 + payload.len()) + 1] {
+        let payload = payload.clone();
+        let flipped = move |s: &mut Sealer| {
+            let mut bytes = s.seal(&payload);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            bytes
+        };
+        bad_stream(flipped, false, |c| c.bad_frames, 1).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_refuses_a_frame_without_the_session_key() {
+    // An on-path attacker knows the wire format but not the session key: it injects a frame after the
+    // handshake.
+    let payload = msg(7, 1, 1).encode_to_vec();
+    let forged = move |_: &mut Sealer| {
+        let mut attacker = Sealer {
+            key: [0; 32],
+            seq: 0,
+        };
+        attacker.seal(&payload)
+    };
+    bad_stream(forged, false, |c| c.bad_frames, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_refuses_a_replayed_or_reordered_frame_and_closes() {
+    for reorder in [false, true] {
+        let (victim, mut good) = victim().await;
+        let (mut s, status, mut sealer) = Hostile::member(7, 1).dial(victim.addr).await;
+        assert_eq!(status, 0);
+        let first = sealer.seal(&msg(7, 1, 1).encode_to_vec());
+        let second = sealer.seal(&msg(7, 1, 2).encode_to_vec());
+        let bytes = if reorder {
+            second // before the first: its tag was made for sequence number 1
+        } else {
+            [first.clone(), first].concat() // the same frame again
+        };
+        s.write_all(&bytes).await.unwrap();
+        closed_by_peer(s).await;
+        wait_for("bad_frames", || victim.counters().bad_frames == 1).await;
+        let expected: Vec<u64> = if reorder { vec![] } else { vec![1] };
+        assert_eq!(victim.rec.messages_from(7), expected, "reorder {reorder}");
+        assert_unharmed_except_from(&victim, &mut good, 7).await;
+        shutdown_all(&[victim, good]).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_drops_messages_not_from_the_authenticated_sender() {
-    let mut bytes = frame(&msg(2, 1, 5).encode_to_vec()); // claims to be the good peer
-    bytes.extend(frame(&msg(7, 3, 6).encode_to_vec())); // addressed to someone else
-    bytes.extend(frame(&snapshot_msg(7, 1).encode_to_vec())); // a snapshot without its image
-    bad_stream(bytes, false, |c| c.messages_dropped_wrong_sender, 3).await;
+    let frames = |s: &mut Sealer| {
+        let mut bytes = s.seal(&msg(2, 1, 5).encode_to_vec()); // claims to be the good peer
+        bytes.extend(s.seal(&msg(7, 3, 6).encode_to_vec())); // addressed to someone else
+        bytes.extend(s.seal(&snapshot_msg(7, 1).encode_to_vec())); // a snapshot without its image
+        bytes
+    };
+    bad_stream(frames, false, |c| c.messages_dropped_wrong_sender, 3).await;
 }
 
 // ---- 5. snapshots ----
@@ -851,4 +951,243 @@ async fn transport_closes_peer_connections_beyond_its_limit_at_once() {
         }
     }
     shutdown_all(&[a]).await;
+}
+
+// ---- 6. mutual TLS ----
+
+/// A CA written to `dir`, and the peer files of node `id` it signs (the leaf names `node-<id>`).
+fn tls_files(dir: &Path, ca: &Ca, id: u64) -> TlsFiles {
+    let ca_path = ca.write(dir, &format!("ca-for-{id}"));
+    let leaf = ca.issue(&[&format!("node-{id}"), "127.0.0.1"]);
+    let (cert, key) = leaf.write(dir, &format!("node-{id}"));
+    TlsFiles {
+        cert,
+        key,
+        ca: ca_path,
+    }
+}
+
+/// Nodes `ids`, each with peer TLS from the CA `ca_of(id)`, all knowing each other (no wait for links).
+async fn tls_nodes(
+    pki: &Path,
+    ids: &[u64],
+    ca_of: impl Fn(u64) -> &'static Ca,
+    source: Arc<dyn SnapshotSource>,
+) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for &id in ids {
+        let files = tls_files(pki, ca_of(id), id);
+        nodes.push(
+            start_on(id, listen().await, source.clone(), |cfg| {
+                cfg.tls = Some(files)
+            })
+            .await,
+        );
+    }
+    let peers: Vec<Peer> = nodes
+        .iter()
+        .map(|n| Peer {
+            id: n.id,
+            addr: n.addr.to_string(),
+        })
+        .collect();
+    for n in &nodes {
+        n.handle.set_peers(peers.clone());
+    }
+    nodes
+}
+
+fn good_ca() -> &'static Ca {
+    static CA: std::sync::OnceLock<Ca> = std::sync::OnceLock::new();
+    CA.get_or_init(|| Ca::new("kvs test peer CA"))
+}
+
+fn other_ca() -> &'static Ca {
+    static CA: std::sync::OnceLock<Ca> = std::sync::OnceLock::new();
+    CA.get_or_init(|| Ca::new("another CA"))
+}
+
+/// A TLS client connection to `addr` expecting `node-<id>`, presenting `identity`.
+async fn tls_connect(
+    addr: SocketAddr,
+    id: u64,
+    identity: &Leaf,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(good_ca(), Some(identity)));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::ServerName::try_from(format!("node-{id}").as_str()).unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transport_with_mutual_tls_delivers_and_refuses_a_peer_of_another_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let source = Arc::new(Chunks::new(8, 16 << 10));
+    let mut nodes = tls_nodes(
+        pki.path(),
+        &[1, 2, 3],
+        |id| if id == 3 { other_ca() } else { good_ca() },
+        source.clone(),
+    )
+    .await;
+    let n = 500u64;
+    nodes[0].send((1..=n).map(|i| msg(1, 2, i)).collect());
+    nodes[1].send((1..=n).map(|i| msg(2, 1, i)).collect());
+    nodes[2].send((1..=n).map(|i| msg(3, 1, i)).collect());
+    wait_for("TLS delivery both ways", || {
+        nodes[1].rec.messages_from(1).len() == n as usize
+            && nodes[0].rec.messages_from(2).len() == n as usize
+    })
+    .await;
+    assert_eq!(nodes[1].rec.messages_from(1), (1..=n).collect::<Vec<_>>());
+    // Snapshots travel over TLS too.
+    nodes[0].send(vec![snapshot_msg(1, 2)]);
+    wait_for("snapshot delivered over TLS", || {
+        nodes[0].rec.statuses.lock().unwrap().contains(&(2, true))
+    })
+    .await;
+    let (_, image) = nodes[1].rec.snapshots.lock().unwrap().pop().unwrap();
+    let got: Vec<Vec<u8>> = image.chunks().unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, source.expected());
+    // Node 3's certificate comes from another CA: refused both ways, nothing of it delivered.
+    wait_for("node 3 refused by node 1 and unable to reach it", || {
+        nodes[0].counters().handshakes_failed_tls >= 1
+            && nodes[0].counters().connect_failures >= 1
+            && nodes[2].counters().connect_failures >= 1
+    })
+    .await;
+    assert!(nodes[0].rec.messages_from(3).is_empty());
+    assert_eq!(nodes[2].rec.message_count(), 0);
+    assert_eq!(nodes[0].counters().handshakes_accepted, 1); // node 2's raft stream only
+                                                            // A plain-TCP dialer is refused as well (it cannot even complete the TLS handshake).
+    let failed = nodes[0].counters().handshakes_failed_tls;
+    let mut s = TcpStream::connect(nodes[0].addr).await.unwrap();
+    s.write_all(&[0x16; 64]).await.unwrap();
+    closed_by_peer(s).await;
+    wait_for("the plain dialer's TLS failure", || {
+        nodes[0].counters().handshakes_failed_tls > failed
+    })
+    .await;
+    assert_eq!(nodes[0].counters().handshakes_accepted, 1);
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_tls_binds_the_claimed_id_to_the_certificate() {
+    let pki = tempfile::tempdir().unwrap();
+    let nodes = tls_nodes(
+        pki.path(),
+        &[1, 2],
+        |_| good_ca(),
+        Arc::new(Chunks::new(0, 0)),
+    )
+    .await;
+    nodes[0].handle.set_peers(vec![
+        Peer {
+            id: 2,
+            addr: nodes[1].addr.to_string(),
+        },
+        Peer {
+            id: 7,
+            addr: listen().await.local_addr().unwrap().to_string(),
+        },
+    ]);
+    // Member 7's genuine certificate, used to claim member 2's id: refused (reason 7), nothing learned.
+    let seven = good_ca().issue(&["node-7"]);
+    let mut tls = tls_connect(nodes[0].addr, 1, &seven).await;
+    let (status, _) = Hostile::member(2, 1).dial_on(&mut tls).await;
+    assert_eq!(status, 7);
+    wait_for("the identity rejection", || {
+        nodes[0].counters().handshakes_rejected_identity == 1
+    })
+    .await;
+    assert!(nodes[0]
+        .rec
+        .addresses
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, peer, _)| peer != "evil:1"));
+    // The same certificate speaking for its own id is accepted.
+    let mut tls = tls_connect(nodes[0].addr, 1, &seven).await;
+    let (status, _) = Hostile::member(7, 1).dial_on(&mut tls).await;
+    assert_eq!(status, 0);
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_tls_reload_serves_new_certificates_and_keeps_them_on_a_broken_file() {
+    let pki = tempfile::tempdir().unwrap();
+    let files = tls_files(pki.path(), good_ca(), 1);
+    let node = start_on(1, listen().await, Arc::new(Chunks::new(0, 0)), |cfg| {
+        cfg.tls = Some(files.clone())
+    })
+    .await;
+    let client = good_ca().issue(&["node-9"]);
+    let served = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        tls.get_ref().1.peer_certificates().unwrap()[0].0.clone()
+    };
+    let first = served(&tls_connect(node.addr, 1, &client).await);
+    assert_eq!(
+        first,
+        testkit::certs::der_of(&std::fs::read_to_string(&files.cert).unwrap())
+    );
+
+    let renewed = good_ca().issue(&["node-1", "127.0.0.1"]);
+    renewed.write(pki.path(), "node-1");
+    assert!(node.handle.reload_tls().unwrap());
+    let open = tls_connect(node.addr, 1, &client).await;
+    assert_eq!(served(&open), renewed.der());
+    assert_ne!(renewed.der(), first);
+
+    // A broken file: the reload fails and the renewed certificate stays in use.
+    std::fs::write(&files.cert, "not a certificate").unwrap();
+    assert!(node.handle.reload_tls().is_err());
+    assert_eq!(
+        served(&tls_connect(node.addr, 1, &client).await),
+        renewed.der()
+    );
+    // A certificate that does not name this node is refused as well.
+    other_ca().issue(&["node-2"]).write(pki.path(), "node-1");
+    let err = node.handle.reload_tls().unwrap_err().to_string();
+    assert!(err.contains("node-1"), "{err}");
+    assert_eq!(
+        served(&tls_connect(node.addr, 1, &client).await),
+        renewed.der()
+    );
+    drop(open);
+    shutdown_all(&[node]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_refuses_to_start_with_a_certificate_for_another_node() {
+    let pki = tempfile::tempdir().unwrap();
+    let mut files = tls_files(pki.path(), good_ca(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let listener = listen().await;
+    let addr = listener.local_addr().unwrap();
+    let mut cfg = config(1, addr, dir.path());
+    cfg.tls = Some(files.clone());
+    let err = TcpTransport::start(
+        cfg.clone(),
+        listener,
+        Arc::new(Recorder::default()),
+        Arc::new(Chunks::new(0, 0)),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("DNS:node-1"), "{err}");
+    files.key = pki.path().join("missing.key");
+    cfg.tls = Some(files);
+    let err = TcpTransport::start(
+        cfg,
+        listen().await,
+        Arc::new(Recorder::default()),
+        Arc::new(Chunks::new(0, 0)),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("missing.key"), "{err}");
 }

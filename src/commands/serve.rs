@@ -1,4 +1,5 @@
-//! `kvs-raft serve`: bind the listeners and run a node until SIGTERM or SIGINT.
+//! `kvs-raft serve`: bind the listeners and run a node until SIGTERM or SIGINT; SIGHUP asks it to read
+//! its reloadable files again (the TLS certificates of both ports, ...).
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -23,8 +24,22 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         let peer = TcpListener::bind(cfg.listen_peer)
             .await
             .with_context(|| format!("listen for peers on {}", cfg.listen_peer))?;
-        node::serve(cfg, client, peer, shutdown_signal()).await
+        node::serve_with(cfg, client, peer, shutdown_signal(), reload_signal()?).await
     })
+}
+
+/// A reload request (the counter changes) on every SIGHUP, for as long as the process runs.
+fn reload_signal() -> anyhow::Result<node::Reload> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("install the SIGHUP handler")?;
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the token file and certificates");
+            tx.send_modify(|n| *n += 1);
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -88,4 +88,33 @@ pub struct ServeArgs {
     /// member for the cluster's members. Trailing whitespace is ignored.
     #[arg(long, value_name = "PATH")]
     pub join_token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the client port; with --client-key turns on https. It must name the
+    /// host of --advertise-client (DNS or IP subject alternative name). See docs/tls.md.
+    #[arg(long, value_name = "PATH")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, value_name = "PATH")]
+    pub client_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM): clients must present a certificate signed by one (mutual TLS). Also
+    /// trusted for the other nodes' client ports unless --trusted-ca-file is set.
+    #[arg(long, value_name = "PATH")]
+    pub client_ca: Option<PathBuf>,
+    /// CA certificate(s) (PEM) trusted for the other nodes' client-port certificates, when forwarding to
+    /// the leader and for --join https://. [default: --client-ca]
+    #[arg(long, value_name = "PATH")]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the peer port: mutual TLS between nodes. It must name
+    /// `node-<id>` (DNS subject alternative name). Needs --peer-key and --peer-ca.
+    #[arg(long, value_name = "PATH")]
+    pub peer_cert: Option<PathBuf>,
+    /// Private key (PEM) of --peer-cert.
+    #[arg(long, value_name = "PATH")]
+    pub peer_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) every peer's certificate must be signed by.
+    #[arg(long, value_name = "PATH")]
+    pub peer_ca: Option<PathBuf>,
+    /// Run the peer port without TLS and without a secret although it is reachable from other hosts
+    /// (anyone who reaches it can join the Raft group). Warned about on every start.
+    #[arg(long)]
+    pub insecure_peer_no_auth: bool,
 }

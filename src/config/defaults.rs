@@ -22,7 +22,7 @@ const ID: u64 = 1;
 
 /// Every setting that has a built-in default, with that default, in the order `--help` lists them.
 /// Settings without one (`initial_cluster`, `join`, the advertised addresses, `pd`, `site`, the peer
-/// secret) are derived from others or off when unset.
+/// secret, the TLS files) are derived from others or off when unset.
 pub fn defaults() -> Vec<(&'static str, String)> {
     let limits = Limits::default();
     let timing = Timing::default();
@@ -83,6 +83,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ),
         ("insecure_no_auth", false.to_string()),
         ("metrics_auth", MetricsAccess::default().name().to_string()),
+        ("insecure_peer_no_auth", false.to_string()),
     ]
 }
 

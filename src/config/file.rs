@@ -51,6 +51,14 @@ pub(super) struct FileConfig {
     insecure_no_auth: Option<bool>,
     metrics_auth: Option<String>,
     join_token_file: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    client_ca: Option<String>,
+    trusted_ca_file: Option<String>,
+    peer_cert: Option<String>,
+    peer_key: Option<String>,
+    peer_ca: Option<String>,
+    insecure_peer_no_auth: Option<bool>,
 }
 
 /// `"1=a:7380,2=b:7380"` or a table `{ 1 = "a:7380", 2 = "b:7380" }`.
@@ -106,7 +114,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 38] = [
+        let entries: [(&'static str, Option<String>); 46] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -151,6 +159,17 @@ impl FileConfig {
             ),
             ("metrics_auth", self.metrics_auth),
             ("join_token_file", self.join_token_file),
+            ("client_cert", self.client_cert),
+            ("client_key", self.client_key),
+            ("client_ca", self.client_ca),
+            ("trusted_ca_file", self.trusted_ca_file),
+            ("peer_cert", self.peer_cert),
+            ("peer_key", self.peer_key),
+            ("peer_ca", self.peer_ca),
+            (
+                "insecure_peer_no_auth",
+                self.insecure_peer_no_auth.map(|b| b.to_string()),
+            ),
         ];
         entries
             .into_iter()

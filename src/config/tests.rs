@@ -115,6 +115,10 @@ fn config_dev_default_without_any_flag() {
             insecure_no_auth: false,
             metrics_auth: MetricsAccess::Open,
             join_token: None,
+            client_tls: None,
+            trusted_ca: None,
+            peer_tls: None,
+            insecure_peer_no_auth: false,
         }
     );
 }
@@ -484,6 +488,8 @@ fn config_join_url_syntax() {
         .build(ServeArgs {
             id: Some(4),
             join: Some("https://node1:7379".into()),
+            // https needs a CA to verify the member (config_tls_files_come_in_complete_sets).
+            trusted_ca_file: Some("/ca.pem".into()),
             ..args()
         })
         .unwrap();
@@ -989,4 +995,148 @@ fn config_join_token_file() {
         &world.err(join("/missing")),
         &["cannot read join token file /missing"],
     );
+}
+
+#[test]
+fn config_peer_port_must_authenticate_when_listen_or_advertised_address_is_not_loopback() {
+    // Judged by the advertised address too: a loopback listener behind a public advertised address
+    // (a proxy, NAT) is reachable from other hosts.
+    let advertised = || ServeArgs {
+        advertise_peer: Some("10.1.2.3:7380".into()),
+        join: Some("http://10.1.2.4:7379".into()),
+        ..args()
+    };
+    assert_contains(
+        &none().err(advertised()),
+        &[
+            "advertised peer address 10.1.2.3:7380",
+            "--peer-cert",
+            "--peer-secret-file",
+            "--insecure-peer-no-auth",
+        ],
+    );
+    let by_name = ServeArgs {
+        advertise_peer: Some("node1.example:7380".into()),
+        ..advertised()
+    };
+    assert_contains(&none().err(by_name), &["node1.example:7380"]);
+    // `localhost` is loopback.
+    let local = ServeArgs {
+        advertise_peer: Some("localhost:7380".into()),
+        ..advertised()
+    };
+    assert!(none().build(local).unwrap().peer_secret.is_none());
+    // A secret, peer TLS, or the explicit insecure flag each make it start.
+    assert!(none()
+        .env("KVS_RAFT_PEER_SECRET", SECRET)
+        .build(advertised())
+        .is_ok());
+    let tls = none()
+        .build(ServeArgs {
+            peer_cert: Some("/p.crt".into()),
+            peer_key: Some("/p.key".into()),
+            peer_ca: Some("/ca.pem".into()),
+            ..advertised()
+        })
+        .unwrap();
+    assert_eq!(
+        tls.peer_tls,
+        Some(raft_node::transport::TlsFiles {
+            cert: "/p.crt".into(),
+            key: "/p.key".into(),
+            ca: "/ca.pem".into(),
+        })
+    );
+    let insecure = none()
+        .build(ServeArgs {
+            insecure_peer_no_auth: true,
+            ..advertised()
+        })
+        .unwrap();
+    assert!(insecure.insecure_peer_no_auth);
+    let insecure = none()
+        .env("KVS_RAFT_INSECURE_PEER_NO_AUTH", "true")
+        .build(ServeArgs {
+            listen_peer: Some("10.1.2.3:7380".into()),
+            ..args()
+        })
+        .unwrap();
+    assert!(insecure.insecure_peer_no_auth);
+}
+
+#[test]
+fn config_tls_files_come_in_complete_sets() {
+    assert_contains(
+        &none().err(ServeArgs {
+            peer_cert: Some("/p.crt".into()),
+            peer_ca: Some("/ca.pem".into()),
+            ..args()
+        }),
+        &[
+            "--peer-cert, --peer-key and --peer-ca",
+            "only --peer-cert, --peer-ca given",
+        ],
+    );
+    assert_contains(
+        &none().err(ServeArgs {
+            client_cert: Some("/c.crt".into()),
+            ..args()
+        }),
+        &["--client-cert needs both --client-cert and --client-key"],
+    );
+    assert_contains(
+        &none().err(ServeArgs {
+            client_ca: Some("/ca.pem".into()),
+            ..args()
+        }),
+        &["--client-ca needs --client-cert and --client-key"],
+    );
+    // Client TLS needs a CA to verify the other nodes' client ports (forwarding).
+    let tls = || ServeArgs {
+        client_cert: Some("/c.crt".into()),
+        client_key: Some("/c.key".into()),
+        ..args()
+    };
+    assert_contains(&none().err(tls()), &["--trusted-ca-file"]);
+    let cfg = none()
+        .build(ServeArgs {
+            client_ca: Some("/ca.pem".into()),
+            ..tls()
+        })
+        .unwrap();
+    assert_eq!(
+        cfg.client_tls,
+        Some(ClientTlsFiles {
+            cert: "/c.crt".into(),
+            key: "/c.key".into(),
+            ca: Some("/ca.pem".into()),
+        })
+    );
+    assert_eq!(cfg.trusted_ca, Some(PathBuf::from("/ca.pem")));
+    let cfg = none()
+        .env("KVS_RAFT_TRUSTED_CA_FILE", "/trust.pem")
+        .build(ServeArgs {
+            client_ca: Some("/ca.pem".into()),
+            ..tls()
+        })
+        .unwrap();
+    assert_eq!(cfg.trusted_ca, Some(PathBuf::from("/trust.pem")));
+    // --join https:// needs a CA as well, even without TLS on this node's own client port.
+    let join = ServeArgs {
+        join: Some("https://127.0.0.1:7379".into()),
+        ..args()
+    };
+    assert_contains(
+        &none().err(join.clone()),
+        &["--join https://", "--trusted-ca-file"],
+    );
+    let cfg = none()
+        .file("/k.toml", "trusted_ca_file = \"/trust.pem\"")
+        .build(ServeArgs {
+            config: Some("/k.toml".into()),
+            ..join
+        })
+        .unwrap();
+    assert_eq!(cfg.trusted_ca, Some(PathBuf::from("/trust.pem")));
+    assert!(cfg.client_tls.is_none());
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::client::HttpConnector;
+use hyper_rustls::HttpsConnector;
 use prometheus::Registry;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -32,17 +33,30 @@ pub struct Ctx<B> {
     /// The one registry `/metrics` serves: this layer's metrics and the backend's.
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
-    pub client: hyper::Client<HttpConnector>,
+    /// The forwarding client; speaks https when this node's client port runs TLS.
+    pub client: hyper::Client<HttpsConnector<HttpConnector>>,
+    /// `https` when this node's client port runs TLS (then every node's does: see `crate::tls`).
+    pub scheme: &'static str,
 }
 
 impl<B: Backend> Ctx<B> {
     pub fn new(backend: B, limits: Limits, auth: Auth) -> Arc<Ctx<B>> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(limits.forward_timeout));
-        connector.set_nodelay(true);
-        let client = hyper::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(connector);
+        Ctx::with_tls(backend, limits, auth, None)
+    }
+
+    /// `tls`: the client configuration towards the other nodes' client ports (their port runs TLS).
+    pub fn with_tls(
+        backend: B,
+        limits: Limits,
+        auth: Auth,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Arc<Ctx<B>> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = crate::tls::https_client(
+            tls.as_ref(),
+            limits.forward_timeout,
+            std::time::Duration::from_secs(30),
+        );
         let registry = Registry::new();
         // Fixed definitions in a fresh registry: an error here is a bug every test would hit.
         let metrics = Metrics::register(&registry)
@@ -56,6 +70,7 @@ impl<B: Backend> Ctx<B> {
             registry,
             metrics: Arc::new(metrics),
             client,
+            scheme,
         })
     }
 }

@@ -32,11 +32,13 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-fn leader_uri(leader: &str, path_and_query: &str) -> Result<Uri, String> {
+/// The leader's URI for the request: `scheme` (this site's client-port scheme) unless the address
+/// carries its own.
+fn leader_uri(leader: &str, scheme: &str, path_and_query: &str) -> Result<Uri, String> {
     let base = if leader.contains("://") {
         leader.trim_end_matches('/').to_owned()
     } else {
-        format!("http://{leader}")
+        format!("{scheme}://{leader}")
     };
     format!("{base}{path_and_query}")
         .parse::<Uri>()
@@ -77,7 +79,7 @@ async fn send<B: Backend>(
     origin: &Origin,
     leader: &str,
 ) -> Result<Response, ApiError> {
-    let uri = leader_uri(leader, &origin.path_and_query)
+    let uri = leader_uri(leader, ctx.scheme, &origin.path_and_query)
         .map_err(|why| ApiError::leader_unreachable(leader, why))?;
     let mut req = Request::new(Body::from(origin.body.clone()));
     *req.method_mut() = origin.method.clone();
@@ -134,13 +136,17 @@ mod tests {
     #[test]
     fn leader_uris() {
         assert_eq!(
-            leader_uri("127.0.0.1:7379", "/v1/kv/a?at=1").unwrap(),
+            leader_uri("127.0.0.1:7379", "http", "/v1/kv/a?at=1").unwrap(),
             "http://127.0.0.1:7379/v1/kv/a?at=1"
         );
         assert_eq!(
-            leader_uri("http://node1:7379/", "/v1/txn").unwrap(),
+            leader_uri("127.0.0.1:7379", "https", "/v1/kv/a").unwrap(),
+            "https://127.0.0.1:7379/v1/kv/a"
+        );
+        assert_eq!(
+            leader_uri("http://node1:7379/", "https", "/v1/txn").unwrap(),
             "http://node1:7379/v1/txn"
         );
-        assert!(leader_uri("bad host", "/").is_err());
+        assert!(leader_uri("bad host", "http", "/").is_err());
     }
 }

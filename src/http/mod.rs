@@ -35,4 +35,4 @@ pub use backend::{
 };
 pub use limits::Limits;
 pub use routes::{routes, routes_with_auth, Route, ROUTES};
-pub use server::serve;
+pub use server::{serve, serve_tls};

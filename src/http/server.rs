@@ -6,6 +6,9 @@
 //!   hang or a reset. (Refusals are themselves bounded; past that the socket is simply closed.)
 //! * **Slow clients**: a connection must deliver a request head within `header_read_timeout` (hyper's
 //!   HTTP/1 header read timeout), else it is closed.
+//! * **TLS** ([`serve_tls`], `crate::tls`): each accepted connection (inside the connection limit) runs
+//!   the TLS handshake first, bounded by `header_read_timeout` as well; a failed handshake closes it.
+//!   Over the limit a TLS connection is simply closed (a plain-text 503 would mean nothing to it).
 //! * **Shutdown**: stop accepting (the listener is dropped), tell every connection to finish its
 //!   in-flight request and close (hyper's graceful shutdown), wait up to `shutdown_grace`, then drop
 //!   what is left. Proposals already handed to the node run to completion in their own tasks.
@@ -26,6 +29,11 @@ use super::context::Ctx;
 use super::error::{ApiError, Code};
 use super::limits::Limits;
 use super::routes::with_ctx;
+use crate::tls::HttpTls;
+
+/// What a client connection runs over: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 /// Serve the API on `listener` until `shutdown` resolves; returns when connections have drained (or the
 /// grace period ran out).
@@ -36,7 +44,25 @@ pub async fn serve<B: Backend>(
     auth: Auth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let ctx = Ctx::new(backend, limits.clone(), auth);
+    serve_tls(listener, backend, limits, auth, None, shutdown).await;
+}
+
+/// [`serve`], over TLS when `tls` is given (and forwarding to the leader over https).
+pub async fn serve_tls<B: Backend>(
+    listener: TcpListener,
+    backend: B,
+    limits: Limits,
+    auth: Auth,
+    tls: Option<HttpTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let ctx = Ctx::with_tls(
+        backend,
+        limits.clone(),
+        auth,
+        tls.as_ref().map(|t| t.client.clone()),
+    );
+    let acceptor = tls.map(|t| t.server);
     let metrics = Arc::clone(&ctx.metrics);
     let service = warp::service(with_ctx(ctx));
     let mut http = Http::new();
@@ -67,11 +93,20 @@ pub async fn serve<B: Backend>(
         let _ = stream.set_nodelay(true);
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
-                let conn = http.serve_connection(stream, service.clone());
+                let http = http.clone();
+                let service = service.clone();
                 let mut stop = stop_rx.clone();
                 let metrics = Arc::clone(&metrics);
+                let tls = acceptor.as_ref().map(|t| t.acceptor());
+                let handshake_timeout = limits.header_read_timeout;
                 metrics.connections_active.inc();
                 tasks.spawn(async move {
+                    let Some(io) = open(stream, tls, handshake_timeout).await else {
+                        metrics.connections_active.dec();
+                        drop(permit);
+                        return;
+                    };
+                    let conn = http.serve_connection(io, service);
                     tokio::pin!(conn);
                     tokio::select! {
                         r = conn.as_mut() => {
@@ -95,7 +130,9 @@ pub async fn serve<B: Backend>(
             }
             Err(_) => {
                 metrics.connections_rejected.inc();
-                if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                if acceptor.is_some() {
+                    drop(stream);
+                } else if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
                     let retry = limits.retry_after_secs;
                     tokio::spawn(async move {
                         refuse(stream, retry).await;
@@ -117,6 +154,29 @@ pub async fn serve<B: Backend>(
             "shutdown grace period over; dropping the remaining client connections"
         );
         tasks.shutdown().await;
+    }
+}
+
+/// The connection as the HTTP layer reads it: the TCP stream itself, or the TLS stream once the
+/// handshake succeeded within `limit` (`None`: it failed or timed out; the connection is closed).
+async fn open(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limit: Duration,
+) -> Option<Box<dyn Io>> {
+    let Some(tls) = tls else {
+        return Some(Box::new(stream));
+    };
+    match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "client TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(after = ?limit, "client TLS handshake timed out");
+            None
+        }
     }
 }
 

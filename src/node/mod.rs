@@ -14,4 +14,4 @@ mod serve;
 pub use http_backend::ReplicaBackend;
 pub use layout::DataDir;
 pub use replica::{Replica, ReplicaConfig};
-pub use serve::{replica_config, serve};
+pub use serve::{replica_config, serve, serve_with, Reload};

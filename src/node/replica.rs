@@ -154,6 +154,11 @@ impl Replica {
         self.group.membership()
     }
 
+    /// Read the peer TLS files again (see `Group::reload_peer_tls`); `Ok(false)`: peer TLS is off.
+    pub fn reload_peer_tls(&self) -> Result<bool, raft_node::transport::TlsError> {
+        self.group.reload_peer_tls()
+    }
+
     pub fn transport_counters(&self) -> TransportCounters {
         self.group.transport_counters()
     }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use raft_node::{LoopExit, Role};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
@@ -26,6 +27,12 @@ use super::replica::{Replica, ReplicaConfig};
 use crate::config::{Bootstrap, ClusterState, Secret, ServeConfig};
 use crate::http::auth::Auth;
 use crate::http::{self, Backend};
+use crate::tls::{self, ClientPortTls, HttpTls};
+
+/// Reload requests (SIGHUP in `kvs-raft serve`): every change of the counter asks each holder of
+/// reloadable files (the TLS certificates of both ports, ...) to read them again. One place, so each
+/// feature hooks its own reload into the same signal ([`serve_with`]).
+pub type Reload = watch::Receiver<u64>;
 
 /// The replica configuration a validated serve configuration describes.
 pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> ReplicaConfig {
@@ -53,6 +60,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.max_peer_connections = cfg.raft.max_peer_connections;
     g.node.max_clock_skew = cfg.raft.max_clock_skew;
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
+    g.peer_tls = cfg.peer_tls.clone();
     r.sync = cfg.sync;
     r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
@@ -71,11 +79,13 @@ struct MemberAddress {
     peer_addr: String,
 }
 
-/// A node joining with `--join URL` learns the current members' peer addresses from that member (with
-/// `token` as its bearer token when the site has client auth on).
+/// A node joining with `--join URL` learns the current members' peer addresses from that member (over
+/// https when the URL says so, verified with `tls`; with `token` as its bearer token when the site has
+/// client auth on).
 async fn fetch_members(
     join: &str,
     token: Option<&Secret>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> anyhow::Result<BTreeMap<u64, String>> {
     let url: hyper::Uri = format!("{}/v1/cluster", join.trim_end_matches('/'))
         .parse()
@@ -92,7 +102,7 @@ async fn fetch_members(
     let req = req
         .body(hyper::Body::empty())
         .context("build the join request")?;
-    let client = hyper::Client::new();
+    let client = tls::https_client(tls, Duration::from_secs(10), Duration::from_secs(1));
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .context("timed out asking the cluster for its members")?
@@ -128,9 +138,10 @@ async fn fetch_members(
 async fn join_peers(
     join: &str,
     token: Option<&Secret>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     restarted: bool,
 ) -> anyhow::Result<BTreeMap<u64, String>> {
-    match fetch_members(join, token).await {
+    match fetch_members(join, token, tls).await {
         Ok(peers) => Ok(peers),
         Err(e) if restarted => {
             tracing::warn!(
@@ -172,24 +183,6 @@ fn client_auth(cfg: &ServeConfig) -> Auth {
     }
 }
 
-/// Reload the token file on every SIGHUP (a file that does not load keeps the tokens in force). The
-/// handler is installed with auth off too: SIGHUP never stops a node.
-fn reload_on_sighup(auth: Auth) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).context("install the SIGHUP handler")?;
-    Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            if auth.enabled() {
-                tracing::info!("SIGHUP: reloading the token file");
-                // `reload` logs its outcome.
-                let _ = auth.reload();
-            } else {
-                tracing::info!("SIGHUP: no token file to reload (client auth is off)");
-            }
-        }
-    }))
-}
-
 /// How long a stopping leader tries to hand leadership to another voter.
 const HAND_OFF_WITHIN: Duration = Duration::from_secs(2);
 
@@ -201,15 +194,100 @@ pub async fn serve(
     peer: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Before the replica starts, so a failure here leaves nothing running.
+    // Nobody ever asks for a reload (the sender lives until `serve` returns).
+    let (_never, reload) = watch::channel(0);
+    serve_with(cfg, client, peer, shutdown, reload).await
+}
+
+/// The client port's TLS (loaded from the files), and the client configuration towards the other
+/// nodes' client ports (forwarding, `--join https://`).
+type ClientSide = (
+    Option<Arc<ClientPortTls>>,
+    Option<Arc<rustls::ClientConfig>>,
+);
+
+fn client_side(cfg: &ServeConfig) -> anyhow::Result<ClientSide> {
+    let own = cfg
+        .client_tls
+        .as_ref()
+        .map(|files| ClientPortTls::load(files).map(Arc::new))
+        .transpose()
+        .context("client-port TLS")?;
+    let outgoing = cfg
+        .trusted_ca
+        .as_ref()
+        .map(|ca| tls::client_config(ca, own.as_deref()))
+        .transpose()
+        .context("trusted CA for the other nodes' client ports")?;
+    Ok((own, outgoing))
+}
+
+/// Read the reloadable files again on every reload request — the token file, the TLS files of both
+/// ports; a file that does not load keeps what is in use and logs an error.
+fn reload_files(
+    mut reload: Reload,
+    auth: Auth,
+    client_tls: Option<Arc<ClientPortTls>>,
+    replica: Arc<Replica>,
+) {
+    let stopped = replica.shutdown_token();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = reload.changed() => if changed.is_err() { return },
+                () = stopped.cancelled() => return,
+            }
+            if auth.enabled() {
+                // `reload` logs its outcome.
+                let _ = auth.reload();
+            } else {
+                tracing::info!("no token file to reload (client auth is off)");
+            }
+            if let Some(tls) = &client_tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("client-port TLS certificates reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "client-port TLS reload failed; keeping the certificates in use")
+                    }
+                }
+            }
+            match replica.reload_peer_tls() {
+                Ok(true) => tracing::info!("peer TLS certificates reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "peer TLS reload failed; keeping the certificates in use")
+                }
+            }
+        }
+    });
+}
+
+/// [`serve`], reading reloadable files again whenever `reload` changes.
+pub async fn serve_with(
+    cfg: ServeConfig,
+    client: TcpListener,
+    peer: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Reload,
+) -> anyhow::Result<()> {
+    if cfg.insecure_peer_no_auth && cfg.peer_secret.is_none() && cfg.peer_tls.is_none() {
+        tracing::warn!(
+            peer = %cfg.listen_peer,
+            advertised = %cfg.advertise_peer,
+            "INSECURE: the peer port runs without TLS and without a secret (--insecure-peer-no-auth); \
+             anyone who can reach it can take part in the Raft group"
+        );
+    }
     let auth = client_auth(&cfg);
-    let reloader = reload_on_sighup(auth.clone())?;
+    let (client_tls, outgoing_tls) = client_side(&cfg)?;
     let known_peers = match &cfg.bootstrap {
         Bootstrap::Join(url) => {
+            let restarted = DataDir::new(&cfg.data_dir).raft().exists();
             join_peers(
                 url,
                 cfg.join_token.as_ref(),
-                DataDir::new(&cfg.data_dir).raft().exists(),
+                outgoing_tls.as_ref(),
+                restarted,
             )
             .await?
         }
@@ -220,14 +298,20 @@ pub async fn serve(
             .await
             .context("start the replica")?,
     );
+    reload_files(reload, auth.clone(), client_tls.clone(), replica.clone());
     let backend = ReplicaBackend::new(replica.clone());
     let limits = cfg.limits.clone();
+    let http_tls = match (client_tls, outgoing_tls) {
+        (Some(server), Some(client)) => Some(HttpTls { server, client }),
+        _ => None,
+    };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(
+    let server = tokio::spawn(http::serve_tls(
         client,
         backend.clone(),
         limits,
         auth,
+        http_tls,
         async move {
             let _ = http_stopped.await;
         },
@@ -251,7 +335,6 @@ pub async fn serve(
     }
 
     // 1. Stop accepting; in-flight requests finish within the grace period.
-    reloader.abort();
     let _ = stop_http.send(());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "HTTP server task failed");

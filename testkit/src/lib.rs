@@ -10,11 +10,13 @@
 //! - the deterministic simulator's reusable parts (its scenarios stay in `raft-node/tests/sim/`):
 //!   [`rng`] (the seeded generator), [`net`] (the simulated network), [`kv_machine`] (the checker's model
 //!   as a state machine, with [`op_codec`] its command format) and [`history`] (recording what clients saw
-//!   for the checker).
+//!   for the checker);
+//! - [`certs`]: test certificates (a CA, leaves for given names, rustls client configurations).
 //!
 //! It depends on `raft-node`, and `raft-node` takes it as a dev-dependency: only integration tests and
 //! benches can use it (unit tests inside `raft-node/src` see a different build of `raft-node`).
 
+pub mod certs;
 pub mod history;
 pub mod kv_machine;
 pub mod linearizability;

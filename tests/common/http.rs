@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use hyper::body::Bytes;
 use hyper::client::HttpConnector;
 use hyper::header::{HeaderMap, CONTENT_TYPE};
 use hyper::{Body, Client, Method, Request};
+use hyper_rustls::HttpsConnector;
 use serde_json::Value;
 
 /// Why a request got no HTTP answer.
@@ -74,24 +77,35 @@ impl std::fmt::Display for Resp {
 
 #[derive(Clone)]
 pub struct Http {
-    client: Client<HttpConnector>,
+    client: Client<HttpsConnector<HttpConnector>>,
     timeout: Duration,
     /// Sent as `Authorization: Bearer <token>` with every request, when set.
     bearer: Option<String>,
+    scheme: &'static str,
 }
 
 impl Http {
     pub fn new(timeout: Duration) -> Http {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        let client = Client::builder()
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build(connector);
+        Http::build(timeout, None)
+    }
+
+    /// A client speaking https with `tls` (its roots and client certificate) to every address.
+    pub fn tls(timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Http {
+        Http::build(timeout, Some(tls))
+    }
+
+    fn build(timeout: Duration, tls: Option<Arc<rustls::ClientConfig>>) -> Http {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = kvs_raft::tls::https_client(
+            tls.as_ref(),
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        );
         Http {
             client,
             timeout,
             bearer: None,
+            scheme,
         }
     }
 
@@ -120,7 +134,7 @@ impl Http {
     ) -> Result<Resp, HttpError> {
         let mut req = Request::builder()
             .method(method)
-            .uri(format!("http://{addr}{path_and_query}"));
+            .uri(format!("{}://{addr}{path_and_query}", self.scheme));
         if let Some(token) = &self.bearer {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }

@@ -206,7 +206,7 @@ impl Cluster {
         self.signal(id, "-TERM");
     }
 
-    /// SIGHUP: the node reloads its token file.
+    /// SIGHUP: the node reloads its token file and reads its certificates again.
     pub fn sighup(&self, id: u64) {
         self.signal(id, "-HUP");
     }

@@ -56,6 +56,10 @@ counters! {
     handshakes_rejected_proof,
     /// Inbound handshakes rejected: the dialer meant another node.
     handshakes_rejected_receiver,
+    /// Inbound handshakes rejected: the TLS certificate does not name the claimed sender (`node-<id>`).
+    handshakes_rejected_identity,
+    /// Inbound TLS handshakes that failed (no certificate, another CA, not TLS at all, ...).
+    handshakes_failed_tls,
     /// Inbound handshakes not completed within `handshake_timeout`.
     handshakes_timed_out,
     /// Malformed hellos and bad frames: oversized length, truncated, undecodable or unexpected payload.

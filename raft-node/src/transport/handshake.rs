@@ -1,5 +1,5 @@
 //! The connection handshake (wire layout in the module docs of [`crate::transport`]): the hello codec,
-//! the HMAC proofs, the acceptor's pure decision, and the two async sides.
+//! the HMAC proofs, the acceptor's pure decision, the two async sides, and the session's frame keys.
 
 use std::fmt;
 use std::io;
@@ -9,19 +9,23 @@ use rand::RngCore;
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::frame::{self, FrameError};
+use super::frame::{self, FrameError, FrameKey};
 
 pub(crate) const MAGIC: [u8; 4] = *b"KVSR";
-pub(crate) const VERSION: u8 = 1;
-const NONCE: usize = 32;
+/// The wire version: 1 had no frame tags; 2 tags every frame with the session's keys.
+pub(crate) const VERSION: u8 = 2;
+pub(crate) const NONCE: usize = 32;
 const TAG: usize = 32;
-const CHALLENGE: usize = MAGIC.len() + 1 + NONCE;
+pub(crate) const CHALLENGE: usize = MAGIC.len() + 1 + NONCE;
 /// Largest hello (body and tag) accepted.
-const MAX_HELLO: usize = 4096;
+pub(crate) const MAX_HELLO: usize = 4096;
 /// Longest string field (cluster id, advertised addresses); three of them fit in `MAX_HELLO`.
 pub(crate) const MAX_FIELD: usize = 1024;
-const HELLO_LABEL: &[u8] = b"kvs-raft/1 hello";
-const WELCOME_LABEL: &[u8] = b"kvs-raft/1 welcome";
+const HELLO_LABEL: &[u8] = b"kvs-raft/2 hello";
+const WELCOME_LABEL: &[u8] = b"kvs-raft/2 welcome";
+const SESSION_LABEL: &[u8] = b"kvs-raft/2 session";
+const DIALER_TO_ACCEPTOR: &[u8] = b"dialer to acceptor";
+const ACCEPTOR_TO_DIALER: &[u8] = b"acceptor to dialer";
 const ACCEPTED: u8 = 0;
 
 /// What a connection carries.
@@ -52,6 +56,8 @@ pub(crate) enum Reject {
     Receiver = 4,
     Removed = 5,
     UnknownId = 6,
+    /// Peer TLS is on and the sender's certificate does not name `node-<sender>`.
+    Identity = 7,
 }
 
 impl Reject {
@@ -63,6 +69,7 @@ impl Reject {
             Reject::Receiver,
             Reject::Removed,
             Reject::UnknownId,
+            Reject::Identity,
         ]
         .into_iter()
         .find(|r| *r as u8 == code)
@@ -78,6 +85,7 @@ impl fmt::Display for Reject {
             Reject::Receiver => "meant for another node",
             Reject::Removed => "sender was removed from the group",
             Reject::UnknownId => "sender is not a member",
+            Reject::Identity => "the sender's TLS certificate does not name its id (node-<id>)",
         })
     }
 }
@@ -194,6 +202,32 @@ fn welcome_tag_ok(secret: &[u8], dialer_nonce: &[u8], hello_tag: &[u8], tag: &[u
         .is_ok()
 }
 
+/// The two frame keys of one connection, derived from the secret, both nonces and the hello's proof.
+pub(crate) struct Session {
+    pub send: FrameKey,
+    pub recv: FrameKey,
+}
+
+fn direction_keys(
+    secret: &[u8],
+    challenge_nonce: &[u8],
+    dialer_nonce: &[u8],
+    hello_tag: &[u8],
+) -> (FrameKey, FrameKey) {
+    let session: [u8; TAG] = mac(
+        secret,
+        &[SESSION_LABEL, challenge_nonce, dialer_nonce, hello_tag],
+    )
+    .finalize()
+    .into_bytes()
+    .into();
+    let key = |label: &[u8]| {
+        let k: [u8; TAG] = mac(&session, &[label]).finalize().into_bytes().into();
+        FrameKey::new(&k)
+    };
+    (key(DIALER_TO_ACCEPTOR), key(ACCEPTOR_TO_DIALER))
+}
+
 /// Who this node is, for checking hellos.
 pub(crate) struct Local<'a> {
     pub cluster_id: &'a str,
@@ -210,16 +244,20 @@ pub(crate) enum Standing {
 }
 
 /// The acceptor's decision on a well-formed hello. Pure; the checks run in the documented order.
+/// `identity_ok`: the TLS certificate (if peer TLS is on) names the claimed sender.
 pub(crate) fn decide(
     local: &Local<'_>,
     hello: &Hello,
     proof_ok: bool,
+    identity_ok: bool,
     standing: Standing,
 ) -> Result<(), Reject> {
     if hello.cluster_id != local.cluster_id {
         Err(Reject::Cluster)
     } else if !proof_ok {
         Err(Reject::Proof)
+    } else if !identity_ok {
+        Err(Reject::Identity)
     } else if hello.receiver != local.node_id {
         Err(Reject::Receiver)
     } else if standing == Standing::Removed {
@@ -238,14 +276,18 @@ pub(crate) enum AcceptError {
     Rejected { reason: Reject, sender: Option<u64> },
     #[error("i/o during handshake: {0}")]
     Io(#[from] io::Error),
+    #[error("TLS handshake: {0}")]
+    Tls(io::Error),
 }
 
-/// The acceptor's side. `standing` looks the sender up at decision time.
+/// The acceptor's side. `standing` looks the sender up at decision time; `identity` says whether the
+/// connection's TLS certificate (if any) may speak for the claimed sender id.
 pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &Local<'_>,
     standing: impl FnOnce(u64) -> Standing,
-) -> Result<Hello, AcceptError> {
+    identity: impl FnOnce(u64) -> bool,
+) -> Result<(Hello, Session), AcceptError> {
     let mut nonce = [0u8; NONCE];
     rand::thread_rng().fill_bytes(&mut nonce);
     let mut challenge = Vec::with_capacity(CHALLENGE);
@@ -259,9 +301,10 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         reason: Reject::Malformed,
         sender: None,
     };
-    let hello_and_tag = match frame::read(stream, MAX_HELLO, &mut buf).await {
+    let hello_and_tag = match frame::read_plain(stream, MAX_HELLO, &mut buf).await {
         Ok(true) if buf.len() > TAG => buf.split_at(buf.len() - TAG),
-        Ok(_) | Err(FrameError::TooLarge { .. } | FrameError::Truncated) => {
+        Ok(_)
+        | Err(FrameError::TooLarge { .. } | FrameError::Truncated | FrameError::BadTag { .. }) => {
             let _ = stream.write_all(&[Reject::Malformed as u8]).await;
             return Err(malformed);
         }
@@ -273,7 +316,8 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(malformed);
     };
     let proof_ok = hello_tag_ok(local.secret, &nonce, body, tag);
-    if let Err(reason) = decide(local, &hello, proof_ok, standing(hello.sender)) {
+    let identity_ok = identity(hello.sender);
+    if let Err(reason) = decide(local, &hello, proof_ok, identity_ok, standing(hello.sender)) {
         let _ = stream.write_all(&[reason as u8]).await;
         return Err(AcceptError::Rejected {
             reason,
@@ -285,7 +329,8 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     welcome.extend_from_slice(&welcome_tag(local.secret, &hello.nonce, tag));
     stream.write_all(&welcome).await?;
     stream.flush().await?;
-    Ok(hello)
+    let (recv, send) = direction_keys(local.secret, &nonce, &hello.nonce, tag);
+    Ok((hello, Session { send, recv }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +339,11 @@ pub(crate) enum DialError {
     Io(#[from] io::Error),
     #[error("the peer does not speak this protocol (bad challenge)")]
     BadChallenge,
+    #[error(
+        "the peer speaks peer wire version {0}, this node {VERSION}: every node of a site must run a \
+         release with the same wire version"
+    )]
+    Version(u8),
     #[error("rejected by the peer: {0}")]
     Rejected(Reject),
     #[error("rejected by the peer (unknown reason {0})")]
@@ -324,11 +374,14 @@ pub(crate) async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     me: &Me<'_>,
     receiver: u64,
     kind: Kind,
-) -> Result<(), DialError> {
+) -> Result<Session, DialError> {
     let mut challenge = [0u8; CHALLENGE];
     stream.read_exact(&mut challenge).await?;
-    if challenge[..MAGIC.len()] != MAGIC || challenge[MAGIC.len()] != VERSION {
+    if challenge[..MAGIC.len()] != MAGIC {
         return Err(DialError::BadChallenge);
+    }
+    if challenge[MAGIC.len()] != VERSION {
+        return Err(DialError::Version(challenge[MAGIC.len()]));
     }
     let challenge_nonce = &challenge[MAGIC.len() + 1..];
     let mut nonce = [0u8; NONCE];
@@ -368,7 +421,8 @@ pub(crate) async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     if !welcome_tag_ok(me.secret, &nonce, &tag, &welcome) {
         return Err(DialError::BadProof);
     }
-    Ok(())
+    let (send, recv) = direction_keys(me.secret, challenge_nonce, &nonce, &tag);
+    Ok(Session { send, recv })
 }
 
 #[cfg(test)]
@@ -424,33 +478,37 @@ mod tests {
             secret: b"s",
         };
         let h = hello();
-        assert_eq!(decide(&local, &h, true, Standing::Member), Ok(()));
+        assert_eq!(decide(&local, &h, true, true, Standing::Member), Ok(()));
         let other_cluster = Hello {
             cluster_id: "site-2".into(),
             ..hello()
         };
         assert_eq!(
-            decide(&local, &other_cluster, false, Standing::Unknown),
+            decide(&local, &other_cluster, false, false, Standing::Unknown),
             Err(Reject::Cluster)
         );
         assert_eq!(
-            decide(&local, &h, false, Standing::Unknown),
+            decide(&local, &h, false, false, Standing::Unknown),
             Err(Reject::Proof)
+        );
+        assert_eq!(
+            decide(&local, &h, true, false, Standing::Removed),
+            Err(Reject::Identity)
         );
         let elsewhere = Hello {
             receiver: 9,
             ..hello()
         };
         assert_eq!(
-            decide(&local, &elsewhere, true, Standing::Removed),
+            decide(&local, &elsewhere, true, true, Standing::Removed),
             Err(Reject::Receiver)
         );
         assert_eq!(
-            decide(&local, &h, true, Standing::Removed),
+            decide(&local, &h, true, true, Standing::Removed),
             Err(Reject::Removed)
         );
         assert_eq!(
-            decide(&local, &h, true, Standing::Unknown),
+            decide(&local, &h, true, true, Standing::Unknown),
             Err(Reject::UnknownId)
         );
     }
@@ -472,16 +530,24 @@ mod tests {
                 advertise_client: "c",
             };
             let (accepted, dialed) = tokio::join!(
-                accept(&mut a, &local, |_| Standing::Member),
+                accept(&mut a, &local, |_| Standing::Member, |_| true),
                 dial(&mut d, &me, 1, Kind::Raft)
             );
             if ok {
-                let h = accepted.unwrap();
+                let (h, mut acceptor) = accepted.unwrap();
                 assert_eq!(
                     (h.sender, h.kind, h.advertise_client.as_str()),
                     (2, Kind::Raft, "c")
                 );
-                dialed.unwrap();
+                let mut dialer = dialed.unwrap();
+                // Both sides derived the same keys, one per direction.
+                let header = [0, 0, 0, 1];
+                let t = dialer.send.tag(&header, &[b"x"]);
+                acceptor.recv.check(&header, b"x", &t).unwrap();
+                let t = acceptor.send.tag(&header, &[b"y"]);
+                dialer.recv.check(&header, b"y", &t).unwrap();
+                let t = dialer.send.tag(&header, &[b"x"]);
+                assert!(acceptor.send.check(&header, b"x", &t).is_err());
             } else {
                 assert!(matches!(
                     accepted,

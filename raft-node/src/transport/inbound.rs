@@ -14,9 +14,11 @@ use tokio::time::timeout;
 
 use super::counters::inc;
 use super::frame;
-use super::handshake::{self, AcceptError, Kind, Reject};
+use super::handshake::{self, AcceptError, Kind, Reject, Session};
 use super::shared::Shared;
 use super::snapshot;
+use super::tls;
+use super::Stream;
 
 /// Accept peer connections, at most `max_inbound_connections` open at once (handshaking or serving):
 /// beyond that a connection is closed at once, so unauthenticated dialers cannot exhaust the process's
@@ -49,12 +51,50 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
-    let c = &shared.counters;
+/// The TLS handshake (when peer TLS is on), then the hello, both under one deadline. With TLS the
+/// hello's sender must be the id the client certificate names.
+async fn handshake(
+    shared: &Shared,
+    stream: TcpStream,
+) -> Result<(Stream, handshake::Hello, Session), AcceptError> {
     let local = shared.local();
-    let handshake = handshake::accept(&mut stream, &local, |id| shared.members().standing(id));
-    let hello = match timeout(shared.cfg.handshake_timeout, handshake).await {
-        Ok(Ok(hello)) => hello,
+    let standing = |id| shared.members().standing(id);
+    match &shared.tls {
+        None => {
+            let mut stream: Stream = Box::new(stream);
+            let (hello, session) =
+                handshake::accept(&mut stream, &local, standing, |_| true).await?;
+            Ok((stream, hello, session))
+        }
+        Some(peer_tls) => {
+            let mut stream = peer_tls
+                .acceptor()
+                .accept(stream)
+                .await
+                .map_err(AcceptError::Tls)?;
+            let leaf = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|cert| cert.0.clone());
+            let identity = |id| leaf.is_some_and(|leaf| tls::names(&leaf, &tls::node_name(id)));
+            let (hello, session) =
+                handshake::accept(&mut stream, &local, standing, identity).await?;
+            Ok((Box::new(stream), hello, session))
+        }
+    }
+}
+
+async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+    let c = &shared.counters;
+    let (stream, hello, session) = match timeout(
+        shared.cfg.handshake_timeout,
+        handshake(&shared, stream),
+    )
+    .await
+    {
+        Ok(Ok(accepted)) => accepted,
         Err(_) => {
             inc(&c.handshakes_timed_out);
             tracing::warn!(%remote, "peer connection rejected: handshake timed out");
@@ -62,6 +102,11 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
         }
         Ok(Err(AcceptError::Io(e))) => {
             tracing::debug!(%remote, error = %e, "peer connection failed during handshake");
+            return;
+        }
+        Ok(Err(AcceptError::Tls(e))) => {
+            inc(&c.handshakes_failed_tls);
+            tracing::warn!(%remote, error = %e, "peer connection rejected: TLS handshake failed");
             return;
         }
         Ok(Err(AcceptError::Rejected { reason, sender })) => {
@@ -72,6 +117,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
                 Reject::Receiver => &c.handshakes_rejected_receiver,
                 Reject::Removed => &c.handshakes_rejected_removed,
                 Reject::UnknownId => &c.handshakes_rejected_unknown_id,
+                Reject::Identity => &c.handshakes_rejected_identity,
             });
             tracing::warn!(%remote, claimed_id = ?sender, %reason, "peer connection rejected");
             return;
@@ -87,7 +133,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
         Kind::Raft => {
             let conn = shared.register_inbound(sender);
             tokio::select! {
-                () = read_raft(&shared, stream, sender, remote) => {}
+                () = read_raft(&shared, stream, session, sender, remote) => {}
                 () = shared.stopped(|m| {
                     !m.admits(sender) || m.latest_inbound.get(&sender) != Some(&conn)
                 }) => tracing::debug!(%remote, peer = sender, "closing superseded or removed peer connection"),
@@ -95,7 +141,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
         }
         Kind::Snapshot => {
             tokio::select! {
-                () = snapshot::receive(&shared, stream, sender, remote) => {}
+                () = snapshot::receive(&shared, stream, session, sender, remote) => {}
                 () = shared.stopped(|m| !m.admits(sender)) => {}
             }
         }
@@ -103,12 +149,25 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
 }
 
 /// Deliver each message of an authenticated raft stream until it ends or misbehaves.
-async fn read_raft(shared: &Shared, stream: TcpStream, sender: u64, remote: SocketAddr) {
+async fn read_raft(
+    shared: &Shared,
+    stream: Stream,
+    mut session: Session,
+    sender: u64,
+    remote: SocketAddr,
+) {
     let c = &shared.counters;
     let mut reader = BufReader::with_capacity(64 << 10, stream);
     let mut buf = Vec::new();
     loop {
-        match frame::read(&mut reader, shared.cfg.max_frame, &mut buf).await {
+        match frame::read(
+            &mut reader,
+            shared.cfg.max_frame,
+            &mut buf,
+            &mut session.recv,
+        )
+        .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

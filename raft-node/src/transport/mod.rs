@@ -16,36 +16,42 @@
 //! # Handshake (mutual, HMAC-SHA256 over fresh nonces)
 //!
 //! ```text
-//! acceptor → dialer   challenge: "KVSR" | version u8 (=1) | nonce_a [32]
+//! (with peer TLS: the TLS handshake first, then everything below inside it; see [`tls`])
+//! acceptor → dialer   challenge: "KVSR" | version u8 (=2) | nonce_a [32]
 //! dialer → acceptor   hello:     len u32 BE | body | tag [32]            (len = body + tag, at most 4 KiB)
 //!                     body  = "KVSR" | version u8 | kind u8 (1 raft, 2 snapshot)
 //!                             | cluster_id str | sender u64 BE | receiver u64 BE
 //!                             | advertise_peer str | advertise_client str | nonce_d [32]
 //!                     str   = len u16 BE | UTF-8 bytes
-//!                     tag   = HMAC-SHA256(secret, "kvs-raft/1 hello" | nonce_a | body)
-//! acceptor → dialer   accepted:  0u8 | HMAC-SHA256(secret, "kvs-raft/1 welcome" | nonce_d | tag)
+//!                     tag   = HMAC-SHA256(secret, "kvs-raft/2 hello" | nonce_a | body)
+//! acceptor → dialer   accepted:  0u8 | HMAC-SHA256(secret, "kvs-raft/2 welcome" | nonce_d | tag)
 //!                     rejected:  reason u8 (1 malformed, 2 cluster, 3 proof, 4 receiver, 5 removed,
-//!                                6 unknown id), then close
+//!                                6 unknown id, 7 TLS certificate does not name the sender), then close
+//! both                session = HMAC-SHA256(secret, "kvs-raft/2 session" | nonce_a | nonce_d | tag)
+//!                     key_d→a = HMAC-SHA256(session, "dialer to acceptor"), key_a→d likewise
 //! ```
 //!
-//! The acceptor checks, in this order: well-formed hello, cluster id, proof (constant-time), receiver id is
-//! itself, sender not removed, sender a current peer. Any failure closes the connection, increments the
+//! The acceptor checks, in this order: well-formed hello, cluster id, proof (constant-time), with TLS the
+//! client certificate names `node-<sender>`, receiver id is itself, sender not removed, sender a current
+//! peer. Any failure closes the connection, increments the
 //! matching counter, logs at warn with the remote address, and delivers nothing. The dialer checks the
 //! acceptor's proof the same way, so both sides know the other holds the secret; a recorded handshake
 //! cannot be replayed because both nonces are fresh. The whole handshake runs under `handshake_timeout`.
 //!
 //! # Frames
 //!
-//! After the handshake everything is a frame: `len u32 BE | payload`, with `len <= max_frame`; a longer
-//! length prefix, a connection closed mid-frame or a payload that does not decode is a *bad frame*: the
-//! connection is closed and `bad_frames` incremented.
+//! After the handshake everything is a frame: `len u32 BE | payload | tag [32]`, with `len <= max_frame`
+//! and `tag = HMAC-SHA256(key of this direction, seq u64 BE | len | payload)`, `seq` counting this
+//! direction's frames from 0 (never sent). A longer length prefix, a connection closed mid-frame, a tag
+//! that does not verify (altered, replayed, reordered, injected) or a payload that does not decode is a
+//! *bad frame*: the connection is closed and `bad_frames` incremented.
 //!
 //! * raft stream: each payload is one prost-encoded `raft::prelude::Message`. Messages whose `from` is not
 //!   the authenticated sender, whose `to` is not this node, or that are `MsgSnapshot`, are dropped
 //!   (`messages_dropped_wrong_sender`).
 //! * snapshot stream: one frame with the `MsgSnapshot` message, then one frame per chunk whose payload is
-//!   `1u8 | chunk bytes`, then an empty frame (end). The receiver answers one byte (`1`) once the image is
-//!   fsynced and delivered. Closing without the end frame aborts the transfer.
+//!   `1u8 | chunk bytes`, then an empty frame (end). The receiver answers one frame holding `1` once the
+//!   image is fsynced and delivered. Closing without the end frame aborts the transfer.
 //!
 //! # Tasks and queues
 //!
@@ -71,11 +77,14 @@
 mod backoff;
 mod counters;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 mod handshake;
 mod inbound;
 mod outbound;
 mod shared;
 mod snapshot;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,9 +96,15 @@ use raft::prelude::{Message, MessageType};
 
 pub use counters::TransportCounters;
 pub use snapshot::{SnapshotChunks, SnapshotImage};
+pub use tls::{TlsError, TlsFiles};
 
 use counters::inc;
 use shared::Shared;
+
+/// What a peer connection runs over: TCP, or TLS over TCP.
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+pub(crate) type Stream = Box<dyn Io>;
 
 /// Default bound of each peer's outbound queue, in messages.
 pub const DEFAULT_PEER_QUEUE: usize = 4096;
@@ -130,6 +145,9 @@ pub struct TransportConfig {
     /// How long a snapshot sender waits for the receiver's ack after the last chunk (the receiver fsyncs
     /// the whole image first).
     pub snapshot_ack_timeout: Duration,
+    /// Mutual TLS on every peer connection (both directions, raft and snapshot streams); `None`: plain
+    /// TCP, the frames still authenticated with the session keys of the HMAC handshake.
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for TransportConfig {
@@ -149,6 +167,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("io_timeout", &self.io_timeout)
             .field("snapshot_ack_timeout", &self.snapshot_ack_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -179,6 +198,7 @@ impl TransportConfig {
             handshake_timeout: Duration::from_secs(2),
             io_timeout: Duration::from_secs(10),
             snapshot_ack_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 
@@ -229,6 +249,9 @@ pub enum TransportError {
     /// The configuration is unusable; nothing was started.
     #[error("invalid transport configuration: {0}")]
     Config(String),
+    /// The TLS files do not load; nothing was started.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The listener or the snapshot directory failed; nothing was started.
     #[error("{context}: {source}")]
     Io {
@@ -283,6 +306,10 @@ impl TcpTransport {
         source: Arc<dyn SnapshotSource>,
     ) -> Result<(TcpTransport, TransportHandle), TransportError> {
         cfg.validate()?;
+        let tls = match &cfg.tls {
+            Some(files) => Some(tls::PeerTls::load(cfg.node_id, files.clone())?),
+            None => None,
+        };
         let local_addr = listener.local_addr().map_err(|source| TransportError::Io {
             context: "listener address".into(),
             source,
@@ -298,7 +325,7 @@ impl TcpTransport {
                 context: format!("prepare snapshot dir {}", cfg.snapshot_dir.display()),
                 source,
             })?;
-        let shared = Shared::new(cfg, inbound, source, local_addr);
+        let shared = Shared::new(cfg, tls, inbound, source, local_addr);
         shared.spawn(inbound::accept_loop(shared.clone(), listener));
         tracing::info!(node = shared.cfg.node_id, addr = %local_addr, "transport listening");
         Ok((
@@ -379,6 +406,15 @@ impl TransportHandle {
     /// inbound connections are closed.
     pub fn set_removed(&self, removed: Vec<u64>) {
         self.shared.set_removed(removed);
+    }
+
+    /// Read the peer TLS files again: new connections use them, open ones keep theirs. `Ok(false)`:
+    /// peer TLS is off. On an error the previous certificates stay in use.
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     pub fn counters(&self) -> TransportCounters {

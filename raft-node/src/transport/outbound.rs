@@ -14,10 +14,11 @@ use tokio::time::timeout;
 
 use super::backoff::Backoff;
 use super::counters::{add, inc};
-use super::frame;
-use super::handshake::{self, DialError, Kind};
+use super::frame::{self, FrameKey};
+use super::handshake::{self, DialError, Kind, Session};
 use super::shared::{Link, Shared};
-use super::Peer;
+use super::tls;
+use super::{Peer, Stream};
 
 /// A batch is written once it holds this many bytes or messages (or the queue is empty).
 const BATCH_BYTES: usize = 1 << 20;
@@ -29,25 +30,52 @@ pub(crate) enum ConnectError {
     Timeout(Duration),
     #[error(transparent)]
     Handshake(#[from] DialError),
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
 }
 
-/// Dial `addr` and authenticate as this node to `peer`, all within `handshake_timeout`.
+impl ConnectError {
+    /// A configuration problem on one side (as opposed to the network or a peer being down).
+    fn is_misconfiguration(&self) -> bool {
+        match self {
+            ConnectError::Handshake(d) => d.is_misconfiguration(),
+            ConnectError::Tls(_) => true,
+            ConnectError::Timeout(_) => false,
+        }
+    }
+}
+
+/// Dial `addr` and authenticate as this node to `peer` (TLS first when peer TLS is on: the acceptor's
+/// certificate must name `node-<peer>`), all within `handshake_timeout`.
 pub(crate) async fn connect(
     shared: &Shared,
     peer: u64,
     addr: &str,
     kind: Kind,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(Stream, Session), ConnectError> {
     let limit = shared.cfg.handshake_timeout;
     let attempt = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        handshake::dial(&mut stream, &shared.me(), peer, kind).await?;
-        Ok::<_, DialError>(stream)
+        let tcp = TcpStream::connect(addr).await.map_err(DialError::Io)?;
+        tcp.set_nodelay(true).map_err(DialError::Io)?;
+        let mut stream: Stream = match &shared.tls {
+            None => Box::new(tcp),
+            Some(peer_tls) => {
+                let name = rustls::ServerName::try_from(tls::node_name(peer).as_str())
+                    .map_err(|e| ConnectError::Tls(std::io::Error::other(e)))?;
+                Box::new(
+                    peer_tls
+                        .connector()
+                        .connect(name, tcp)
+                        .await
+                        .map_err(ConnectError::Tls)?,
+                )
+            }
+        };
+        let session = handshake::dial(&mut stream, &shared.me(), peer, kind).await?;
+        Ok::<_, ConnectError>((stream, session))
     };
     match timeout(limit, attempt).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(e.into()),
+        Ok(result) => result,
         Err(_) => Err(ConnectError::Timeout(limit)),
     }
 }
@@ -87,12 +115,12 @@ async fn run(
                 add(&shared.counters.messages_dropped_disconnected, stale);
             }
             match connect(&shared, peer, &addr, Kind::Raft).await {
-                Ok(stream) => {
+                Ok((stream, session)) => {
                     inc(&shared.counters.connects);
                     tracing::debug!(peer, %addr, "connected");
                     backoff.reset();
                     down = false;
-                    match write_batches(&shared, stream, &mut rx).await {
+                    match write_batches(&shared, stream, session.send, &mut rx).await {
                         Ok(()) => return, // queue closed
                         Err(reason) => tracing::info!(peer, %addr, %reason, "connection lost"),
                     }
@@ -100,7 +128,7 @@ async fn run(
                 Err(e) => {
                     inc(&shared.counters.connect_failures);
                     match &e {
-                        ConnectError::Handshake(d) if d.is_misconfiguration() => {
+                        e if e.is_misconfiguration() => {
                             tracing::warn!(peer, %addr, error = %e, "peer refused our handshake")
                         }
                         _ if !down => tracing::info!(peer, %addr, error = %e, "cannot reach peer"),
@@ -128,10 +156,11 @@ async fn run(
 /// The peer never writes on this connection, so anything readable (EOF included) means it is gone.
 async fn write_batches(
     shared: &Shared,
-    stream: TcpStream,
+    stream: Stream,
+    mut key: FrameKey,
     rx: &mut mpsc::Receiver<Message>,
 ) -> Result<(), String> {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut probe = [0u8; 1];
     let mut batch = Vec::with_capacity(64 << 10);
     loop {
@@ -150,7 +179,7 @@ async fn write_batches(
         let mut count = 0;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
-            if encode(shared, &msg, &mut batch) {
+            if encode(shared, &msg, &mut batch, &mut key) {
                 count += 1;
             }
             if batch.len() < BATCH_BYTES && count < BATCH_MESSAGES {
@@ -160,7 +189,11 @@ async fn write_batches(
         if count == 0 {
             continue;
         }
-        match timeout(shared.cfg.io_timeout, writer.write_all(&batch)).await {
+        let write = async {
+            writer.write_all(&batch).await?;
+            writer.flush().await // pushes out what TLS still buffers
+        };
+        match timeout(shared.cfg.io_timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err("write timed out: the peer is not reading".to_string()),
@@ -174,8 +207,8 @@ async fn write_batches(
     }
 }
 
-/// Append `msg` as one frame; `false` (and a counter) if it is larger than `max_frame`.
-fn encode(shared: &Shared, msg: &Message, out: &mut Vec<u8>) -> bool {
+/// Append `msg` as one frame tagged with `key`; `false` (and a counter) if it is larger than `max_frame`.
+fn encode(shared: &Shared, msg: &Message, out: &mut Vec<u8>, key: &mut FrameKey) -> bool {
     let Some(header) = frame::header(msg.encoded_len(), shared.cfg.max_frame) else {
         inc(&shared.counters.messages_dropped_too_large);
         tracing::warn!(
@@ -191,5 +224,7 @@ fn encode(shared: &Shared, msg: &Message, out: &mut Vec<u8>) -> bool {
         out.truncate(start); // cannot happen: a Vec grows as needed
         return false;
     }
+    let tag = key.tag(&header, &[&out[start + frame::HEADER..]]);
+    out.extend_from_slice(&tag);
     true
 }

@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::counters::Counters;
 use super::handshake::{Local, Me, Standing};
+use super::tls::PeerTls;
 use super::{Inbound, Peer, SnapshotSource, TransportConfig};
 
 /// One current peer: its outbound queue and the generation (`epoch`) of its writer task.
@@ -66,6 +67,8 @@ struct Tasks {
 
 pub(crate) struct Shared {
     pub cfg: TransportConfig,
+    /// Peer TLS, when on (loaded from `cfg.tls`).
+    pub tls: Option<PeerTls>,
     pub counters: Counters,
     pub inbound: Arc<dyn Inbound>,
     pub source: Arc<dyn SnapshotSource>,
@@ -84,6 +87,7 @@ impl Shared {
     /// Must be called on a tokio runtime: the transport's tasks run there.
     pub(crate) fn new(
         cfg: TransportConfig,
+        tls: Option<PeerTls>,
         inbound: Arc<dyn Inbound>,
         source: Arc<dyn SnapshotSource>,
         local_addr: SocketAddr,
@@ -92,6 +96,7 @@ impl Shared {
         let span = tracing::info_span!("transport", node = cfg.node_id);
         Arc::new(Shared {
             cfg,
+            tls,
             counters: Counters::default(),
             inbound,
             source,

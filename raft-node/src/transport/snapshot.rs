@@ -16,16 +16,16 @@ use std::time::Duration;
 
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::counters::inc;
-use super::frame;
-use super::handshake::Kind;
+use super::frame::{self, FrameKey};
+use super::handshake::{Kind, Session};
 use super::outbound;
 use super::shared::Shared;
+use super::Stream;
 
 /// Chunks buffered between the producer (or the file writer) and the socket: the flow-control window.
 const WINDOW: usize = 4;
@@ -171,17 +171,19 @@ async fn timed<T>(
 async fn write_frame<W: AsyncWrite + Unpin>(
     shared: &Shared,
     w: &mut W,
+    key: &mut FrameKey,
     parts: &[&[u8]],
 ) -> Result<(), String> {
     let len = parts.iter().map(|p| p.len()).sum();
     let header = frame::header(len, shared.cfg.max_frame)
         .ok_or_else(|| format!("frame of {len} bytes exceeds max_frame"))?;
+    let tag = key.tag(&header, parts);
     timed(shared.cfg.io_timeout, "write", async {
         w.write_all(&header).await?;
         for part in parts {
             w.write_all(part).await?;
         }
-        Ok(())
+        w.write_all(&tag).await
     })
     .await?;
     inc(&shared.counters.frames_sent);
@@ -189,15 +191,19 @@ async fn write_frame<W: AsyncWrite + Unpin>(
 }
 
 async fn stream_to(shared: &Shared, to: u64, addr: &str, msg: Message) -> Result<(), String> {
-    let stream = outbound::connect(shared, to, addr, Kind::Snapshot)
+    let (stream, session) = outbound::connect(shared, to, addr, Kind::Snapshot)
         .await
         .map_err(|e| {
             inc(&shared.counters.connect_failures);
             e.to_string()
         })?;
-    let (mut reader, writer) = stream.into_split();
+    let Session {
+        send: mut key,
+        recv: mut ack_key,
+    } = session;
+    let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = tokio::io::BufWriter::with_capacity(128 << 10, writer);
-    write_frame(shared, &mut writer, &[&msg.encode_to_vec()]).await?;
+    write_frame(shared, &mut writer, &mut key, &[&msg.encode_to_vec()]).await?;
 
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WINDOW);
     let source = shared.source.clone();
@@ -209,24 +215,24 @@ async fn stream_to(shared: &Shared, to: u64, addr: &str, msg: Message) -> Result
     });
     while let Some(chunk) = rx.recv().await {
         // On error, returning drops `rx`: the producer's next `sink` call fails and it stops.
-        write_frame(shared, &mut writer, &[&[CHUNK], &chunk]).await?;
+        write_frame(shared, &mut writer, &mut key, &[&[CHUNK], &chunk]).await?;
     }
     match producer.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("snapshot source failed: {e}")),
         Err(e) => return Err(format!("snapshot source panicked: {e}")),
     }
-    write_frame(shared, &mut writer, &[]).await?;
+    write_frame(shared, &mut writer, &mut key, &[]).await?;
     timed(shared.cfg.io_timeout, "flush", writer.flush()).await?;
-    let mut ack = [0u8; 1];
-    timed(
-        shared.cfg.snapshot_ack_timeout,
-        "wait for ack",
-        reader.read_exact(&mut ack),
-    )
+    let mut ack = Vec::new();
+    let got = timed(shared.cfg.snapshot_ack_timeout, "wait for ack", async {
+        frame::read(&mut reader, 1, &mut ack, &mut ack_key)
+            .await
+            .map_err(io::Error::other)
+    })
     .await?;
-    if ack[0] != ACK {
-        return Err(format!("unexpected ack byte {}", ack[0]));
+    if !got || ack != [ACK] {
+        return Err(format!("no valid ack from the receiver (got {ack:?})"));
     }
     Ok(())
 }
@@ -239,16 +245,26 @@ enum Staging {
 }
 
 /// Receive one snapshot on an authenticated snapshot stream from `sender`.
-pub(crate) async fn receive(shared: &Shared, stream: TcpStream, sender: u64, remote: SocketAddr) {
+pub(crate) async fn receive(
+    shared: &Shared,
+    stream: Stream,
+    session: Session,
+    sender: u64,
+    remote: SocketAddr,
+) {
     let c = &shared.counters;
-    let (reader, mut writer) = stream.into_split();
+    let Session {
+        send: mut ack_key,
+        recv: mut key,
+    } = session;
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = tokio::io::BufReader::with_capacity(128 << 10, reader);
     let mut buf = Vec::new();
     let limit = shared.cfg.io_timeout;
     let max = shared.cfg.max_frame;
 
     // The MsgSnapshot itself.
-    match timeout(limit, frame::read(&mut reader, max, &mut buf)).await {
+    match timeout(limit, frame::read(&mut reader, max, &mut buf, &mut key)).await {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return,
         Ok(Err(e)) if e.is_bad_input() => {
@@ -281,7 +297,7 @@ pub(crate) async fn receive(shared: &Shared, stream: TcpStream, sender: u64, rem
     let stager = tokio::task::spawn_blocking(move || stage(rx, partial, done));
     let streamed = async {
         loop {
-            match timeout(limit, frame::read(&mut reader, max, &mut buf)).await {
+            match timeout(limit, frame::read(&mut reader, max, &mut buf, &mut key)).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => return Err("sender closed before the end".to_string()),
                 Ok(Err(e)) if e.is_bad_input() => {
@@ -330,7 +346,13 @@ pub(crate) async fn receive(shared: &Shared, stream: TcpStream, sender: u64, rem
         "snapshot received"
     );
     shared.inbound.snapshot(msg, image);
-    let _ = timeout(limit, writer.write_all(&[ACK])).await;
+    let mut ack = Vec::new();
+    frame::seal_into(&mut ack, &mut ack_key, &[&[ACK]], max);
+    let _ = timeout(limit, async {
+        writer.write_all(&ack).await?;
+        writer.flush().await
+    })
+    .await;
 }
 
 /// The blocking side of a receive: write records to `partial` until `Finish`, then fsync, rename to `done`
