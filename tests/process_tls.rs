@@ -255,3 +255,80 @@ async fn tls_site_serves_forwards_joins_refuses_strangers_and_reloads_certificat
     )
     .await;
 }
+
+/// TLS and bearer tokens together: the client port runs https with tokens on, and a write sent to a
+/// follower is forwarded to the leader over https with the caller's own token, which the leader checks
+/// again. No token 401, a read token 403 (refused by the follower before anything is forwarded), a write
+/// token 200 from the leader; the refused writes changed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_tokens_together_forward_with_the_callers_token() {
+    use kvs_raft::http::auth::{Role, TokenEntry};
+    let pki = Pki::new();
+    let client_leaf = pki.ca.issue(&["test-client"]);
+    let http = Http::tls(
+        Duration::from_secs(10),
+        client_config(&pki.ca, Some(&client_leaf)),
+    );
+    let (read_token, write_token) = (
+        "kvs_test-read-token-0123456789",
+        "kvs_test-write-token-0123456789",
+    );
+    let tokens = pki.dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        [
+            TokenEntry::new("reader", Role::Read, read_token.as_bytes()).line(),
+            TokenEntry::new("writer", Role::Write, write_token.as_bytes()).line(),
+        ]
+        .join("\n"),
+    )
+    .expect("write the token file");
+    let tokens_path = tokens.to_str().expect("UTF-8 path").to_string();
+    let mut cluster = Cluster::start_with("tls-auth", 3, |node| {
+        pki.equip(node);
+        node.env
+            .push(("KVS_RAFT_AUTH_TOKEN_FILE".into(), tokens_path.clone()));
+    });
+    let reader = http.with_bearer(Some(read_token));
+    let writer = http.with_bearer(Some(write_token));
+    cluster
+        .wait_serving(&reader, &[1, 2, 3], Duration::from_secs(30))
+        .await;
+    let (leader, _) = await_leader(&cluster, &reader, &[1, 2, 3], Duration::from_secs(20)).await;
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    let at = cluster.addr(follower);
+
+    let r = put(&http, at, "tls-auth/k", "none").await;
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (401, Some("unauthorized")),
+        "{r}"
+    );
+    let r = put(&reader, at, "tls-auth/k", "read").await;
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (403, Some("forbidden")),
+        "{r}"
+    );
+    assert_eq!(
+        r.header("kvs-forwarded-to"),
+        None,
+        "refused before forwarding: {r}"
+    );
+    let r = put(&writer, at, "tls-auth/k", "write").await;
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(
+        r.header("kvs-forwarded-to").as_deref(),
+        Some(cluster.addr(leader).to_string().as_str()),
+        "forwarded over https and answered by the leader"
+    );
+    let acked = BTreeMap::from([("tls-auth/k".to_string(), "write".to_string())]);
+    await_writes_everywhere(
+        &cluster,
+        &reader,
+        &[1, 2, 3],
+        &acked,
+        Duration::from_secs(30),
+    )
+    .await;
+}
