@@ -890,7 +890,9 @@ fn client_auth(
     let reachable = !listen_client.v.ip().is_loopback() || !is_loopback_host(advertise_client);
     if auth.is_none() && !insecure.v && reachable {
         return Err(ConfigError::Rule(format!(
-            "the client API ({} {}, advertised as {advertise_client}) is reachable from other hosts, so              clients must authenticate: set --auth-token-file (tokens from `kvs-raft token create`; see              docs/security.md), or --insecure-no-auth to serve it open anyway",
+            "the client API ({} {}, advertised as {advertise_client}) is reachable from other hosts, so \
+             clients must authenticate: set --auth-token-file (tokens from `kvs-raft token create`; see \
+             docs/security.md), or --insecure-no-auth to serve it open anyway",
             listen_client.at, listen_client.v
         )));
     }
