@@ -94,7 +94,7 @@ schemathesis --checks "$checks" --exclude-operation-id addMember --exclude-opera
 echo "api-check: schemathesis, membership changes" >&2
 schemathesis --checks "$checks,negative_data_rejection" "${membership[@]}" --mode all \
   --max-examples "$examples" --max-time 30
-status=$(curl -s -o /dev/null -w '%{http_code}' -XPUT "$url/v1/kv/api-check/after-membership" --data-binary x)
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" -XPUT "$url/v1/kv/api-check/after-membership" --data-binary x)
 [[ "$status" == 200 ]] || { echo "api-check: a write after the membership fuzzing answered $status" >&2; exit 1; }
 
 kill -0 "$pid" 2>/dev/null || { echo "api-check: the node died during the run" >&2; exit 1; }
