@@ -569,21 +569,39 @@ async fn thousands_of_concurrent_reads_answer_without_overflowing_peer_queues() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_4mib_batches_keep_committing_on_three_nodes() {
     let cluster = cluster(3, 10_000).await;
-    let leader = cluster.replica(cluster.leader(Duration::from_secs(10)).await);
+    let first = cluster.leader(Duration::from_secs(10)).await;
+    let replicas: Arc<BTreeMap<u64, Arc<Replica>>> =
+        Arc::new((1..=3).map(|id| (id, cluster.replica(id))).collect());
     // Each command is a batch of four 1 MiB values: packed together without a byte limit, a handful of
-    // them make one entry larger than the transport's 16 MiB frame, which no follower ever receives.
+    // them make one entry larger than the transport's 16 MiB frame, which no follower ever receives
+    // (before the limit: every proposal timed out). Under a loaded debug build, followers busy persisting
+    // tens of MiB can miss an election timeout and leadership can move; an answer that says "definitely
+    // not applied" (`NotLeader`, `Dropped`) is then re-sent to the leader it names, as a client would,
+    // within the same deadline. Every batch must still commit by then.
     let value = "v".repeat(1 << 20);
     let mut acked = BTreeMap::new();
     for round in 0..3 {
         let mut tasks = Vec::new();
         for w in 0..8 {
-            let leader = leader.clone();
+            let replicas = Arc::clone(&replicas);
             let value = value.clone();
             tasks.push(tokio::spawn(async move {
                 let keys: Vec<String> = (0..4).map(|i| format!("r{round}/w{w}/{i}")).collect();
                 let ops: Vec<Op> = keys.iter().map(|k| put(k, &value)).collect();
                 let deadline = Instant::now() + Duration::from_secs(10);
-                let result = leader.propose(&ops, deadline).await;
+                let mut target = first;
+                let result = loop {
+                    match replicas[&target].propose(&ops, deadline).await {
+                        Err(Error::NotLeader { leader_hint }) if Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            target = leader_hint
+                                .filter(|id| replicas.contains_key(id))
+                                .unwrap_or(target);
+                        }
+                        Err(Error::Dropped) if Instant::now() < deadline => {}
+                        other => break other,
+                    }
+                };
                 (keys, result.map(|(_, r)| r.len()))
             }));
         }

@@ -121,7 +121,7 @@ pub fn max_entry_bytes(max_frame: usize) -> usize {
 /// Why a group member did not start. Nothing was left running.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("open the raft log at {path}: {source}")]
+    #[error("open the raft log at {path}")]
     Log {
         path: PathBuf,
         #[source]
