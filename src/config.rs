@@ -458,13 +458,6 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
     };
     put("id", args.id.map(|id| id.to_string()));
     put("cluster_id", args.cluster_id.clone());
-    put(
-        "data_dir",
-        args.data_dir
-            .as_deref()
-            .map(|p| path_str("data_dir", p))
-            .transpose()?,
-    );
     put("listen_client", args.listen_client.clone());
     put("listen_peer", args.listen_peer.clone());
     put("initial_cluster", args.initial_cluster.clone());
@@ -480,32 +473,16 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
     put("pd", args.pd.clone());
     put("site", args.site.clone());
     put(
-        "peer_secret_file",
-        args.peer_secret_file
-            .as_deref()
-            .map(|p| path_str("peer_secret_file", p))
-            .transpose()?,
-    );
-    put(
-        "auth_token_file",
-        args.auth_token_file
-            .as_deref()
-            .map(|p| path_str("auth_token_file", p))
-            .transpose()?,
-    );
-    put(
         "insecure_no_auth",
-        args.insecure_no_auth.then(|| "true".into()),
+        args.insecure_no_auth.then(|| "true".to_string()),
     );
     put("metrics_auth", args.metrics_auth.clone());
-    put(
-        "join_token_file",
-        args.join_token_file
-            .as_deref()
-            .map(|p| path_str("join_token_file", p))
-            .transpose()?,
-    );
+    // Paths: refused unless UTF-8 (the layers hold strings).
     for (key, path) in [
+        ("data_dir", &args.data_dir),
+        ("peer_secret_file", &args.peer_secret_file),
+        ("auth_token_file", &args.auth_token_file),
+        ("join_token_file", &args.join_token_file),
         ("client_cert", &args.client_cert),
         ("client_key", &args.client_key),
         ("client_ca", &args.client_ca),

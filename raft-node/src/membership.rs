@@ -86,32 +86,44 @@ pub enum Refusal {
 /// commit index, and it answered the leader within the last election timeout.
 pub const PROMOTE_MAX_LAG: u64 = 1_000;
 
+/// What an address looks like, for error messages.
+pub const ADDR_EXPECTED: &str =
+    "expected HOST:PORT such as node1:7380, 10.0.0.1:7380 or [fd00::1]:7380";
+
 /// Why `addr` cannot be a member's address: `host:port`, the host a DNS name or an IP (IPv6 in
 /// brackets), the port 1–65535, at most [`MAX_ADDR_LEN`] bytes.
 pub fn check_addr(addr: &str) -> Result<(), String> {
-    const EXPECTED: &str = "expected HOST:PORT such as node1:7380, 10.0.0.1:7380 or [fd00::1]:7380";
     if addr.len() > MAX_ADDR_LEN {
         return Err(format!(
-            "{} bytes long, more than {MAX_ADDR_LEN}; {EXPECTED}",
+            "{} bytes long, more than {MAX_ADDR_LEN}; {ADDR_EXPECTED}",
             addr.len()
         ));
     }
     if let Ok(sock) = addr.parse::<std::net::SocketAddr>() {
         if sock.ip().is_unspecified() {
-            return Err(format!("{} cannot be dialed; {EXPECTED}", sock.ip()));
+            return Err(format!("{} cannot be dialed; {ADDR_EXPECTED}", sock.ip()));
         }
         if sock.port() == 0 {
-            return Err(format!("port 0 cannot be dialed; {EXPECTED}"));
+            return Err(format!("port 0 cannot be dialed; {ADDR_EXPECTED}"));
         }
         return Ok(());
     }
     let Some((host, port)) = addr.rsplit_once(':') else {
-        return Err(format!("no port; {EXPECTED}"));
+        return Err(format!("no port; {ADDR_EXPECTED}"));
     };
     match port.parse::<u16>() {
         Ok(p) if p >= 1 && !port.starts_with('+') => {}
-        _ => return Err(format!("bad port {port:?}; {EXPECTED}")),
+        _ => return Err(format!("bad port {port:?}; {ADDR_EXPECTED}")),
     }
+    if !is_host_name(host) {
+        return Err(format!("bad host; {ADDR_EXPECTED}"));
+    }
+    Ok(())
+}
+
+/// Whether `host` is a DNS name as addresses use them: 1–253 bytes of dot-separated labels, each 1–63 of
+/// `[A-Za-z0-9_-]`, not starting or ending with `-`.
+pub fn is_host_name(host: &str) -> bool {
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
             && !l.starts_with('-')
@@ -119,10 +131,7 @@ pub fn check_addr(addr: &str) -> Result<(), String> {
             && l.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-        return Err(format!("bad host; {EXPECTED}"));
-    }
-    Ok(())
+    !host.is_empty() && host.len() <= 253 && host.split('.').all(label_ok)
 }
 
 /// Why `id` cannot be a member's id: 0 is reserved, and ids stay at most [`MAX_NODE_ID`].

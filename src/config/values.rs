@@ -115,20 +115,13 @@ pub(super) fn host_port(s: &str) -> Result<String, String> {
         }
         return Ok(addr.to_string());
     }
-    const EXPECTED: &str = "expected HOST:PORT such as node1:7380, 10.0.0.1:7380 or [fd00::1]:7380";
+    use raft_node::membership::{is_host_name, ADDR_EXPECTED as EXPECTED};
     let (host, port) = s.rsplit_once(':').ok_or(EXPECTED)?;
     match port.parse::<u16>() {
         Ok(p) if p >= 1 => {}
         _ => return Err(format!("bad port {port:?}; {EXPECTED}")),
     }
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+    if !is_host_name(host) {
         return Err(format!("bad host {host:?}; {EXPECTED}"));
     }
     Ok(format!("{host}:{port}"))

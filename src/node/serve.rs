@@ -237,26 +237,34 @@ fn reload_files(
                 changed = reload.changed() => if changed.is_err() { return },
                 () = stopped.cancelled() => return,
             }
-            if auth.enabled() {
-                // `reload` logs its outcome.
-                let _ = auth.reload();
-            } else {
-                tracing::info!("no token file to reload (client auth is off)");
-            }
-            if let Some(tls) = &client_tls {
-                match tls.reload() {
-                    Ok(()) => tracing::info!("client-port TLS certificates reloaded"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "client-port TLS reload failed; keeping the certificates in use")
+            // The files are read on the blocking pool, not on an async worker.
+            let (auth, client_tls, replica) =
+                (auth.clone(), client_tls.clone(), Arc::clone(&replica));
+            let read = tokio::task::spawn_blocking(move || {
+                if auth.enabled() {
+                    // `reload` logs its outcome.
+                    let _ = auth.reload();
+                } else {
+                    tracing::info!("no token file to reload (client auth is off)");
+                }
+                if let Some(tls) = &client_tls {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("client-port TLS certificates reloaded"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "client-port TLS reload failed; keeping the certificates in use")
+                        }
                     }
                 }
-            }
-            match replica.reload_peer_tls() {
-                Ok(true) => tracing::info!("peer TLS certificates reloaded"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "peer TLS reload failed; keeping the certificates in use")
+                match replica.reload_peer_tls() {
+                    Ok(true) => tracing::info!("peer TLS certificates reloaded"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "peer TLS reload failed; keeping the certificates in use")
+                    }
                 }
+            });
+            if let Err(e) = read.await {
+                tracing::error!(error = %e, "the reload task failed");
             }
         }
     });
