@@ -45,7 +45,9 @@ impl ConnState {
         // A dead connection stays dead.
         let _ = self
             .mode
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| (m != DEAD).then_some(mode));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                (m != DEAD).then_some(mode)
+            });
         self.waker.wake();
     }
 }

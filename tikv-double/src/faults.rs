@@ -225,7 +225,11 @@ mod tests {
         assert_eq!(faults.on_call(Rpc::KvCommit), Some(Fault::DropAfterApply));
         assert_eq!(faults.on_call(Rpc::KvCommit), Some(Fault::DropAfterApply));
         assert_eq!(faults.on_call(Rpc::KvCommit), Some(Fault::Unavailable));
-        assert_eq!(faults.on_call(Rpc::GetMembers), None, "PD is out of the TiKV scope");
+        assert_eq!(
+            faults.on_call(Rpc::GetMembers),
+            None,
+            "PD is out of the TiKV scope"
+        );
         assert_eq!(faults.calls(Rpc::KvCommit), 3);
         faults.clear(Scope::Tikv);
         assert_eq!(faults.on_call(Rpc::KvGet), None);

@@ -117,7 +117,10 @@ pub enum ConflictReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxnError {
     /// The key is locked by another transaction.
-    Locked { key: Vec<u8>, lock: Lock },
+    Locked {
+        key: Vec<u8>,
+        lock: Lock,
+    },
     WriteConflict {
         key: Vec<u8>,
         primary: Vec<u8>,
@@ -126,13 +129,24 @@ pub enum TxnError {
         conflict_commit_ts: Ts,
         reason: ConflictReason,
     },
-    AlreadyExist { key: Vec<u8> },
+    AlreadyExist {
+        key: Vec<u8>,
+    },
     /// Commit or pessimistic prewrite found no lock of the transaction (TiKV's `TxnLockNotFound`).
-    TxnLockNotFound { key: Vec<u8>, start_ts: Ts },
+    TxnLockNotFound {
+        key: Vec<u8>,
+        start_ts: Ts,
+    },
     /// Check-status or heartbeat found neither lock nor record of the transaction.
-    TxnNotFound { key: Vec<u8>, start_ts: Ts },
+    TxnNotFound {
+        key: Vec<u8>,
+        start_ts: Ts,
+    },
     /// `CheckTxnStatus` reached a lock whose primary is another key.
-    PrimaryMismatch { key: Vec<u8>, lock: Lock },
+    PrimaryMismatch {
+        key: Vec<u8>,
+        lock: Lock,
+    },
     /// Anything else the client should abort on.
     Abort(String),
 }
@@ -374,7 +388,12 @@ impl Mvcc {
     }
 
     /// Commit `keys` of the transaction `start_ts` at `commit_ts` (all or nothing).
-    pub fn commit(&mut self, keys: &[Vec<u8>], start_ts: Ts, commit_ts: Ts) -> Result<(), TxnError> {
+    pub fn commit(
+        &mut self,
+        keys: &[Vec<u8>],
+        start_ts: Ts,
+        commit_ts: Ts,
+    ) -> Result<(), TxnError> {
         if commit_ts <= start_ts {
             return Err(TxnError::Abort(format!(
                 "invalid commit ts {commit_ts} for start ts {start_ts}"
@@ -456,7 +475,8 @@ impl Mvcc {
     /// Roll back `keys` of `start_ts` (all or nothing).
     pub fn rollback(&mut self, keys: &[Vec<u8>], start_ts: Ts) -> Result<(), TxnError> {
         for key in keys {
-            if let Some((commit_ts, kind)) = self.keys.get(key).and_then(|s| s.own_write(start_ts)) {
+            if let Some((commit_ts, kind)) = self.keys.get(key).and_then(|s| s.own_write(start_ts))
+            {
                 if *kind != WriteKind::Rollback {
                     return Err(TxnError::Abort(format!(
                         "transaction {start_ts} already committed at {commit_ts}"
@@ -472,7 +492,12 @@ impl Mvcc {
 
     /// Legacy cleanup of one key: the commit ts if committed (`Ok(Some)`), rolled back now or
     /// before (`Ok(None)`), or the lock if still alive at `current_ts` (0: roll back regardless).
-    pub fn cleanup(&mut self, key: &[u8], start_ts: Ts, current_ts: Ts) -> Result<Option<Ts>, TxnError> {
+    pub fn cleanup(
+        &mut self,
+        key: &[u8],
+        start_ts: Ts,
+        current_ts: Ts,
+    ) -> Result<Option<Ts>, TxnError> {
         let state = self.keys.get(key);
         if let Some(lock) = state.and_then(|s| s.own_lock(start_ts)) {
             if current_ts != 0 && !lock.expired_at(current_ts) {
@@ -539,7 +564,11 @@ impl Mvcc {
     /// `CheckSecondaryLocks`: the locks still held, and the commit ts if some key committed. A key
     /// neither locked nor committed is rolled back (protecting it), and then the whole transaction
     /// counts as rolled back: no locks, commit ts 0.
-    pub fn check_secondary_locks(&mut self, keys: &[Vec<u8>], start_ts: Ts) -> (Vec<(Vec<u8>, Lock)>, Ts) {
+    pub fn check_secondary_locks(
+        &mut self,
+        keys: &[Vec<u8>],
+        start_ts: Ts,
+    ) -> (Vec<(Vec<u8>, Lock)>, Ts) {
         let mut locks = Vec::new();
         let mut commit_ts = 0;
         let mut rolled_back = false;
@@ -599,7 +628,12 @@ impl Mvcc {
     }
 
     /// `TxnHeartBeat`: extend the primary lock's ttl to at least `advise_ttl`; the ttl now.
-    pub fn heartbeat(&mut self, primary: &[u8], start_ts: Ts, advise_ttl: u64) -> Result<u64, TxnError> {
+    pub fn heartbeat(
+        &mut self,
+        primary: &[u8],
+        start_ts: Ts,
+        advise_ttl: u64,
+    ) -> Result<u64, TxnError> {
         let lock = self
             .keys
             .get_mut(primary)
@@ -661,7 +695,11 @@ impl Mvcc {
                 }));
                 continue;
             }
-            if let Some((commit_ts, w)) = state.writes.range(for_update_ts.saturating_add(1)..).next_back() {
+            if let Some((commit_ts, w)) = state
+                .writes
+                .range(for_update_ts.saturating_add(1)..)
+                .next_back()
+            {
                 errors.push(TxnError::WriteConflict {
                     key: key.clone(),
                     primary: primary.to_vec(),

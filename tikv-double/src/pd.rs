@@ -36,7 +36,12 @@ impl PdService {
     }
 
     /// A header error (the request could not be served) that still honours a header fault.
-    fn header_error(&self, gate: Gate, kind: pdpb::ErrorType, message: String) -> Option<pdpb::ResponseHeader> {
+    fn header_error(
+        &self,
+        gate: Gate,
+        kind: pdpb::ErrorType,
+        message: String,
+    ) -> Option<pdpb::ResponseHeader> {
         let mut header = self.header(gate)?;
         header.error = Some(pdpb::Error {
             r#type: kind.into(),
@@ -46,11 +51,13 @@ impl PdService {
     }
 
     /// Pass the gate; a `DropAfterApply` fault drops the connection before anything happens.
-    async fn enter<T>(&self, rpc: Rpc, req: &Request<T>) -> Result<Gate, Status> {
+    async fn enter(&self, rpc: Rpc, conn: Option<ConnId>) -> Result<Gate, Status> {
         let gate = self.shared.gate(rpc).await?;
         if gate == Gate::DropAfterApply {
-            let conn = req.extensions().get::<ConnId>().copied();
-            return self.shared.drop_connection(conn, &self.shared.pd_conns).await;
+            return self
+                .shared
+                .drop_connection(conn, &self.shared.pd_conns)
+                .await;
         }
         Ok(gate)
     }
@@ -65,7 +72,11 @@ impl PdService {
         }
     }
 
-    fn region_answer(&self, gate: Gate, region: Option<&crate::regions::Region>) -> pdpb::GetRegionResponse {
+    fn region_answer(
+        &self,
+        gate: Gate,
+        region: Option<&crate::regions::Region>,
+    ) -> pdpb::GetRegionResponse {
         match region {
             Some(r) => pdpb::GetRegionResponse {
                 header: self.header(gate),
@@ -74,11 +85,20 @@ impl PdService {
                 ..Default::default()
             },
             None => pdpb::GetRegionResponse {
-                header: self.header_error(gate, pdpb::ErrorType::RegionNotFound, "region not found".to_owned()),
+                header: self.header_error(
+                    gate,
+                    pdpb::ErrorType::RegionNotFound,
+                    "region not found".to_owned(),
+                ),
                 ..Default::default()
             },
         }
     }
+}
+
+/// The connection a request came on.
+fn conn_of<T>(request: &Request<T>) -> Option<ConnId> {
+    request.extensions().get::<ConnId>().copied()
 }
 
 #[tonic::async_trait]
@@ -87,7 +107,7 @@ impl Pd for PdService {
         &self,
         request: Request<pdpb::GetMembersRequest>,
     ) -> Result<Response<pdpb::GetMembersResponse>, Status> {
-        let gate = self.enter(Rpc::GetMembers, &request).await?;
+        let gate = self.enter(Rpc::GetMembers, conn_of(&request)).await?;
         let me = pdpb::Member {
             name: "pd-double".to_owned(),
             member_id: 1,
@@ -110,7 +130,7 @@ impl Pd for PdService {
         request: Request<Streaming<pdpb::TsoRequest>>,
     ) -> Result<Response<BoxStream<pdpb::TsoResponse>>, Status> {
         // Faults at the opening (unavailable, delay, hang, drop); each answer has its own.
-        self.enter(Rpc::Tso, &request).await?;
+        self.enter(Rpc::Tso, conn_of(&request)).await?;
         let shared = self.shared.clone();
         let cluster_id = shared.cluster_id;
         let answers = request.into_inner().then(move |req| {
@@ -145,25 +165,30 @@ impl Pd for PdService {
         &self,
         request: Request<pdpb::GetRegionRequest>,
     ) -> Result<Response<pdpb::GetRegionResponse>, Status> {
-        let gate = self.enter(Rpc::GetRegion, &request).await?;
+        let gate = self.enter(Rpc::GetRegion, conn_of(&request)).await?;
         let key = &request.get_ref().region_key;
-        Ok(Response::new(self.region_answer(gate, self.shared.regions.by_encoded_key(key))))
+        Ok(Response::new(self.region_answer(
+            gate,
+            self.shared.regions.by_encoded_key(key),
+        )))
     }
 
     async fn get_region_by_id(
         &self,
         request: Request<pdpb::GetRegionByIdRequest>,
     ) -> Result<Response<pdpb::GetRegionResponse>, Status> {
-        let gate = self.enter(Rpc::GetRegionById, &request).await?;
+        let gate = self.enter(Rpc::GetRegionById, conn_of(&request)).await?;
         let id = request.get_ref().region_id;
-        Ok(Response::new(self.region_answer(gate, self.shared.regions.by_id(id))))
+        Ok(Response::new(
+            self.region_answer(gate, self.shared.regions.by_id(id)),
+        ))
     }
 
     async fn get_store(
         &self,
         request: Request<pdpb::GetStoreRequest>,
     ) -> Result<Response<pdpb::GetStoreResponse>, Status> {
-        let gate = self.enter(Rpc::GetStore, &request).await?;
+        let gate = self.enter(Rpc::GetStore, conn_of(&request)).await?;
         let id = request.get_ref().store_id;
         Ok(Response::new(if id == STORE_ID {
             pdpb::GetStoreResponse {
@@ -173,7 +198,11 @@ impl Pd for PdService {
             }
         } else {
             pdpb::GetStoreResponse {
-                header: self.header_error(gate, pdpb::ErrorType::Unknown, format!("invalid store ID {id}, not found")),
+                header: self.header_error(
+                    gate,
+                    pdpb::ErrorType::Unknown,
+                    format!("invalid store ID {id}, not found"),
+                ),
                 ..Default::default()
             }
         }))
@@ -183,7 +212,7 @@ impl Pd for PdService {
         &self,
         request: Request<pdpb::GetAllStoresRequest>,
     ) -> Result<Response<pdpb::GetAllStoresResponse>, Status> {
-        let gate = self.enter(Rpc::GetAllStores, &request).await?;
+        let gate = self.enter(Rpc::GetAllStores, conn_of(&request)).await?;
         Ok(Response::new(pdpb::GetAllStoresResponse {
             header: self.header(gate),
             stores: vec![self.store()],
@@ -194,7 +223,9 @@ impl Pd for PdService {
         &self,
         request: Request<pdpb::UpdateGcSafePointRequest>,
     ) -> Result<Response<pdpb::UpdateGcSafePointResponse>, Status> {
-        let gate = self.enter(Rpc::UpdateGcSafePoint, &request).await?;
+        let gate = self
+            .enter(Rpc::UpdateGcSafePoint, conn_of(&request))
+            .await?;
         let wanted = request.get_ref().safe_point;
         let new_safe_point = {
             let mut safe_point = self

@@ -65,7 +65,10 @@ impl Regions {
         };
         let regions = match split.filter(|s| !s.is_empty()) {
             None => vec![region(2, Vec::new(), Vec::new())],
-            Some(split) => vec![region(2, Vec::new(), split.clone()), region(3, split, Vec::new())],
+            Some(split) => vec![
+                region(2, Vec::new(), split.clone()),
+                region(3, split, Vec::new()),
+            ],
         };
         Self { regions }
     }
@@ -122,7 +125,10 @@ mod tests {
     #[test]
     fn encoding_matches_tikv_and_keeps_order() {
         assert_eq!(encode_bytes(b""), vec![0, 0, 0, 0, 0, 0, 0, 0, 0xf7]);
-        assert_eq!(encode_bytes(b"abc"), vec![b'a', b'b', b'c', 0, 0, 0, 0, 0, 0xfa]);
+        assert_eq!(
+            encode_bytes(b"abc"),
+            vec![b'a', b'b', b'c', 0, 0, 0, 0, 0, 0xfa]
+        );
         let eight = encode_bytes(b"12345678");
         assert_eq!(eight.len(), 18);
         assert_eq!(eight[8], 0xff);
@@ -137,8 +143,14 @@ mod tests {
     #[test]
     fn a_split_routes_encoded_keys_to_two_regions() {
         let regions = Regions::new(Some(b"m".to_vec()));
-        assert_eq!(regions.by_encoded_key(&encode_bytes(b"a")).map(|r| r.id), Some(2));
-        assert_eq!(regions.by_encoded_key(&encode_bytes(b"m")).map(|r| r.id), Some(3));
+        assert_eq!(
+            regions.by_encoded_key(&encode_bytes(b"a")).map(|r| r.id),
+            Some(2)
+        );
+        assert_eq!(
+            regions.by_encoded_key(&encode_bytes(b"m")).map(|r| r.id),
+            Some(3)
+        );
         assert_eq!(regions.by_encoded_key(b"").map(|r| r.id), Some(2));
         assert_eq!(Regions::new(None).all().len(), 1);
     }

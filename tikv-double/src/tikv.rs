@@ -10,7 +10,8 @@ use crate::conn::ConnId;
 use crate::double::{Gate, Shared};
 use crate::faults::{RegionError, Rpc};
 use crate::mvcc::{
-    Action, ConflictReason, KeyRange, Lock, LockKind, Mutation, MutationOp, Prewrite, TxnError, TxnStatus,
+    Action, ConflictReason, KeyRange, Lock, LockKind, Mutation, MutationOp, Prewrite, TxnError,
+    TxnStatus,
 };
 use crate::proto::errorpb;
 use crate::proto::kvrpcpb::{self, prewrite_request::PessimisticAction};
@@ -116,10 +117,18 @@ impl TikvService {
     }
 
     /// Answer, or (under `DropAfterApply`) drop the connection with the work done and no answer.
-    async fn finish<T, R>(&self, gate: Gate, request: &Request<T>, resp: R) -> Result<Response<R>, Status> {
+    async fn finish<T, R>(
+        &self,
+        gate: Gate,
+        request: &Request<T>,
+        resp: R,
+    ) -> Result<Response<R>, Status> {
         if gate == Gate::DropAfterApply {
             let conn = request.extensions().get::<ConnId>().copied();
-            return self.shared.drop_connection(conn, &self.shared.tikv_conns).await;
+            return self
+                .shared
+                .drop_connection(conn, &self.shared.tikv_conns)
+                .await;
         }
         Ok(Response::new(resp))
     }
@@ -207,7 +216,9 @@ fn key_error(e: TxnError) -> kvrpcpb::KeyError {
         } => {
             let reason = match reason {
                 ConflictReason::Optimistic => kvrpcpb::write_conflict::Reason::Optimistic,
-                ConflictReason::PessimisticRetry => kvrpcpb::write_conflict::Reason::PessimisticRetry,
+                ConflictReason::PessimisticRetry => {
+                    kvrpcpb::write_conflict::Reason::PessimisticRetry
+                }
                 ConflictReason::SelfRolledBack => kvrpcpb::write_conflict::Reason::SelfRolledBack,
             };
             out.conflict = Some(kvrpcpb::WriteConflict {
@@ -278,7 +289,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::GetRequest>,
     ) -> Result<Response<kvrpcpb::GetResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvGet, request, vec![request.get_ref().key.as_slice()]);
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvGet,
+            request,
+            vec![request.get_ref().key.as_slice()]
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::GetResponse::default();
         match self.shared.mvcc().get(&req.key, req.version) {
@@ -293,7 +309,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::BatchGetRequest>,
     ) -> Result<Response<kvrpcpb::BatchGetResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvBatchGet, request, keys_of(&request.get_ref().keys));
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvBatchGet,
+            request,
+            keys_of(&request.get_ref().keys)
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::BatchGetResponse::default();
         {
@@ -338,7 +359,10 @@ impl Tikv for TikvService {
         let mut resp = kvrpcpb::ScanResponse::default();
         if let Some(range) = asked.intersect(&region.range) {
             let limit = usize::try_from(req.limit).unwrap_or(usize::MAX);
-            let items = self.shared.mvcc().scan(&range, limit, req.version, req.reverse);
+            let items = self
+                .shared
+                .mvcc()
+                .scan(&range, limit, req.version, req.reverse);
             resp.pairs = items
                 .into_iter()
                 .map(|(key, item)| match item {
@@ -362,7 +386,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::PrewriteRequest>,
     ) -> Result<Response<kvrpcpb::PrewriteResponse>, Status> {
-        let keys = request.get_ref().mutations.iter().map(|m| m.key.as_slice()).collect();
+        let keys = request
+            .get_ref()
+            .mutations
+            .iter()
+            .map(|m| m.key.as_slice())
+            .collect();
         let (_, gate) = enter!(self, Rpc::KvPrewrite, request, keys);
         let req = request.get_ref();
         let mut resp = kvrpcpb::PrewriteResponse::default();
@@ -397,7 +426,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::CommitRequest>,
     ) -> Result<Response<kvrpcpb::CommitResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvCommit, request, keys_of(&request.get_ref().keys));
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvCommit,
+            request,
+            keys_of(&request.get_ref().keys)
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::CommitResponse::default();
         let result = self
@@ -415,7 +449,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::BatchRollbackRequest>,
     ) -> Result<Response<kvrpcpb::BatchRollbackResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvBatchRollback, request, keys_of(&request.get_ref().keys));
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvBatchRollback,
+            request,
+            keys_of(&request.get_ref().keys)
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::BatchRollbackResponse::default();
         if let Err(e) = self.shared.mvcc().rollback(&req.keys, req.start_version) {
@@ -428,10 +467,19 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::CleanupRequest>,
     ) -> Result<Response<kvrpcpb::CleanupResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvCleanup, request, vec![request.get_ref().key.as_slice()]);
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvCleanup,
+            request,
+            vec![request.get_ref().key.as_slice()]
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::CleanupResponse::default();
-        match self.shared.mvcc().cleanup(&req.key, req.start_version, req.current_ts) {
+        match self
+            .shared
+            .mvcc()
+            .cleanup(&req.key, req.start_version, req.current_ts)
+        {
             Ok(commit_ts) => resp.commit_version = commit_ts.unwrap_or(0),
             Err(e) => resp.error = Some(key_error(e)),
         }
@@ -442,7 +490,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::CheckTxnStatusRequest>,
     ) -> Result<Response<kvrpcpb::CheckTxnStatusResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvCheckTxnStatus, request, vec![request.get_ref().primary_key.as_slice()]);
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvCheckTxnStatus,
+            request,
+            vec![request.get_ref().primary_key.as_slice()]
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::CheckTxnStatusResponse::default();
         let status = self.shared.mvcc().check_txn_status(
@@ -491,7 +544,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::ResolveLockRequest>,
     ) -> Result<Response<kvrpcpb::ResolveLockResponse>, Status> {
-        let (region, gate) = enter!(self, Rpc::KvResolveLock, request, keys_of(&request.get_ref().keys));
+        let (region, gate) = enter!(
+            self,
+            Rpc::KvResolveLock,
+            request,
+            keys_of(&request.get_ref().keys)
+        );
         let req = request.get_ref();
         let txns: BTreeMap<u64, u64> = if req.txn_infos.is_empty() {
             BTreeMap::from([(req.start_version, req.commit_version)])
@@ -499,7 +557,11 @@ impl Tikv for TikvService {
             req.txn_infos.iter().map(|t| (t.txn, t.status)).collect()
         };
         let mut resp = kvrpcpb::ResolveLockResponse::default();
-        if let Err(e) = self.shared.mvcc().resolve_locks(&txns, &region.range, &req.keys) {
+        if let Err(e) = self
+            .shared
+            .mvcc()
+            .resolve_locks(&txns, &region.range, &req.keys)
+        {
             resp.error = Some(key_error(e));
         }
         self.finish(gate, &request, resp).await
@@ -509,13 +571,18 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::TxnHeartBeatRequest>,
     ) -> Result<Response<kvrpcpb::TxnHeartBeatResponse>, Status> {
-        let (_, gate) = enter!(self, Rpc::KvTxnHeartBeat, request, vec![request.get_ref().primary_lock.as_slice()]);
+        let (_, gate) = enter!(
+            self,
+            Rpc::KvTxnHeartBeat,
+            request,
+            vec![request.get_ref().primary_lock.as_slice()]
+        );
         let req = request.get_ref();
         let mut resp = kvrpcpb::TxnHeartBeatResponse::default();
-        let result = self
-            .shared
-            .mvcc()
-            .heartbeat(&req.primary_lock, req.start_version, req.advise_lock_ttl);
+        let result =
+            self.shared
+                .mvcc()
+                .heartbeat(&req.primary_lock, req.start_version, req.advise_lock_ttl);
         match result {
             Ok(ttl) => resp.lock_ttl = ttl,
             Err(e) => resp.error = Some(key_error(e)),
@@ -551,7 +618,12 @@ impl Tikv for TikvService {
         &self,
         request: Request<kvrpcpb::PessimisticLockRequest>,
     ) -> Result<Response<kvrpcpb::PessimisticLockResponse>, Status> {
-        let keys: Vec<Vec<u8>> = request.get_ref().mutations.iter().map(|m| m.key.clone()).collect();
+        let keys: Vec<Vec<u8>> = request
+            .get_ref()
+            .mutations
+            .iter()
+            .map(|m| m.key.clone())
+            .collect();
         let (_, gate) = enter!(self, Rpc::KvPessimisticLock, request, keys_of(&keys));
         let req = request.get_ref();
         let mut resp = kvrpcpb::PessimisticLockResponse::default();
@@ -587,7 +659,11 @@ impl Tikv for TikvService {
         self.shared
             .mvcc()
             .pessimistic_rollback(&req.keys, req.start_version, req.for_update_ts);
-        self.finish(gate, &request, kvrpcpb::PessimisticRollbackResponse::default())
-            .await
+        self.finish(
+            gate,
+            &request,
+            kvrpcpb::PessimisticRollbackResponse::default(),
+        )
+        .await
     }
 }

@@ -28,7 +28,11 @@ impl Tso {
         let count = u64::from(count.max(1)).min(MAX_LOGICAL - 1);
         let now = wall_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed));
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut physical, mut first) = if now > last.0 { (now, 0) } else { (last.0, last.1 + 1) };
+        let (mut physical, mut first) = if now > last.0 {
+            (now, 0)
+        } else {
+            (last.0, last.1 + 1)
+        };
         if first + count > MAX_LOGICAL {
             physical += 1;
             first = 0;

@@ -28,7 +28,11 @@ async fn an_unavailable_tikv_is_an_error_after_the_clients_retries() {
     assert!(is_grpc_status(&err), "{err:?}");
     assert!(double.faults().calls(Rpc::KvGet) > 1, "the client retried");
     double.faults().clear_all();
-    assert_eq!(read(&client, "k").await.unwrap(), None, "the same client works again");
+    assert_eq!(
+        read(&client, "k").await.unwrap(),
+        None,
+        "the same client works again"
+    );
     fresh_client_works(&double).await;
     double.shutdown().await;
 }
@@ -40,26 +44,43 @@ async fn region_errors_are_retried_or_returned_as_tikv_client_decides() {
     let calls = |rpc| double.faults().calls(rpc);
 
     // ServerIsBusy: returned at once, no retry.
-    double.faults().inject(Rpc::KvGet, Fault::RegionError(RegionError::ServerIsBusy));
+    double
+        .faults()
+        .inject(Rpc::KvGet, Fault::RegionError(RegionError::ServerIsBusy));
     let err = read(&client, "k").await.unwrap_err();
-    assert!(has_region_error(&err, &|e| e.server_is_busy.is_some()), "{err:?}");
+    assert!(
+        has_region_error(&err, &|e| e.server_is_busy.is_some()),
+        "{err:?}"
+    );
     assert_eq!(calls(Rpc::KvGet), 1);
     double.faults().clear_all();
 
     // A passing NotLeader: the region is reloaded from PD and the read succeeds.
     let (gets, regions) = (calls(Rpc::KvGet), calls(Rpc::GetRegion));
-    double.faults().inject_times(Rpc::KvGet, Fault::RegionError(RegionError::NotLeader), 1);
+    double
+        .faults()
+        .inject_times(Rpc::KvGet, Fault::RegionError(RegionError::NotLeader), 1);
     assert_eq!(read(&client, "k").await.unwrap(), None);
     assert_eq!(calls(Rpc::KvGet), gets + 2);
-    assert!(calls(Rpc::GetRegion) > regions, "the region was looked up again");
+    assert!(
+        calls(Rpc::GetRegion) > regions,
+        "the region was looked up again"
+    );
 
     // Lasting EpochNotMatch / NotLeader: the region backoff (10 tries) runs out.
-    for kind in [RegionError::EpochNotMatch, RegionError::NotLeader, RegionError::NotLeaderWithHint] {
+    for kind in [
+        RegionError::EpochNotMatch,
+        RegionError::NotLeader,
+        RegionError::NotLeaderWithHint,
+    ] {
         let gets = calls(Rpc::KvGet);
         double.faults().inject(Rpc::KvGet, Fault::RegionError(kind));
         let err = read(&client, "k").await.unwrap_err();
         assert!(has_region_error(&err, &|_| true), "{kind:?}: {err:?}");
-        assert!(calls(Rpc::KvGet) - gets >= 10, "{kind:?}: retried until the backoff ran out");
+        assert!(
+            calls(Rpc::KvGet) - gets >= 10,
+            "{kind:?}: retried until the backoff ran out"
+        );
         double.faults().clear_all();
     }
     fresh_client_works(&double).await;
@@ -70,14 +91,18 @@ async fn region_errors_are_retried_or_returned_as_tikv_client_decides() {
 async fn latency_is_felt_and_past_the_rpc_timeout_it_is_an_error() {
     let double = start(Options::default()).await;
     let client = client(&double).await;
-    double.faults().inject_times(Rpc::KvGet, Fault::Delay(Duration::from_millis(300)), 1);
+    double
+        .faults()
+        .inject_times(Rpc::KvGet, Fault::Delay(Duration::from_millis(300)), 1);
     let started = Instant::now();
     assert_eq!(read(&client, "k").await.unwrap(), None);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     // Longer than Config::with_timeout: the grpc-timeout it sets is enforced (by tonic's client
     // and server), each try ends at it, and the retries run out.
-    double.faults().inject(Rpc::KvGet, Fault::Delay(Duration::from_secs(3)));
+    double
+        .faults()
+        .inject(Rpc::KvGet, Fault::Delay(Duration::from_secs(3)));
     let err = read(&client, "k").await.unwrap_err();
     assert!(
         matches!(&err, Error::GrpcAPI(s) if s.code() == tonic::Code::Cancelled || s.code() == tonic::Code::DeadlineExceeded),
@@ -93,10 +118,11 @@ async fn connecting_and_the_tso_stream_have_no_deadline() {
     let double = start(Options::default()).await;
     // GetMembers at connect carries no timeout: a hanging PD hangs TransactionClient::new.
     double.faults().inject(Rpc::GetMembers, Fault::Hang);
-    assert_hangs(
-        "connect to a hanging PD",
-        tikv_client::TransactionClient::new_with_config(vec![double.pd_endpoint()], config()),
-    )
+    assert_hangs("connect to a hanging PD", async {
+        tikv_client::TransactionClient::new_with_config(vec![double.pd_endpoint()], config())
+            .await
+            .map(|_| "connected")
+    })
     .await;
     double.faults().clear_all();
     let client = client(&double).await;
@@ -121,17 +147,28 @@ async fn a_partition_blocks_or_fails_and_healing_it_restores_the_same_client() {
     double.stop_serving(Target::Pd, Partition::Blackhole);
     assert_hangs("timestamp behind a partition", client.current_timestamp()).await;
     double.resume(Target::Pd);
-    within("timestamp after healing", CALL, client.current_timestamp()).await.unwrap();
+    within("timestamp after healing", CALL, client.current_timestamp())
+        .await
+        .unwrap();
 
     // TiKV black-holed: each KV RPC ends at its grpc-timeout; the read fails after the retries.
-    let ts = within("ts", CALL, client.current_timestamp()).await.unwrap();
+    let ts = within("ts", CALL, client.current_timestamp())
+        .await
+        .unwrap();
     double.stop_serving(Target::Tikv, Partition::Blackhole);
     let mut snap = client.snapshot(ts.clone(), TransactionOptions::new_optimistic());
-    let err = within("read behind a partition", CALL, snap.get(b"k".to_vec())).await.unwrap_err();
+    let err = within("read behind a partition", CALL, snap.get(b"k".to_vec()))
+        .await
+        .unwrap_err();
     assert!(is_grpc_status(&err), "{err:?}");
     double.resume(Target::Tikv);
     let mut snap = client.snapshot(ts, TransactionOptions::new_optimistic());
-    assert_eq!(within("read after healing", CALL, snap.get(b"k".to_vec())).await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        within("read after healing", CALL, snap.get(b"k".to_vec()))
+            .await
+            .unwrap(),
+        Some(b"v".to_vec())
+    );
 
     // TiKV refusing connections: the read fails fast, then works once it serves again.
     double.stop_serving(Target::Tikv, Partition::Refuse);
@@ -148,8 +185,12 @@ async fn a_commit_applied_behind_a_dropped_connection_is_not_reported_undetermin
     let client = client(&double).await;
 
     // Dropped once: the client's retry finds the commit done (commit is idempotent): success.
-    double.faults().inject_times(Rpc::KvCommit, Fault::DropAfterApply, 1);
-    write(&client, &[("once", "v")]).await.expect("the retried commit succeeds");
+    double
+        .faults()
+        .inject_times(Rpc::KvCommit, Fault::DropAfterApply, 1);
+    write(&client, &[("once", "v")])
+        .await
+        .expect("the retried commit succeeds");
     assert!(double.faults().calls(Rpc::KvCommit) >= 2);
     assert_eq!(read(&client, "once").await.unwrap(), Some("v".to_owned()));
 
@@ -157,11 +198,16 @@ async fn a_commit_applied_behind_a_dropped_connection_is_not_reported_undetermin
     // not Error::UndeterminedError (tikv-client 0.4 marks undetermined only on Error::Grpc, a
     // transport error, while a failed call is Error::GrpcAPI).
     double.faults().inject(Rpc::KvCommit, Fault::DropAfterApply);
-    let err = write(&client, &[("a", "new"), ("b", "new")]).await.unwrap_err();
+    let err = write(&client, &[("a", "new"), ("b", "new")])
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::GrpcAPI(_)), "{err:?}");
     double.faults().clear_all();
     assert_eq!(double.lock_of(b"a"), None, "the primary committed");
-    assert!(double.lock_of(b"b").is_some(), "the secondary was never sent");
+    assert!(
+        double.lock_of(b"b").is_some(),
+        "the secondary was never sent"
+    );
     // A reader resolves the secondary from its committed primary.
     assert_eq!(read(&client, "b").await.unwrap(), Some("new".to_owned()));
     assert_eq!(read(&client, "a").await.unwrap(), Some("new".to_owned()));
@@ -174,25 +220,56 @@ async fn pd_answers_without_header_panic_inside_tikv_client() {
     let double = start(Options::default()).await;
 
     // GetMembers without header: `resp.header.as_ref().unwrap()` in validate_endpoints.
-    double.faults().inject(Rpc::GetMembers, Fault::MissingHeader);
+    double
+        .faults()
+        .inject(Rpc::GetMembers, Fault::MissingHeader);
     let endpoint = double.pd_endpoint();
     let joined = within(
         "connect task",
         CALL,
-        tokio::spawn(async move { tikv_client::TransactionClient::new_with_config(vec![endpoint], config()).await }),
+        tokio::spawn(async move {
+            tikv_client::TransactionClient::new_with_config(vec![endpoint], config())
+                .await
+                .map(|_| "connected")
+        }),
     )
     .await;
-    assert!(joined.as_ref().is_err_and(|e| e.is_panic()), "expected a panic, got {joined:?}");
+    assert!(
+        joined.as_ref().is_err_and(|e| e.is_panic()),
+        "expected a panic, got {joined:?}"
+    );
     double.faults().clear_all();
 
-    // GetRegion and GetStore without header: `PdResponse::header` unwraps.
-    for rpc in [Rpc::GetRegion, Rpc::GetStore] {
-        let client = client(&double).await; // fresh: nothing cached
-        double.faults().inject(rpc, Fault::MissingHeader);
-        let joined = within("read task", CALL, tokio::spawn(async move { read(&client, "k").await })).await;
-        assert!(joined.as_ref().is_err_and(|e| e.is_panic()), "{rpc:?}: expected a panic, got {joined:?}");
-        double.faults().clear_all();
-    }
+    // GetRegion without header: `PdResponse::header` unwraps, in the caller's task.
+    let fresh = client(&double).await; // nothing cached
+    double.faults().inject(Rpc::GetRegion, Fault::MissingHeader);
+    let joined = within(
+        "read task",
+        CALL,
+        tokio::spawn(async move { read(&fresh, "k").await }),
+    )
+    .await;
+    assert!(
+        joined.as_ref().is_err_and(|e| e.is_panic()),
+        "GetRegion: expected a panic, got {joined:?}"
+    );
+    double.faults().clear_all();
+
+    // GetStore without header: the same unwrap, but inside the task tikv-client spawns per region
+    // (`single_shard_handler`), whose panic it turns into `Error::JoinError`: an error, here.
+    let fresh = client(&double).await;
+    double.faults().inject(Rpc::GetStore, Fault::MissingHeader);
+    let joined = within(
+        "read task",
+        CALL,
+        tokio::spawn(async move { read(&fresh, "k").await }),
+    )
+    .await;
+    assert!(
+        matches!(&joined, Ok(Err(Error::JoinError(e))) if e.is_panic()),
+        "GetStore: expected a contained panic, got {joined:?}"
+    );
+    double.faults().clear_all();
     fresh_client_works(&double).await;
     double.shutdown().await;
 }
@@ -203,8 +280,13 @@ async fn pd_members_without_a_leader_are_an_error_not_a_panic() {
     // At connect: tikv-client 0.4.0 checks the leader (`connect` answers an error) before
     // `try_connect_leader` could unwrap it.
     double.faults().inject(Rpc::GetMembers, Fault::NoLeader);
-    let err = connect(&double).await.unwrap_err();
-    assert!(err.to_string().contains("PD cluster failed to respond"), "{err}");
+    let Err(err) = connect(&double).await else {
+        panic!("connected to a PD without a leader");
+    };
+    assert!(
+        err.to_string().contains("PD cluster failed to respond"),
+        "{err}"
+    );
     double.faults().clear_all();
 
     // At reconnect (a PD call failed): the same check; the reconnect loop gives up with an error.
@@ -213,9 +295,17 @@ async fn pd_members_without_a_leader_are_an_error_not_a_panic() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     double.faults().inject(Rpc::GetMembers, Fault::NoLeader);
     double.faults().inject(Rpc::GetRegion, Fault::Unavailable);
-    let joined = within("read task", CALL, tokio::spawn(async move { read(&client, "k").await })).await;
+    let joined = within(
+        "read task",
+        CALL,
+        tokio::spawn(async move { read(&client, "k").await }),
+    )
+    .await;
     match joined {
-        Ok(Err(e)) => assert!(double.faults().calls(Rpc::GetMembers) >= 2, "reconnected: {e}"),
+        Ok(Err(e)) => assert!(
+            double.faults().calls(Rpc::GetMembers) >= 2,
+            "reconnected: {e}"
+        ),
         other => panic!("expected an error from the read, got {other:?}"),
     }
 
@@ -255,7 +345,9 @@ async fn dropping_an_active_transaction_panics_unless_told_otherwise() {
     .await;
     assert!(joined.is_err_and(|e| e.is_panic()));
     let options = TransactionOptions::new_optimistic().drop_check(CheckLevel::Warn);
-    let txn = within("begin", CALL, client.begin_with_options(options)).await.unwrap();
+    let txn = within("begin", CALL, client.begin_with_options(options))
+        .await
+        .unwrap();
     drop(txn); // only a warning
     double.shutdown().await;
 }

@@ -50,7 +50,8 @@ pub async fn client(double: &TikvDouble) -> TransactionClient {
 pub async fn write(client: &TransactionClient, pairs: &[(&str, &str)]) -> Result<(), Error> {
     let mut txn = within("begin", CALL, client.begin_optimistic()).await?;
     for (k, v) in pairs {
-        txn.put(k.as_bytes().to_vec(), v.as_bytes().to_vec()).await?;
+        txn.put(k.as_bytes().to_vec(), v.as_bytes().to_vec())
+            .await?;
     }
     match within("commit", CALL, txn.commit()).await {
         Ok(_) => Ok(()),
@@ -78,15 +79,22 @@ pub async fn read(client: &TransactionClient, key: &str) -> Result<Option<String
 /// A fresh client writes and reads back: the double (and its faults) are healthy again.
 pub async fn fresh_client_works(double: &TikvDouble) {
     let client = client(double).await;
-    write(&client, &[("recovery", "ok")]).await.expect("write after recovery");
-    assert_eq!(read(&client, "recovery").await.expect("read"), Some("ok".to_owned()));
+    write(&client, &[("recovery", "ok")])
+        .await
+        .expect("write after recovery");
+    assert_eq!(
+        read(&client, "recovery").await.expect("read"),
+        Some("ok".to_owned())
+    );
 }
 
 /// Whether `e`, or an error inside it, is a key error satisfying `pred`.
 pub fn has_key_error(e: &Error, pred: &dyn Fn(&tikv_client::ProtoKeyError) -> bool) -> bool {
     match e {
         Error::KeyError(k) => pred(k),
-        Error::MultipleKeyErrors(v) | Error::ExtractedErrors(v) => v.iter().any(|e| has_key_error(e, pred)),
+        Error::MultipleKeyErrors(v) | Error::ExtractedErrors(v) => {
+            v.iter().any(|e| has_key_error(e, pred))
+        }
         Error::UndeterminedError(inner) => has_key_error(inner, pred),
         Error::PessimisticLockError { inner, .. } => has_key_error(inner, pred),
         _ => false,
@@ -97,7 +105,9 @@ pub fn has_key_error(e: &Error, pred: &dyn Fn(&tikv_client::ProtoKeyError) -> bo
 pub fn has_region_error(e: &Error, pred: &dyn Fn(&tikv_client::ProtoRegionError) -> bool) -> bool {
     match e {
         Error::RegionError(r) => pred(r),
-        Error::MultipleKeyErrors(v) | Error::ExtractedErrors(v) => v.iter().any(|e| has_region_error(e, pred)),
+        Error::MultipleKeyErrors(v) | Error::ExtractedErrors(v) => {
+            v.iter().any(|e| has_region_error(e, pred))
+        }
         _ => false,
     }
 }
