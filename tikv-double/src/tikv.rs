@@ -250,18 +250,15 @@ fn key_error(e: TxnError) -> kvrpcpb::KeyError {
     out
 }
 
-fn mutation(m: &kvrpcpb::Mutation, pessimistic_check: bool) -> Result<Mutation, Status> {
+/// A prewrite mutation in the store's terms; an op a prewrite cannot carry is an error message.
+fn mutation(m: &kvrpcpb::Mutation, pessimistic_check: bool) -> Result<Mutation, String> {
     let op = match kvrpcpb::Op::try_from(m.op) {
         Ok(kvrpcpb::Op::Put) => MutationOp::Put(m.value.clone()),
         Ok(kvrpcpb::Op::Del) => MutationOp::Delete,
         Ok(kvrpcpb::Op::Lock) => MutationOp::Lock,
         Ok(kvrpcpb::Op::Insert) => MutationOp::Insert(m.value.clone()),
         Ok(kvrpcpb::Op::CheckNotExists) => MutationOp::CheckNotExists,
-        other => {
-            return Err(Status::invalid_argument(format!(
-                "tikv-double: mutation op {other:?} in a prewrite"
-            )))
-        }
+        other => return Err(format!("tikv-double: mutation op {other:?} in a prewrite")),
     };
     Ok(Mutation {
         key: m.key.clone(),
@@ -407,7 +404,8 @@ impl Tikv for TikvService {
             .iter()
             .enumerate()
             .map(|(i, m)| mutation(m, req.pessimistic_actions.get(i) == Some(&check)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Status::invalid_argument)?;
         let prewrite = Prewrite {
             mutations,
             primary: req.primary_lock.clone(),

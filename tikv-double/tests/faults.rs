@@ -351,3 +351,53 @@ async fn dropping_an_active_transaction_panics_unless_told_otherwise() {
     drop(txn); // only a warning
     double.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_tso_stream_fails_every_timestamp_until_a_reconnect_a_second_later() {
+    let double = start(Options::default()).await;
+    let client = client(&double).await;
+    within("ts", CALL, client.current_timestamp())
+        .await
+        .unwrap();
+
+    // The stream ends with an error: the client's TSO task is gone, and its retry loop skips
+    // reconnecting within a second of the last connect, so every timestamp fails at once.
+    double
+        .faults()
+        .inject_times(Rpc::Tso, Fault::Unavailable, 1);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = within("ts", CALL, client.current_timestamp())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("TimestampRequest channel is closed"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1), "failed fast");
+    }
+    // A call a second later reconnects (GetMembers again, a new stream) and works.
+    let members = double.faults().calls(Rpc::GetMembers);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    within(
+        "ts after the reconnect window",
+        CALL,
+        client.current_timestamp(),
+    )
+    .await
+    .unwrap();
+    assert!(double.faults().calls(Rpc::GetMembers) > members);
+
+    // The same after PD refused connections for a while.
+    double.stop_serving(Target::Pd, Partition::Refuse);
+    assert!(within("ts", CALL, client.current_timestamp())
+        .await
+        .is_err());
+    double.resume(Target::Pd);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    within("ts after PD serves again", CALL, client.current_timestamp())
+        .await
+        .unwrap();
+    double.shutdown().await;
+}
