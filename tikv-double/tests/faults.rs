@@ -33,8 +33,7 @@ async fn an_unavailable_tikv_is_an_error_after_the_clients_retries() {
         None,
         "the same client works again"
     );
-    fresh_client_works(&double).await;
-    double.shutdown().await;
+    clear_faults_and_check_recovery(double).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,8 +82,7 @@ async fn region_errors_are_retried_or_returned_as_tikv_client_decides() {
         );
         double.faults().clear_all();
     }
-    fresh_client_works(&double).await;
-    double.shutdown().await;
+    clear_faults_and_check_recovery(double).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,9 +106,7 @@ async fn latency_is_felt_and_past_the_rpc_timeout_it_is_an_error() {
         matches!(&err, Error::GrpcAPI(s) if s.code() == tonic::Code::Cancelled || s.code() == tonic::Code::DeadlineExceeded),
         "{err:?}"
     );
-    double.faults().clear_all();
-    fresh_client_works(&double).await;
-    double.shutdown().await;
+    clear_faults_and_check_recovery(double).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,9 +265,7 @@ async fn pd_answers_without_header_panic_inside_tikv_client() {
         matches!(&joined, Ok(Err(Error::JoinError(e))) if e.is_panic()),
         "GetStore: expected a contained panic, got {joined:?}"
     );
-    double.faults().clear_all();
-    fresh_client_works(&double).await;
-    double.shutdown().await;
+    clear_faults_and_check_recovery(double).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,9 +307,7 @@ async fn pd_members_without_a_leader_are_an_error_not_a_panic() {
     double.faults().clear_all();
     double.faults().inject(Rpc::GetMembers, Fault::PdError);
     assert!(connect(&double).await.is_err());
-    double.faults().clear_all();
-    fresh_client_works(&double).await;
-    double.shutdown().await;
+    clear_faults_and_check_recovery(double).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,9 +315,7 @@ async fn an_unavailable_pd_fails_the_connect() {
     let double = start(Options::default()).await;
     double.faults().inject(Scope::Pd, Fault::Unavailable);
     assert!(connect(&double).await.is_err());
-    double.faults().clear_all();
-    fresh_client_works(&double).await;
-    double.shutdown().await;
+    clear_faults_and_check_recovery(double).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

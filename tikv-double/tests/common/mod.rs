@@ -88,6 +88,13 @@ pub async fn fresh_client_works(double: &TikvDouble) {
     );
 }
 
+/// End a fault test: clear every fault, show a fresh client works, shut the double down.
+pub async fn clear_faults_and_check_recovery(double: TikvDouble) {
+    double.faults().clear_all();
+    fresh_client_works(&double).await;
+    double.shutdown().await;
+}
+
 /// Whether `e`, or an error inside it, is a key error satisfying `pred`.
 pub fn has_key_error(e: &Error, pred: &dyn Fn(&tikv_client::ProtoKeyError) -> bool) -> bool {
     match e {
