@@ -54,6 +54,26 @@
 //! only recorded), raw KV, coprocessor, `BatchCommands`, keyspaces / API v2, TLS, region splits
 //! or leader moves at runtime, more than one store or PD, and durability (everything is in memory).
 //! Every RPC not listed above answers `Unimplemented` (tonic-build's default stubs).
+//!
+//! # What the tests show of tikv-client 0.4.0 (for the federation's design)
+//!
+//! - Connecting (`GetMembers`) and the TSO stream carry no deadline: a silent PD hangs
+//!   `TransactionClient::new` and `current_timestamp` until the caller's own timeout. KV RPCs and
+//!   PD's unary calls do end at `Config::with_timeout` (tonic enforces the grpc-timeout it sets),
+//!   then the region backoff (10 tries, ~1.5 s of sleeps) runs out.
+//! - A commit whose reply is lost is retried; as commit is idempotent the retry usually succeeds.
+//!   When every try fails the client answers `Error::GrpcAPI`, never `UndeterminedError` (it marks
+//!   undetermined only on `Error::Grpc`, a transport error a call never returns), even though the
+//!   primary may have committed: every commit error must be treated as undetermined.
+//! - PD answers without `header` panic inside the client: in the caller's task for `GetMembers`
+//!   and `GetRegion`; for `GetStore` inside a task the client spawns, which it turns into
+//!   `Error::JoinError`. `GetMembers` without a leader is an error, not a panic (0.4.0 checks it).
+//! - Once the TSO stream breaks, every timestamp fails at once ("TimestampRequest channel is
+//!   closed") until a call made at least a second after the last connect reconnects.
+//! - Dropping a transaction that is still active (e.g. after a failed read) panics unless its
+//!   options say `CheckLevel::Warn`/`None`; after a failed `commit` it is no longer active.
+//! - `ServerIsBusy` is returned at once; `NotLeader`/`EpochNotMatch` are retried until the backoff
+//!   runs out.
 
 pub mod conn;
 mod double;

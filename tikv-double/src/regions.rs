@@ -112,9 +112,9 @@ pub fn encode_bytes(key: &[u8]) -> Vec<u8> {
     }
     let rest = chunks.remainder();
     out.extend_from_slice(rest);
-    out.extend(std::iter::repeat_n(0u8, GROUP - rest.len()));
-    // GROUP - rest.len() is at most 8: the subtraction cannot wrap.
-    out.push(0xff - (GROUP - rest.len()) as u8);
+    let pad = GROUP - rest.len(); // 1..=8
+    out.extend(std::iter::repeat_n(0u8, pad));
+    out.push(0xff - u8::try_from(pad).unwrap_or(8));
     out
 }
 
