@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # clang/libclang: bindgen for librocksdb-sys; protobuf-compiler: raft-rs's prost codec;
-# curl: scripts/run.sh talks to the nodes; procps: `kill` for the multi-process tests.
-packages=(clang libclang-dev protobuf-compiler curl procps)
+# curl: scripts/run.sh talks to the nodes; procps: `kill` for the multi-process tests; systemd:
+# `systemd-analyze verify|security` on the unit files in systemd/ (tests/systemd.rs).
+packages=(clang libclang-dev protobuf-compiler curl procps systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

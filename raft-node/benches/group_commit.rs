@@ -38,6 +38,7 @@ fn run(proposers: usize, secs: u64) {
         RunnerConfig {
             tick: Duration::from_millis(100),
             queue: 100_000,
+            on_turn: None,
         },
     );
     let handle = Arc::new(handle);

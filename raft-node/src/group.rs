@@ -29,7 +29,8 @@ use crate::node::{
     Command, Committed, Node, NodeConfig, NodeStatus, Reply, StagedImage, StateMachine,
 };
 use crate::runner::{
-    self, Input, LoopExit, LoopWatch, LowSpace, NodeHandle, NodeSender, RunnerConfig, Transport,
+    self, Input, LoopExit, LoopHook, LoopWatch, LowSpace, NodeHandle, NodeSender, RunnerConfig,
+    Transport,
 };
 use crate::storage::{LogStore, LogWrite};
 use crate::transport::{
@@ -72,6 +73,9 @@ pub struct GroupConfig {
     pub node: NodeConfig,
     /// Mutual TLS on the peer port (`None`: plain TCP with authenticated frames).
     pub peer_tls: Option<TlsFiles>,
+    /// Called by the ready loop's own thread after every turn that completed (at least once per tick):
+    /// a sign of life that only a turning loop gives (the binary feeds systemd's watchdog from it).
+    pub loop_hook: Option<LoopHook>,
 }
 
 impl GroupConfig {
@@ -93,6 +97,7 @@ impl GroupConfig {
             wall_clock: WallClock(Arc::new(wall_clock_micros)),
             node: NodeConfig::new(id),
             peer_tls: None,
+            loop_hook: None,
         }
     }
 
@@ -434,7 +439,9 @@ impl<O: Send + 'static> Group<O> {
         };
         let node = tokio::task::spawn_blocking(move || {
             let logger = slog::Logger::root(slog::Discard, slog::o!());
-            Node::new(ncfg, log, state_machine, &logger)
+            let mut node = Node::new(ncfg, log, state_machine, &logger)?;
+            node.start_election_early(rand::random());
+            Ok(node)
         })
         .await
         .map_err(|e| StartError::Join(e.to_string()))?;
@@ -463,6 +470,7 @@ impl<O: Send + 'static> Group<O> {
             RunnerConfig {
                 tick: cfg.tick,
                 queue: LOOP_QUEUE,
+                on_turn: cfg.loop_hook.clone(),
             },
         );
         let sender = handle.sender();

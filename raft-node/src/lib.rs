@@ -26,6 +26,6 @@ pub use node::{
     PeerProgress, Reply, Role, StagedImage, StateMachine, Timing, UncheckedEntry,
     FSYNC_BUCKETS_MICROS,
 };
-pub use runner::{LoopExit, LowSpace};
+pub use runner::{LoopExit, LoopHook, LowSpace};
 pub use storage::LogStorage;
 pub use transport::TransportCounters;

@@ -47,6 +47,21 @@ pub enum Input<O> {
 pub struct RunnerConfig {
     pub tick: Duration,
     pub queue: usize,
+    /// Called on the loop's thread after every completed turn ([`LoopHook`]).
+    pub on_turn: Option<LoopHook>,
+}
+
+/// A callback the loop runs on its own thread after every turn that completed — it handled its input,
+/// ticked if due, persisted and sent the Ready — so at least once per tick while the loop is alive and
+/// never while it is stuck (in an fsync, a wedged state machine, a stalled turn). Must be quick and must
+/// not block: it runs between Readies.
+#[derive(Clone)]
+pub struct LoopHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for LoopHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoopHook")
+    }
 }
 
 /// One input in the loop's queue. An envelope dropped unopened — left in the queue when the loop ended, or
@@ -260,7 +275,14 @@ where
                 tx: exit_tx,
                 exit: None,
             };
-            let result = run(&mut node, &rx, &mut transport, &clock, cfg.tick, &low);
+            let result = run(
+                &mut node,
+                &rx,
+                &mut transport,
+                &clock,
+                &cfg,
+                &low,
+            );
             node.fail_all();
             // What is still queued never reached raft: dropping the queue answers it `Stopped`, and any
             // later send finds the queue closed.
@@ -289,11 +311,14 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
     rx: &Receiver<Envelope<S::Output>>,
     transport: &mut T,
     clock: &C,
-    tick: Duration,
+    cfg: &RunnerConfig,
     low_space: &LowSpace,
 ) -> Result<(), Error> {
+    let tick = cfg.tick;
     let mut next_tick = Instant::now() + tick;
     loop {
+        // Test builds only (`failpoints`): a turn that stalls (the watchdog test holds the loop here).
+        fail::fail_point!("runner::stall");
         let wait = next_tick.saturating_duration_since(Instant::now());
         let first = match rx.recv_timeout(wait) {
             Ok(input) => Some(input),
@@ -334,6 +359,9 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         }
         if !msgs.is_empty() {
             transport.send(msgs);
+        }
+        if let Some(hook) = &cfg.on_turn {
+            (hook.0)();
         }
     }
 }

@@ -18,6 +18,7 @@ fn single_node() -> NodeHandle<Vec<u8>> {
         RunnerConfig {
             tick: Duration::from_millis(5),
             queue: 10_000,
+            on_turn: None,
         },
     )
 }
@@ -141,6 +142,7 @@ fn gate_node() -> GateNode {
         RunnerConfig {
             tick: Duration::from_millis(5),
             queue: 10_000,
+            on_turn: None,
         },
     );
     single_node::wait_for_leader(&handle, Duration::from_secs(10));

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::http_backend::ReplicaBackend;
 use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
+use super::systemd;
 use crate::config::{Bootstrap, ClusterState, Secret, ServeConfig};
 use crate::http::auth::Auth;
 use crate::http::{self, Backend};
@@ -61,6 +62,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.node.max_clock_skew = cfg.raft.max_clock_skew;
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
     g.peer_tls = cfg.peer_tls.clone();
+    g.loop_hook = super::systemd::watchdog_hook();
     r.sync = cfg.sync;
     r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
@@ -331,6 +333,10 @@ pub async fn serve_with(
         peer = %cfg.listen_peer,
         "serving"
     );
+    tokio::spawn(systemd::ready_when_serving(
+        backend.clone(),
+        replica.shutdown_token(),
+    ));
     let died = tokio::select! {
         () = shutdown => None,
         exit = replica.loop_ended() => match exit {
@@ -338,8 +344,12 @@ pub async fn serve_with(
             LoopExit::Shutdown => Some("the node loop stopped".to_owned()),
         },
     };
-    if let Some(why) = &died {
-        tracing::error!(error = %why, "the node loop died: shutting down to be restarted");
+    match &died {
+        Some(why) => {
+            tracing::error!(error = %why, "the node loop died: shutting down to be restarted");
+            systemd::stopping("the node loop died: stopping to be restarted");
+        }
+        None => systemd::stopping("shutting down"),
     }
 
     // 1. Stop accepting; in-flight requests finish within the grace period.

@@ -1,6 +1,6 @@
 //! Helpers of the integration tests: a cluster of `kvs-raft serve` processes ([`proc`]), an in-process
 //! site of replicas ([`replicas`]), a small HTTP client ([`http`]), a concurrent client load that records
-//! its history for the linearizability checker ([`load`]), and the cluster-level waits and checks below.
+//! its history for the linearizability checker ([`load`]), a systemd notify socket ([`notify`]), and the cluster-level waits and checks below.
 //!
 //! Waits poll a condition under a deadline; nothing sleeps to wait for something to happen.
 
@@ -9,6 +9,7 @@
 pub mod disk;
 pub mod http;
 pub mod load;
+pub mod notify;
 pub mod proc;
 pub mod replicas;
 

@@ -55,7 +55,16 @@ impl Cluster {
 
     /// As [`Cluster::start`], with `prepare` run on each node (its directories exist, its data dir does
     /// not yet) before any is spawned: set its environment, mount a file system on its data dir, ...
-    pub fn start_with(name: &str, n: u64, mut prepare: impl FnMut(&mut Node)) -> Cluster {
+    pub fn start_with(name: &str, n: u64, prepare: impl FnMut(&mut Node)) -> Cluster {
+        let mut cluster = Cluster::create_with(name, n, prepare);
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    /// As [`Cluster::start_with`], but no node is spawned yet ([`Cluster::spawn`] each when wanted).
+    pub fn create_with(name: &str, n: u64, mut prepare: impl FnMut(&mut Node)) -> Cluster {
         let root = tempfile::Builder::new()
             .prefix(&format!("kvs-proc-{name}-"))
             .tempdir()
@@ -80,17 +89,13 @@ impl Cluster {
         for node in nodes.values_mut() {
             node.args = vec!["--initial-cluster".into(), initial.clone()];
         }
-        let mut cluster = Cluster {
+        Cluster {
             name: name.to_owned(),
             cluster_id: format!("proc-{name}"),
             nodes,
             initial,
             _root: root,
-        };
-        for id in 1..=n {
-            cluster.spawn(id);
         }
-        cluster
     }
 
     /// The `--initial-cluster` value the founders were started with.
