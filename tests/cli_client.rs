@@ -391,7 +391,11 @@ async fn every_data_subcommand_through_a_follower_with_failover() {
     let st = at(eps, &["status", "--json"]).ok().json();
     assert_eq!(st["leader"].as_u64(), Some(leader));
     assert_eq!(st["members"].as_array().map(Vec::len), Some(3));
+    // Asked through a follower, the view is the leader's: every member's progress and health.
+    assert_eq!(st["view_from_leader"], true, "{st}");
     for m in st["members"].as_array().expect("members") {
+        assert_eq!(m["healthy"], true, "{st}");
+        assert!(m["lag"].is_u64() && m["commit"].as_u64() > Some(0), "{st}");
         for field in [
             "id",
             "peer_addr",

@@ -442,7 +442,26 @@ impl Client {
 
     /// Send `req` to the endpoints in turn (see the module docs) and return the whole answer.
     pub async fn request(&self, req: Request) -> Result<Response, ClientError> {
-        self.exchange(&req, |res, endpoint| async move {
+        self.request_among(&self.endpoints, req).await
+    }
+
+    /// [`Client::request`] to `endpoint` only (a node learned from an answer, such as the leader's
+    /// client address), with this client's token, TLS and deadline.
+    pub async fn request_at(
+        &self,
+        endpoint: &Endpoint,
+        req: Request,
+    ) -> Result<Response, ClientError> {
+        self.request_among(std::slice::from_ref(endpoint), req)
+            .await
+    }
+
+    async fn request_among(
+        &self,
+        endpoints: &[Endpoint],
+        req: Request,
+    ) -> Result<Response, ClientError> {
+        self.exchange(endpoints, &req, |res, endpoint| async move {
             let (parts, body) = res.into_parts();
             match hyper::body::to_bytes(body).await {
                 Ok(body) => Ok(Response {
@@ -460,15 +479,19 @@ impl Client {
     /// A GET whose body is returned as a stream (see [`StreamingResponse`]); fails over like
     /// [`Client::request`] until a head arrives.
     pub async fn get_stream(&self, path_and_query: &str) -> Result<StreamingResponse, ClientError> {
-        self.exchange(&Request::get(path_and_query), |res, endpoint| async move {
-            let (parts, body) = res.into_parts();
-            Ok(StreamingResponse {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-                endpoint,
-            })
-        })
+        self.exchange(
+            &self.endpoints,
+            &Request::get(path_and_query),
+            |res, endpoint| async move {
+                let (parts, body) = res.into_parts();
+                Ok(StreamingResponse {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                    endpoint,
+                })
+            },
+        )
         .await
     }
 
@@ -514,7 +537,12 @@ impl Client {
 
     /// The failover loop: each endpoint in turn until [`decide`] accepts an answer, which `finish` turns
     /// into the caller's result (reading the body, or not).
-    async fn exchange<T, F, Fut>(&self, req: &Request, finish: F) -> Result<T, ClientError>
+    async fn exchange<T, F, Fut>(
+        &self,
+        endpoints: &[Endpoint],
+        req: &Request,
+        finish: F,
+    ) -> Result<T, ClientError>
     where
         F: Fn(hyper::Response<Body>, Endpoint) -> Fut,
         Fut: std::future::Future<Output = Result<T, (Attempt<'static>, String)>>,
@@ -522,7 +550,7 @@ impl Client {
         let mut failures = Vec::new();
         // The last 503 that moved on: the answer to report when no endpoint does better.
         let mut unavailable: Option<(hyper::http::response::Parts, Bytes, Endpoint)> = None;
-        for ep in &self.endpoints {
+        for ep in endpoints {
             let failure = match self.attempt(ep, req).await {
                 Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => {
                     let (parts, body) = res.into_parts();

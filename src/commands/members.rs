@@ -40,7 +40,11 @@ fn changed(res: &Response, what: &str) -> anyhow::Result<ClusterView> {
     if !res.status.is_success() {
         return Err(api_failure(what, res));
     }
-    Ok(res.json()?)
+    // A membership change is carried out, and answered, by the leader (forwarded there if need be).
+    Ok(ClusterView {
+        from_leader: true,
+        ..res.json()?
+    })
 }
 
 /// `--listen-X` (and `--advertise-X` when the address is a host name, which a listen address may not

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::connect;
 use super::output::{api_failure, print_json, table};
 use crate::cli::StatusArgs;
-use crate::client::{Client, Request};
+use crate::client::{Client, Endpoint, Request};
 
 /// `GET /v1/cluster` (SPEC §3's fixed shape).
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +15,10 @@ pub struct ClusterView {
     pub leader: Option<u64>,
     pub term: u64,
     pub members: Vec<Member>,
+    /// Whether the leader answered: only it knows every member's progress and health (another node
+    /// knows its own indexes only).
+    #[serde(skip)]
+    pub from_leader: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,8 +37,12 @@ impl ClusterView {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// How far `m`'s applied index is behind the leader's commit index (`None`: no leader known).
+    /// How far `m`'s applied index is behind the leader's commit index (`None`: unknown — no leader
+    /// known, or the view is not the leader's).
     pub fn lag(&self, m: &Member) -> Option<u64> {
+        if !self.from_leader {
+            return None;
+        }
         let leader = self.member(self.leader?)?;
         Some(leader.commit.saturating_sub(m.applied))
     }
@@ -61,6 +69,7 @@ impl ClusterView {
             "cluster_id": self.cluster_id,
             "leader": self.leader,
             "term": self.term,
+            "view_from_leader": self.from_leader,
             "members": members,
         })
     }
@@ -81,7 +90,12 @@ impl ClusterView {
                 m.commit.to_string(),
                 m.applied.to_string(),
                 self.lag(m).map_or_else(|| "-".into(), |l| l.to_string()),
-                if m.healthy { "healthy" } else { "UNHEALTHY" }.to_owned(),
+                match (m.healthy, self.from_leader) {
+                    (true, _) => "healthy",
+                    (false, true) => "UNHEALTHY",
+                    (false, false) => "?",
+                }
+                .to_owned(),
             ]
         });
         table(
@@ -94,23 +108,64 @@ impl ClusterView {
 
     /// The heading above the table.
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "cluster {}, term {}, leader {}",
             self.cluster_id,
             self.term,
             self.leader
                 .map_or_else(|| "none known".into(), |l| l.to_string())
-        )
+        );
+        if !self.from_leader {
+            s.push_str(
+                " (the leader did not answer: this is another node's view, which knows only its own \
+                 indexes; LAG and the others' health are unknown)",
+            );
+        }
+        s
     }
 }
 
-/// The cluster view from the first endpoint that answers.
-pub async fn fetch(client: &Client) -> anyhow::Result<ClusterView> {
-    let res = client.request(Request::get("/v1/cluster")).await?;
+/// One `GET /v1/cluster`: the view, and the endpoint that answered.
+async fn view_at(
+    client: &Client,
+    endpoint: Option<&Endpoint>,
+) -> anyhow::Result<(ClusterView, Endpoint)> {
+    let req = Request::get("/v1/cluster");
+    let res = match endpoint {
+        Some(ep) => client.request_at(ep, req).await?,
+        None => client.request(req).await?,
+    };
     if !res.status.is_success() {
         return Err(api_failure("reading the cluster view", &res));
     }
-    Ok(res.json()?)
+    Ok((res.json()?, res.endpoint))
+}
+
+/// The cluster view, from the leader when it answers (asked at its client address, with the scheme
+/// of the endpoint that named it), else from the first endpoint that answers.
+pub async fn fetch(client: &Client) -> anyhow::Result<ClusterView> {
+    let (mut view, answered) = view_at(client, None).await?;
+    let leader_addr = view
+        .leader
+        .and_then(|l| view.member(l))
+        .and_then(|m| m.client_addr.clone());
+    match leader_addr {
+        Some(addr) if addr == answered.authority => view.from_leader = true,
+        Some(addr) => {
+            let leader = Endpoint {
+                scheme: answered.scheme,
+                authority: addr,
+            };
+            if let Ok((mut from_leader, _)) = view_at(client, Some(&leader)).await {
+                if from_leader.leader == view.leader {
+                    from_leader.from_leader = true;
+                    view = from_leader;
+                }
+            }
+        }
+        None => {}
+    }
+    Ok(view)
 }
 
 pub async fn status(a: StatusArgs) -> anyhow::Result<()> {
@@ -141,6 +196,10 @@ mod tests {
                  "commit": 0, "applied": 0, "healthy": false}
             ]
         }))
+        .map(|v: ClusterView| ClusterView {
+            from_leader: true,
+            ..v
+        })
         .unwrap()
     }
 
@@ -149,8 +208,18 @@ mod tests {
         let v = view();
         let lags: Vec<_> = v.members.iter().map(|m| v.lag(m)).collect();
         assert_eq!(lags, [Some(30), Some(0), Some(120)]);
-        let no_leader = ClusterView { leader: None, ..v };
+        let no_leader = ClusterView {
+            leader: None,
+            ..v.clone()
+        };
         assert_eq!(no_leader.lag(&no_leader.members[0]), None);
+        let a_followers_view = ClusterView {
+            from_leader: false,
+            ..v
+        };
+        assert_eq!(a_followers_view.lag(&a_followers_view.members[0]), None);
+        assert!(a_followers_view.status_table().contains('?'));
+        assert!(a_followers_view.summary().contains("another node's view"));
     }
 
     #[test]
