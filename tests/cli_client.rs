@@ -428,6 +428,26 @@ async fn every_data_subcommand_through_a_follower_with_failover() {
         (Some(true), Some(true))
     );
 
+    // A hung node first in --endpoints (SIGSTOP: its kernel accepts connections, it never answers): a
+    // read goes on to the next node within its share of the deadline; a write sent to it is never
+    // re-sent elsewhere — exit 1, outcome unknown — and the leader never saw it.
+    let leader_url = format!("http://{}", cluster.addr(leader));
+    let hung = format!("{f},{leader_url}");
+    cluster.sigstop(follower);
+    let started = std::time::Instant::now();
+    let run = at(&hung, &["get", "t", "--timeout", "4s"]).ok();
+    assert_eq!(run.stdout, b"1");
+    eprintln!("a read past a hung node took {:?}", started.elapsed());
+    let run = at(&hung, &["put", "hung", "x", "--timeout", "1s"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("may or may not have been applied") && run.stderr.contains(&f),
+        "{run}"
+    );
+    let run = at(&leader_url, &["get", "hung"]);
+    assert_eq!(run.code, 1, "the write was re-sent to the leader: {run}");
+    cluster.sigcont(follower);
+
     // A member killed, first in --endpoints: writes and reads go on through the others; its health
     // check fails.
     cluster.kill9(follower);

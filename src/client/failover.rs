@@ -17,6 +17,9 @@ pub enum Attempt<'a> {
     Broken,
     /// The command's deadline passed before a whole answer arrived (the request may have been served).
     TimedOut,
+    /// A read's share of the deadline at this endpoint passed (more endpoints remain; only reads get a
+    /// share, a write has the whole deadline): the node may be hung.
+    ShareExpired,
     /// An HTTP answer: its status and the API error code of an error answer (`None` when the body is not
     /// the API's error shape).
     Answered { status: u16, code: Option<&'a str> },
@@ -61,6 +64,8 @@ pub fn decide(attempt: Attempt<'_>, idempotent: bool) -> Decision {
         Attempt::Broken => Decision::OutcomeUnknown,
         Attempt::TimedOut if idempotent => Decision::TimedOut,
         Attempt::TimedOut => Decision::OutcomeUnknown,
+        Attempt::ShareExpired if idempotent => Decision::TryNext,
+        Attempt::ShareExpired => Decision::OutcomeUnknown,
     }
 }
 
@@ -110,6 +115,9 @@ mod tests {
             (Attempt::Broken, false, OutcomeUnknown),
             (Attempt::TimedOut, true, TimedOut),
             (Attempt::TimedOut, false, OutcomeUnknown),
+            // A read that hangs at one node goes on to the next within its share of the deadline.
+            (Attempt::ShareExpired, true, TryNext),
+            (Attempt::ShareExpired, false, OutcomeUnknown),
         ];
         for &(attempt, idempotent, want) in table {
             assert_eq!(

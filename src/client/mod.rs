@@ -36,7 +36,8 @@
 //! - **Failover** ([`failover::decide`]): endpoints are tried in the order given. A connection that
 //!   cannot be made (nothing sent) moves on at once, so does a 503 whose code says the node cannot serve
 //!   now and changed nothing ([`failover::MOVE_ON_CODES`]). A read (idempotent request) also moves on
-//!   when its connection breaks. A write that was sent and got no answer is **never re-sent**: it is
+//!   when its connection breaks, or when it gets no answer within its share of the deadline (with `k`
+//!   endpoints left, `1/k` of what remains: a hung node cannot take the whole deadline). A write that was sent and got no answer is **never re-sent**: it is
 //!   [`ClientError::OutcomeUnknown`]. When every endpoint fails, the last API answer is returned (the
 //!   caller reports its error), or [`ClientError::Unreachable`] when none answered at all.
 //! - **Auth and TLS**: `token` (or the first line of `token_file`) is sent as `Authorization: Bearer`.
@@ -434,9 +435,33 @@ impl Client {
 
     /// `fut` under the deadline; `None` when it passed.
     async fn within<F: std::future::Future>(&self, fut: F) -> Option<F::Output> {
-        match self.deadline {
-            Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
-            None => Some(fut.await),
+        within_until(self.deadline, fut).await
+    }
+
+    /// How long the attempt at the `i`th of `n` endpoints may take: a read with endpoints left after
+    /// this one gets an equal share of what remains of the deadline (a hung node cannot take it all);
+    /// anything else the whole deadline.
+    fn attempt_until(&self, req: &Request, i: usize, n: usize) -> Option<Instant> {
+        let deadline = self.deadline?;
+        let left = n.saturating_sub(i);
+        if !req.idempotent || left <= 1 {
+            return Some(deadline);
+        }
+        let now = Instant::now();
+        let share =
+            deadline.saturating_duration_since(now) / u32::try_from(left).unwrap_or(u32::MAX);
+        Some(now + share)
+    }
+
+    /// The attempt that ran out of time at `until`: its share, or the whole deadline.
+    fn expired(&self, until: Option<Instant>) -> (Attempt<'static>, String) {
+        if until < self.deadline {
+            (
+                Attempt::ShareExpired,
+                "no answer within its share of --timeout".to_owned(),
+            )
+        } else {
+            (Attempt::TimedOut, "deadline passed".to_owned())
         }
     }
 
@@ -500,6 +525,7 @@ impl Client {
         &self,
         ep: &Endpoint,
         req: &Request,
+        until: Option<Instant>,
     ) -> Result<hyper::Response<Body>, (Attempt<'static>, String)> {
         let mut builder = hyper::Request::builder()
             .method(req.method.clone())
@@ -514,8 +540,8 @@ impl Client {
             .body(Body::from(req.body.clone()))
             // Paths are built with `encode_path`: a bad one is a bug; nothing was sent.
             .map_err(|e| (Attempt::ConnectFailed, format!("bad request: {e}")))?;
-        let res = match self.within(self.http.request(http_req)).await {
-            None => return Err((Attempt::TimedOut, "deadline passed".to_owned())),
+        let res = match within_until(until, self.http.request(http_req)).await {
+            None => return Err(self.expired(until)),
             Some(Err(e)) if e.is_connect() => return Err((Attempt::ConnectFailed, e.to_string())),
             Some(Err(e)) => return Err((Attempt::Broken, e.to_string())),
             Some(Ok(res)) => res,
@@ -526,7 +552,7 @@ impl Client {
         // A 503 body is a small error object: read at most 64 KiB of it.
         let (parts, mut body) = res.into_parts();
         let mut bytes = Vec::new();
-        while let Some(Some(Ok(chunk))) = self.within(body.data()).await {
+        while let Some(Some(Ok(chunk))) = within_until(until, body.data()).await {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > 64 * 1024 {
                 break;
@@ -550,8 +576,9 @@ impl Client {
         let mut failures = Vec::new();
         // The last 503 that moved on: the answer to report when no endpoint does better.
         let mut unavailable: Option<(hyper::http::response::Parts, Bytes, Endpoint)> = None;
-        for ep in endpoints {
-            let failure = match self.attempt(ep, req).await {
+        for (i, ep) in endpoints.iter().enumerate() {
+            let until = self.attempt_until(req, i, endpoints.len());
+            let failure = match self.attempt(ep, req, until).await {
                 Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => {
                     let (parts, body) = res.into_parts();
                     let bytes = hyper::body::to_bytes(body).await.unwrap_or_default();
@@ -566,9 +593,9 @@ impl Client {
                         continue;
                     }
                     let res = hyper::Response::from_parts(parts, Body::from(bytes));
-                    self.finish(&finish, res, ep).await
+                    self.finish(&finish, res, ep, until).await
                 }
-                Ok(res) => self.finish(&finish, res, ep).await,
+                Ok(res) => self.finish(&finish, res, ep, until).await,
                 Err(failure) => Err(failure),
             };
             let (attempt, detail) = match failure {
@@ -596,7 +623,7 @@ impl Client {
             // Every node that answered said it cannot serve now: report the last one's error.
             Some((parts, bytes, ep)) => {
                 let res = hyper::Response::from_parts(parts, Body::from(bytes));
-                self.finish(&finish, res, &ep)
+                self.finish(&finish, res, &ep, self.deadline)
                     .await
                     .map_err(|(_, detail)| ClientError::Broken {
                         endpoint: ep.to_string(),
@@ -612,15 +639,24 @@ impl Client {
         finish: &F,
         res: hyper::Response<Body>,
         ep: &Endpoint,
+        until: Option<Instant>,
     ) -> Result<T, (Attempt<'static>, String)>
     where
         F: Fn(hyper::Response<Body>, Endpoint) -> Fut,
         Fut: std::future::Future<Output = Result<T, (Attempt<'static>, String)>>,
     {
-        match self.within(finish(res, ep.clone())).await {
+        match within_until(until, finish(res, ep.clone())).await {
             Some(result) => result,
-            None => Err((Attempt::TimedOut, "deadline passed".to_owned())),
+            None => Err(self.expired(until)),
         }
+    }
+}
+
+/// `fut` until `until` (`None`: no limit); `None` when that passed first.
+async fn within_until<F: std::future::Future>(until: Option<Instant>, fut: F) -> Option<F::Output> {
+    match until {
+        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+        None => Some(fut.await),
     }
 }
 
