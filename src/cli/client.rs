@@ -84,6 +84,29 @@ impl Consistency {
     }
 }
 
+/// The conditions of `put` and `del`.
+#[derive(Debug, Clone, Args)]
+pub struct WriteConditions {
+    /// Epoch fence: refused (409 stale_epoch) unless the key's entity is at this epoch.
+    #[arg(long, value_name = "N")]
+    pub epoch: Option<u64>,
+    /// Refused (409 condition_failed) unless the key's current version (ts) is this.
+    #[arg(long, value_name = "TS")]
+    pub if_version: Option<u64>,
+}
+
+/// The snapshot and consistency of `get` and `scan`.
+#[derive(Debug, Clone, Args)]
+pub struct ReadOptions {
+    /// Read what was visible at this commit ts (µs since the epoch; within the retention window)
+    /// instead of the latest state; a scan reads every page at it.
+    #[arg(long, value_name = "TS")]
+    pub at: Option<u64>,
+    /// Read consistency.
+    #[arg(long, value_enum)]
+    pub consistency: Option<Consistency>,
+}
+
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kvs-raft put player:42/pos 48.85,2.29
@@ -99,12 +122,8 @@ pub struct PutArgs {
     /// Read the value from this file (`-`: stdin), bytes as they are.
     #[arg(long, value_name = "PATH")]
     pub value_file: Option<PathBuf>,
-    /// Epoch fence: refused (409 stale_epoch) unless the key's entity is at this epoch.
-    #[arg(long, value_name = "N")]
-    pub epoch: Option<u64>,
-    /// Refused (409 condition_failed) unless the key's current version (ts) is this.
-    #[arg(long, value_name = "TS")]
-    pub if_version: Option<u64>,
+    #[command(flatten)]
+    pub conditions: WriteConditions,
     /// Refused (409 condition_failed) if the key exists.
     #[arg(long)]
     pub if_absent: bool,
@@ -121,12 +140,8 @@ pub struct PutArgs {
 pub struct GetArgs {
     /// The key.
     pub key: String,
-    /// Read the version visible at this commit ts (µs since the epoch) instead of the latest.
-    #[arg(long, value_name = "TS")]
-    pub at: Option<u64>,
-    /// Read consistency.
-    #[arg(long, value_enum)]
-    pub consistency: Option<Consistency>,
+    #[command(flatten)]
+    pub read: ReadOptions,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -138,12 +153,8 @@ pub struct GetArgs {
 pub struct DelArgs {
     /// The key.
     pub key: String,
-    /// Epoch fence: refused (409 stale_epoch) unless the key's entity is at this epoch.
-    #[arg(long, value_name = "N")]
-    pub epoch: Option<u64>,
-    /// Refused (409 condition_failed) unless the key's current version (ts) is this.
-    #[arg(long, value_name = "TS")]
-    pub if_version: Option<u64>,
+    #[command(flatten)]
+    pub conditions: WriteConditions,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -166,12 +177,8 @@ pub struct ScanArgs {
     /// At most this many keys, fetched page by page; 0: all of them.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub limit: usize,
-    /// Read every page at this commit ts (µs; default: each page reads the latest state).
-    #[arg(long, value_name = "TS")]
-    pub at: Option<u64>,
-    /// Read consistency.
-    #[arg(long, value_enum)]
-    pub consistency: Option<Consistency>,
+    #[command(flatten)]
+    pub read: ReadOptions,
     #[command(flatten)]
     pub client: ClientArgs,
 }

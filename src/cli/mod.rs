@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use self::client::{
     CheckpointArgs, ClientArgs, Consistency, CrossedArgs, DelArgs, GetArgs, HealthArgs, IncrArgs,
     LeaderCommand, LeaderTransferArgs, MemberIdArgs, MembersAddArgs, MembersCommand, PutArgs,
-    ScanArgs, Shell, StatusArgs, TxnArgs,
+    ReadOptions, ScanArgs, Shell, StatusArgs, TxnArgs, WriteConditions,
 };
 use crate::config::{defaults, ServeArgs};
 use crate::http::auth::Role;

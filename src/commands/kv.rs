@@ -65,7 +65,8 @@ pub async fn put(a: PutArgs) -> anyhow::Result<()> {
     };
     let client = connect(&a.client, "put")?;
     let mut q = Query::default();
-    q.opt("epoch", a.epoch).opt("if_version", a.if_version);
+    q.opt("epoch", a.conditions.epoch)
+        .opt("if_version", a.conditions.if_version);
     if a.if_absent {
         q.push("if_absent", true);
     }
@@ -84,8 +85,8 @@ pub async fn put(a: PutArgs) -> anyhow::Result<()> {
 pub async fn get(a: GetArgs) -> anyhow::Result<()> {
     let client = connect(&a.client, "get")?;
     let mut q = Query::default();
-    q.opt("at", a.at)
-        .opt("consistency", a.consistency.map(|c| c.name()));
+    q.opt("at", a.read.at)
+        .opt("consistency", a.read.consistency.map(|c| c.name()));
     let res = client
         .request(Request::get(format!("{}{q}", key_path(&a.key))))
         .await?;
@@ -121,7 +122,8 @@ pub async fn get(a: GetArgs) -> anyhow::Result<()> {
 pub async fn del(a: DelArgs) -> anyhow::Result<()> {
     let client = connect(&a.client, "del")?;
     let mut q = Query::default();
-    q.opt("epoch", a.epoch).opt("if_version", a.if_version);
+    q.opt("epoch", a.conditions.epoch)
+        .opt("if_version", a.conditions.if_version);
     let res = client
         .request(Request::delete(format!("{}{q}", key_path(&a.key))))
         .await?;
@@ -198,8 +200,8 @@ pub async fn scan(a: ScanArgs) -> anyhow::Result<()> {
         q.push("start_b64", b64(&start))
             .opt("end_b64", end.as_deref().map(b64))
             .push("limit", want)
-            .opt("at", a.at)
-            .opt("consistency", a.consistency.map(|c| c.name()));
+            .opt("at", a.read.at)
+            .opt("consistency", a.read.consistency.map(|c| c.name()));
         let res = client.request(Request::get(format!("/v1/kv{q}"))).await?;
         if !res.status.is_success() {
             return Err(api_failure("scan", &res));
