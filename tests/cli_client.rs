@@ -467,3 +467,105 @@ async fn every_data_subcommand_through_a_follower_with_failover() {
     let run = at(&f, &["health"]);
     assert_eq!(run.code, 1, "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_site_ca_and_a_client_certificate() {
+    use testkit::certs::{client_config, Ca};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |p: std::path::PathBuf| p.to_str().expect("UTF-8 path").to_owned();
+    let ca = Ca::new("cli test CA");
+    let ca_file = path(ca.write(dir.path(), "ca"));
+    let (node_cert, node_key) = ca
+        .issue(&["node-1", "127.0.0.1", "localhost"])
+        .write(dir.path(), "node-1");
+    let (cli_cert, cli_key) = ca.issue(&["cli"]).write(dir.path(), "cli");
+    let (cli_cert, cli_key) = (path(cli_cert), path(cli_key));
+    let other_ca = path(Ca::new("another CA").write(dir.path(), "other"));
+    // One node with mutual TLS on its client port.
+    let mut cluster = Cluster::start_with("clitls", 1, |node| {
+        for (k, v) in [
+            ("KVS_RAFT_CLIENT_CERT", node_cert.clone()),
+            ("KVS_RAFT_CLIENT_KEY", node_key.clone()),
+            ("KVS_RAFT_CLIENT_CA", ca.write(dir.path(), "ca")),
+        ] {
+            node.env.push((k.into(), v.to_str().expect("UTF-8").into()));
+        }
+    });
+    let http = Http::tls(
+        Duration::from_secs(10),
+        client_config(&ca, Some(&ca.issue(&["probe"]))),
+    );
+    cluster
+        .wait_serving(&http, &[1], Duration::from_secs(30))
+        .await;
+    let url = format!("https://{}", cluster.addr(1));
+    let with_tls = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--endpoints",
+            &url,
+            "--cacert",
+            &ca_file,
+            "--cert",
+            &cli_cert,
+            "--key",
+            &cli_key,
+        ]);
+        kvs(&all)
+    };
+    common::wait_for(
+        "the node to be ready",
+        Duration::from_secs(30),
+        async || with_tls(&["health"]).code == 0,
+    )
+    .await;
+    let put = with_tls(&["put", "tls/k", "secret", "--json"]).ok().json();
+    assert!(put["ts"].is_u64(), "{put}");
+    assert_eq!(with_tls(&["get", "tls/k"]).ok().stdout, b"secret");
+    // The same from the environment.
+    let env = [
+        ("KVS_RAFT_ENDPOINTS", url.as_str()),
+        ("KVS_RAFT_CACERT", ca_file.as_str()),
+        ("KVS_RAFT_CERT", cli_cert.as_str()),
+        ("KVS_RAFT_KEY", cli_key.as_str()),
+    ];
+    assert_eq!(
+        kvs_with(&["get", "tls/k"], &env, None).ok().stdout,
+        b"secret"
+    );
+
+    // Refused: no client certificate (the node requires one), the wrong CA, plain http to the TLS port.
+    let run = kvs(&["get", "tls/k", "--endpoints", &url, "--cacert", &ca_file]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("no node could be reached"), "{run}");
+    let run = kvs(&["get", "tls/k", "--endpoints", &url, "--cacert", &other_ca]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.to_lowercase().contains("certificate"), "{run}");
+    let plain = format!("http://{}", cluster.addr(1));
+    let run = kvs(&["get", "tls/k", "--endpoints", &plain]);
+    assert_eq!(run.code, 1, "{run}");
+    // A certificate file that does not load is a usage error naming its flag.
+    let run = kvs(&[
+        "get",
+        "tls/k",
+        "--endpoints",
+        &url,
+        "--cacert",
+        &ca_file,
+        "--cert",
+        &cli_cert,
+        "--key",
+        &ca_file,
+    ]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("--key"), "{run}");
+    let run = kvs(&[
+        "get",
+        "k",
+        "--endpoints",
+        &url,
+        "--cacert",
+        "/nonexistent/ca.pem",
+    ]);
+    assert!(run.code == 2 && run.stderr.contains("--cacert"), "{run}");
+}
