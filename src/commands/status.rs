@@ -156,7 +156,17 @@ pub async fn fetch(client: &Client) -> anyhow::Result<ClusterView> {
                 scheme: answered.scheme,
                 authority: addr,
             };
-            if let Ok((mut from_leader, _)) = view_at(client, Some(&leader)).await {
+            // At most half of what remains of the deadline: a leader this machine cannot reach (a
+            // container-internal address) still leaves time for the view in hand.
+            let asked = view_at(client, Some(&leader));
+            let answer = match client.deadline() {
+                Some(d) => {
+                    let half = d.saturating_duration_since(tokio::time::Instant::now()) / 2;
+                    tokio::time::timeout(half, asked).await.ok()
+                }
+                None => Some(asked.await),
+            };
+            if let Some(Ok((mut from_leader, _))) = answer {
                 if from_leader.leader == view.leader {
                     from_leader.from_leader = true;
                     view = from_leader;
