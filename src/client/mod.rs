@@ -30,7 +30,8 @@
 //!   endpoint tried for it, shares it (CONVENTIONS 17). A client serves one command.
 //! - [`Client::request`] sends a [`Request`] and returns the whole [`Response`] (status, headers, body)
 //!   of the first endpoint that answers it — errors of the API included: inspect
-//!   [`Response::api_error`]. [`Client::get_stream`] returns the head of a GET and its body as a stream
+//!   [`Response::api_error`]; [`Client::request_at`] asks one given endpoint (a node named in an
+//!   answer, such as the leader). [`Client::get_stream`] returns the head of a GET and its body as a stream
 //!   ([`StreamingResponse`]), for large downloads with progress; the deadline covers the head only
 //!   ([`Client::deadline`] is there for the caller's own body reads).
 //! - **Failover** ([`failover::decide`]): endpoints are tried in the order given. A connection that
