@@ -46,7 +46,7 @@ pub struct ClientArgs {
           value_parser = timeout)]
     pub timeout: Duration,
     /// Print the result as JSON on one line (field names are stable: docs/cli.md).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 
