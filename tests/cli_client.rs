@@ -499,20 +499,22 @@ async fn https_with_the_site_ca_and_a_client_certificate() {
         .wait_serving(&http, &[1], Duration::from_secs(30))
         .await;
     let url = format!("https://{}", cluster.addr(1));
-    let with_tls = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend([
+    // `args` with the TLS flags, presenting the client certificate with `key`.
+    let run_tls = |key: &str, args: &[&str]| {
+        let tls = [
             "--endpoints",
-            &url,
+            url.as_str(),
             "--cacert",
-            &ca_file,
+            ca_file.as_str(),
             "--cert",
-            &cli_cert,
+            cli_cert.as_str(),
             "--key",
-            &cli_key,
-        ]);
-        kvs(&all)
+            key,
+        ];
+        let all: Vec<String> = args.iter().chain(&tls).map(|s| s.to_string()).collect();
+        kvs(&all.iter().map(String::as_str).collect::<Vec<_>>())
     };
+    let with_tls = |args: &[&str]| run_tls(&cli_key, args);
     common::wait_for(
         "the node to be ready",
         Duration::from_secs(30),
@@ -545,18 +547,7 @@ async fn https_with_the_site_ca_and_a_client_certificate() {
     let run = kvs(&["get", "tls/k", "--endpoints", &plain]);
     assert_eq!(run.code, 1, "{run}");
     // A certificate file that does not load is a usage error naming its flag.
-    let run = kvs(&[
-        "get",
-        "tls/k",
-        "--endpoints",
-        &url,
-        "--cacert",
-        &ca_file,
-        "--cert",
-        &cli_cert,
-        "--key",
-        &ca_file,
-    ]);
+    let run = run_tls(&ca_file, &["get", "tls/k"]);
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("--key"), "{run}");
     let run = kvs(&[
