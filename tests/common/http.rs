@@ -194,15 +194,7 @@ impl Http {
     }
 }
 
-/// Percent-encode a query parameter value (RFC 3986 unreserved characters stay).
+/// Percent-encode a query parameter value (RFC 3986 unreserved characters stay): the client's own.
 pub fn encode_query(raw: &[u8]) -> String {
-    let mut out = String::new();
-    for &b in raw {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    kvs_raft::client::encode_path(raw)
 }
