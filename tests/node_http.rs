@@ -24,12 +24,21 @@ async fn single_node_with(
     .await;
     let replica = site.replica(1);
     let backend = ReplicaBackend::new(replica.clone());
-    // Wait until the single voter leads and the backend's status cache has seen it.
+    // Wait until the single voter leads, the backend's status cache has seen it, and the node is quiet:
+    // everything committed (the new leader's first entry) is applied, so a test that compares the
+    // engine's applied index before and after a request sees only that request's effect.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let routes = http::routes(backend.clone(), Limits::default());
         let r = warp::test::request().path("/readyz").reply(&routes).await;
-        if r.status() == 200 {
+        let quiet = match replica
+            .status(Instant::now() + Duration::from_secs(1))
+            .await
+        {
+            Ok(s) => s.leader.is_some() && replica.engine().applied().index >= s.commit,
+            Err(_) => false,
+        };
+        if r.status() == 200 && quiet {
             break;
         }
         assert!(Instant::now() < deadline, "never ready: {:?}", r.body());
