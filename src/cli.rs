@@ -8,6 +8,12 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::config::{defaults, ServeArgs};
 use crate::http::auth::Role;
 
+mod check;
+mod snapshot;
+
+pub use check::CheckArgs;
+pub use snapshot::{RestoreArgs, SaveArgs, SnapshotCommand};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kvs-raft",
@@ -48,15 +54,12 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         updates: u32,
     },
-    /// Verify a stopped node's data directory offline: every record decodes, invariants hold.
-    Check {
-        /// The node's data directory (as given to `serve --data-dir`).
-        #[arg(long, env = "KVS_RAFT_DATA_DIR", default_value = "./kvs-data")]
-        data_dir: PathBuf,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Verify a stopped node's data directory offline: the engine, the Raft log, and how they fit.
+    Check(CheckArgs),
+    /// Online backup and restore: `save` a node's state to a file, `status` to verify one, `restore` to
+    /// seed a node of a new cluster from one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Print the version.
     Version,
     /// Client API tokens (see docs/security.md).

@@ -62,8 +62,8 @@ mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    ApplyOutput, Engine, EngineConfig, EngineStats, EntityView, GcReport, ScanPage, ScanRequest,
-    VerifyReport,
+    image_applied, verify_image, ApplyOutput, Engine, EngineConfig, EngineStats, EntityView,
+    GcReport, ScanPage, ScanRequest, VerifyReport,
 };
 pub use error::Error;
 pub use op::{CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};

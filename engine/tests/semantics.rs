@@ -385,6 +385,51 @@ fn snapshot_install_on_a_fresh_instance_reproduces_the_content_exactly() {
     }
 }
 
+/// A backup file checks its image without installing it (`kvs-raft snapshot status|restore`): the same
+/// streams `install_snapshot` refuses are refused, and the summary is the producer's.
+#[test]
+fn an_image_verifies_without_an_install_and_names_its_applied_state() {
+    let mut f = Fixture::new();
+    for round in 0..10 {
+        f.tick(100);
+        let ops: Vec<Op> = (0..40)
+            .map(|k| put(&format!("p{}/k{k}", k % 5), &format!("{round}")))
+            .collect();
+        f.apply(&ops);
+    }
+    f.apply(&[checkpoint("p1", "gate")]);
+    let mut chunks = Vec::new();
+    let meta = f
+        .engine
+        .write_snapshot(&mut |c| {
+            chunks.push(c);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        engine::image_applied(&chunks[0]).unwrap(),
+        f.engine.applied()
+    );
+    assert!(engine::image_applied(&chunks[1]).is_err());
+    let checked = engine::verify_image(&mut chunks.clone().into_iter()).unwrap();
+    assert_eq!(checked, meta);
+    assert_eq!(checked.sha256, f.engine.verify().unwrap().content_sha256);
+
+    let mut flipped = chunks.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid][20] ^= 0x10;
+    let mut truncated = chunks.clone();
+    truncated.pop();
+    let mut reordered = chunks.clone();
+    reordered.swap(1, 2);
+    for stream in [flipped, truncated, reordered, vec![]] {
+        assert!(matches!(
+            engine::verify_image(&mut stream.into_iter()),
+            Err(Error::BadSnapshot(_))
+        ));
+    }
+}
+
 #[test]
 fn checkpoint_batch_size_does_not_depend_on_entity_key_count() {
     let mut f = Fixture::new();

@@ -3,9 +3,11 @@
 pub mod check;
 pub mod demo;
 pub mod serve;
+pub mod snapshot;
 pub mod token;
 
 use crate::cli::{Cli, Command, TokenCommand};
+use check::CheckRequest;
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -19,7 +21,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             players,
             updates,
         } => demo::run(data_dir, players, updates),
-        Command::Check { data_dir, json } => check::run(&data_dir, json),
+        Command::Check(args) => check::run(&CheckRequest {
+            data_dir: args.data_dir,
+            json: args.json,
+            id: args.id,
+            cluster_id: args.cluster_id,
+        }),
+        Command::Snapshot(command) => snapshot::run(command),
         Command::Token(TokenCommand::Create { name, role, append }) => {
             token::create(&name, role, append.as_deref())
         }

@@ -1,0 +1,71 @@
+//! `kvs-raft snapshot` subcommands: online backup to a file, its verification, and restoring a new
+//! cluster from it (see docs/operations.md).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::config::{parse_cluster_id, parse_initial_cluster};
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save an online backup of a node's state to FILE: streamed from the first endpoint that serves it
+    /// (any node; role admin) into FILE.part, synced, verified end to end, then renamed to FILE. A
+    /// failed or corrupt download leaves no FILE. Prints the applied index, size and SHA-256.
+    Save(SaveArgs),
+    /// Print a backup file's header and verify the whole file (exit 1 on a flipped byte or a truncation).
+    Status {
+        /// The backup file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seed ONE node of a NEW cluster from a backup (restore every node of the new cluster from the same
+    /// file, each with its own --id and the same --initial-cluster), then start each with
+    /// `serve --id N --data-dir DIR --initial-cluster …`. The file is verified fully before anything is
+    /// created; DIR must be absent or empty.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SaveArgs {
+    /// Where to write the backup.
+    pub file: PathBuf,
+    /// Client URLs of the nodes, tried in order until one serves the backup.
+    #[arg(
+        long,
+        env = "KVS_RAFT_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7379"
+    )]
+    pub endpoints: Vec<String>,
+    /// Bearer token (role admin) when the site runs with client auth.
+    #[arg(long, env = "KVS_RAFT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON (and no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    /// The new node's data directory (absent or empty).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The new node's id (one of --initial-cluster).
+    #[arg(long, value_name = "N")]
+    pub id: u64,
+    /// Every member of the new cluster, as `serve --initial-cluster` takes it: ID=HOST:PORT,...
+    #[arg(long, value_name = "ID=HOST:PORT,...", value_parser = parse_initial_cluster)]
+    pub initial_cluster: BTreeMap<u64, String>,
+    /// The new cluster's id (default: the backup's).
+    #[arg(long, value_name = "ID", value_parser = parse_cluster_id)]
+    pub cluster_id: Option<String>,
+    /// Print JSON (and no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
