@@ -49,6 +49,13 @@ impl Db {
     /// Open an existing RocksDB at `dir` for an offline check: never creates one, and RocksDB's paranoid
     /// checks are on (a corrupt manifest or file found at open is an error, not a repair).
     pub fn open_existing(dir: &Path) -> Result<Db, Error> {
+        // RocksDB creates the directory (for its LOCK and LOG) before it finds there is no database.
+        if !dir.join("CURRENT").is_file() {
+            return Err(Error::Storage(format!(
+                "no raft log store at {}",
+                dir.display()
+            )));
+        }
         Db::open_with(dir, false)
     }
 
