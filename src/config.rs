@@ -56,6 +56,12 @@ pub fn parse_cluster_id(s: &str) -> Result<String, String> {
     values::name(s)
 }
 pub use defaults::{default_of, defaults};
+
+/// A duration in the configuration's syntax (`500ms`, `5s`, `2m`, `1h`, `250us`), for the other
+/// subcommands' flags; the reason it is refused otherwise.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    values::duration(s)
+}
 use values::{
     boolean, duration_in, host_port, host_port_list, initial_cluster, int_in, is_loopback_host,
     join_url, listen_addr, name, same_address, size_in,

@@ -24,6 +24,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}\n\nFor more information, try 'kvs-raft serve --help'.");
             ExitCode::from(2)
         }
+        // A bad argument found after parsing: a usage error too, like clap's own.
+        Err(e) if e.downcast_ref::<commands::UsageError>().is_some() => {
+            let command = e
+                .downcast_ref::<commands::UsageError>()
+                .map_or("", |u| u.command);
+            eprintln!("error: {e:#}\n\nFor more information, try 'kvs-raft {command} --help'.");
+            ExitCode::from(2)
+        }
+        // The command printed its answer (not crossed, not ready): exit 1 without more words.
+        Err(e) if e.downcast_ref::<commands::Quiet>().is_some() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -119,13 +119,44 @@ pub fn client_config(
     trusted_ca: &Path,
     own: Option<&ClientPortTls>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let roots: RootCertStore = load_roots("trusted CA", trusted_ca)?;
-    let builder = ClientConfig::builder()
-        .with_safe_defaults()
-        .with_root_certificates(roots);
+    let builder = trusting("trusted CA", trusted_ca)?;
     Ok(Arc::new(match own {
         Some(tls) => builder.with_client_cert_resolver(tls.identity.clone()),
         None => builder.with_no_client_auth(),
+    }))
+}
+
+/// A client configuration that trusts the CA certificates in `ca` (PEM), still to be given its client
+/// identity.
+fn trusting(
+    what: &'static str,
+    ca: &Path,
+) -> Result<
+    rustls::ConfigBuilder<ClientConfig, rustls::client::WantsTransparencyPolicyOrClientCert>,
+    TlsError,
+> {
+    let roots: RootCertStore = load_roots(what, ca)?;
+    Ok(ClientConfig::builder()
+        .with_safe_defaults()
+        .with_root_certificates(roots))
+}
+
+/// The client configuration of the command-line client (`src/client/`, flags `--cacert`, `--cert`,
+/// `--key`): trusting the CA certificates in `ca`, and presenting the certificate chain and key of
+/// `identity` (for a client port with mutual TLS) when given.
+pub fn tool_client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let builder = trusting("CA certificate", ca)?;
+    Ok(Arc::new(match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                load_certs("client certificate", cert)?,
+                load_key("client key", key)?,
+            )
+            .map_err(|e| TlsError::Config(e.to_string()))?,
     }))
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use super::ClientArgs;
 use crate::config::{parse_cluster_id, parse_initial_cluster};
 
 #[derive(Debug, Subcommand)]
@@ -31,22 +32,12 @@ pub enum SnapshotCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct SaveArgs {
-    /// Where to write the backup.
+    /// Where to write the backup (FILE.part while it downloads).
     pub file: PathBuf,
-    /// Client URLs of the nodes, tried in order until one serves the backup.
-    #[arg(
-        long,
-        env = "KVS_RAFT_ENDPOINTS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:7379"
-    )]
-    pub endpoints: Vec<String>,
-    /// Bearer token (role admin) when the site runs with client auth.
-    #[arg(long, env = "KVS_RAFT_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Print JSON (and no progress bar).
-    #[arg(long)]
-    pub json: bool,
+    /// The node to save from: the first endpoint that answers serves its own applied state (role
+    /// admin). --timeout bounds reaching a node and every pause of the download, not its whole length.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, clap::Args)]

@@ -34,6 +34,7 @@ pub use backend::{
     AddMember, Applied, Backend, BackendError, ClusterView, Consistency, ImageOrigin,
     MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness,
 };
+pub use error::Code;
 pub use limits::Limits;
 pub use routes::{routes, routes_with_auth, Route, ROUTES};
 pub use server::{serve, serve_tls};

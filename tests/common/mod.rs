@@ -1,4 +1,5 @@
-//! Helpers of the integration tests: a cluster of `kvs-raft serve` processes ([`proc`]), an in-process
+//! Helpers of the integration tests: a cluster of `kvs-raft serve` processes ([`proc`]), the binary run as
+//! a client ([`cli`]), an in-process
 //! site of replicas ([`replicas`]), a small HTTP client ([`http`]), a concurrent client load that records
 //! its history for the linearizability checker ([`load`]), and the cluster-level waits and checks below.
 //!
@@ -6,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod disk;
 pub mod http;
 pub mod load;

@@ -1,29 +1,28 @@
 //! `kvs-raft snapshot save FILE`: stream `GET /v1/snapshot` from the first endpoint that serves it
-//! into `FILE.part`, sync it, verify it end to end, then rename it to `FILE` (and sync the directory).
-//! A failed download or a file that does not verify is removed: no `FILE` is left behind (an older
-//! `FILE` stays as it was).
+//! (the shared client: failover until a head arrives, token, TLS) into `FILE.part`, sync it, verify it
+//! end to end, then rename it to `FILE` (and sync the directory). A failed download or a file that does
+//! not verify is removed: no `FILE` is left behind (an older `FILE` stays as it was).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail, Context};
+use hyper::body::HttpBody as _;
+use serde_json::json;
+
 use super::{describe, progress, verify_file};
 use crate::backup::format::hex;
 use crate::cli::SaveArgs;
-use anyhow::{anyhow, bail, Context};
-use serde_json::json;
+use crate::client::StreamingResponse;
+use crate::commands::output::api_failure;
+use crate::commands::{block_on, connect};
 
 /// The route that streams a backup.
 const ROUTE: &str = "/v1/snapshot";
-/// A download that delivers nothing for this long is given up (and the next endpoint tried).
-const IDLE: Duration = Duration::from_secs(60);
 
 pub fn run(args: &SaveArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    runtime.block_on(save(args))
+    block_on(save(args))
 }
 
 /// `FILE.part`.
@@ -34,31 +33,22 @@ fn part_path(file: &Path) -> PathBuf {
 }
 
 async fn save(args: &SaveArgs) -> anyhow::Result<()> {
-    if args.endpoints.is_empty() {
-        bail!("no endpoint to save from (--endpoints or KVS_RAFT_ENDPOINTS)");
-    }
-    let part = part_path(&args.file);
+    let json = args.client.json;
+    let client = connect(&args.client, "snapshot save")?;
     let started = Instant::now();
-    let client = crate::tls::https_client(None, Duration::from_secs(5), Duration::from_secs(30));
-    let mut failures = Vec::new();
-    let mut served_by = None;
-    for endpoint in &args.endpoints {
-        match download(&client, endpoint, args.token.as_deref(), &part, args.json).await {
-            Ok(()) => {
-                served_by = Some(endpoint.clone());
-                break;
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&part);
-                failures.push(format!("{endpoint}: {e:#}"));
-            }
-        }
+    let download = client.get_stream(ROUTE).await?;
+    if !download.status.is_success() {
+        let res = download.collect(&client).await?;
+        return Err(api_failure("snapshot save", &res));
     }
-    let Some(endpoint) = served_by else {
-        bail!("no endpoint served the backup: {}", failures.join("; "));
-    };
+    let endpoint = download.endpoint.to_string();
+    let part = part_path(&args.file);
+    if let Err(e) = receive(download, &part, args.client.timeout, json).await {
+        let _ = std::fs::remove_file(&part);
+        return Err(e.context(format!("the backup from {endpoint} was not saved")));
+    }
     let downloaded = started.elapsed();
-    let (json, check) = (args.json, part.clone());
+    let check = part.clone();
     let verified = tokio::task::spawn_blocking(move || verify_file(&check, json))
         .await
         .map_err(|e| anyhow!("the verification did not run: {e}"))?;
@@ -73,11 +63,11 @@ async fn save(args: &SaveArgs) -> anyhow::Result<()> {
         .with_context(|| format!("rename {} to {}", part.display(), args.file.display()))?;
     sync_parent(&args.file)?;
     let elapsed = started.elapsed();
-    if args.json {
+    if json {
         let mut out = describe(&args.file, &verified);
         out["endpoint"] = json!(endpoint);
-        out["download_ms"] = json!(downloaded.as_millis() as u64);
-        out["elapsed_ms"] = json!(elapsed.as_millis() as u64);
+        out["download_ms"] = json!(u64::try_from(downloaded.as_millis()).unwrap_or(u64::MAX));
+        out["elapsed_ms"] = json!(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
         println!("{out}");
     } else {
         println!(
@@ -94,40 +84,24 @@ async fn save(args: &SaveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stream the backup from `endpoint` into `part` (created or truncated) and sync it.
-async fn download(
-    client: &hyper::Client<hyper_rustls::HttpsConnector<hyper::client::HttpConnector>>,
-    endpoint: &str,
-    token: Option<&str>,
+/// Write the streamed body into `part` (created or truncated) and sync it. Each chunk must arrive
+/// within `idle`.
+async fn receive(
+    mut download: StreamingResponse,
     part: &Path,
+    idle: Duration,
     json: bool,
 ) -> anyhow::Result<()> {
-    let url = format!("{}{ROUTE}", endpoint.trim_end_matches('/'));
-    let mut req = hyper::Request::get(&url);
-    if let Some(token) = token {
-        req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let req = req
-        .body(hyper::Body::empty())
-        .with_context(|| format!("bad endpoint {endpoint:?}"))?;
-    let res = client.request(req).await.context("connect")?;
-    let status = res.status();
-    let mut body = res.into_body();
-    if !status.is_success() {
-        let text = hyper::body::to_bytes(body).await.unwrap_or_default();
-        bail!("{status}: {}", String::from_utf8_lossy(&text).trim());
-    }
     // Plain blocking file writes: this command's runtime runs nothing else.
     let mut file = std::io::BufWriter::with_capacity(
         1 << 20,
         std::fs::File::create(part).with_context(|| format!("create {}", part.display()))?,
     );
-    let bar = progress(json, None, "saving");
-    use hyper::body::HttpBody as _;
+    let bar = progress(json, download.content_length(), "saving");
     loop {
-        let chunk = tokio::time::timeout(IDLE, body.data())
+        let chunk = tokio::time::timeout(idle, download.body.data())
             .await
-            .map_err(|_| anyhow!("no data for {IDLE:?}"))?;
+            .map_err(|_| anyhow!("no data for {idle:?} (--timeout)"))?;
         match chunk {
             None => break,
             Some(Ok(bytes)) => {
@@ -143,8 +117,7 @@ async fn download(
         .into_inner()
         .map_err(|e| anyhow!("write {}: {}", part.display(), e.error()))?;
     file.sync_all()
-        .with_context(|| format!("sync {}", part.display()))?;
-    Ok(())
+        .with_context(|| format!("sync {}", part.display()))
 }
 
 /// Make the rename durable.

@@ -1,10 +1,18 @@
 //! The command line (SPEC §4): clap definitions only. One parser; each subcommand's doc comment is its
-//! help text. The `serve` flags are [`ServeArgs`], defined beside the configuration they feed.
+//! help text. The `serve` flags are [`ServeArgs`], defined beside the configuration they feed; the client
+//! and operations subcommands' flags are in [`client`] (their shared connection flags: [`ClientArgs`]).
+
+pub mod client;
 
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use self::client::{
+    CheckpointArgs, ClientArgs, Consistency, CrossedArgs, DelArgs, GetArgs, HealthArgs, IncrArgs,
+    LeaderCommand, LeaderTransferArgs, MemberIdArgs, MembersAddArgs, MembersCommand, PutArgs,
+    ScanArgs, Shell, StatusArgs, TxnArgs,
+};
 use crate::config::{defaults, ServeArgs};
 use crate::http::auth::Role;
 
@@ -61,7 +69,49 @@ pub enum Command {
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
     /// Print the version.
+    #[command(after_long_help = "Examples:\n  kvs-raft version")]
     Version,
+    /// Write a value (PUT /v1/kv/KEY).
+    Put(PutArgs),
+    /// Read a value: its raw bytes to stdout (GET /v1/kv/KEY); exit 1 if the key is absent.
+    Get(GetArgs),
+    /// Delete a key (DELETE /v1/kv/KEY).
+    Del(DelArgs),
+    /// List keys and values by prefix or range, following pages up to --limit.
+    Scan(ScanArgs),
+    /// Add to an integer value atomically; prints the new value.
+    Incr(IncrArgs),
+    /// Cross a checkpoint: the entity's epoch increments and all its earlier keys become invisible.
+    Checkpoint(CheckpointArgs),
+    /// Whether an entity has crossed a checkpoint: exit 0 if it has, 1 if not.
+    Crossed(CrossedArgs),
+    /// Run an atomic transaction (compares, then the success or failure ops) from a JSON file.
+    Txn(TxnArgs),
+    /// The site at a glance: members, roles, leader, term, commit and applied indexes, lag, health.
+    Status(StatusArgs),
+    /// Membership: list, add a learner, promote it, remove a member.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Leadership: hand it to another voter.
+    #[command(subcommand)]
+    Leader(LeaderCommand),
+    /// Readiness of one node (GET /readyz): exit 0 only when it is ready; for container health checks.
+    Health(HealthArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    #[command(after_long_help = "Examples:
+  kvs-raft completions bash > /etc/bash_completion.d/kvs-raft
+  kvs-raft completions zsh > \"${fpath[1]}/_kvs-raft\"
+  kvs-raft completions fish > ~/.config/fish/completions/kvs-raft.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    #[command(after_long_help = "Examples:
+  kvs-raft man > /usr/share/man/man1/kvs-raft.1
+  kvs-raft man | man -l -")]
+    Man,
     /// Client API tokens (see docs/security.md).
     #[command(subcommand)]
     Token(TokenCommand),

@@ -1,0 +1,441 @@
+//! The client subcommands end to end: the `kvs-raft` binary against a site of three `kvs-raft serve`
+//! processes. Every data subcommand in human and `--json` modes, through a follower, with a dead port
+//! first in `--endpoints` (failover); a missing key and an uncrossed checkpoint exit 1; `health` on a
+//! ready node and on a dead port; usage errors exit 2 naming the argument; completions and the man page.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cli::{dead_endpoint, kvs, kvs_with, Run};
+use common::http::Http;
+use common::proc::Cluster;
+use common::{await_leader, json_u64};
+use serde_json::{json, Value};
+
+/// `kvs-raft ARGS... --endpoints EPS` (the flags may follow the arguments).
+fn at(eps: &str, args: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--endpoints", eps]);
+    kvs(&all)
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_argument() {
+    let dead = dead_endpoint();
+    let cases: &[(&[&str], &str)] = &[
+        (&["put", "k"], "VALUE"),
+        (
+            &["put", "k", "v", "--endpoints", "ftp://x:1"],
+            "--endpoints",
+        ),
+        (
+            &["get", "k", "--endpoints", "http://host-without-port"],
+            "--endpoints",
+        ),
+        (&["get", "k", "--timeout", "0s"], "--timeout"),
+        (&["get", "k", "--timeout", "soon"], "--timeout"),
+        (&["get", "k", "--consistency", "eventual"], "--consistency"),
+        (&["incr", "k", "--delta", "x"], "--delta"),
+        (
+            &["put", "k", "--value-file", "/nonexistent/v"],
+            "--value-file",
+        ),
+        (
+            &["get", "k", "--endpoints", "https://127.0.0.1:1"],
+            "--cacert",
+        ),
+        (
+            &["get", "k", "--token", "a", "--token-file", "/x"],
+            "--token",
+        ),
+        (
+            &["get", "k", "--token-file", "/nonexistent/t"],
+            "--token-file",
+        ),
+        (&["get", "k", "--cert", "/c.pem"], "--key"),
+        (&["members", "promote", "x"], "<ID>"),
+        (&["txn", "/nonexistent/txn.json"], "FILE"),
+    ];
+    for (args, names) in cases {
+        let mut all = args.to_vec();
+        if !all.contains(&"--endpoints") {
+            all.extend(["--endpoints", &dead]);
+        }
+        let run = kvs(&all);
+        assert_eq!(run.code, 2, "{args:?}: {run}");
+        assert!(
+            run.stderr.contains(names),
+            "{args:?} should name {names}: {run}"
+        );
+    }
+    let run = kvs(&["completions", "tcsh"]);
+    assert!(run.code == 2 && run.stderr.contains("tcsh"), "{run}");
+    // Health checks one node.
+    let run = kvs(&["health", "--endpoints", &format!("{dead},{dead}")]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("--endpoints"), "{run}");
+    // A txn file that is not JSON is refused before anything is sent.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("txn.json");
+    std::fs::write(&bad, "{not json").expect("write");
+    let run = kvs(&["txn", bad.to_str().expect("UTF-8"), "--endpoints", &dead]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("not JSON"), "{run}");
+}
+
+#[test]
+fn nothing_listening_is_exit_1_with_what_was_tried() {
+    let (a, b) = (dead_endpoint(), dead_endpoint());
+    let run = at(&format!("{a},{b}"), &["get", "k"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("no node could be reached")
+            && run.stderr.contains(&a)
+            && run.stderr.contains(&b),
+        "{run}"
+    );
+    let run = at(&a, &["health"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("no node could be reached"), "{run}");
+    // The endpoint also comes from the environment.
+    let run = kvs_with(&["status"], &[("KVS_RAFT_ENDPOINTS", &a)], None);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains(&a), "{run}");
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = kvs(&["completions", shell]).ok();
+        let script = run.out();
+        for sub in ["put", "scan", "members", "health", "endpoints"] {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+        eprintln!("completions {shell}: {} bytes", script.len());
+    }
+    let man = kvs(&["man"]).ok().out();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH kvs-raft"),
+        "{man}"
+    );
+    assert!(man.contains(".SH NAME") && man.contains("members"), "{man}");
+    // Every client subcommand's long help ends with examples.
+    for sub in [
+        &["put"][..],
+        &["get"],
+        &["del"],
+        &["scan"],
+        &["incr"],
+        &["checkpoint"],
+        &["crossed"],
+        &["txn"],
+        &["status"],
+        &["members", "list"],
+        &["members", "add"],
+        &["members", "remove"],
+        &["members", "promote"],
+        &["leader", "transfer"],
+        &["health"],
+        &["completions"],
+        &["man"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let help = kvs(&args).ok().out();
+        let tail = help.rsplit("Examples:").next().unwrap_or("");
+        assert!(
+            help.contains("Examples:\n") && tail.contains("kvs-raft "),
+            "{sub:?} --help:\n{help}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_subcommand_through_a_follower_with_failover() {
+    let mut cluster = Cluster::start("cli", 3);
+    let http = Http::new(Duration::from_secs(10));
+    cluster
+        .wait_serving(&http, &[1, 2, 3], Duration::from_secs(30))
+        .await;
+    let (leader, _) = await_leader(&cluster, &http, &[1, 2, 3], Duration::from_secs(30)).await;
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let f = format!("http://{}", cluster.addr(follower));
+    // A dead port first: every command fails over to the follower.
+    let eps = format!("{},{f}", dead_endpoint());
+    let eps = eps.as_str();
+
+    // put / get, human and JSON.
+    let run = at(eps, &["put", "player:42/pos", "48.85,2.29"]).ok();
+    assert!(run.out().starts_with("OK ts="), "{run}");
+    let put = at(eps, &["put", "player:42/pos", "48.86,2.30", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (put["key"].as_str(), put["epoch"].as_u64()),
+        (Some("player:42/pos"), Some(0))
+    );
+    let ts = json_u64(&put, "ts");
+    let got = at(eps, &["get", "player:42/pos"]).ok();
+    assert_eq!(got.stdout, b"48.86,2.30");
+    let got = at(eps, &["get", "player:42/pos", "--json"]).ok().json();
+    assert_eq!(
+        got,
+        json!({"key": "player:42/pos", "value": "48.86,2.30", "ts": ts, "epoch": 0})
+    );
+    let lease = at(
+        eps,
+        &["get", "player:42/pos", "--consistency", "lease", "--json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(lease["ts"].as_u64(), Some(ts), "{lease}");
+    // The previous version, read at its ts.
+    let old_ts = ts - 1;
+    let run = at(eps, &["get", "player:42/pos", "--at", &old_ts.to_string()]).ok();
+    assert_eq!(run.stdout, b"48.85,2.29");
+
+    // Binary values: stdin and --value-file, raw out, base64 in JSON.
+    let binary: Vec<u8> = (0..=255u8).rev().collect();
+    let run = kvs_with(
+        &["put", "blob", "-", "--endpoints", eps],
+        &[],
+        Some(&binary),
+    )
+    .ok();
+    assert!(run.out().starts_with("OK"), "{run}");
+    assert_eq!(at(eps, &["get", "blob"]).ok().stdout, binary);
+    let got = at(eps, &["get", "blob", "--json"]).ok().json();
+    assert!(got.get("value").is_none(), "{got}");
+    let b64 = got["value_b64"].as_str().expect("value_b64");
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64"),
+        binary
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("v.bin");
+    std::fs::write(&file, b"\x00from file\xff").expect("write");
+    at(
+        eps,
+        &["put", "file", "--value-file", file.to_str().expect("UTF-8")],
+    )
+    .ok();
+    assert_eq!(at(eps, &["get", "file"]).ok().stdout, b"\x00from file\xff");
+
+    // Conditions: --if-absent, --if-version, --epoch; each refusal exits 1 naming the code.
+    at(eps, &["put", "lock", "me", "--if-absent"]).ok();
+    let run = at(eps, &["put", "lock", "you", "--if-absent"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("condition_failed"), "{run}");
+    let lock_ts = json_u64(&at(eps, &["get", "lock", "--json"]).ok().json(), "ts");
+    let run = at(
+        eps,
+        &[
+            "put",
+            "lock",
+            "x",
+            "--if-version",
+            &(lock_ts + 1).to_string(),
+        ],
+    );
+    assert!(
+        run.code == 1 && run.stderr.contains("current version is"),
+        "{run}"
+    );
+    at(
+        eps,
+        &["put", "lock", "x", "--if-version", &lock_ts.to_string()],
+    )
+    .ok();
+
+    // A missing key exits 1.
+    let run = at(eps, &["get", "no/such/key"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("not found") && run.out().is_empty(),
+        "{run}"
+    );
+
+    // incr, human and JSON, negative delta.
+    assert_eq!(at(eps, &["incr", "player:42/score"]).ok().out(), "1\n");
+    let incr = at(eps, &["incr", "player:42/score", "--delta", "-5", "--json"])
+        .ok()
+        .json();
+    assert_eq!(incr["value"], -4);
+    assert_eq!(at(eps, &["get", "player:42/score"]).ok().stdout, b"-4");
+
+    // checkpoint / crossed: the entity's keys become invisible, the crossing is recorded.
+    let run = at(eps, &["crossed", "player:42", "cp1"]);
+    assert_eq!(
+        (run.code, run.out()),
+        (1, "player:42 has not crossed cp1\n".into()),
+        "{run}"
+    );
+    let run = at(eps, &["crossed", "player:42", "cp1", "--json"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.json()["crossed"], false);
+    let cp = at(
+        eps,
+        &[
+            "checkpoint",
+            "player:42",
+            "--name",
+            "cp1",
+            "--data",
+            "lap 1",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(cp["epoch"], 1);
+    let run = at(eps, &["crossed", "player:42", "cp1"]).ok();
+    assert!(
+        run.out().contains("crossed cp1") && run.out().contains("lap 1"),
+        "{run}"
+    );
+    let crossed = at(eps, &["crossed", "player:42", "cp1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            crossed["crossed"].as_bool(),
+            crossed["epoch"].as_u64(),
+            crossed["data"].as_str()
+        ),
+        (Some(true), Some(1), Some("lap 1"))
+    );
+    assert_eq!(at(eps, &["get", "player:42/pos"]).code, 1);
+    let run = at(eps, &["put", "player:42/pos", "late", "--epoch", "0"]);
+    assert!(run.code == 1 && run.stderr.contains("stale_epoch"), "{run}");
+    at(eps, &["put", "player:42/pos", "fresh", "--epoch", "1"]).ok();
+    let run = at(eps, &["checkpoint", "player:42", "--name", "cp2"]).ok();
+    assert!(run.out().contains("epoch 2"), "{run}");
+
+    // del, human and JSON.
+    assert!(at(eps, &["del", "lock"]).ok().out().starts_with("deleted"));
+    let del = at(eps, &["del", "lock", "--json"]).ok().json();
+    assert_eq!(del["existed"], false);
+
+    // txn from a file and from stdin.
+    let txn = json!({
+        "compares": [{"key": "t", "target": "exists", "exists": false}],
+        "success": [{"op": "put", "key": "t", "value": "1"}],
+        "failure": [{"op": "get", "key": "t"}]
+    })
+    .to_string();
+    let txn_file = dir.path().join("txn.json");
+    std::fs::write(&txn_file, &txn).expect("write txn");
+    let run = at(eps, &["txn", txn_file.to_str().expect("UTF-8")]).ok();
+    assert!(run.out().contains("success ops applied"), "{run}");
+    let run = kvs_with(
+        &["txn", "-", "--json", "--endpoints", eps],
+        &[],
+        Some(txn.as_bytes()),
+    )
+    .ok();
+    let answer = run.json();
+    assert_eq!(answer["succeeded"], false);
+    assert_eq!(answer["results"][0]["value"], "1");
+
+    // scan: 1,100 keys (more than one page), human and JSON, limits.
+    let ops: Vec<Value> = (0..1100)
+        .map(|i| json!({"op": "put", "key": format!("s/{i:04}"), "value": format!("v{i}")}))
+        .collect();
+    let r = http
+        .post_json(cluster.addr(leader), "/v1/batch", &json!({"ops": ops}))
+        .await
+        .expect("batch");
+    assert_eq!(r.status, 200, "{r}");
+    let all = at(eps, &["scan", "--prefix", "s/", "--limit", "0", "--json"])
+        .ok()
+        .json();
+    let items = all["items"].as_array().expect("items");
+    assert_eq!((items.len(), all["more"].as_bool()), (1100, Some(false)));
+    assert_eq!(
+        (items[0]["key"].as_str(), items[1099]["value"].as_str()),
+        (Some("s/0000"), Some("v1099"))
+    );
+    let some = at(
+        eps,
+        &["scan", "--prefix", "s/", "--limit", "1050", "--json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        (
+            some["items"].as_array().map(Vec::len),
+            some["more"].as_bool()
+        ),
+        (Some(1050), Some(true))
+    );
+    let range = at(eps, &["scan", "--start", "s/0010", "--end", "s/0013"])
+        .ok()
+        .out();
+    assert!(
+        range.contains("s/0010") && range.contains("s/0012") && !range.contains("s/0013"),
+        "{range}"
+    );
+    assert!(range.contains("3 key(s)"), "{range}");
+    let bin = at(eps, &["scan", "--prefix", "blob", "--json"]).ok().json();
+    assert!(bin["items"][0]["value_b64"].is_string(), "{bin}");
+
+    // status, human and JSON, through the dead port and the follower.
+    let st = at(eps, &["status", "--json"]).ok().json();
+    assert_eq!(st["leader"].as_u64(), Some(leader));
+    assert_eq!(st["members"].as_array().map(Vec::len), Some(3));
+    for m in st["members"].as_array().expect("members") {
+        for field in [
+            "id",
+            "peer_addr",
+            "client_addr",
+            "role",
+            "commit",
+            "applied",
+            "lag",
+            "healthy",
+        ] {
+            assert!(m.get(field).is_some(), "{field} missing in {m}");
+        }
+    }
+    let table = at(eps, &["status"]).ok().out();
+    assert!(table.contains(&format!("{leader} *")), "{table}");
+    assert!(
+        table.contains("follower") && table.contains("healthy"),
+        "{table}"
+    );
+    eprintln!("{table}");
+    let members = at(eps, &["members", "list", "--json"]).ok().json();
+    assert_eq!(members["members"].as_array().map(Vec::len), Some(3));
+
+    // health: 0 on a ready node, JSON with the readiness fields.
+    let run = at(&f, &["health"]).ok();
+    assert!(run.out().contains("is ready"), "{run}");
+    let h = at(&f, &["health", "--json"]).ok().json();
+    assert_eq!(
+        (h["ready"].as_bool(), h["leader_known"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // A member killed, first in --endpoints: writes and reads go on through the others; its health
+    // check fails.
+    cluster.kill9(follower);
+    let others: Vec<String> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != follower)
+        .map(|id| format!("http://{}", cluster.addr(id)))
+        .collect();
+    let eps2 = format!("{f},{}", others.join(","));
+    at(&eps2, &["put", "after", "kill"]).ok();
+    assert_eq!(at(&eps2, &["get", "after"]).ok().stdout, b"kill");
+    let run = at(&f, &["health"]);
+    assert_eq!(run.code, 1, "{run}");
+}
