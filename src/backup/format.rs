@@ -69,7 +69,7 @@ pub enum FormatError {
     #[error("the backup file is corrupt: {0}")]
     Corrupt(String),
     #[error("reading the backup file: {0}")]
-    Io(#[source] std::io::Error),
+    Io(std::io::Error),
 }
 
 /// Produces the file's bytes in order (the server side), hashing them for the trailer.

@@ -22,8 +22,8 @@ pub enum BackupError {
     #[error(transparent)]
     Format(#[from] FormatError),
     /// The image inside the file fails the engine's own checks (chunk CRC, order, record hash).
-    #[error("the backup file is corrupt: its image fails its checks ({0})")]
-    Image(#[source] engine::Error),
+    #[error("the backup file is corrupt: its image fails its checks: {0}")]
+    Image(engine::Error),
     #[error(
         "the backup file is corrupt: its header says applied index {header_index} (ts {header_ts}), \
          its image holds {image_index} (ts {image_ts})"
