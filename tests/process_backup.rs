@@ -405,6 +405,8 @@ fn assert_refused(file: &Path, words: &[&str], what: &str) {
     let out = restore(file, &dir, 1, "1=127.0.0.1:7380", "x");
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert_eq!(out.status.code(), Some(1), "{what}: restore accepted it");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["ok"], false, "{what}: restore --json: {v}");
     assert!(
         words.iter().any(|w| stderr.contains(w)),
         "{what}: unclear error from restore: {stderr}"

@@ -153,14 +153,26 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         members: args.initial_cluster.clone(),
     };
     let file: PathBuf = args.file.clone();
-    let verified = backup::restore(&target, |phase| open_with_progress(&file, args.json, phase))
+    let restored = backup::restore(&target, |phase| open_with_progress(&file, args.json, phase))
         .with_context(|| {
             format!(
                 "restore {} from {}",
                 args.data_dir.display(),
                 file.display()
             )
-        })?;
+        });
+    let verified = match restored {
+        Ok(v) => v,
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"ok": false, "file": file.display().to_string(), "error": format!("{e:#}")})
+                );
+            }
+            return Err(e);
+        }
+    };
     let cluster = args
         .cluster_id
         .clone()
