@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::http::{encode_query, Http};
+use common::http::Http;
 use common::proc::Cluster;
 use common::{await_leader, wait_for};
 use serde_json::{json, Value};
@@ -72,31 +72,10 @@ fn restore(file: &Path, dir: &Path, id: u64, initial: &str, cluster_id: &str) ->
 
 /// A full scan (key → value) of the store through `addr`, at `at` if given.
 async fn scan(http: &Http, addr: SocketAddr, at: Option<u64>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let at = at.map_or(String::new(), |t| format!("&at={t}"));
-    let mut start: Option<String> = None;
-    loop {
-        let path = match &start {
-            None => format!("/v1/kv?prefix=&limit=5000{at}"),
-            Some(s) => format!(
-                "/v1/kv?start={}&limit=5000{at}",
-                encode_query(format!("{s}\0").as_bytes())
-            ),
-        };
-        let r = http.get(addr, &path).await.expect("scan");
-        assert_eq!(r.status, 200, "GET {path}: {r}");
-        let v = r.json();
-        for item in v["items"].as_array().expect("items") {
-            out.insert(
-                item["key"].as_str().expect("key").to_owned(),
-                item["value"].as_str().expect("value").to_owned(),
-            );
-        }
-        match (v["more"].as_bool(), out.keys().next_back()) {
-            (Some(true), Some(last)) => start = Some(last.clone()),
-            _ => return out,
-        }
-    }
+    let query = at.map_or("consistency=linearizable".to_owned(), |t| format!("at={t}"));
+    common::scan_all_with(http, addr, &query)
+        .await
+        .unwrap_or_else(|e| panic!("scan: {e}"))
 }
 
 async fn batch(http: &Http, addr: SocketAddr, ops: Vec<Value>) -> Value {

@@ -244,27 +244,30 @@ async fn check_detects_a_log_whose_tail_was_lost() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_detects_a_flipped_byte_in_an_engine_sst() {
-    let (_cluster, dir) = stopped_node("check-engine-sst", 30, &[]).await;
-    // A first check opens the engine, which flushes its recovered WAL into an SST.
+/// A stopped one-node site whose `part` (`state` or `raft`) has a byte flipped in every SST; what
+/// `check` says then, and how many files were changed.
+async fn check_after_flipping_ssts(name: &str, part: &str) -> (Cluster, Output, Value, usize) {
+    let (cluster, dir) = stopped_node(name, 30, &[]).await;
+    // A first check opens both stores, which flush their recovered WALs into SSTs.
     let (out, _) = check(&dir, &[]);
     assert!(out.status.success());
-    let changed = flip_a_byte_in_each_sst(&dir.join("state"));
-    assert!(changed > 0, "no engine SST to corrupt");
+    let changed = flip_a_byte_in_each_sst(&dir.join(part));
+    assert!(changed > 0, "no SST under {part} to corrupt");
     let (out, report) = check(&dir, &[]);
+    (cluster, out, report, changed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_detects_a_flipped_byte_in_an_engine_sst() {
+    let (_cluster, out, report, changed) =
+        check_after_flipping_ssts("check-engine-sst", "state").await;
     assert_fails(&out, &report, &["state_verifies"], "flipped engine SST");
     println!("engine SST corruption detected in {changed} file(s): {report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_detects_a_flipped_byte_in_a_raft_log_sst() {
-    let (_cluster, dir) = stopped_node("check-log-sst", 30, &[]).await;
-    let (out, _) = check(&dir, &[]);
-    assert!(out.status.success());
-    let changed = flip_a_byte_in_each_sst(&dir.join("raft"));
-    assert!(changed > 0, "no raft log SST to corrupt");
-    let (out, report) = check(&dir, &[]);
+    let (_cluster, out, report, changed) = check_after_flipping_ssts("check-log-sst", "raft").await;
     assert_eq!(out.status.code(), Some(1), "{report:#}");
     let got = failed(&report);
     assert!(

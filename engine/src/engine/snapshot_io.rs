@@ -186,11 +186,14 @@ pub fn image_applied(first_chunk: &[u8]) -> Result<Applied, Error> {
     }
 }
 
+/// What [`check_stream`] hands each record to (a key and its value); an error stops the walk.
+type OnRecord<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), Error> + 'a;
+
 /// Walk a snapshot stream, checking everything, and hand each record (keys strictly increasing, each
 /// inside the state range) to `on_record`. Returns the stream's summary once its end chunk checked out.
 fn check_stream(
     chunks: &mut dyn Iterator<Item = Vec<u8>>,
-    on_record: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), Error>,
+    on_record: &mut OnRecord<'_>,
 ) -> Result<SnapshotMeta, Error> {
     let mut hasher = RecordHasher::default();
     let mut applied = None;

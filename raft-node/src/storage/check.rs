@@ -192,30 +192,28 @@ impl Meta {
 
     /// Turn what was read into the report's facts and its metadata findings.
     fn report(self, report: &mut LogReport) {
-        let cluster = match self.cluster_id {
-            Some(Ok(id)) => {
-                report.cluster_id = Some(id.clone());
-                (format!("cluster {id:?}"), None)
-            }
-            Some(Err(e)) => (String::new(), Some(e.to_string())),
-            None => (
-                String::new(),
-                Some("no cluster id is recorded (this is not a kvs-raft log store)".into()),
-            ),
-        };
-        report.found("cluster_id_recorded", cluster.0, cluster.1);
-        let node = match self.node_id {
-            Some(Ok(id)) => {
-                report.node_id = Some(id);
-                (format!("node {id}"), None)
-            }
-            Some(Err(e)) => (String::new(), Some(e.to_string())),
-            None => (
-                String::new(),
-                Some("no node id is recorded (the node never started on this data dir)".into()),
-            ),
-        };
-        report.found("node_id_recorded", node.0, node.1);
+        let (detail, problem) = recorded(
+            self.cluster_id,
+            |id| format!("cluster {id:?}"),
+            "no cluster id is recorded (this is not a kvs-raft log store)",
+        );
+        report.cluster_id = detail.as_ref().map(|(id, _)| id.clone());
+        report.found(
+            "cluster_id_recorded",
+            detail.map(|d| d.1).unwrap_or_default(),
+            problem,
+        );
+        let (detail, problem) = recorded(
+            self.node_id,
+            |id| format!("node {id}"),
+            "no node id is recorded (the node never started on this data dir)",
+        );
+        report.node_id = detail.as_ref().map(|(id, _)| *id);
+        report.found(
+            "node_id_recorded",
+            detail.map(|d| d.1).unwrap_or_default(),
+            problem,
+        );
         let mut problems = Vec::new();
         match self.hard_state.transpose() {
             Ok(hs) => report.hard_state = hs.unwrap_or_default(),
@@ -279,6 +277,22 @@ impl Meta {
             ),
         };
         report.found("membership_decodes", membership.0, membership.1);
+    }
+}
+
+/// An identity value as read: `Some((value, detail))` and no problem, or why it is missing or bad.
+fn recorded<T>(
+    read: Option<Result<T, Error>>,
+    describe: impl Fn(&T) -> String,
+    missing: &str,
+) -> (Option<(T, String)>, Option<String>) {
+    match read {
+        Some(Ok(v)) => {
+            let detail = describe(&v);
+            (Some((v, detail)), None)
+        }
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, Some(missing.to_owned())),
     }
 }
 
