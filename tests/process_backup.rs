@@ -78,6 +78,25 @@ async fn scan(http: &Http, addr: SocketAddr, at: Option<u64>) -> BTreeMap<String
         .unwrap_or_else(|e| panic!("scan: {e}"))
 }
 
+/// Each node's resident set size, from its `/metrics`.
+async fn rss(http: &Http, cluster: &Cluster) -> Vec<u64> {
+    let mut out = Vec::new();
+    for id in cluster.ids() {
+        let r = http
+            .get(cluster.addr(id), "/metrics")
+            .await
+            .expect("metrics");
+        let text = r.text();
+        let line = text
+            .lines()
+            .find(|l| !l.starts_with('#') && l.contains("process_resident_memory_bytes"))
+            .unwrap_or_else(|| panic!("no RSS metric on node {id}"));
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        out.push(value.expect("an RSS value") as u64);
+    }
+    out
+}
+
 async fn batch(http: &Http, addr: SocketAddr, ops: Vec<Value>) -> Value {
     let r = http
         .post_json(addr, "/v1/batch", &json!({ "ops": ops }))
@@ -162,6 +181,7 @@ async fn a_site_backed_up_while_writing_restores_into_a_new_cluster_with_exactly
     .await;
     let root = tempfile::tempdir().expect("tempdir");
     let file = root.path().join("site.kvsbak");
+    let rss_before = rss(&http, &source).await;
     let t0 = Instant::now();
     let saved = tokio::task::spawn_blocking({
         let file = file.clone();
@@ -171,6 +191,8 @@ async fn a_site_backed_up_while_writing_restores_into_a_new_cluster_with_exactly
     .await
     .expect("save task");
     let save_time = t0.elapsed();
+    let rss_after = rss(&http, &source).await;
+    println!("source RSS before the backup {rss_before:?}, after it {rss_after:?} (bytes)");
     // A few more writes after the save, then stop writing.
     let n_before = acked.lock().expect("lock").len();
     wait_for(
