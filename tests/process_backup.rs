@@ -416,6 +416,24 @@ fn assert_refused(file: &Path, words: &[&str], what: &str) {
     println!("{what}: refused by status and restore: {}", stderr.trim());
 }
 
+#[test]
+fn the_snapshot_and_check_help_ends_with_examples() {
+    for sub in [
+        &["snapshot", "save"][..],
+        &["snapshot", "status"],
+        &["snapshot", "restore"],
+        &["check"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let out = kvs(&args);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{sub:?}: {help}");
+        let tail = help.rsplit("Examples").next().unwrap_or("");
+        assert!(tail.contains("kvs-raft "), "{sub:?} --help:\n{help}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_byte_or_a_truncated_backup_is_refused_and_creates_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -445,6 +463,25 @@ async fn a_flipped_byte_or_a_truncated_backup_is_refused_and_creates_nothing() {
     b[at] ^= 0x01;
     std::fs::write(&header_flip, &b).expect("write");
     assert_refused(&header_flip, &["corrupt"], "a flipped byte in the header");
+
+    // A save that no node serves leaves neither FILE nor FILE.part.
+    let nowhere = root.path().join("nowhere.kvsbak");
+    let out = kvs(&[
+        "snapshot",
+        "save",
+        path_str(&nowhere),
+        "--endpoints",
+        "http://127.0.0.1:1",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!nowhere.exists() && !root.path().join("nowhere.kvsbak.part").exists());
 
     // A good file is not restored into a data dir that holds anything.
     let busy = root.path().join("busy");

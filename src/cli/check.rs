@@ -7,6 +7,9 @@ use std::path::PathBuf;
 /// entry decodes, no holes, terms never go back, the log reaches the commit index, cluster and node id
 /// recorded, the membership table decodes), and that the state is not behind the log.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  kvs-raft check --data-dir /var/lib/kvs-raft
+  kvs-raft check --data-dir /var/lib/kvs-raft --id 2 --cluster-id site-a --json")]
 pub struct CheckArgs {
     /// The node's data directory (as given to `serve --data-dir`).
     #[arg(long, env = "KVS_RAFT_DATA_DIR", default_value = "./kvs-data")]

@@ -20,7 +20,7 @@ mod check;
 mod snapshot;
 
 pub use check::CheckArgs;
-pub use snapshot::{RestoreArgs, SaveArgs, SnapshotCommand};
+pub use snapshot::{RestoreArgs, SaveArgs, SnapshotCommand, SnapshotStatusArgs};
 
 #[derive(Debug, Parser)]
 #[command(

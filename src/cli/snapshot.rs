@@ -16,13 +16,7 @@ pub enum SnapshotCommand {
     /// failed or corrupt download leaves no FILE. Prints the applied index, size and SHA-256.
     Save(SaveArgs),
     /// Print a backup file's header and verify the whole file (exit 1 on a flipped byte or a truncation).
-    Status {
-        /// The backup file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(SnapshotStatusArgs),
     /// Seed ONE node of a NEW cluster from a backup (restore every node of the new cluster from the same
     /// file, each with its own --id and the same --initial-cluster), then start each with
     /// `serve --id N --data-dir DIR --initial-cluster …`. The file is verified fully before anything is
@@ -31,6 +25,9 @@ pub enum SnapshotCommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  kvs-raft snapshot save site-a.kvsbak --endpoints http://10.0.0.1:7379,http://10.0.0.2:7379
+  kvs-raft snapshot save /backups/site-a-$(date +%F).kvsbak --token-file /etc/kvs-raft/admin.token --json")]
 pub struct SaveArgs {
     /// Where to write the backup (FILE.part while it downloads).
     pub file: PathBuf,
@@ -41,6 +38,25 @@ pub struct SaveArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  kvs-raft snapshot status site-a.kvsbak
+  kvs-raft snapshot status site-a.kvsbak --json")]
+pub struct SnapshotStatusArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "Examples (one per node of the new cluster, then `serve` each with the same flags):
+  kvs-raft snapshot restore site-a.kvsbak --data-dir /var/lib/kvs-raft --id 11 \\
+      --initial-cluster 11=node1:7380,12=node2:7380,13=node3:7380 --cluster-id site-a-2
+  kvs-raft serve --id 11 --cluster-id site-a-2 --data-dir /var/lib/kvs-raft \\
+      --initial-cluster 11=node1:7380,12=node2:7380,13=node3:7380"
+)]
 pub struct RestoreArgs {
     /// The backup file.
     pub file: PathBuf,

@@ -20,7 +20,7 @@ mod save;
 pub fn run(command: SnapshotCommand) -> anyhow::Result<()> {
     match command {
         SnapshotCommand::Save(args) => save::run(&args),
-        SnapshotCommand::Status { file, json } => status(&file, json),
+        SnapshotCommand::Status(args) => status(&args.file, args.json),
         SnapshotCommand::Restore(args) => restore(&args),
     }
 }
