@@ -483,6 +483,22 @@ async fn a_flipped_byte_or_a_truncated_backup_is_refused_and_creates_nothing() {
     );
     assert!(!nowhere.exists() && !root.path().join("nowhere.kvsbak.part").exists());
 
+    // A node that is not one of the new members is a usage error (exit 2), before anything is read.
+    let out = restore(
+        &file,
+        &root.path().join("stranger"),
+        7,
+        "1=127.0.0.1:7380",
+        "x",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.path().join("stranger").exists());
+
     // A good file is not restored into a data dir that holds anything.
     let busy = root.path().join("busy");
     std::fs::create_dir_all(&busy).expect("mkdir");

@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::backup::format::hex;
 use crate::backup::{self, RestoreTarget, Verified};
 use crate::cli::{RestoreArgs, SnapshotCommand};
+use crate::commands::UsageError;
 
 mod save;
 
@@ -146,6 +147,21 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
 
 /// `snapshot restore FILE --data-dir DIR --id N --initial-cluster … [--cluster-id X]`.
 fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
+    if !args.initial_cluster.contains_key(&args.id) {
+        return Err(UsageError::new(
+            "snapshot restore",
+            format!(
+                "--id {} is not one of --initial-cluster ({})",
+                args.id,
+                args.initial_cluster
+                    .keys()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into());
+    }
     let target = RestoreTarget {
         data_dir: args.data_dir.clone(),
         node_id: args.id,
