@@ -31,7 +31,8 @@
 //!   negative answer from it costs no disk read.
 //! * **Snapshots.** [`Engine::write_snapshot`] streams a consistent point-in-time copy in self-checking
 //!   chunks; [`Engine::install_snapshot`] verifies the whole stream before changing anything and then
-//!   switches atomically (an interrupted switch is finished by the next `open`).
+//!   switches atomically (an interrupted switch is finished by the next `open`). [`verify_image`] runs
+//!   the install's checks on a stream without installing it (a backup file's image).
 //! * **GC** never copies the data set or forks: old versions are dropped by a compaction filter, old
 //!   epochs by range deletes, each step bounded ([`Engine::gc_step`]'s budget).
 //!
