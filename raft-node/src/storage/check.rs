@@ -93,6 +93,7 @@ pub fn check_log(dir: &Path) -> Result<LogReport, Error> {
         }
         Ok(())
     });
+    let read_whole = read.is_ok();
     report.found(
         "log_readable",
         "every block of the store read with its checksum verified".into(),
@@ -101,7 +102,7 @@ pub fn check_log(dir: &Path) -> Result<LogReport, Error> {
         }),
     );
     let boundary = meta.boundary.unwrap_or_default();
-    meta.report(&mut report);
+    meta.report(&mut report, read_whole);
     report.first_index = boundary.index.saturating_add(1);
     report.last_index = walk.last.map_or(boundary.index, |(i, _)| i);
     report.entries = walk.count;
@@ -169,6 +170,8 @@ struct Meta {
     boundary: Option<super::log_state::Boundary>,
     boundary_error: Option<Error>,
     unknown: Vec<String>,
+    /// Added to "not recorded" findings when the full read stopped early.
+    unread: &'static str,
 }
 
 impl Meta {
@@ -191,11 +194,18 @@ impl Meta {
     }
 
     /// Turn what was read into the report's facts and its metadata findings.
-    fn report(self, report: &mut LogReport) {
+    /// `read_whole`: the full read reached the end (else a value not found may lie past where it
+    /// stopped, and its finding says so).
+    fn report(mut self, report: &mut LogReport, read_whole: bool) {
+        if !read_whole {
+            self.unread =
+                " (or past the unreadable block where the read stopped: see log_readable)";
+        }
         let (detail, problem) = recorded(
             self.cluster_id,
             |id| format!("cluster {id:?}"),
             "no cluster id is recorded (this is not a kvs-raft log store)",
+            self.unread,
         );
         report.cluster_id = detail.as_ref().map(|(id, _)| id.clone());
         report.found(
@@ -207,6 +217,7 @@ impl Meta {
             self.node_id,
             |id| format!("node {id}"),
             "no node id is recorded (the node never started on this data dir)",
+            self.unread,
         );
         report.node_id = detail.as_ref().map(|(id, _)| *id);
         report.found(
@@ -269,11 +280,14 @@ impl Meta {
             Some(Err(e)) => (String::new(), Some(e.to_string())),
             None if report.conf_state.voters.is_empty() => (
                 "no membership table (the node never started)".into(),
-                Some("no membership table and no voters".into()),
+                Some(format!("no membership table and no voters{}", self.unread)),
             ),
             None => (
                 String::new(),
-                Some("voters are recorded but no membership table".into()),
+                Some(format!(
+                    "voters are recorded but no membership table{}",
+                    self.unread
+                )),
             ),
         };
         report.found("membership_decodes", membership.0, membership.1);
@@ -285,6 +299,7 @@ fn recorded<T>(
     read: Option<Result<T, Error>>,
     describe: impl Fn(&T) -> String,
     missing: &str,
+    unread: &str,
 ) -> (Option<(T, String)>, Option<String>) {
     match read {
         Some(Ok(v)) => {
@@ -292,7 +307,7 @@ fn recorded<T>(
             (Some((v, detail)), None)
         }
         Some(Err(e)) => (None, Some(e.to_string())),
-        None => (None, Some(missing.to_owned())),
+        None => (None, Some(format!("{missing}{unread}"))),
     }
 }
 
