@@ -45,6 +45,16 @@ mod tests;
 mod values;
 
 pub use args::ServeArgs;
+
+/// `--initial-cluster` as `serve` reads it (`ID=HOST:PORT,...`); `snapshot restore` takes the same.
+pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<u64, String>, String> {
+    values::initial_cluster(s)
+}
+
+/// A cluster id as `serve --cluster-id` accepts it.
+pub fn parse_cluster_id(s: &str) -> Result<String, String> {
+    values::name(s)
+}
 pub use defaults::{default_of, defaults};
 
 /// A duration in the configuration's syntax (`500ms`, `5s`, `2m`, `1h`, `250us`), for the other

@@ -4,6 +4,7 @@
 //! Dependencies point one way: `main` → `cli`, `config` → `commands` → `node` → `http`, `engine`,
 //! `raft-node`; `commands` → `client` (the HTTP client of the client subcommands). `http` defines the backend trait that `node` implements, so `http` never imports `node`.
 
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -180,11 +180,8 @@ async fn ready_only_once_the_site_serves_and_the_watchdog_is_fed_meanwhile() {
     let watchdog = Duration::from_secs(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let notify = NotifySocket::bind(dir.path());
-    let mut cluster = Cluster::create_with(name, 3, |node| {
-        if node.id == 1 {
-            node.env = notify.env(Some(watchdog));
-        }
-    });
+    let mut cluster = Cluster::unstarted(name, &format!("proc-{name}"), &[1, 2, 3]);
+    cluster.nodes.get_mut(&1).expect("node 1").env = notify.env(Some(watchdog));
     cluster.spawn(1);
     let http = Http::new(Duration::from_secs(5));
     cluster.wait_serving(&http, &[1], START).await;

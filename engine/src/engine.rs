@@ -20,6 +20,7 @@ mod snapshot_io;
 mod verify;
 
 use reader::Reader;
+pub use snapshot_io::{image_applied, verify_image};
 pub use verify::VerifyReport;
 
 const FORMAT_KEY: &[u8] = b"mformat";

@@ -31,7 +31,8 @@
 //!   negative answer from it costs no disk read.
 //! * **Snapshots.** [`Engine::write_snapshot`] streams a consistent point-in-time copy in self-checking
 //!   chunks; [`Engine::install_snapshot`] verifies the whole stream before changing anything and then
-//!   switches atomically (an interrupted switch is finished by the next `open`).
+//!   switches atomically (an interrupted switch is finished by the next `open`). [`verify_image`] runs
+//!   the install's checks on a stream without installing it (a backup file's image).
 //! * **GC** never copies the data set or forks: old versions are dropped by a compaction filter, old
 //!   epochs by range deletes, each step bounded ([`Engine::gc_step`]'s budget).
 //!
@@ -62,8 +63,8 @@ mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    ApplyOutput, Engine, EngineConfig, EngineStats, EntityView, GcReport, ScanPage, ScanRequest,
-    VerifyReport,
+    image_applied, verify_image, ApplyOutput, Engine, EngineConfig, EngineStats, EntityView,
+    GcReport, ScanPage, ScanRequest, VerifyReport,
 };
 pub use error::Error;
 pub use op::{CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};

@@ -343,6 +343,16 @@ fn snapshot_install_on_a_fresh_instance_reproduces_the_content_exactly() {
         meta.chunks
     );
     assert_eq!(meta.sha256, source.content_sha256);
+    // A backup file checks its image without installing it (`kvs-raft snapshot status|restore`).
+    assert_eq!(
+        engine::verify_image(&mut chunks.clone().into_iter()).unwrap(),
+        meta
+    );
+    assert_eq!(
+        engine::image_applied(&chunks[0]).unwrap(),
+        f.engine.applied()
+    );
+    assert!(engine::image_applied(&chunks[1]).is_err());
 
     let dir = TempDir::new().unwrap();
     let target = Engine::open(dir.path(), EngineConfig::tiny(f.clock.clone())).unwrap();
@@ -374,6 +384,10 @@ fn snapshot_install_on_a_fresh_instance_reproduces_the_content_exactly() {
     let mut reordered = chunks.clone();
     reordered.swap(1, 2);
     for stream in [bad, truncated, reordered, vec![]] {
+        assert!(matches!(
+            engine::verify_image(&mut stream.clone().into_iter()),
+            Err(Error::BadSnapshot(_))
+        ));
         assert!(matches!(
             target.install_snapshot(&mut stream.into_iter()),
             Err(Error::BadSnapshot(_))

@@ -452,6 +452,10 @@ impl<O: Send + 'static> Group<O> {
                 return Err(StartError::Node(e));
             }
         };
+        let own_client_unknown = persisted
+            .members
+            .get(&id)
+            .is_some_and(|m| m.client_addr.is_empty());
         let membership = Arc::new(RwLock::new(persisted));
         let isolated = Arc::new(Mutex::new(false));
         let peer_transport = PeerTransport {
@@ -477,6 +481,16 @@ impl<O: Send + 'static> Group<O> {
         let watch = handle.watch();
         let low_space = handle.low_space();
         inbound.attach(sender.clone());
+        // A table that lacks this node's own client address (a log seeded by `snapshot restore` from
+        // `--initial-cluster`, which names peer addresses only) learns it as it learns the peers':
+        // from what this node announces (peers hear it on their handshakes).
+        if own_client_unknown && !cfg.advertise_client.is_empty() {
+            inbound.input(Input::PeerAddresses(
+                id,
+                String::new(),
+                cfg.advertise_client.clone(),
+            ));
+        }
         Ok(Group {
             id,
             cluster_id: cfg.cluster_id,

@@ -27,5 +27,5 @@ pub use node::{
     FSYNC_BUCKETS_MICROS,
 };
 pub use runner::{LoopExit, LoopHook, LowSpace};
-pub use storage::LogStorage;
+pub use storage::{bootstrap_from_image, check_log, Finding, LogReport, LogStorage};
 pub use transport::TransportCounters;

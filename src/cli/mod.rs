@@ -16,6 +16,12 @@ pub use self::client::{
 use crate::config::{defaults, ServeArgs};
 use crate::http::auth::Role;
 
+mod check;
+mod snapshot;
+
+pub use check::CheckArgs;
+pub use snapshot::{RestoreArgs, SaveArgs, SnapshotCommand, SnapshotStatusArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kvs-raft",
@@ -56,15 +62,12 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         updates: u32,
     },
-    /// Verify a stopped node's data directory offline: every record decodes, invariants hold.
-    Check {
-        /// The node's data directory (as given to `serve --data-dir`).
-        #[arg(long, env = "KVS_RAFT_DATA_DIR", default_value = "./kvs-data")]
-        data_dir: PathBuf,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Verify a stopped node's data directory offline: the engine, the Raft log, and how they fit.
+    Check(CheckArgs),
+    /// Online backup and restore: `save` a node's state to a file, `status` to verify one, `restore` to
+    /// seed a node of a new cluster from one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Print the version.
     #[command(after_long_help = "Examples:\n  kvs-raft version")]
     Version,

@@ -15,11 +15,13 @@ pub mod leader;
 pub mod members;
 pub mod output;
 pub mod serve;
+pub mod snapshot;
 pub mod status;
 pub mod token;
 
 use crate::cli::{Cli, ClientArgs, Command, LeaderCommand, MembersCommand, TokenCommand};
 use crate::client::{Client, ClientError, ClientOptions};
+use check::CheckRequest;
 
 /// A bad argument found after parsing (exit 2): what is wrong, naming the flag, and the subcommand
 /// whose `--help` explains it.
@@ -84,7 +86,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             players,
             updates,
         } => demo::run(data_dir, players, updates),
-        Command::Check { data_dir, json } => check::run(&data_dir, json),
+        Command::Check(args) => check::run(&CheckRequest {
+            data_dir: args.data_dir,
+            json: args.json,
+            id: args.id,
+            cluster_id: args.cluster_id,
+        }),
+        Command::Snapshot(command) => snapshot::run(command),
         Command::Token(TokenCommand::Create { name, role, append }) => {
             token::create(&name, role, append.as_deref())
         }

@@ -137,6 +137,20 @@ pub struct AddMember {
     pub learner: bool,
 }
 
+/// Who serves a backup image (`GET /v1/snapshot`), for the file's header: the cluster, this node, and
+/// the group's configuration as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageOrigin {
+    pub cluster_id: String,
+    pub node_id: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// (id, peer address, client address) of every member the membership table knows.
+    pub members: Vec<(u64, String, String)>,
+    /// The log index the membership table reflects.
+    pub membership_index: u64,
+}
+
 /// What `/readyz` reports: ready when all three hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Readiness {
@@ -212,6 +226,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     fn readiness(&self) -> Readiness;
+
+    /// Who this node is and the configuration it knows, for a backup's header. Never waits on the node
+    /// loop.
+    fn image_origin(&self) -> ImageOrigin;
 
     /// Liveness (`/healthz`): `Err(why)` once this node can no longer serve — its Raft loop died — so a
     /// supervisor restarts it (the process is stopping by then too).

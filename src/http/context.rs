@@ -30,6 +30,8 @@ pub struct Ctx<B> {
     pub auth: Auth,
     /// One permit per proposal in flight from this layer: full → 429, never an unbounded queue.
     pub proposals: Arc<Semaphore>,
+    /// One permit per backup streaming from this node (`GET /v1/snapshot`): full → 429.
+    pub backups: Arc<Semaphore>,
     /// The one registry `/metrics` serves: this layer's metrics and the backend's.
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
@@ -64,6 +66,7 @@ impl<B: Backend> Ctx<B> {
         backend.register_metrics(&registry);
         Arc::new(Ctx {
             proposals: Arc::new(Semaphore::new(limits.max_inflight_proposals)),
+            backups: Arc::new(Semaphore::new(super::snapshot::MAX_BACKUPS)),
             backend,
             limits,
             auth,

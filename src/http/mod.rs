@@ -1,7 +1,7 @@
 //! HTTP API v1 (SPEC §3), over warp: routes and filters (`routes`), thin handlers (`handlers`, `admin`),
 //! JSON models (`dto`), the one error mapping (`error`), the read and write paths (`read`, `propose`),
 //! forwarding to the leader (`forward`), client authentication (`auth`: bearer tokens and roles), limits,
-//! metrics, and the server loop (`server`).
+//! metrics, the online backup stream (`snapshot`), and the server loop (`server`).
 //!
 //! The layer talks to the node only through the [`Backend`] trait, so every route is tested in-process
 //! against a fake backend over a real engine (`tests/`).
@@ -25,13 +25,14 @@ mod propose;
 mod read;
 mod routes;
 mod server;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;
 
 pub use backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
-    MemberView, ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, ImageOrigin,
+    MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness,
 };
 pub use error::Code;
 pub use limits::Limits;

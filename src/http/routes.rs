@@ -29,6 +29,7 @@ use super::forward::finish;
 use super::handlers;
 use super::limits::Limits;
 use super::metrics::method_label;
+use super::snapshot;
 
 /// One route: its method, its path template (OpenAPI syntax) and who may call it.
 #[derive(Debug, Clone)]
@@ -77,6 +78,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::DELETE, "/v1/cluster/members/{id}", ADMIN),
     route(Method::POST, "/v1/cluster/leader", ADMIN),
     route(Method::GET, "/v1/sync", READ),
+    route(Method::GET, "/v1/snapshot", ADMIN),
     route(Method::GET, "/metrics", Access::Metrics),
     route(Method::GET, "/healthz", Access::Open),
     route(Method::GET, "/readyz", Access::Open),
@@ -446,6 +448,14 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
             handle!(ctx, origin, admin::sync(&ctx, &origin).await)
         })
         .boxed();
+    let backup = warp::path!("v1" / "snapshot")
+        .and(warp::get())
+        .and(guard(&ctx, Method::GET, "/v1/snapshot"))
+        .and(st())
+        .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
+            handle!(ctx, origin, snapshot::snapshot(&ctx, &origin).await)
+        })
+        .boxed();
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(guard(&ctx, Method::GET, "/metrics"))
@@ -487,6 +497,7 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         remove_member,
         leader,
         sync,
+        backup,
         metrics,
         healthz,
         readyz,

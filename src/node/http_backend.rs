@@ -14,8 +14,8 @@ use raft_node::{Error, LoopExit, Member, MembershipChange, NodeStatus, Role as N
 
 use super::replica::Replica;
 use crate::http::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
-    MemberView, ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, ImageOrigin,
+    MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness,
 };
 
 /// How often a promotion is asked again while its learner catches up.
@@ -544,6 +544,26 @@ impl Backend for ReplicaBackend {
             r.detail.push("data dir is not writable".into());
         }
         r
+    }
+
+    fn image_origin(&self) -> ImageOrigin {
+        let membership = self.replica.membership();
+        let (voters, learners) = self
+            .cached()
+            .map(|s| (s.voters, s.learners))
+            .unwrap_or_default();
+        ImageOrigin {
+            cluster_id: self.replica.cluster_id().to_owned(),
+            node_id: self.replica.id(),
+            voters,
+            learners,
+            members: membership
+                .members
+                .values()
+                .map(|m| (m.id, m.peer_addr.clone(), m.client_addr.clone()))
+                .collect(),
+            membership_index: membership.conf_index,
+        }
     }
 
     fn liveness(&self) -> Result<(), String> {

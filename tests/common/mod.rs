@@ -163,13 +163,22 @@ pub async fn scan_all(
     addr: SocketAddr,
     consistency: &str,
 ) -> Result<BTreeMap<String, String>, String> {
+    scan_all_with(http, addr, &format!("consistency={consistency}")).await
+}
+
+/// As [`scan_all`], with `query` (e.g. `at=TS`, `consistency=stale`) added to every page's request.
+pub async fn scan_all_with(
+    http: &Http,
+    addr: SocketAddr,
+    query: &str,
+) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     let mut start: Option<String> = None;
     loop {
         let path = match &start {
-            None => format!("/v1/kv?prefix=&limit=5000&consistency={consistency}"),
+            None => format!("/v1/kv?prefix=&limit=5000&{query}"),
             Some(s) => format!(
-                "/v1/kv?start={}&limit=5000&consistency={consistency}",
+                "/v1/kv?start={}&limit=5000&{query}",
                 encode_query(format!("{s}\0").as_bytes())
             ),
         };

@@ -55,31 +55,33 @@ impl Cluster {
 
     /// As [`Cluster::start`], with `prepare` run on each node (its directories exist, its data dir does
     /// not yet) before any is spawned: set its environment, mount a file system on its data dir, ...
-    pub fn start_with(name: &str, n: u64, prepare: impl FnMut(&mut Node)) -> Cluster {
-        let mut cluster = Cluster::create_with(name, n, prepare);
-        for id in 1..=n {
+    pub fn start_with(name: &str, n: u64, mut prepare: impl FnMut(&mut Node)) -> Cluster {
+        let ids: Vec<u64> = (1..=n).collect();
+        let mut cluster = Cluster::unstarted(name, &format!("proc-{name}"), &ids);
+        for node in cluster.nodes.values_mut() {
+            prepare(node);
+        }
+        for id in ids {
             cluster.spawn(id);
         }
         cluster
     }
 
-    /// As [`Cluster::start_with`], but no node is spawned yet ([`Cluster::spawn`] each when wanted).
-    pub fn create_with(name: &str, n: u64, mut prepare: impl FnMut(&mut Node)) -> Cluster {
+    /// Nodes `ids` founding cluster `cluster_id` (fresh loopback ports and directories, each started
+    /// with `--initial-cluster` of exactly them), none spawned yet: fill their data dirs first (e.g.
+    /// `kvs-raft snapshot restore`), then [`Cluster::spawn`] each.
+    pub fn unstarted(name: &str, cluster_id: &str, ids: &[u64]) -> Cluster {
         let root = tempfile::Builder::new()
             .prefix(&format!("kvs-proc-{name}-"))
             .tempdir()
             .expect("tempdir");
-        let ports = free_ports(2 * n as usize);
+        let ports = free_ports(2 * ids.len());
         let mut nodes = BTreeMap::new();
-        for id in 1..=n {
-            let i = (id - 1) as usize;
+        for (i, &id) in ids.iter().enumerate() {
             nodes.insert(
                 id,
                 new_node(root.path(), id, ports[2 * i], ports[2 * i + 1], Vec::new()),
             );
-        }
-        for node in nodes.values_mut() {
-            prepare(node);
         }
         let initial = nodes
             .values()
@@ -91,7 +93,7 @@ impl Cluster {
         }
         Cluster {
             name: name.to_owned(),
-            cluster_id: format!("proc-{name}"),
+            cluster_id: cluster_id.to_owned(),
             nodes,
             initial,
             _root: root,

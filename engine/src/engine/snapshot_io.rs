@@ -127,72 +127,15 @@ impl Engine {
             self.config.bloom_fp_rate,
             self.config.bloom_expected_crossings,
         );
-        let mut hasher = RecordHasher::default();
-        let mut applied = None;
-        let mut last_key: Option<Vec<u8>> = None;
-        let (mut seq, mut bytes) = (0u32, 0u64);
-        for chunk in chunks {
-            let (got, kind, payload) = snapshot::decode_chunk(&chunk)?;
-            if got != seq {
-                return Err(Error::BadSnapshot(format!(
-                    "expected chunk {seq}, got {got}"
-                )));
+        let meta = check_stream(chunks, &mut |k, v| {
+            if k[0] == keys::CROSSING {
+                let (entity, name) = keys::decode_entity_meta(keys::CROSSING, k)?;
+                filter.insert(&entity, name);
             }
-            seq += 1;
-            bytes += chunk.len() as u64;
-            match (kind, applied) {
-                (ChunkKind::Header, None) => applied = Some(snapshot::parse_header(payload)?),
-                (ChunkKind::Records, Some(_)) => {
-                    for (k, v) in snapshot::parse_records(payload)? {
-                        if k.is_empty()
-                            || k[0] >= keys::MARKER
-                            || last_key.as_deref().is_some_and(|l| l >= k)
-                        {
-                            return Err(Error::BadSnapshot(
-                                "record keys out of order or out of range".into(),
-                            ));
-                        }
-                        last_key = Some(k.to_vec());
-                        if k[0] == keys::CROSSING {
-                            let (entity, name) = keys::decode_entity_meta(keys::CROSSING, k)?;
-                            filter.insert(&entity, name);
-                        }
-                        hasher.add(k, v);
-                        sst.put(k, v)?;
-                    }
-                }
-                (ChunkKind::End, Some(applied)) => {
-                    let (records, sha256) = snapshot::parse_end(payload)?;
-                    if records != hasher.records || sha256 != hasher.finish() {
-                        return Err(Error::BadSnapshot(
-                            "record count or checksum mismatch".into(),
-                        ));
-                    }
-                    if last_key.is_none() {
-                        return Err(Error::BadSnapshot("snapshot holds no records".into()));
-                    }
-                    sst.finish()?;
-                    return Ok((
-                        SnapshotMeta {
-                            applied,
-                            records,
-                            chunks: seq,
-                            bytes,
-                            sha256,
-                        },
-                        filter,
-                    ));
-                }
-                _ => {
-                    return Err(Error::BadSnapshot(format!(
-                        "chunk {got} of kind {kind:?} out of place"
-                    )))
-                }
-            }
-        }
-        Err(Error::BadSnapshot(
-            "stream ended before its end chunk".into(),
-        ))
+            sst.put(k, v)
+        })?;
+        sst.finish()?;
+        Ok((meta, filter))
     }
 
     /// Second half of an install, also run by `open` after a crash: clear the state range, ingest the
@@ -219,4 +162,95 @@ impl Engine {
         std::fs::remove_file(&staging).map_err(Error::io(&staging))?;
         Ok(())
     }
+}
+
+/// Verify a whole snapshot stream without installing it: framing, chunk order, key order and range,
+/// crossing keys, record count and SHA-256. What an install would refuse, this refuses. Reads the stream
+/// once, holding one chunk at a time.
+pub fn verify_image(chunks: &mut dyn Iterator<Item = Vec<u8>>) -> Result<SnapshotMeta, Error> {
+    check_stream(chunks, &mut |k, _| {
+        if k[0] == keys::CROSSING {
+            keys::decode_entity_meta(keys::CROSSING, k)?;
+        }
+        Ok(())
+    })
+}
+
+/// The applied index and ts a snapshot stream holds, from its first chunk (checked: framing, crc, kind).
+pub fn image_applied(first_chunk: &[u8]) -> Result<Applied, Error> {
+    match snapshot::decode_chunk(first_chunk)? {
+        (0, ChunkKind::Header, payload) => snapshot::parse_header(payload),
+        (seq, kind, _) => Err(Error::BadSnapshot(format!(
+            "the first chunk is chunk {seq} of kind {kind:?}, not the header"
+        ))),
+    }
+}
+
+/// What [`check_stream`] hands each record to (a key and its value); an error stops the walk.
+type OnRecord<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), Error> + 'a;
+
+/// Walk a snapshot stream, checking everything, and hand each record (keys strictly increasing, each
+/// inside the state range) to `on_record`. Returns the stream's summary once its end chunk checked out.
+fn check_stream(
+    chunks: &mut dyn Iterator<Item = Vec<u8>>,
+    on_record: &mut OnRecord<'_>,
+) -> Result<SnapshotMeta, Error> {
+    let mut hasher = RecordHasher::default();
+    let mut applied = None;
+    let mut last_key: Option<Vec<u8>> = None;
+    let (mut seq, mut bytes) = (0u32, 0u64);
+    for chunk in chunks {
+        let (got, kind, payload) = snapshot::decode_chunk(&chunk)?;
+        if got != seq {
+            return Err(Error::BadSnapshot(format!(
+                "expected chunk {seq}, got {got}"
+            )));
+        }
+        seq += 1;
+        bytes += chunk.len() as u64;
+        match (kind, applied) {
+            (ChunkKind::Header, None) => applied = Some(snapshot::parse_header(payload)?),
+            (ChunkKind::Records, Some(_)) => {
+                for (k, v) in snapshot::parse_records(payload)? {
+                    if k.is_empty()
+                        || k[0] >= keys::MARKER
+                        || last_key.as_deref().is_some_and(|l| l >= k)
+                    {
+                        return Err(Error::BadSnapshot(
+                            "record keys out of order or out of range".into(),
+                        ));
+                    }
+                    last_key = Some(k.to_vec());
+                    hasher.add(k, v);
+                    on_record(k, v)?;
+                }
+            }
+            (ChunkKind::End, Some(applied)) => {
+                let (records, sha256) = snapshot::parse_end(payload)?;
+                if records != hasher.records || sha256 != hasher.finish() {
+                    return Err(Error::BadSnapshot(
+                        "record count or checksum mismatch".into(),
+                    ));
+                }
+                if last_key.is_none() {
+                    return Err(Error::BadSnapshot("snapshot holds no records".into()));
+                }
+                return Ok(SnapshotMeta {
+                    applied,
+                    records,
+                    chunks: seq,
+                    bytes,
+                    sha256,
+                });
+            }
+            _ => {
+                return Err(Error::BadSnapshot(format!(
+                    "chunk {got} of kind {kind:?} out of place"
+                )))
+            }
+        }
+    }
+    Err(Error::BadSnapshot(
+        "stream ended before its end chunk".into(),
+    ))
 }

@@ -49,6 +49,11 @@ pub(super) fn entry_key(index: u64) -> [u8; ENTRY_KEY_LEN] {
     key
 }
 
+/// Whether `key` lies in the entry range (its tag byte; [`decode_entry_key`] checks the rest).
+pub(super) fn is_entry_key(key: &[u8]) -> bool {
+    key.first() == Some(&ENTRY_TAG)
+}
+
 /// The index an entry key names.
 pub(super) fn decode_entry_key(key: &[u8]) -> Result<u64, Error> {
     match key {

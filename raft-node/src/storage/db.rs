@@ -43,8 +43,26 @@ impl Batch {
 impl Db {
     /// Open (creating if missing) the RocksDB at `dir`.
     pub fn open(dir: &Path) -> Result<Db, Error> {
+        Db::open_with(dir, true)
+    }
+
+    /// Open an existing RocksDB at `dir` for an offline check: never creates one, and RocksDB's paranoid
+    /// checks are on (a corrupt manifest or file found at open is an error, not a repair).
+    pub fn open_existing(dir: &Path) -> Result<Db, Error> {
+        // RocksDB creates the directory (for its LOCK and LOG) before it finds there is no database.
+        if !dir.join("CURRENT").is_file() {
+            return Err(Error::Storage(format!(
+                "no raft log store at {}",
+                dir.display()
+            )));
+        }
+        Db::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, create: bool) -> Result<Db, Error> {
         let mut opts = Options::default();
-        opts.create_if_missing(true);
+        opts.create_if_missing(create);
+        opts.set_paranoid_checks(true);
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
         opts.set_max_write_buffer_number(2);
@@ -80,6 +98,31 @@ impl Db {
         let mut it = self.db.raw_iterator_opt(bounded(lower, upper));
         it.seek_to_last();
         current(&it)
+    }
+
+    /// Whether the store holds no key at all.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        let mut it = self.db.raw_iterator();
+        it.seek_to_first();
+        Ok(current(&it)?.is_none())
+    }
+
+    /// Visit every pair of the store in key order, reading each block with its checksum verified and
+    /// without filling the block cache (an offline check's full read).
+    pub fn scan_verified(
+        &self,
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut ro = ReadOptions::default();
+        ro.set_verify_checksums(true);
+        ro.fill_cache(false);
+        let mut it = self.db.raw_iterator_opt(ro);
+        it.seek_to_first();
+        while let Some((key, value)) = it.key().zip(it.value()) {
+            visit(key, value)?;
+            it.next();
+        }
+        it.status().map_err(storage("read the whole raft log"))
     }
 
     /// Visit the pairs in `[from, upper)` in key order while `visit` returns `Ok(true)`.

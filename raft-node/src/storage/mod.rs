@@ -44,8 +44,13 @@
 //! `SnapshotTemporarilyUnavailable`, and raft-rs retries later. Receiving a snapshot is a different
 //! thing: its metadata goes into [`LogWrite::snapshot`] and resets the log.
 
+mod check;
 mod codec;
 mod db;
+
+pub use check::{
+    bootstrap_from_image, check_log, drop_log_tail_for_tests, Finding, LogReport, SEED_TERM,
+};
 
 pub use db::MAX_OPEN_FILES as LOG_MAX_OPEN_FILES;
 mod log_state;

@@ -1,6 +1,8 @@
 //! Tests that need the private layout: hand-crafted and corrupted stores. The behavioural suite shared
 //! with `MemStorage` is `tests/storage_conformance.rs`.
 
+use std::collections::BTreeMap;
+
 use raft::Storage as _;
 use tempfile::TempDir;
 
@@ -227,4 +229,148 @@ fn compaction_never_leaves_the_persisted_commit_behind_the_log() {
     let hs = store.initial_state().unwrap().hard_state;
     assert_eq!((hs.commit, hs.term, hs.vote), (5, 5, 1));
     assert!(hs.commit + 1 >= store.first_index().unwrap());
+}
+
+fn finding<'a>(report: &'a LogReport, check: &str) -> &'a Finding {
+    report
+        .findings
+        .iter()
+        .find(|f| f.check == check)
+        .unwrap_or_else(|| panic!("no finding {check} in {report:?}"))
+}
+
+fn failed(report: &LogReport) -> Vec<&'static str> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.problem.is_some())
+        .map(|f| f.check)
+        .collect()
+}
+
+#[test]
+fn a_healthy_log_passes_every_check_and_reports_its_identity() {
+    let (dir, store) = store_with_log();
+    store.check_node_id(7).unwrap();
+    store
+        .persist(&LogWrite {
+            conf_state: Some(ConfState::from((vec![7], vec![]))),
+            membership: Some(
+                crate::membership::Membership::initial([(7, "n7:7380".to_string())])
+                    .encode()
+                    .unwrap(),
+            ),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(store);
+    let report = check_log(dir.path()).unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.cluster_id.as_deref(), Some(CLUSTER));
+    assert_eq!(report.node_id, Some(7));
+    assert_eq!(
+        (report.first_index, report.last_index, report.entries),
+        (1, 5, 5)
+    );
+    assert_eq!(report.hard_state.commit, 3);
+    assert_eq!(report.conf_state.voters, vec![7]);
+    assert!(report.membership.is_some());
+}
+
+#[test]
+fn check_names_a_lost_tail_a_hole_a_bad_entry_and_a_term_going_back() {
+    // The tail behind the commit index is gone.
+    let (dir, store) = store_with_log();
+    drop(store);
+    drop_log_tail_for_tests(dir.path(), 3).unwrap();
+    let report = check_log(dir.path()).unwrap();
+    assert_eq!(report.last_index, 2);
+    assert!(failed(&report).contains(&"commit_within_log"), "{report:?}");
+    let why = finding(&report, "commit_within_log")
+        .problem
+        .clone()
+        .unwrap();
+    assert!(
+        why.contains("ends at 2") && why.contains("up to 3"),
+        "{why}"
+    );
+
+    // A hole in the middle.
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| b.delete_range(&entry_key(3), &entry_key(4)));
+    let report = check_log(dir.path()).unwrap();
+    assert!(
+        failed(&report).contains(&"entries_contiguous"),
+        "{report:?}"
+    );
+
+    // An entry that does not decode, and one whose term goes back.
+    let (dir, store) = store_with_log();
+    drop(store);
+    poke(&dir, |b| {
+        b.put(&entry_key(2), &[0xff, 0xff, 0xff]);
+        b.put(&entry_key(5), &encode_message(&entry(5, 1)));
+    });
+    let report = check_log(dir.path()).unwrap();
+    let failed = failed(&report);
+    assert!(failed.contains(&"entries_decode"), "{report:?}");
+    assert!(failed.contains(&"terms_non_decreasing"), "{report:?}");
+
+    // No store at all is an error, not a report (and creates nothing).
+    let empty = TempDir::new().unwrap();
+    let missing = empty.path().join("raft");
+    assert!(check_log(&missing).is_err());
+    assert!(!missing.exists());
+}
+
+#[test]
+fn a_seeded_log_starts_after_the_image_with_the_new_voters() {
+    let dir = TempDir::new().unwrap();
+    let voters: BTreeMap<u64, String> =
+        [(4, "h4:1".into()), (5, "h5:1".into()), (6, "h6:1".into())]
+            .into_iter()
+            .collect();
+    let store = LogStore::seed(dir.path(), "restored", 5, 1_234, &voters).unwrap();
+    assert_eq!(store.first_index().unwrap(), 1_235);
+    assert_eq!(store.last_index().unwrap(), 1_234);
+    assert_eq!(store.term(1_234).unwrap(), SEED_TERM);
+    let state = store.initial_state().unwrap();
+    assert_eq!(state.hard_state.commit, 1_234);
+    assert_eq!(state.hard_state.term, SEED_TERM);
+    assert_eq!(state.hard_state.vote, 0);
+    assert_eq!(state.conf_state.voters, vec![4, 5, 6]);
+    assert_eq!(store.snapshot_metadata().index, 1_234);
+    let membership = crate::membership::Membership::decode(&store.membership()).unwrap();
+    assert_eq!(membership.conf_index, 1_234);
+    assert_eq!(membership.members[&6].peer_addr, "h6:1");
+    drop(store);
+    // Its identity is recorded: another node id or cluster is refused at open.
+    assert!(matches!(
+        LogStore::open(dir.path(), "other"),
+        Err(Error::ClusterMismatch { .. })
+    ));
+    let store = LogStore::open(dir.path(), "restored").unwrap();
+    assert!(matches!(
+        store.check_node_id(4),
+        Err(Error::NodeMismatch {
+            found: 5,
+            expected: 4
+        })
+    ));
+    drop(store);
+    let report = check_log(dir.path()).unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.first_index, report.last_index), (1_235, 1_234));
+
+    // Seeding again, or a node that is not a voter, is refused.
+    assert!(matches!(
+        LogStore::seed(dir.path(), "restored", 5, 1_234, &voters),
+        Err(Error::Invalid(_))
+    ));
+    let fresh = TempDir::new().unwrap();
+    assert!(matches!(
+        LogStore::seed(fresh.path(), "restored", 9, 1_234, &voters),
+        Err(Error::Invalid(_))
+    ));
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use engine::{Clock, Engine, EngineConfig, ManualClock, Op};
 
 use crate::http::backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
-    MemberView, ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, ImageOrigin,
+    MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness,
 };
 
 /// How the fake answers.
@@ -315,6 +315,28 @@ impl Backend for FakeBackend {
 
     fn liveness(&self) -> Result<(), String> {
         lock(&self.0.dead).clone().map_or(Ok(()), Err)
+    }
+
+    fn image_origin(&self) -> ImageOrigin {
+        let c = lock(&self.0.cluster);
+        ImageOrigin {
+            cluster_id: c.cluster_id.clone(),
+            node_id: 1,
+            voters: c.members.iter().map(|m| m.id).collect(),
+            learners: Vec::new(),
+            members: c
+                .members
+                .iter()
+                .map(|m| {
+                    (
+                        m.id,
+                        m.peer_addr.clone(),
+                        m.client_addr.clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            membership_index: 1,
+        }
     }
 
     fn register_metrics(&self, registry: &prometheus::Registry) {

@@ -12,6 +12,7 @@ mod fuzz;
 mod kv;
 mod route_table;
 mod serve;
+mod snapshot;
 mod txn_batch;
 
 use bytes::Bytes;
