@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds what kvs-raft ships, from this checkout: the static release binary (crt-static on the gnu target:
+# `ldd` says "not a dynamic executable"), the FROM-scratch image `kvs-raft:<version>` (also tagged
+# `kvs-raft:latest`) and `target/dist/kvs-raft_<version>_amd64.deb`. Prints each one's size and fails
+# when the binary is over 12 MiB, is dynamically linked, or the image is over 15 MB.
+#   bash packaging/build-image.sh            # binary, image, .deb
+#   bash packaging/build-image.sh --no-image # binary and .deb only (no Docker needed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+MAX_BINARY=$((12 * 1024 * 1024))
+MAX_IMAGE=$((15 * 1000 * 1000))
+target=x86_64-unknown-linux-gnu
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+image=true
+[[ "${1:-}" == "--no-image" ]] && image=false
+
+# The static binary: the release profile (fat LTO, one codegen unit, optimised for size; see Cargo.toml
+# and BENCHMARKS.md) with glibc, libstdc++ and libgcc linked in. Naming the target keeps these artifacts
+# (built with crt-static) apart from the host build's.
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+  cargo build --release --locked --target "$target" --bin kvs-raft
+bin="$CARGO_TARGET_DIR/$target/release/kvs-raft"
+size=$(stat -c %s "$bin")
+linkage=$(ldd "$bin" 2>&1 || true)
+echo "binary: $bin"
+echo "binary size: $size bytes ($(awk "BEGIN{printf \"%.2f\", $size/1048576}") MiB; limit 12 MiB)"
+echo "ldd: $linkage"
+grep -q "not a dynamic executable" <<<"$linkage" || { echo "FAILED: the binary is dynamically linked" >&2; exit 1; }
+((size <= MAX_BINARY)) || { echo "FAILED: the binary is over 12 MiB" >&2; exit 1; }
+
+dist="$CARGO_TARGET_DIR/dist-staging"
+rm -rf "$dist" && mkdir -p "$dist"
+
+# The .deb: the binary, both units, the example configuration (a conffile) and the system user.
+deb_root="$dist/deb"
+install -D -m 0755 "$bin" "$deb_root/usr/bin/kvs-raft"
+install -D -m 0644 systemd/kvs-raft.service "$deb_root/lib/systemd/system/kvs-raft.service"
+install -D -m 0644 systemd/kvs-raft@.service "$deb_root/lib/systemd/system/kvs-raft@.service"
+install -D -m 0640 systemd/kvs-raft.toml "$deb_root/etc/kvs-raft/kvs-raft.toml"
+install -D -m 0644 README.md "$deb_root/usr/share/doc/kvs-raft/README.md"
+install -D -m 0644 docs/deploy.md "$deb_root/usr/share/doc/kvs-raft/deploy.md"
+mkdir -p "$deb_root/DEBIAN"
+installed_kb=$(du -sk --exclude=DEBIAN "$deb_root" | cut -f1)
+sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$installed_kb/" packaging/deb/control >"$deb_root/DEBIAN/control"
+echo "/etc/kvs-raft/kvs-raft.toml" >"$deb_root/DEBIAN/conffiles"
+install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$deb_root/DEBIAN/"
+mkdir -p "$CARGO_TARGET_DIR/dist"
+deb="$CARGO_TARGET_DIR/dist/kvs-raft_${version}_amd64.deb"
+dpkg-deb --root-owner-group --build "$deb_root" "$deb" >/dev/null
+echo "deb: $deb ($(stat -c %s "$deb") bytes)"
+
+$image || exit 0
+# The image's root file system: the binary, CA certificates (TLS to PD/TiKV and https peers), passwd and
+# group entries for the user 65532, the image's configuration, and an empty /data owned by 65532.
+ctx="$dist/image"
+rootfs="$ctx/rootfs"
+install -D -m 0755 "$bin" "$rootfs/usr/bin/kvs-raft"
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+install -D -m 0644 packaging/kvs-raft.toml "$rootfs/etc/kvs-raft/kvs-raft.toml"
+printf 'root:x:0:0:root:/:/sbin/nologin\nkvs-raft:x:65532:65532:kvs-raft:/data:/sbin/nologin\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\nkvs-raft:x:65532:\n' >"$rootfs/etc/group"
+mkdir -p "$ctx/data"
+cp packaging/Dockerfile "$ctx/Dockerfile"
+DOCKER_BUILDKIT=0 docker build --quiet -t "kvs-raft:$version" -t kvs-raft:latest "$ctx" >/dev/null
+image_size=$(docker image inspect "kvs-raft:$version" --format '{{.Size}}')
+echo "image: kvs-raft:$version ($image_size bytes; limit 15 MB)"
+((image_size <= MAX_IMAGE)) || { echo "FAILED: the image is over 15 MB" >&2; exit 1; }
