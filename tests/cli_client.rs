@@ -560,3 +560,40 @@ async fn https_with_the_site_ca_and_a_client_certificate() {
     ]);
     assert!(run.code == 2 && run.stderr.contains("--cacert"), "{run}");
 }
+
+/// A client command piped into `head` ends as Unix tools do when the reader goes away: quietly (killed by
+/// SIGPIPE), not with a panic about a broken pipe. The bash completion script (over 64 KiB, more than a
+/// pipe holds) is read for 10 bytes, then the pipe is closed.
+#[test]
+fn a_closed_stdout_pipe_ends_a_command_quietly() {
+    use std::io::Read as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kvs-raft"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kvs-raft");
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("read the first bytes");
+    // The read end is dropped here: the rest of the script meets a closed pipe.
+    let status = child.wait().expect("wait");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("stderr");
+    eprintln!("completions into a closed pipe: {status:?}, stderr {err:?}");
+    assert!(!err.contains("panicked"), "a panic on a broken pipe: {err}");
+    assert!(
+        status.success() || status.signal() == Some(13),
+        "exit {status:?}, stderr {err}"
+    );
+}
