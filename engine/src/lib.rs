@@ -66,7 +66,10 @@ pub use engine::{
     VerifyReport,
 };
 pub use error::Error;
-pub use op::{CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
+pub use op::{
+    Change, ChangeEntry, CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned,
+    WriteCond,
+};
 pub use snapshot::SnapshotMeta;
 pub use store::StoreMemory;
 pub use values::Applied;
