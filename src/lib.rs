@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod federation;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -579,6 +579,10 @@ pub enum OutcomeDto {
         succeeded: bool,
         results: Vec<OutcomeDto>,
     },
+    /// Only the sync worker proposes a sync cursor; listed so the mapping is total.
+    SyncCursor {
+        cursor: u64,
+    },
 }
 
 impl From<engine::OpOutcome> for OutcomeDto {
@@ -605,6 +609,7 @@ impl From<engine::OpOutcome> for OutcomeDto {
                 succeeded,
                 results: results.into_iter().map(OutcomeDto::from).collect(),
             },
+            O::CursorRecorded { cursor } => OutcomeDto::SyncCursor { cursor },
         }
     }
 }
