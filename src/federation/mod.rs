@@ -23,6 +23,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+/// Unsynced change-feed bytes above which the site reports degraded (and keeps serving).
+pub const DEFAULT_BACKLOG_QUOTA: u64 = 1 << 30;
+/// tikv-client's own per-RPC timeout.
+pub const DEFAULT_RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub use client::{CentralClient, CentralConfig, SyncError};
 pub use status::{SyncShared, SyncSnapshot, SyncState};
 pub use worker::{Site, WorkerConfig};

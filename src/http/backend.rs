@@ -145,6 +145,31 @@ pub struct Readiness {
     pub disk_writable: bool,
     /// Human-readable reasons (why not ready, alarms).
     pub detail: Vec<String>,
+    /// Alarms that leave the node ready but degraded (the sync backlog over its quota): the site
+    /// keeps serving.
+    pub degraded: Vec<String>,
+}
+
+/// What `GET /v1/sync` reports of the upward federation (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncView {
+    pub site: String,
+    /// `follower`, `idle`, `syncing`, `backing_off`, `paused`.
+    pub state: &'static str,
+    /// The cursor replicated through Raft: every change up to this log index is central.
+    pub cursor: u64,
+    /// The central cursor as this node's worker last saw it (the leader's is the freshest).
+    pub central_cursor: Option<u64>,
+    /// Unsynced change-feed entries and their bytes.
+    pub lag_entries: u64,
+    pub backlog_bytes: u64,
+    pub backlog_quota_bytes: u64,
+    /// Age of the oldest unsynced change.
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+    pub backoff_ms: u64,
+    pub breaker_open: bool,
+    pub restarts: u64,
 }
 
 impl Readiness {
@@ -221,4 +246,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// which `/metrics` serves. Called once per registry; the values are read at scrape time. A
     /// registration failure (a name clash) is logged by the implementation, not fatal.
     fn register_metrics(&self, registry: &prometheus::Registry);
+
+    /// The federation's state; `None` when it is not configured on this node.
+    fn sync_status(&self) -> Option<SyncView> {
+        None
+    }
+
+    /// Pause (`true`) or resume this node's sync worker; `false` when federation is not configured.
+    fn sync_pause(&self, _paused: bool) -> bool {
+        false
+    }
 }

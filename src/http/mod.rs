@@ -31,7 +31,7 @@ mod tests;
 
 pub use backend::{
     AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
-    MemberView, ReadInfo, Readiness,
+    MemberView, ReadInfo, Readiness, SyncView,
 };
 pub use limits::Limits;
 pub use routes::{routes, routes_with_auth, Route, ROUTES};

@@ -77,6 +77,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::DELETE, "/v1/cluster/members/{id}", ADMIN),
     route(Method::POST, "/v1/cluster/leader", ADMIN),
     route(Method::GET, "/v1/sync", READ),
+    route(Method::POST, "/v1/sync/pause", ADMIN),
+    route(Method::POST, "/v1/sync/resume", ADMIN),
     route(Method::GET, "/metrics", Access::Metrics),
     route(Method::GET, "/healthz", Access::Open),
     route(Method::GET, "/readyz", Access::Open),
@@ -446,6 +448,22 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
             handle!(ctx, origin, admin::sync(&ctx, &origin).await)
         })
         .boxed();
+    let sync_pause = warp::path!("v1" / "sync" / "pause")
+        .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/sync/pause"))
+        .and(st())
+        .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
+            handle!(ctx, origin, admin::sync_pause(&ctx, &origin, true).await)
+        })
+        .boxed();
+    let sync_resume = warp::path!("v1" / "sync" / "resume")
+        .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/sync/resume"))
+        .and(st())
+        .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
+            handle!(ctx, origin, admin::sync_pause(&ctx, &origin, false).await)
+        })
+        .boxed();
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(guard(&ctx, Method::GET, "/metrics"))
@@ -487,6 +505,8 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         remove_member,
         leader,
         sync,
+        sync_pause,
+        sync_resume,
         metrics,
         healthz,
         readyz,
