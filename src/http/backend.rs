@@ -170,6 +170,13 @@ pub struct SyncView {
     pub backoff_ms: u64,
     pub breaker_open: bool,
     pub restarts: u64,
+    /// Batches committed centrally, entries they carried, failed attempts, and of those the
+    /// undetermined commits and the cursor-check refusals.
+    pub batches: u64,
+    pub entries_synced: u64,
+    pub errors: u64,
+    pub undetermined: u64,
+    pub fenced: u64,
 }
 
 impl Readiness {

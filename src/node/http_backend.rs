@@ -87,6 +87,7 @@ impl ReplicaBackend {
             transport: self.replica.transport_counters(),
             engine: self.replica.engine().stats(),
             rss_bytes: crate::metrics::process_rss_bytes(),
+            sync: crate::http::Backend::sync_status(self),
         }
     }
 
@@ -571,6 +572,7 @@ impl Backend for ReplicaBackend {
     fn sync_status(&self) -> Option<crate::http::SyncView> {
         let fed = self.federation.as_ref()?;
         let s = fed.status();
+        let c = &fed.shared().counters;
         let stats = self.replica.engine().stats();
         Some(crate::http::SyncView {
             site: fed.site().to_owned(),
@@ -585,6 +587,11 @@ impl Backend for ReplicaBackend {
             backoff_ms: s.backoff_ms,
             breaker_open: s.breaker_open,
             restarts: fed.restarts(),
+            batches: c.batches.load(Ordering::Relaxed),
+            entries_synced: c.entries.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            undetermined: c.undetermined.load(Ordering::Relaxed),
+            fenced: c.fenced.load(Ordering::Relaxed),
         })
     }
 
