@@ -142,7 +142,9 @@ fn a_sync_cursor_inside_a_txn_is_refused_and_the_codec_never_nests_it() {
         success: vec![Op::SyncCursor { index: 7 }],
         failure: vec![],
     };
-    let r = engine.apply(1, T0 + 1, &[txn.clone()], true).unwrap();
+    let r = engine
+        .apply(1, T0 + 1, std::slice::from_ref(&txn), true)
+        .unwrap();
     assert_eq!(
         r.results,
         vec![Err(OpError::Invalid("a sync cursor inside a transaction"))]
