@@ -38,7 +38,7 @@ fn central_state(double: &TikvDouble) -> BTreeMap<String, String> {
     let data = format!("{SITE}/d/").into_bytes();
     let mut out = BTreeMap::new();
     for (k, v) in items {
-        let value = String::from_utf8(v).unwrap();
+        let value = String::from_utf8_lossy(&v).into_owned();
         if let Some(key) = k.strip_prefix(plain.as_slice()) {
             out.insert(String::from_utf8(key.to_vec()).unwrap(), value);
         } else if let Some(rest) = k.strip_prefix(data.as_slice()) {
