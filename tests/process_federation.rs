@@ -177,3 +177,87 @@ async fn the_central_copy_converges_exactly_across_a_leader_sigkill() {
     eprintln!("after the leader change: {sync}");
     double.shutdown().await;
 }
+
+/// Quota, outage and the panic path with processes: with a one-byte backlog quota and the central
+/// store refusing every connection, the site keeps serving writes, `/readyz` says `degraded` with the
+/// reason and the alarm metric is 1; PD then answers without headers (tikv-client 0.4 panics on that)
+/// when the worker reconnects: the worker is restarted (counted), the node never stops serving, and
+/// once the double answers properly the central copy converges exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_over_quota_degrades_readiness_and_a_client_panic_restarts_the_worker() {
+    let double = TikvDouble::start(Options::default()).await.unwrap();
+    let pd = double.pd_endpoint();
+    let http = Http::new(Duration::from_secs(5));
+    let mut cluster = Cluster::start_with("federation-quota", 3, |node| {
+        node.env.push(("KVS_RAFT_PD".into(), pd.clone()));
+        node.env.push(("KVS_RAFT_SITE".into(), SITE.into()));
+        node.env
+            .push(("KVS_RAFT_SYNC_BACKLOG_QUOTA".into(), "1".into()));
+    });
+    cluster.wait_serving(&http, &[1, 2, 3], START).await;
+    let (leader, _) = await_leader(&cluster, &http, &[1, 2, 3], START).await;
+    let addr = cluster.addr(leader);
+    load(&http, addr, 0).await;
+    await_synced(&cluster, &http, &[1, 2, 3], Duration::from_secs(60)).await;
+
+    double.stop_serving(tikv_double::Target::Both, tikv_double::Partition::Refuse);
+    load(&http, addr, 1).await;
+    // Writes are still served during the outage.
+    let r = http.put(addr, "/v1/kv/during-outage", b"x").await.unwrap();
+    assert_eq!(r.status, 200, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http.get(addr, "/readyz").await.unwrap();
+        let sync = http.get(addr, "/v1/sync").await.unwrap().json();
+        let degraded = ready.status == 200 && ready.json()["status"] == "degraded";
+        if degraded && sync["last_error"].is_string() && sync["backoff_ms"].as_u64() > Some(0) {
+            assert!(ready.json()["degraded"][0]
+                .as_str()
+                .is_some_and(|s| s.contains("over its quota")));
+            assert_eq!(sync["over_quota"], true);
+            let metrics = http.get(addr, "/metrics").await.unwrap().text();
+            assert!(
+                metrics.contains("kvs_sync_backlog_over_quota 1"),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no degraded readiness: {} {sync}",
+            ready.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Headerless PD answers: the worker's next connect panics inside tikv-client.
+    double.faults().inject_times(
+        tikv_double::Rpc::GetMembers,
+        tikv_double::Fault::MissingHeader,
+        2,
+    );
+    double.resume(tikv_double::Target::Both);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sync = http.get(addr, "/v1/sync").await.unwrap().json();
+        if sync["restarts"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no worker restart: {sync}");
+        // The node keeps serving meanwhile.
+        let r = http
+            .put(addr, "/v1/kv/while-restarting", b"y")
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    await_synced(&cluster, &http, &[1, 2, 3], Duration::from_secs(60)).await;
+    let ready = http.get(addr, "/readyz").await.unwrap().json();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        central_state(&double),
+        scan_all(&http, addr, "linearizable").await.unwrap(),
+        "central copy = site state after the outage and the restart"
+    );
+    double.shutdown().await;
+}

@@ -322,7 +322,7 @@ pub async fn serve_with(
         let fed = federation::Federation::start(
             Arc::new(super::sync_site::NodeSite(replica.clone())),
             federation::WorkerConfig::new(central, site),
-            federation::DEFAULT_BACKLOG_QUOTA,
+            cfg.sync_backlog_quota,
             replica.shutdown_token(),
         );
         backend = backend.with_federation(fed);
