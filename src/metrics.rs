@@ -209,13 +209,25 @@ const SYNC_ERRORS: Family = labelled(
     counter("kvs_sync_errors_total", "Failed sync attempts, by kind."),
     "kind",
 );
+const SYNC_GLOBAL_LOOKUPS: Family = counter(
+    "kvs_sync_global_lookups_total",
+    "Central crossing lookups (crossed?scope=global that this site could not answer).",
+);
+const SYNC_GLOBAL_BLOOM_NEGATIVES: Family = counter(
+    "kvs_sync_global_bloom_negatives_total",
+    "Central crossing lookups the bloom filter answered without a round trip.",
+);
+const SYNC_GLOBAL_REMOTE_READS: Family = counter(
+    "kvs_sync_global_remote_reads_total",
+    "Central crossing lookups that read TiKV.",
+);
 const SYNC_RESTARTS: Family = counter(
     "kvs_sync_worker_restarts_total",
     "Sync worker restarts after a panic (inside tikv-client or ours).",
 );
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 44] = [
+const ALL: [&Family; 47] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -259,6 +271,9 @@ const ALL: [&Family; 44] = [
     &SYNC_BATCHES,
     &SYNC_ENTRIES,
     &SYNC_ERRORS,
+    &SYNC_GLOBAL_LOOKUPS,
+    &SYNC_GLOBAL_BLOOM_NEGATIVES,
+    &SYNC_GLOBAL_REMOTE_READS,
     &SYNC_RESTARTS,
 ];
 
@@ -397,7 +412,14 @@ pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
             ("fenced", y.fenced),
             ("other", other),
         ]));
-        out.push(SYNC_RESTARTS.value(float(y.restarts)));
+        for (family, v) in [
+            (&SYNC_GLOBAL_LOOKUPS, y.global_lookups),
+            (&SYNC_GLOBAL_BLOOM_NEGATIVES, y.global_bloom_negatives),
+            (&SYNC_GLOBAL_REMOTE_READS, y.global_remote_reads),
+            (&SYNC_RESTARTS, y.restarts),
+        ] {
+            out.push(family.value(float(v)));
+        }
     }
     out
 }
@@ -574,6 +596,9 @@ mod tests {
                 undetermined: 1,
                 fenced: 2,
                 restarts: 1,
+                global_lookups: 5,
+                global_bloom_negatives: 3,
+                global_remote_reads: 2,
                 ..crate::http::SyncView::default()
             }),
         }
@@ -746,6 +771,15 @@ kvs_sync_entries_total 40
 kvs_sync_errors_total{kind="undetermined"} 1
 kvs_sync_errors_total{kind="fenced"} 2
 kvs_sync_errors_total{kind="other"} 1
+# HELP kvs_sync_global_lookups_total Central crossing lookups (crossed?scope=global that this site could not answer).
+# TYPE kvs_sync_global_lookups_total counter
+kvs_sync_global_lookups_total 5
+# HELP kvs_sync_global_bloom_negatives_total Central crossing lookups the bloom filter answered without a round trip.
+# TYPE kvs_sync_global_bloom_negatives_total counter
+kvs_sync_global_bloom_negatives_total 3
+# HELP kvs_sync_global_remote_reads_total Central crossing lookups that read TiKV.
+# TYPE kvs_sync_global_remote_reads_total counter
+kvs_sync_global_remote_reads_total 2
 # HELP kvs_sync_worker_restarts_total Sync worker restarts after a panic (inside tikv-client or ours).
 # TYPE kvs_sync_worker_restarts_total counter
 kvs_sync_worker_restarts_total 1

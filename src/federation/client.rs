@@ -128,6 +128,20 @@ impl CentralClient {
         Ok(pairs.map(|kv| (Vec::<u8>::from(kv.0), kv.1)).collect())
     }
 
+    /// Keys in `[start, end)` in a fresh snapshot, at most `limit`.
+    pub async fn scan_range(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: u32,
+        deadline: Instant,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SyncError> {
+        let ts = within(deadline, "timestamp", self.inner.current_timestamp()).await?;
+        let mut snap = self.inner.snapshot(ts, options().read_only());
+        let pairs = within(deadline, "scan", snap.scan(start..end, limit)).await?;
+        Ok(pairs.map(|kv| (Vec::<u8>::from(kv.0), kv.1)).collect())
+    }
+
     /// Point read in a fresh snapshot.
     pub async fn get(&self, key: Vec<u8>, deadline: Instant) -> Result<Option<Vec<u8>>, SyncError> {
         let ts = within(deadline, "timestamp", self.inner.current_timestamp()).await?;

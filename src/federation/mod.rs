@@ -8,11 +8,13 @@
 //! * [`backoff`]: capped exponential backoff with full jitter, circuit breaker.
 //! * [`worker`]: the leader-only, supervised sync worker.
 //! * [`status`]: what it reports (`GET /v1/sync`, metrics, `/readyz`).
+//! * [`bloom`]: central crossing lookups (`crossed?scope=global`) behind a bloom filter.
 //!
 //! The change feed itself is the engine's (`Engine::changes`, `Op::SyncCursor`): the engine knows
 //! nothing of TiKV.
 
 pub mod backoff;
+pub mod bloom;
 pub mod client;
 pub mod layout;
 pub mod status;
@@ -36,6 +38,7 @@ pub use worker::{Site, WorkerConfig};
 #[derive(Clone)]
 pub struct Federation {
     shared: Arc<SyncShared>,
+    crossings: Arc<bloom::CentralCrossings>,
     site: String,
     backlog_quota: u64,
 }
@@ -50,9 +53,22 @@ impl Federation {
     ) -> Federation {
         let shared = Arc::new(SyncShared::default());
         let name = cfg.site.clone();
-        tokio::spawn(worker::supervise(site, cfg, shared.clone(), shutdown));
+        let crossings = Arc::new(bloom::CentralCrossings::new(cfg.central.clone()));
+        tokio::spawn(
+            crossings
+                .clone()
+                .refresh_loop(shutdown.clone(), cfg.batch_deadline),
+        );
+        tokio::spawn(worker::supervise(
+            site,
+            cfg,
+            shared.clone(),
+            crossings.clone(),
+            shutdown,
+        ));
         Federation {
             shared,
+            crossings,
             site: name,
             backlog_quota,
         }
@@ -81,6 +97,11 @@ impl Federation {
 
     pub fn resume(&self) {
         self.shared.paused.store(false, Ordering::Relaxed);
+    }
+
+    /// The central crossing lookups (`crossed?scope=global`).
+    pub fn crossings(&self) -> &Arc<bloom::CentralCrossings> {
+        &self.crossings
     }
 
     pub fn restarts(&self) -> u64 {

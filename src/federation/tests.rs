@@ -417,3 +417,87 @@ async fn while_central_is_unreachable_the_backlog_grows_then_converges() {
     shutdown.cancel();
     double.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_lookups_answer_negatives_from_the_bloom_and_positives_from_tikv() {
+    use super::bloom::CentralCrossings;
+    let double = TikvDouble::start(Options::default()).await.unwrap();
+    let cluster = Cluster::new(1);
+    let shutdown = CancellationToken::new();
+    let fed = Federation::start(
+        site(&cluster, 0),
+        worker_config(&double),
+        u64::MAX,
+        shutdown.clone(),
+    );
+    cluster.apply(&[Op::checkpoint("p1", "gate", "d")]);
+    wait_synced(&cluster, Duration::from_secs(30)).await;
+    let c = fed.crossings();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while c.counters.rebuilds.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no rebuild");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lookup_deadline = || tokio::time::Instant::now() + Duration::from_secs(5);
+    // Negatives: answered by the filter, no TiKV read for them.
+    let (neg0, remote0) = (
+        c.counters.bloom_negatives.load(Ordering::Relaxed),
+        c.counters.remote_reads.load(Ordering::Relaxed),
+    );
+    for i in 0..100 {
+        let e = format!("nobody{i}");
+        assert_eq!(
+            c.lookup(e.as_bytes(), b"gate", lookup_deadline()).await,
+            Ok(None)
+        );
+    }
+    let negatives = c.counters.bloom_negatives.load(Ordering::Relaxed) - neg0;
+    let remote = c.counters.remote_reads.load(Ordering::Relaxed) - remote0;
+    assert_eq!(negatives + remote, 100);
+    assert!(
+        negatives >= 90,
+        "{negatives} of 100 from the filter (1 % false positives)"
+    );
+    // A positive (synced by this node's worker) always reaches TiKV.
+    let found = c
+        .lookup(b"p1", b"gate", lookup_deadline())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.site.as_str(), found.epoch, found.data.as_slice()),
+        (SITE, 1, &b"d"[..])
+    );
+    assert_eq!(
+        c.counters.remote_reads.load(Ordering::Relaxed),
+        remote0 + remote + 1
+    );
+    // Another site's crossing, then a restart (a fresh filter rebuilt from the central index): no
+    // false negative for either.
+    let client = CentralClient::connect(&central_config(&double), lookup_deadline())
+        .await
+        .unwrap();
+    let other = vec![Mutation::Put(
+        layout::crossing_key(b"q7", b"gate"),
+        layout::encode_crossing("site-b", 1, 5, b""),
+    )];
+    client
+        .commit_batch("site-b", 0, 1, &other, lookup_deadline())
+        .await
+        .unwrap();
+    let restarted = CentralCrossings::new(central_config(&double));
+    assert!(restarted.rebuild(lookup_deadline()).await.unwrap() >= 2);
+    assert!(restarted
+        .lookup(b"p1", b"gate", lookup_deadline())
+        .await
+        .unwrap()
+        .is_some());
+    let q7 = restarted
+        .lookup(b"q7", b"gate", lookup_deadline())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(q7.site, "site-b");
+    shutdown.cancel();
+    double.shutdown().await;
+}

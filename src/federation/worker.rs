@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, CircuitBreaker};
+use super::bloom::CentralCrossings;
 use super::client::{CentralClient, CentralConfig, SyncError};
 use super::layout;
 use super::status::{SyncShared, SyncState};
@@ -68,6 +69,7 @@ pub async fn supervise<S: Site>(
     site: Arc<S>,
     cfg: WorkerConfig,
     shared: Arc<SyncShared>,
+    crossings: Arc<CentralCrossings>,
     shutdown: CancellationToken,
 ) {
     // Above 1 s: tikv-client's TSO stream reconnects only a second after its last connect.
@@ -81,6 +83,7 @@ pub async fn supervise<S: Site>(
             site.clone(),
             cfg.clone(),
             shared.clone(),
+            crossings.clone(),
             shutdown.clone(),
         ));
         match task.await {
@@ -129,6 +132,7 @@ struct Worker<S> {
     cfg: WorkerConfig,
     shared: Arc<SyncShared>,
     client: Option<CentralClient>,
+    crossings: Arc<CentralCrossings>,
     /// The central cursor as this worker knows it; `None`: read it before the next batch.
     from: Option<u64>,
 }
@@ -137,6 +141,7 @@ async fn run<S: Site>(
     site: Arc<S>,
     cfg: WorkerConfig,
     shared: Arc<SyncShared>,
+    crossings: Arc<CentralCrossings>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(
@@ -150,6 +155,7 @@ async fn run<S: Site>(
         cfg,
         shared,
         client: None,
+        crossings,
         from: None,
     };
     let mut retried_now = false;
@@ -311,6 +317,13 @@ impl<S: Site> Worker<S> {
             Err(e) => return Err(e),
         }
         self.from = Some(to);
+        for entry in &entries {
+            for change in &entry.changes {
+                if let engine::Change::Checkpoint { entity, name, .. } = change {
+                    self.crossings.insert(entity, name);
+                }
+            }
+        }
         SyncShared::count(&self.shared.counters.batches, 1);
         SyncShared::count(&self.shared.counters.entries, entries.len() as u64);
         self.shared.update(|s| {

@@ -150,6 +150,25 @@ pub struct Readiness {
     pub degraded: Vec<String>,
 }
 
+/// A crossing found in the central store (`crossed?scope=global`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalCrossing {
+    pub site: String,
+    pub epoch: u64,
+    pub ts: u64,
+    pub data: Vec<u8>,
+}
+
+/// The answer of a central crossing lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalLookup {
+    /// Federation is off on this node.
+    NotConfigured,
+    /// The central store did not answer (or answered garbage) by the deadline.
+    Failed(String),
+    Found(Option<GlobalCrossing>),
+}
+
 /// What `GET /v1/sync` reports of the upward federation (SPEC §6).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncView {
@@ -177,6 +196,10 @@ pub struct SyncView {
     pub errors: u64,
     pub undetermined: u64,
     pub fenced: u64,
+    /// Central crossing lookups, those the bloom filter answered negatively, and TiKV reads.
+    pub global_lookups: u64,
+    pub global_bloom_negatives: u64,
+    pub global_remote_reads: u64,
 }
 
 impl Readiness {
@@ -257,6 +280,16 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The federation's state; `None` when it is not configured on this node.
     fn sync_status(&self) -> Option<SyncView> {
         None
+    }
+
+    /// Has `entity` crossed `name` at any site (the central index)? Bounded by `deadline`.
+    fn crossed_global(
+        &self,
+        _entity: Vec<u8>,
+        _name: Vec<u8>,
+        _deadline: Instant,
+    ) -> impl Future<Output = GlobalLookup> + Send {
+        async { GlobalLookup::NotConfigured }
     }
 
     /// Pause (`true`) or resume this node's sync worker; `false` when federation is not configured.

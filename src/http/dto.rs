@@ -543,6 +543,9 @@ pub struct CrossingResp {
     pub ts: u64,
     #[serde(flatten)]
     pub data: Text,
+    /// With `scope=global`: the site whose crossing it is (absent for this site's own, local answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 /// The outcome of one op inside a txn or a batch, tagged with the op kind.

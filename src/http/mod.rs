@@ -30,8 +30,8 @@ mod server;
 mod tests;
 
 pub use backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, MemberRefusal, MemberRole,
-    MemberView, ReadInfo, Readiness, SyncView,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, GlobalCrossing,
+    GlobalLookup, MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness, SyncView,
 };
 pub use limits::Limits;
 pub use routes::{routes, routes_with_auth, Route, ROUTES};

@@ -573,6 +573,7 @@ impl Backend for ReplicaBackend {
         let fed = self.federation.as_ref()?;
         let s = fed.status();
         let c = &fed.shared().counters;
+        let g = &fed.crossings().counters;
         let stats = self.replica.engine().stats();
         Some(crate::http::SyncView {
             site: fed.site().to_owned(),
@@ -592,7 +593,34 @@ impl Backend for ReplicaBackend {
             errors: c.errors.load(Ordering::Relaxed),
             undetermined: c.undetermined.load(Ordering::Relaxed),
             fenced: c.fenced.load(Ordering::Relaxed),
+            global_lookups: g.lookups.load(Ordering::Relaxed),
+            global_bloom_negatives: g.bloom_negatives.load(Ordering::Relaxed),
+            global_remote_reads: g.remote_reads.load(Ordering::Relaxed),
         })
+    }
+
+    fn crossed_global(
+        &self,
+        entity: Vec<u8>,
+        name: Vec<u8>,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = crate::http::GlobalLookup> + Send {
+        let crossings = self.federation.as_ref().map(|f| f.crossings().clone());
+        async move {
+            use crate::http::{GlobalCrossing, GlobalLookup};
+            let Some(crossings) = crossings else {
+                return GlobalLookup::NotConfigured;
+            };
+            match crossings.lookup(&entity, &name, deadline.into()).await {
+                Ok(found) => GlobalLookup::Found(found.map(|c| GlobalCrossing {
+                    site: c.site,
+                    epoch: c.epoch,
+                    ts: c.ts,
+                    data: c.data,
+                })),
+                Err(e) => GlobalLookup::Failed(e.to_string()),
+            }
+        }
     }
 
     fn sync_pause(&self, paused: bool) -> bool {
