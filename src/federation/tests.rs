@@ -109,6 +109,49 @@ fn worker_config(double: &TikvDouble) -> WorkerConfig {
     cfg
 }
 
+/// The double, a site of `replicas` engines and a federation on replica 0.
+struct Fixture {
+    double: TikvDouble,
+    cluster: Arc<Cluster>,
+    shutdown: CancellationToken,
+    fed: Federation,
+}
+
+impl Fixture {
+    /// Start with a backlog `quota`; `before` runs on the double before the worker starts.
+    async fn start(replicas: usize, quota: u64, before: impl FnOnce(&TikvDouble)) -> Fixture {
+        let double = TikvDouble::start(Options::default()).await.unwrap();
+        before(&double);
+        let cluster = Cluster::new(replicas);
+        let shutdown = CancellationToken::new();
+        let fed = Federation::start(
+            site(&cluster, 0),
+            worker_config(&double),
+            quota,
+            shutdown.clone(),
+        );
+        Fixture {
+            double,
+            cluster,
+            shutdown,
+            fed,
+        }
+    }
+
+    async fn finish(self) {
+        self.shutdown.cancel();
+        self.double.shutdown().await;
+    }
+}
+
+/// Counters of two workloads run one after the other.
+fn merged(mut a: BTreeMap<String, i64>, b: BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    for (k, v) in b {
+        *a.entry(k).or_insert(0) += v;
+    }
+    a
+}
+
 /// A seeded mixed workload: puts, incrs, deletes and checkpoints over a few entities and plain keys.
 /// Returns the exact counter values it produced.
 fn workload(cluster: &Cluster, seed: u64, entries: usize) -> BTreeMap<String, i64> {
@@ -242,29 +285,16 @@ fn assert_converged(cluster: &Cluster, double: &TikvDouble, counters: &BTreeMap<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_changes_converge_exactly_to_the_central_copy() {
-    let double = TikvDouble::start(Options::default()).await.unwrap();
-    let cluster = Cluster::new(1);
-    let shutdown = CancellationToken::new();
-    let fed = Federation::start(
-        site(&cluster, 0),
-        worker_config(&double),
-        u64::MAX,
-        shutdown.clone(),
-    );
-    let counters = workload(&cluster, 7, 300);
-    wait_synced(&cluster, Duration::from_secs(60)).await;
-    assert_converged(&cluster, &double, &counters);
-    let counters2 = workload(&cluster, 8, 100);
-    wait_synced(&cluster, Duration::from_secs(60)).await;
-    let mut all = counters;
-    for (k, v) in counters2 {
-        *all.entry(k).or_insert(0) += v;
-    }
-    assert_converged(&cluster, &double, &all);
-    assert!(fed.shared().counters.batches.load(Ordering::Relaxed) >= 2);
-    assert_eq!(fed.restarts(), 0);
-    shutdown.cancel();
-    double.shutdown().await;
+    let f = Fixture::start(1, u64::MAX, |_| {}).await;
+    let counters = workload(&f.cluster, 7, 300);
+    wait_synced(&f.cluster, Duration::from_secs(60)).await;
+    assert_converged(&f.cluster, &f.double, &counters);
+    let all = merged(counters, workload(&f.cluster, 8, 100));
+    wait_synced(&f.cluster, Duration::from_secs(60)).await;
+    assert_converged(&f.cluster, &f.double, &all);
+    assert!(f.fed.shared().counters.batches.load(Ordering::Relaxed) >= 2);
+    assert_eq!(f.fed.restarts(), 0);
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,11 +370,7 @@ async fn a_leader_change_mid_sync_converges_exactly() {
     cluster.leader.store(1, Ordering::SeqCst);
     let more = workload(&cluster, 12, 100);
     wait_synced(&cluster, Duration::from_secs(60)).await;
-    let mut all = counters;
-    for (k, v) in more {
-        *all.entry(k).or_insert(0) += v;
-    }
-    assert_converged(&cluster, &double, &all);
+    assert_converged(&cluster, &double, &merged(counters, more));
     let replicated = cluster.engines[1].sync_cursor();
     assert_eq!(
         client.read_cursor(SITE, deadline).await.unwrap(),
@@ -356,40 +382,26 @@ async fn a_leader_change_mid_sync_converges_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_inside_tikv_client_restarts_the_worker_and_sync_converges() {
-    let double = TikvDouble::start(Options::default()).await.unwrap();
-    let cluster = Cluster::new(1);
-    let shutdown = CancellationToken::new();
     // Headerless PD answers make tikv-client 0.4 panic on connect (GetMembers).
-    double
-        .faults()
-        .inject_times(Rpc::GetMembers, Fault::MissingHeader, 2);
-    let fed = Federation::start(
-        site(&cluster, 0),
-        worker_config(&double),
-        u64::MAX,
-        shutdown.clone(),
-    );
-    let counters = workload(&cluster, 21, 100);
-    wait_synced(&cluster, Duration::from_secs(60)).await;
-    assert!(fed.restarts() >= 1, "restarts {}", fed.restarts());
-    assert_converged(&cluster, &double, &counters);
-    shutdown.cancel();
-    double.shutdown().await;
+    let f = Fixture::start(1, u64::MAX, |double| {
+        double
+            .faults()
+            .inject_times(Rpc::GetMembers, Fault::MissingHeader, 2);
+    })
+    .await;
+    let counters = workload(&f.cluster, 21, 100);
+    wait_synced(&f.cluster, Duration::from_secs(60)).await;
+    assert!(f.fed.restarts() >= 1, "restarts {}", f.fed.restarts());
+    assert_converged(&f.cluster, &f.double, &counters);
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_central_is_unreachable_the_backlog_grows_then_converges() {
-    let double = TikvDouble::start(Options::default()).await.unwrap();
-    let cluster = Cluster::new(1);
-    let shutdown = CancellationToken::new();
-    let fed = Federation::start(
-        site(&cluster, 0),
-        worker_config(&double),
-        1,
-        shutdown.clone(),
-    );
+    let f = Fixture::start(1, 1, |_| {}).await;
+    let (double, cluster, fed) = (&f.double, &f.cluster, &f.fed);
     let first = workload(&cluster, 31, 50);
-    wait_synced(&cluster, Duration::from_secs(60)).await;
+    wait_synced(cluster, Duration::from_secs(60)).await;
     double.stop_serving(tikv_double::Target::Both, tikv_double::Partition::Refuse);
     let second = workload(&cluster, 32, 100);
     // The backlog is kept while the central store is away, and the worker reports why.
@@ -408,30 +420,18 @@ async fn while_central_is_unreachable_the_backlog_grows_then_converges() {
     assert!(cluster.engines[0].stats().feed_entries > 0);
     assert!(cluster.engines[0].stats().feed_bytes > fed.backlog_quota());
     double.resume(tikv_double::Target::Both);
-    wait_synced(&cluster, Duration::from_secs(60)).await;
-    let mut all = first;
-    for (k, v) in second {
-        *all.entry(k).or_insert(0) += v;
-    }
-    assert_converged(&cluster, &double, &all);
-    shutdown.cancel();
-    double.shutdown().await;
+    wait_synced(cluster, Duration::from_secs(60)).await;
+    assert_converged(cluster, double, &merged(first, second));
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn central_lookups_answer_negatives_from_the_bloom_and_positives_from_tikv() {
     use super::bloom::CentralCrossings;
-    let double = TikvDouble::start(Options::default()).await.unwrap();
-    let cluster = Cluster::new(1);
-    let shutdown = CancellationToken::new();
-    let fed = Federation::start(
-        site(&cluster, 0),
-        worker_config(&double),
-        u64::MAX,
-        shutdown.clone(),
-    );
+    let f = Fixture::start(1, u64::MAX, |_| {}).await;
+    let (double, cluster, fed) = (&f.double, &f.cluster, &f.fed);
     cluster.apply(&[Op::checkpoint("p1", "gate", "d")]);
-    wait_synced(&cluster, Duration::from_secs(30)).await;
+    wait_synced(cluster, Duration::from_secs(30)).await;
     let c = fed.crossings();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while c.counters.rebuilds.load(Ordering::Relaxed) == 0 {
@@ -474,7 +474,7 @@ async fn central_lookups_answer_negatives_from_the_bloom_and_positives_from_tikv
     );
     // Another site's crossing, then a restart (a fresh filter rebuilt from the central index): no
     // false negative for either.
-    let client = CentralClient::connect(&central_config(&double), lookup_deadline())
+    let client = CentralClient::connect(&central_config(double), lookup_deadline())
         .await
         .unwrap();
     let other = vec![Mutation::Put(
@@ -485,7 +485,7 @@ async fn central_lookups_answer_negatives_from_the_bloom_and_positives_from_tikv
         .commit_batch("site-b", 0, 1, &other, lookup_deadline())
         .await
         .unwrap();
-    let restarted = CentralCrossings::new(central_config(&double));
+    let restarted = CentralCrossings::new(central_config(double));
     assert!(restarted.rebuild(lookup_deadline()).await.unwrap() >= 2);
     assert!(restarted
         .lookup(b"p1", b"gate", lookup_deadline())
@@ -498,6 +498,5 @@ async fn central_lookups_answer_negatives_from_the_bloom_and_positives_from_tikv
         .unwrap()
         .unwrap();
     assert_eq!(q7.site, "site-b");
-    shutdown.cancel();
-    double.shutdown().await;
+    f.finish().await;
 }

@@ -64,6 +64,18 @@ impl WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// The backoff both the worker and its supervisor use: never below 1.1 s once it has grown past
+    /// it, because tikv-client's TSO stream reconnects only a second after its last connect.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            self.backoff_base,
+            self.backoff_cap,
+            Duration::from_millis(1_100),
+        )
+    }
+}
+
 /// Run the supervised worker until `shutdown`.
 pub async fn supervise<S: Site>(
     site: Arc<S>,
@@ -72,12 +84,7 @@ pub async fn supervise<S: Site>(
     crossings: Arc<CentralCrossings>,
     shutdown: CancellationToken,
 ) {
-    // Above 1 s: tikv-client's TSO stream reconnects only a second after its last connect.
-    let mut backoff = Backoff::new(
-        cfg.backoff_base,
-        cfg.backoff_cap,
-        Duration::from_millis(1_100),
-    );
+    let mut backoff = cfg.backoff();
     loop {
         let task = tokio::spawn(run(
             site.clone(),
@@ -144,11 +151,7 @@ async fn run<S: Site>(
     crossings: Arc<CentralCrossings>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(
-        cfg.backoff_base,
-        cfg.backoff_cap,
-        Duration::from_millis(1_100),
-    );
+    let mut backoff = cfg.backoff();
     let mut breaker = CircuitBreaker::new(cfg.breaker_threshold, cfg.breaker_cool_down);
     let mut w = Worker {
         site,
