@@ -400,10 +400,10 @@ async fn a_panic_inside_tikv_client_restarts_the_worker_and_sync_converges() {
 async fn while_central_is_unreachable_the_backlog_grows_then_converges() {
     let f = Fixture::start(1, 1, |_| {}).await;
     let (double, cluster, fed) = (&f.double, &f.cluster, &f.fed);
-    let first = workload(&cluster, 31, 50);
+    let first = workload(cluster, 31, 50);
     wait_synced(cluster, Duration::from_secs(60)).await;
     double.stop_serving(tikv_double::Target::Both, tikv_double::Partition::Refuse);
-    let second = workload(&cluster, 32, 100);
+    let second = workload(cluster, 32, 100);
     // The backlog is kept while the central store is away, and the worker reports why.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
