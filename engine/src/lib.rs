@@ -32,6 +32,12 @@
 //! * **Snapshots.** [`Engine::write_snapshot`] streams a consistent point-in-time copy in self-checking
 //!   chunks; [`Engine::install_snapshot`] verifies the whole stream before changing anything and then
 //!   switches atomically (an interrupted switch is finished by the next `open`).
+//! * **Change feed.** With [`EngineConfig::change_feed`], applying an entry also records its effects
+//!   ([`Change`]: the resulting value or tombstone of every write, every checkpoint's new epoch) under
+//!   its log index, in the same batch, so the feed is as durable as the state and identical on every
+//!   replica. [`Engine::changes`] reads it in log order; [`Op::SyncCursor`] records the replicated sync
+//!   cursor (never moving back) and trims the feed up to it, in its own batch. Feed and cursor travel in
+//!   snapshots. The engine does not know who consumes the feed.
 //! * **GC** never copies the data set or forks: old versions are dropped by a compaction filter, old
 //!   epochs by range deletes, each step bounded ([`Engine::gc_step`]'s budget).
 //!
