@@ -182,6 +182,8 @@ pub struct ServeConfig {
     /// Free space kept in reserve on the data dir's file system: below it writes are refused with 507
     /// (`node::disk`); 0 turns the guard off.
     pub reserve_space: u64,
+    /// Unsynced change-feed bytes above which `/readyz` reports degraded (federation only).
+    pub sync_backlog_quota: u64,
     /// Client API tokens (`auth_token_file`, parsed at start); `None`: the client API is open.
     pub client_auth: Option<ClientAuth>,
     /// The client API is open on a non-loopback address on purpose (a warning on every start).
@@ -309,6 +311,7 @@ pub const KEYS: &[&str] = &[
     "max_peer_connections",
     "max_clock_skew",
     "reserve_space",
+    "sync_backlog_quota",
     "tick",
     "election_ticks",
     "heartbeat_ticks",
@@ -727,6 +730,7 @@ fn build(
     let limits = limits(l)?;
     let raft = raft_tuning(l, &limits)?;
     let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
+    let sync_backlog_quota = l.get("sync_backlog_quota", |s| size_in(s, 0, u64::MAX))?.v;
     let (client_auth, insecure_no_auth, metrics_auth) =
         client_auth(l, read_file, &listen_client, &advertise_client)?;
     let join_token = match l.raw("join_token_file") {
@@ -765,6 +769,7 @@ fn build(
         limits,
         raft,
         reserve_space,
+        sync_backlog_quota,
         client_auth,
         insecure_no_auth,
         metrics_auth,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod federation;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -22,6 +22,8 @@ pub struct NodeSample {
     pub transport: TransportCounters,
     pub engine: EngineStats,
     pub rss_bytes: Option<u64>,
+    /// The federation's state, when it is configured.
+    pub sync: Option<crate::http::SyncView>,
 }
 
 /// One metric family's definition.
@@ -167,9 +169,65 @@ const ROCKSDB_MEMORY: Family = labelled(
 );
 const ROCKSDB_LIVE_SST: Family = gauge("kvs_rocksdb_live_sst_bytes", "Size of live SST files.");
 const PROCESS_RSS: Family = gauge("process_resident_memory_bytes", "Resident set size.");
+const SYNC_CURSOR: Family = gauge(
+    "kvs_sync_cursor",
+    "Log index up to which every change is in the central store (replicated cursor).",
+);
+const SYNC_BACKLOG_ENTRIES: Family = gauge(
+    "kvs_sync_backlog_entries",
+    "Change-feed entries not yet synced upward.",
+);
+const SYNC_BACKLOG_BYTES: Family = gauge(
+    "kvs_sync_backlog_bytes",
+    "Change-feed bytes not yet synced upward.",
+);
+const SYNC_BACKLOG_OVER_QUOTA: Family = gauge(
+    "kvs_sync_backlog_over_quota",
+    "1 while the unsynced backlog is over its quota (alarm; the site keeps serving).",
+);
+const SYNC_LAG_SECONDS: Family = gauge(
+    "kvs_sync_lag_seconds",
+    "Age of the oldest unsynced change (as the sync worker last saw it).",
+);
+const SYNC_BACKOFF_MS: Family = gauge(
+    "kvs_sync_backoff_milliseconds",
+    "The sync worker's current backoff delay.",
+);
+const SYNC_BREAKER_OPEN: Family = gauge(
+    "kvs_sync_breaker_open",
+    "1 while the circuit breaker keeps the worker from calling the central store.",
+);
+const SYNC_BATCHES: Family = counter(
+    "kvs_sync_batches_total",
+    "Batches committed centrally (one TiKV transaction each).",
+);
+const SYNC_ENTRIES: Family = counter(
+    "kvs_sync_entries_total",
+    "Change-feed entries synced upward.",
+);
+const SYNC_ERRORS: Family = labelled(
+    counter("kvs_sync_errors_total", "Failed sync attempts, by kind."),
+    "kind",
+);
+const SYNC_GLOBAL_LOOKUPS: Family = counter(
+    "kvs_sync_global_lookups_total",
+    "Central crossing lookups (crossed?scope=global that this site could not answer).",
+);
+const SYNC_GLOBAL_BLOOM_NEGATIVES: Family = counter(
+    "kvs_sync_global_bloom_negatives_total",
+    "Central crossing lookups the bloom filter answered without a round trip.",
+);
+const SYNC_GLOBAL_REMOTE_READS: Family = counter(
+    "kvs_sync_global_remote_reads_total",
+    "Central crossing lookups that read TiKV.",
+);
+const SYNC_RESTARTS: Family = counter(
+    "kvs_sync_worker_restarts_total",
+    "Sync worker restarts after a panic (inside tikv-client or ours).",
+);
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 33] = [
+const ALL: [&Family; 47] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -203,6 +261,20 @@ const ALL: [&Family; 33] = [
     &ROCKSDB_MEMORY,
     &ROCKSDB_LIVE_SST,
     &PROCESS_RSS,
+    &SYNC_CURSOR,
+    &SYNC_BACKLOG_ENTRIES,
+    &SYNC_BACKLOG_BYTES,
+    &SYNC_BACKLOG_OVER_QUOTA,
+    &SYNC_LAG_SECONDS,
+    &SYNC_BACKOFF_MS,
+    &SYNC_BREAKER_OPEN,
+    &SYNC_BATCHES,
+    &SYNC_ENTRIES,
+    &SYNC_ERRORS,
+    &SYNC_GLOBAL_LOOKUPS,
+    &SYNC_GLOBAL_BLOOM_NEGATIVES,
+    &SYNC_GLOBAL_REMOTE_READS,
+    &SYNC_RESTARTS,
 ];
 
 /// Prometheus sample values are `f64`; counters and gauges here stay exact below 2^53.
@@ -312,6 +384,42 @@ pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
     out.push(ROCKSDB_LIVE_SST.value(float(e.memory.live_sst_bytes)));
     if let Some(rss) = s.rss_bytes {
         out.push(PROCESS_RSS.value(float(rss)));
+    }
+    if let Some(y) = &s.sync {
+        for (family, v) in [
+            (&SYNC_CURSOR, y.cursor),
+            (&SYNC_BACKLOG_ENTRIES, y.lag_entries),
+            (&SYNC_BACKLOG_BYTES, y.backlog_bytes),
+            (
+                &SYNC_BACKLOG_OVER_QUOTA,
+                u64::from(y.backlog_bytes > y.backlog_quota_bytes),
+            ),
+        ] {
+            out.push(family.value(float(v)));
+        }
+        out.push(SYNC_LAG_SECONDS.value(y.lag_seconds));
+        for (family, v) in [
+            (&SYNC_BACKOFF_MS, y.backoff_ms),
+            (&SYNC_BREAKER_OPEN, u64::from(y.breaker_open)),
+            (&SYNC_BATCHES, y.batches),
+            (&SYNC_ENTRIES, y.entries_synced),
+        ] {
+            out.push(family.value(float(v)));
+        }
+        let other = y.errors.saturating_sub(y.undetermined + y.fenced);
+        out.push(SYNC_ERRORS.values(&[
+            ("undetermined", y.undetermined),
+            ("fenced", y.fenced),
+            ("other", other),
+        ]));
+        for (family, v) in [
+            (&SYNC_GLOBAL_LOOKUPS, y.global_lookups),
+            (&SYNC_GLOBAL_BLOOM_NEGATIVES, y.global_bloom_negatives),
+            (&SYNC_GLOBAL_REMOTE_READS, y.global_remote_reads),
+            (&SYNC_RESTARTS, y.restarts),
+        ] {
+            out.push(family.value(float(v)));
+        }
     }
     out
 }
@@ -474,6 +582,25 @@ mod tests {
             transport,
             engine,
             rss_bytes: Some(39_673_856),
+            sync: Some(crate::http::SyncView {
+                cursor: 40,
+                lag_entries: 3,
+                backlog_bytes: 2_000,
+                backlog_quota_bytes: 1_000,
+                lag_seconds: 1.5,
+                backoff_ms: 250,
+                breaker_open: false,
+                batches: 7,
+                entries_synced: 40,
+                errors: 4,
+                undetermined: 1,
+                fenced: 2,
+                restarts: 1,
+                global_lookups: 5,
+                global_bloom_negatives: 3,
+                global_remote_reads: 2,
+                ..crate::http::SyncView::default()
+            }),
         }
     }
 
@@ -612,6 +739,50 @@ kvs_rocksdb_live_sst_bytes 1234
 # HELP process_resident_memory_bytes Resident set size.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 39673856
+# HELP kvs_sync_cursor Log index up to which every change is in the central store (replicated cursor).
+# TYPE kvs_sync_cursor gauge
+kvs_sync_cursor 40
+# HELP kvs_sync_backlog_entries Change-feed entries not yet synced upward.
+# TYPE kvs_sync_backlog_entries gauge
+kvs_sync_backlog_entries 3
+# HELP kvs_sync_backlog_bytes Change-feed bytes not yet synced upward.
+# TYPE kvs_sync_backlog_bytes gauge
+kvs_sync_backlog_bytes 2000
+# HELP kvs_sync_backlog_over_quota 1 while the unsynced backlog is over its quota (alarm; the site keeps serving).
+# TYPE kvs_sync_backlog_over_quota gauge
+kvs_sync_backlog_over_quota 1
+# HELP kvs_sync_lag_seconds Age of the oldest unsynced change (as the sync worker last saw it).
+# TYPE kvs_sync_lag_seconds gauge
+kvs_sync_lag_seconds 1.5
+# HELP kvs_sync_backoff_milliseconds The sync worker's current backoff delay.
+# TYPE kvs_sync_backoff_milliseconds gauge
+kvs_sync_backoff_milliseconds 250
+# HELP kvs_sync_breaker_open 1 while the circuit breaker keeps the worker from calling the central store.
+# TYPE kvs_sync_breaker_open gauge
+kvs_sync_breaker_open 0
+# HELP kvs_sync_batches_total Batches committed centrally (one TiKV transaction each).
+# TYPE kvs_sync_batches_total counter
+kvs_sync_batches_total 7
+# HELP kvs_sync_entries_total Change-feed entries synced upward.
+# TYPE kvs_sync_entries_total counter
+kvs_sync_entries_total 40
+# HELP kvs_sync_errors_total Failed sync attempts, by kind.
+# TYPE kvs_sync_errors_total counter
+kvs_sync_errors_total{kind="undetermined"} 1
+kvs_sync_errors_total{kind="fenced"} 2
+kvs_sync_errors_total{kind="other"} 1
+# HELP kvs_sync_global_lookups_total Central crossing lookups (crossed?scope=global that this site could not answer).
+# TYPE kvs_sync_global_lookups_total counter
+kvs_sync_global_lookups_total 5
+# HELP kvs_sync_global_bloom_negatives_total Central crossing lookups the bloom filter answered without a round trip.
+# TYPE kvs_sync_global_bloom_negatives_total counter
+kvs_sync_global_bloom_negatives_total 3
+# HELP kvs_sync_global_remote_reads_total Central crossing lookups that read TiKV.
+# TYPE kvs_sync_global_remote_reads_total counter
+kvs_sync_global_remote_reads_total 2
+# HELP kvs_sync_worker_restarts_total Sync worker restarts after a panic (inside tikv-client or ours).
+# TYPE kvs_sync_worker_restarts_total counter
+kvs_sync_worker_restarts_total 1
 "#;
         assert_eq!(text(&families(&sample())), expected);
     }

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::keys;
-use crate::op::{Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
+use crate::op::{
+    Change, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond,
+};
 use crate::values;
 
 /// The newest version of a key: its value (`None` for a tombstone) and its ts.
@@ -19,6 +21,8 @@ pub trait StateView {
     fn current_epoch(&self, entity: &[u8]) -> Result<u64, Error>;
     /// The newest version of `key` in `epoch`: `Some(None)` is a tombstone.
     fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<Version>, Error>;
+    /// The recorded sync cursor (0 if none).
+    fn sync_cursor(&self) -> Result<u64, Error>;
 }
 
 /// What applying one entry does.
@@ -29,20 +33,30 @@ pub struct Plan {
     pub puts: Vec<(Vec<u8>, Vec<u8>)>,
     /// Checkpoint crossings this entry records: `(entity, name)`, to add to the bloom filter before writing.
     pub crossings: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The entry's effects as change-feed records, in order (only when asked to record them).
+    pub changes: Vec<Change>,
+    /// The sync cursor this entry records (the highest so far), if it carries an `Op::SyncCursor`.
+    pub cursor: Option<u64>,
 }
 
 /// Plan `ops` (one command) at `ts`.
 #[cfg(test)]
 pub fn plan<V: StateView>(view: &V, ts: u64, ops: &[Op]) -> Result<Plan, Error> {
-    plan_commands(view, &[(ts, ops)])
+    plan_commands(view, &[(ts, ops)], true)
 }
 
 /// Plan an entry of several commands, each `(ts, ops)` at its own ts (non-decreasing, in log order): a
 /// later command sees the earlier ones' effects, and every version keeps the ts of the command that
-/// wrote it. The results of all the commands' ops, in order.
-pub fn plan_commands<V: StateView>(view: &V, commands: &[(u64, &[Op])]) -> Result<Plan, Error> {
+/// wrote it. The results of all the commands' ops, in order. With `record_changes` the plan also lists
+/// the entry's effects as [`Change`]s (the change feed).
+pub fn plan_commands<V: StateView>(
+    view: &V,
+    commands: &[(u64, &[Op])],
+    record_changes: bool,
+) -> Result<Plan, Error> {
     let mut p = Planner {
         view,
+        record_changes,
         ts: 0,
         epochs: HashMap::new(),
         data: HashMap::new(),
@@ -60,6 +74,7 @@ pub fn plan_commands<V: StateView>(view: &V, commands: &[(u64, &[Op])]) -> Resul
 
 struct Planner<'v, V> {
     view: &'v V,
+    record_changes: bool,
     ts: u64,
     /// Epochs changed by earlier ops of this entry.
     epochs: HashMap<Vec<u8>, u64>,
@@ -142,6 +157,14 @@ impl<V: StateView> Planner<'_, V> {
             keys::data_key(key, epoch, self.ts),
             values::encode_version(value.as_deref()),
         ));
+        if self.record_changes {
+            self.plan.changes.push(Change::Write {
+                key: key.to_vec(),
+                value: value.clone(),
+                ts: self.ts,
+                epoch,
+            });
+        }
         self.data.insert((key.to_vec(), epoch), (value, self.ts));
     }
 
@@ -188,6 +211,18 @@ impl<V: StateView> Planner<'_, V> {
                 Err(e) => Err(e),
                 Ok(()) => Ok(OpOutcome::Read(self.current(key)?)),
             },
+            Op::SyncCursor { .. } if in_txn => {
+                Err(OpError::Invalid("a sync cursor inside a transaction"))
+            }
+            Op::SyncCursor { index } => {
+                let cursor = match self.plan.cursor {
+                    Some(c) => c,
+                    None => self.view.sync_cursor()?,
+                }
+                .max(*index);
+                self.plan.cursor = Some(cursor);
+                Ok(OpOutcome::CursorRecorded { cursor })
+            }
             Op::Txn { .. } if in_txn => Err(OpError::Invalid("transactions do not nest")),
             Op::Txn {
                 compares,
@@ -233,6 +268,15 @@ impl<V: StateView> Planner<'_, V> {
         ));
         puts.push((keys::gc_queue_key(ts, entity), epoch.to_be_bytes().to_vec()));
         self.plan.crossings.push((entity.to_vec(), name.to_vec()));
+        if self.record_changes {
+            self.plan.changes.push(Change::Checkpoint {
+                entity: entity.to_vec(),
+                name: name.to_vec(),
+                data: data.to_vec(),
+                epoch,
+                ts,
+            });
+        }
         self.epochs.insert(entity.to_vec(), epoch);
         Ok(Ok(OpOutcome::Checkpointed { epoch, ts }))
     }
@@ -276,6 +320,7 @@ impl<V: StateView> Planner<'_, V> {
             self.data.clone(),
             self.plan.puts.len(),
             self.plan.crossings.len(),
+            self.plan.changes.len(),
         );
         let mut results = Vec::with_capacity(branch.len());
         for op in branch {
@@ -286,6 +331,7 @@ impl<V: StateView> Planner<'_, V> {
                     (self.epochs, self.data) = (saved.0, saved.1);
                     self.plan.puts.truncate(saved.2);
                     self.plan.crossings.truncate(saved.3);
+                    self.plan.changes.truncate(saved.4);
                     return Ok(Err(e));
                 }
             }
@@ -337,6 +383,12 @@ mod tests {
                     keys::decode_data_key(k)?.ts,
                 ))),
                 None => Ok(None),
+            }
+        }
+        fn sync_cursor(&self) -> Result<u64, Error> {
+            match self.0.get(keys::SYNCED_KEY) {
+                Some(raw) => keys::decode_u64(raw, "sync cursor"),
+                None => Ok(0),
             }
         }
     }
@@ -438,6 +490,7 @@ mod tests {
         let p = plan_commands(
             &view,
             &[(10, &put_plain), (11, &put_k), (12, &cp), (13, &cond)],
+            true,
         )
         .unwrap();
         assert_eq!(p.results[0], Ok(OpOutcome::Written { ts: 10, epoch: 0 }));

@@ -17,6 +17,7 @@
 //!          | 0x05 key:bytes                                                   Get
 //!          | 0x06 count compare{count} count op{count} count op{count}       Txn (compares, success, failure);
 //!                                                                             its ops may not be Txns
+//!          | 0x07 index:uvarint                                               SyncCursor (not inside a Txn)
 //! cond     = flags:u8 [epoch:uvarint] [if_version:uvarint]                    flags: bit 0 epoch present,
 //!                                                                             bit 1 if_version present,
 //!                                                                             bit 2 if_absent; others 0
@@ -34,12 +35,18 @@
 //!          | 0x05 0x00  |  0x05 0x01 value:bytes ts epoch                     Ok(Read(None | Some))
 //!          | 0x06 succeeded:bool count outcome{count}                         Ok(Txn); inner outcomes
 //!                                                                             use tags 0x01..=0x05 only
+//!          | 0x07 cursor:uvarint                                              Ok(CursorRecorded)
 //!          | 0x81 current:uvarint                                             Err(StaleEpoch)
 //!          | 0x82 current_version:uvarint                                     Err(ConditionFailed)
 //!          | 0x83                                                             Err(NotAnInteger)
 //!          | 0x84                                                             Err(Overflow)
 //!          | 0x85 reason:u8                                                   Err(InvalidKey), see INVALID_KEY_REASONS
 //!          | 0x86 reason:u8                                                   Err(Invalid), see INVALID_REASONS
+//!
+//! changes  = 0x01 count:uvarint change{count}                                 a change-feed record
+//! change   = 0x01 key:bytes ts epoch 0x00                                     Write (deleted)
+//!          | 0x01 key:bytes ts epoch 0x01 value:bytes                         Write (value)
+//!          | 0x02 entity:bytes name:bytes data:bytes epoch ts                 Checkpoint
 //!
 //! ts, epoch, count = uvarint
 //! bytes    = len:uvarint byte{len}
@@ -66,7 +73,7 @@
 //! entry index it knows) and forwarded replies (where a failure is a transport problem), and the encoders
 //! reject invalid input; one [`CodecError`] names the exact problem and each caller maps it in context.
 
-use crate::op::{CmpOp, Compare, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
+use crate::op::{Change, CmpOp, Compare, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
 
 /// The leading byte of every encoding this module produces.
 pub const FORMAT_VERSION: u8 = 1;
@@ -75,7 +82,11 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const INVALID_KEY_REASONS: &[&str] = &["empty key", "empty entity", "entity contains '/'"];
 
 /// Reasons carried by [`OpError::Invalid`], indexed by their wire code minus one. Append only.
-pub const INVALID_REASONS: &[&str] = &["transactions do not nest", "empty checkpoint name"];
+pub const INVALID_REASONS: &[&str] = &[
+    "transactions do not nest",
+    "empty checkpoint name",
+    "a sync cursor inside a transaction",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
@@ -94,6 +105,9 @@ pub enum CodecError {
     /// A Txn inside a Txn (op or outcome): transactions do not nest.
     #[error("a transaction inside a transaction")]
     NestedTxn,
+    /// A sync cursor (op or outcome) inside a Txn: only the sync worker proposes it, on its own.
+    #[error("a sync cursor inside a transaction")]
+    CursorInTxn,
     /// Decoding: a reason code that is not in the table.
     #[error("unknown {what} reason code {code}")]
     UnknownReason { what: &'static str, code: u8 },
@@ -114,6 +128,7 @@ const OP_INCR: u8 = 0x03;
 const OP_CHECKPOINT: u8 = 0x04;
 const OP_GET: u8 = 0x05;
 const OP_TXN: u8 = 0x06;
+const OP_SYNC_CURSOR: u8 = 0x07;
 
 const CMP_VALUE: u8 = 0x01;
 const CMP_VERSION: u8 = 0x02;
@@ -130,6 +145,10 @@ const OUT_INCREMENTED: u8 = 0x03;
 const OUT_CHECKPOINTED: u8 = 0x04;
 const OUT_READ: u8 = 0x05;
 const OUT_TXN: u8 = 0x06;
+const OUT_CURSOR: u8 = 0x07;
+
+const CHANGE_WRITE: u8 = 0x01;
+const CHANGE_CHECKPOINT: u8 = 0x02;
 
 const ERR_STALE_EPOCH: u8 = 0x81;
 const ERR_CONDITION_FAILED: u8 = 0x82;
@@ -143,6 +162,7 @@ const MIN_OP_BYTES: usize = 2; // Get with an empty key
 const MIN_COMPARE_BYTES: usize = 3; // Exists with an empty key
 const MIN_RESULT_BYTES: usize = 1; // NotAnInteger
 const MIN_OUTCOME_BYTES: usize = 2; // Read(None)
+const MIN_CHANGE_BYTES: usize = 5; // Write of an empty key, deleted
 
 // ---------------------------------------------------------------------------------------------------------
 // Encoding
@@ -281,6 +301,11 @@ fn put_op(out: &mut Vec<u8>, op: &Op, in_txn: bool) -> Result<(), CodecError> {
             out.push(OP_GET);
             put_bytes(out, key);
         }
+        Op::SyncCursor { .. } if in_txn => return Err(CodecError::CursorInTxn),
+        Op::SyncCursor { index } => {
+            out.push(OP_SYNC_CURSOR);
+            put_uvarint(out, *index);
+        }
         Op::Txn { .. } if in_txn => return Err(CodecError::NestedTxn),
         Op::Txn {
             compares,
@@ -366,6 +391,11 @@ fn put_outcome(out: &mut Vec<u8>, outcome: &OpOutcome, in_txn: bool) -> Result<(
                 }
             }
         }
+        OpOutcome::CursorRecorded { .. } if in_txn => return Err(CodecError::CursorInTxn),
+        OpOutcome::CursorRecorded { cursor } => {
+            out.push(OUT_CURSOR);
+            put_uvarint(out, *cursor);
+        }
         OpOutcome::Txn { .. } if in_txn => return Err(CodecError::NestedTxn),
         OpOutcome::Txn { succeeded, results } => {
             out.push(OUT_TXN);
@@ -413,8 +443,93 @@ fn put_error(out: &mut Vec<u8>, error: &OpError) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// Encodes the changes of one log entry (a change-feed record).
+pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + changes.len() * 32);
+    out.push(FORMAT_VERSION);
+    put_len(&mut out, changes.len());
+    for change in changes {
+        match change {
+            Change::Write {
+                key,
+                value,
+                ts,
+                epoch,
+            } => {
+                out.push(CHANGE_WRITE);
+                put_bytes(&mut out, key);
+                put_uvarint(&mut out, *ts);
+                put_uvarint(&mut out, *epoch);
+                match value {
+                    None => out.push(0),
+                    Some(v) => {
+                        out.push(1);
+                        put_bytes(&mut out, v);
+                    }
+                }
+            }
+            Change::Checkpoint {
+                entity,
+                name,
+                data,
+                epoch,
+                ts,
+            } => {
+                out.push(CHANGE_CHECKPOINT);
+                put_bytes(&mut out, entity);
+                put_bytes(&mut out, name);
+                put_bytes(&mut out, data);
+                put_uvarint(&mut out, *epoch);
+                put_uvarint(&mut out, *ts);
+            }
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Decoding
+
+/// Decodes a change-feed record encoded by [`encode_changes`].
+pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, CodecError> {
+    let mut r = Reader::new(bytes)?;
+    let n = r.count(MIN_CHANGE_BYTES)?;
+    let mut changes = Vec::with_capacity(n);
+    for _ in 0..n {
+        changes.push(match r.u8()? {
+            CHANGE_WRITE => Change::Write {
+                key: r.bytes()?,
+                ts: r.uvarint()?,
+                epoch: r.uvarint()?,
+                value: match r.u8()? {
+                    0 => None,
+                    1 => Some(r.bytes()?),
+                    tag => {
+                        return Err(CodecError::UnknownTag {
+                            what: "optional value",
+                            tag,
+                        })
+                    }
+                },
+            },
+            CHANGE_CHECKPOINT => Change::Checkpoint {
+                entity: r.bytes()?,
+                name: r.bytes()?,
+                data: r.bytes()?,
+                epoch: r.uvarint()?,
+                ts: r.uvarint()?,
+            },
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "change",
+                    tag,
+                })
+            }
+        });
+    }
+    r.finish()?;
+    Ok(changes)
+}
 
 /// Decodes a list of ops encoded by [`encode_ops`].
 pub fn decode_ops(bytes: &[u8]) -> Result<Vec<Op>, CodecError> {
@@ -593,6 +708,10 @@ impl<'a> Reader<'a> {
                 },
             },
             OP_GET => Op::Get { key: self.bytes()? },
+            OP_SYNC_CURSOR if in_txn => return Err(CodecError::CursorInTxn),
+            OP_SYNC_CURSOR => Op::SyncCursor {
+                index: self.uvarint()?,
+            },
             OP_TXN if in_txn => return Err(CodecError::NestedTxn),
             OP_TXN => {
                 let n = self.count(MIN_COMPARE_BYTES)?;
@@ -718,6 +837,10 @@ impl<'a> Reader<'a> {
                     })
                 }
             }),
+            OUT_CURSOR if in_txn => return Err(CodecError::CursorInTxn),
+            OUT_CURSOR => OpOutcome::CursorRecorded {
+                cursor: self.uvarint()?,
+            },
             OUT_TXN if in_txn => return Err(CodecError::NestedTxn),
             OUT_TXN => {
                 let succeeded = self.bool("txn succeeded flag")?;

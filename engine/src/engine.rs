@@ -8,10 +8,11 @@ use std::time::Duration;
 use crate::apply;
 use crate::bloom::CrossingFilter;
 use crate::clock::{Clock, SystemClock};
+use crate::codec;
 use crate::error::Error;
 use crate::gc::{self, GcShared};
 use crate::keys;
-use crate::op::{Crossing, Op, OpResult, Versioned};
+use crate::op::{ChangeEntry, Crossing, Op, OpResult, Versioned};
 use crate::store::{Store, StoreConfig, StoreMemory, WriteOp};
 use crate::values::{self, Applied};
 
@@ -43,6 +44,9 @@ pub struct EngineConfig {
     /// Files RocksDB keeps open at most (SST table readers; a bound the process's open-file limit must
     /// cover, with the WAL, manifest and info log beside it).
     pub max_open_files: usize,
+    /// Record every applied entry's effects in the change feed (for the federation's sync worker).
+    /// Every replica of a group must agree, so that whichever becomes leader has the feed.
+    pub change_feed: bool,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +62,7 @@ impl Default for EngineConfig {
             clock: Arc::new(SystemClock),
             tiny_levels: false,
             max_open_files: 1_000,
+            change_feed: false,
         }
     }
 }
@@ -154,6 +159,11 @@ pub struct EngineStats {
     /// Point lookups and seeks RocksDB served (from RocksDB's own statistics).
     pub store_reads: u64,
     pub memory: StoreMemory,
+    /// The replicated sync cursor ([`Op::SyncCursor`]).
+    pub sync_cursor: u64,
+    /// Change-feed records kept (entries not yet synced) and their bytes.
+    pub feed_entries: u64,
+    pub feed_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +172,15 @@ struct Counters {
     bloom_negatives: AtomicU64,
     bloom_false_positives: AtomicU64,
     epochs_reclaimed: AtomicU64,
+}
+
+/// The change feed's size and the sync cursor, kept in memory beside the state (set at open, after each
+/// write that changes them, and after a snapshot install).
+#[derive(Debug, Default)]
+struct FeedSize {
+    cursor: AtomicU64,
+    entries: AtomicU64,
+    bytes: AtomicU64,
 }
 
 pub struct Engine {
@@ -180,6 +199,7 @@ pub struct Engine {
     /// snapshot install holds it for its switch).
     bloom_size: BloomSize,
     counters: Counters,
+    feed: FeedSize,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +247,7 @@ impl Engine {
             applied: Mutex::new(Applied::default()),
             bloom_size: BloomSize::default(),
             counters: Counters::default(),
+            feed: FeedSize::default(),
         };
         // An interrupted install is finished first: its first write cleared the whole state range,
         // format marker included, so the format can only be checked once the snapshot is in.
@@ -237,6 +258,7 @@ impl Engine {
         *engine.bloom.write().unwrap_or_else(PoisonError::into_inner) = filter;
         *lock(&engine.applied) = engine.load_applied()?;
         engine.load_safepoint()?;
+        engine.load_feed()?;
         Ok(engine)
     }
 
@@ -296,6 +318,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Count the change feed and read the sync cursor from disk (after open or a snapshot install).
+    fn load_feed(&self) -> Result<(), Error> {
+        let reader = self.reader();
+        let cursor = crate::apply::StateView::sync_cursor(&reader)?;
+        let mut cur = reader.view.cursor(Some(vec![keys::FEED + 1]));
+        cur.seek(&[keys::FEED]);
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        while let Some((k, v)) = cur.entry()? {
+            entries += 1;
+            bytes += (k.len() + v.len()) as u64;
+            cur.next();
+        }
+        self.feed.cursor.store(cursor, Ordering::Relaxed);
+        self.feed.entries.store(entries, Ordering::Relaxed);
+        self.feed.bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn load_applied(&self) -> Result<Applied, Error> {
         match self.reader().view.get(keys::APPLIED_KEY)? {
             Some(raw) => values::decode_applied(&raw),
@@ -343,7 +383,7 @@ impl Engine {
                 applied_ts: applied.ts,
             });
         }
-        let plan = apply::plan_commands(&self.reader(), commands)?;
+        let plan = apply::plan_commands(&self.reader(), commands, self.config.change_feed)?;
         if !plan.crossings.is_empty() {
             // Before the write: a crossing readable from disk is always in the filter.
             let mut bloom = self.bloom.write().unwrap_or_else(PoisonError::into_inner);
@@ -353,14 +393,98 @@ impl Engine {
             self.bloom_size.record(&bloom);
         }
         let next = Applied { index, ts };
+        let mut feed_ops = Vec::new();
+        let (mut entries, mut bytes) = (
+            self.feed.entries.load(Ordering::Relaxed),
+            self.feed.bytes.load(Ordering::Relaxed),
+        );
+        if let Some(cursor) = plan.cursor {
+            // Trim what the cursor covers, counting it first (only the just-synced records are read).
+            let reader = self.reader();
+            let mut cur = reader
+                .view
+                .cursor(Some(keys::feed_key(cursor.saturating_add(1))));
+            cur.seek(&[keys::FEED]);
+            while let Some((k, v)) = cur.entry()? {
+                entries = entries.saturating_sub(1);
+                bytes = bytes.saturating_sub((k.len() + v.len()) as u64);
+                cur.next();
+            }
+            feed_ops.push(WriteOp::DeleteRange(
+                vec![keys::FEED],
+                keys::feed_key(cursor.saturating_add(1)),
+            ));
+            feed_ops.push(WriteOp::Put(
+                keys::SYNCED_KEY.to_vec(),
+                cursor.to_be_bytes().to_vec(),
+            ));
+        }
+        // An entry at or below the cursor is never recorded: it was synced already (a replayed log).
+        let feed_cursor = plan
+            .cursor
+            .unwrap_or_else(|| self.feed.cursor.load(Ordering::Relaxed));
+        if !plan.changes.is_empty() && index > feed_cursor {
+            let key = keys::feed_key(index);
+            let value = codec::encode_changes(&plan.changes);
+            entries += 1;
+            bytes += (key.len() + value.len()) as u64;
+            feed_ops.push(WriteOp::Put(key, value));
+        }
         let writes = plan.puts.into_iter().map(|(k, v)| WriteOp::Put(k, v));
         let applied_put = WriteOp::Put(keys::APPLIED_KEY.to_vec(), values::encode_applied(next));
-        let batch_bytes = self.store.write(writes.chain([applied_put]), sync)?;
+        let batch_bytes = self
+            .store
+            .write(writes.chain(feed_ops).chain([applied_put]), sync)?;
         *lock(&self.applied) = next;
+        if let Some(cursor) = plan.cursor {
+            self.feed.cursor.store(cursor, Ordering::Relaxed);
+        }
+        self.feed.entries.store(entries, Ordering::Relaxed);
+        self.feed.bytes.store(bytes, Ordering::Relaxed);
         Ok(ApplyOutput {
             results: plan.results,
             batch_bytes,
         })
+    }
+
+    /// Change-feed records of entries after `after`, in log order: at most `max_entries` of them and
+    /// about `max_bytes` (the batch ends after the record that reaches the budget, so it holds at least
+    /// one when any is kept). Empty when the feed is off or everything is synced.
+    pub fn changes(
+        &self,
+        after: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ChangeEntry>, Error> {
+        let reader = self.reader();
+        let mut cur = reader.view.cursor(Some(vec![keys::FEED + 1]));
+        cur.seek(&keys::feed_key(after.saturating_add(1)));
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        while let Some((k, v)) = cur.entry()? {
+            if out.len() >= max_entries || total >= max_bytes {
+                break;
+            }
+            let index = keys::decode_feed_key(k)?;
+            let changes = codec::decode_changes(v).map_err(|e| Error::Corruption {
+                at: format!("change-feed record of entry {index}"),
+                detail: e.to_string(),
+            })?;
+            let bytes = k.len() + v.len();
+            total += bytes;
+            out.push(ChangeEntry {
+                index,
+                changes,
+                bytes: bytes as u64,
+            });
+            cur.next();
+        }
+        Ok(out)
+    }
+
+    /// The replicated sync cursor: every change of entries up to it has reached the central store.
+    pub fn sync_cursor(&self) -> u64 {
+        self.feed.cursor.load(Ordering::Relaxed)
     }
 
     /// The oldest ts a read may ask for now.
@@ -558,6 +682,9 @@ impl Engine {
             gc_versions_dropped: self.gc.versions_dropped(),
             store_reads: self.store.reads_served(),
             memory: self.store.memory(),
+            sync_cursor: self.feed.cursor.load(Ordering::Relaxed),
+            feed_entries: self.feed.entries.load(Ordering::Relaxed),
+            feed_bytes: self.feed.bytes.load(Ordering::Relaxed),
         }
     }
 

@@ -8,6 +8,7 @@
 //! | `e` | epoch start: `esc(entity) 00 01 epoch`           | start ts                      |
 //! | `x` | crossing: `esc(entity) 00 01 name`               | epoch, ts, data               |
 //! | `g` | GC queue: `ts esc(entity) 00 01`                 | new epoch                     |
+//! | `c` | change feed: `index` (big-endian u64)            | the entry's changes (codec)   |
 //! | `m` | metadata (applied index, format)                 |                               |
 //! | `z` | snapshot-install marker (outside the data range) |                               |
 //!
@@ -27,6 +28,8 @@ pub const DATA: u8 = b'd';
 pub const EPOCH: u8 = b'e';
 pub const CROSSING: u8 = b'x';
 pub const GC_QUEUE: u8 = b'g';
+/// The change feed: one record per log entry that changed something, kept until synced.
+pub const FEED: u8 = b'c';
 pub const META: u8 = b'm';
 /// Tag of the snapshot-install marker; must sort after every state tag (an install range-deletes `[0, z)`).
 pub const MARKER: u8 = b'z';
@@ -34,6 +37,8 @@ pub const MARKER: u8 = b'z';
 pub const APPLIED_KEY: &[u8] = b"mapplied";
 /// The GC safepoint: reads below it were refused and the data they needed may be gone.
 pub const SAFEPOINT_KEY: &[u8] = b"msafepoint";
+/// The replicated sync cursor: every change of entries up to it has reached the central store.
+pub const SYNCED_KEY: &[u8] = b"msynced";
 pub const INSTALL_MARKER_KEY: &[u8] = b"zinstall";
 
 const SLASH: u8 = b'/';
@@ -103,6 +108,24 @@ pub fn epoch_block(entity: &[u8], epoch: u64) -> Vec<u8> {
     let mut out = entity_block(entity);
     out.extend_from_slice(&epoch.to_be_bytes());
     out
+}
+
+/// The change-feed record of log entry `index`; feed keys sort in log order.
+pub fn feed_key(index: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(FEED);
+    out.extend_from_slice(&index.to_be_bytes());
+    out
+}
+
+/// The log index of a change-feed key.
+pub fn decode_feed_key(enc: &[u8]) -> Result<u64, Error> {
+    match enc.split_first() {
+        Some((&FEED, rest)) => read_u64(rest)
+            .filter(|_| rest.len() == 8)
+            .ok_or_else(|| corrupt("change-feed key", enc)),
+        _ => Err(corrupt("change-feed key", enc)),
+    }
 }
 
 /// The first key after every key that starts with `prefix` (`None` if there is none, i.e. all `FF`).

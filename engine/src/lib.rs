@@ -33,6 +33,12 @@
 //!   chunks; [`Engine::install_snapshot`] verifies the whole stream before changing anything and then
 //!   switches atomically (an interrupted switch is finished by the next `open`). [`verify_image`] runs
 //!   the install's checks on a stream without installing it (a backup file's image).
+//! * **Change feed.** With [`EngineConfig::change_feed`], applying an entry also records its effects
+//!   ([`Change`]: the resulting value or tombstone of every write, every checkpoint's new epoch) under
+//!   its log index, in the same batch, so the feed is as durable as the state and identical on every
+//!   replica. [`Engine::changes`] reads it in log order; [`Op::SyncCursor`] records the replicated sync
+//!   cursor (never moving back) and trims the feed up to it, in its own batch. Feed and cursor travel in
+//!   snapshots. The engine does not know who consumes the feed.
 //! * **GC** never copies the data set or forks: old versions are dropped by a compaction filter, old
 //!   epochs by range deletes, each step bounded ([`Engine::gc_step`]'s budget).
 //!
@@ -67,7 +73,10 @@ pub use engine::{
     GcReport, ScanPage, ScanRequest, VerifyReport,
 };
 pub use error::Error;
-pub use op::{CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned, WriteCond};
+pub use op::{
+    Change, ChangeEntry, CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned,
+    WriteCond,
+};
 pub use snapshot::SnapshotMeta;
 pub use store::StoreMemory;
 pub use values::Applied;

@@ -50,6 +50,13 @@ pub enum Op {
         success: Vec<Op>,
         failure: Vec<Op>,
     },
+    /// Record that every change of log entries up to `index` has reached the federation's central
+    /// store, and trim them from the change feed. Only the leader's sync worker proposes it, after the
+    /// central transaction that carried those changes committed; the recorded cursor never moves back
+    /// (a lower `index` leaves it as it is). Not allowed inside a txn.
+    SyncCursor {
+        index: u64,
+    },
 }
 
 /// Constructors for the common shapes: unconditional writes, reads, and an epoch fence added with
@@ -109,7 +116,7 @@ impl Op {
                 cond.epoch = fence
             }
             Op::Checkpoint { epoch, .. } => *epoch = fence,
-            Op::Get { .. } | Op::Txn { .. } => {}
+            Op::Get { .. } | Op::Txn { .. } | Op::SyncCursor { .. } => {}
         }
         self
     }
@@ -192,6 +199,10 @@ pub enum OpOutcome {
         succeeded: bool,
         results: Vec<OpOutcome>,
     },
+    /// The sync cursor after an [`Op::SyncCursor`]: the highest index recorded so far.
+    CursorRecorded {
+        cursor: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -211,6 +222,46 @@ pub enum OpError {
 }
 
 pub type OpResult = Result<OpOutcome, OpError>;
+
+/// One effect of a committed entry, as the change feed carries it: what a replica of the state needs to
+/// reproduce it (the resulting value, never the op), so replaying a change twice is harmless.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `key` got a new version at `ts` in its entity's `epoch` (0 for a key without an entity):
+    /// `value`, or `None` when it was deleted.
+    Write {
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        ts: u64,
+        epoch: u64,
+    },
+    /// `entity` crossed checkpoint `name` at `ts`: its epoch became `epoch`.
+    Checkpoint {
+        entity: Vec<u8>,
+        name: Vec<u8>,
+        data: Vec<u8>,
+        epoch: u64,
+        ts: u64,
+    },
+}
+
+impl Change {
+    /// The commit ts of the change.
+    pub fn ts(&self) -> u64 {
+        match self {
+            Change::Write { ts, .. } | Change::Checkpoint { ts, .. } => *ts,
+        }
+    }
+}
+
+/// The changes of one log entry, in the order the entry made them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEntry {
+    pub index: u64,
+    pub changes: Vec<Change>,
+    /// Size of the stored record (what it counts for in the backlog).
+    pub bytes: u64,
+}
 
 /// A recorded checkpoint crossing.
 #[derive(Debug, Clone, PartialEq, Eq)]

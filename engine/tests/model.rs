@@ -243,6 +243,7 @@ impl Model {
                 })
             }
             Op::Get { key } => Ok(OpOutcome::Read(self.read(key, u64::MAX))),
+            Op::SyncCursor { .. } => unreachable!("the model's generator makes no sync cursors"),
             Op::Txn {
                 compares,
                 success,

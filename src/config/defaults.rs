@@ -74,6 +74,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ),
         ("max_clock_skew", duration(node.max_clock_skew)),
         ("reserve_space", size(crate::node::disk::DEFAULT_RESERVE)),
+        (
+            "sync_backlog_quota",
+            size(crate::federation::DEFAULT_BACKLOG_QUOTA),
+        ),
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),
         ("heartbeat_ticks", timing.heartbeat_ticks.to_string()),

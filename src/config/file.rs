@@ -43,6 +43,7 @@ pub(super) struct FileConfig {
     max_peer_connections: Option<u64>,
     max_clock_skew: Option<String>,
     reserve_space: Option<SizeValue>,
+    sync_backlog_quota: Option<SizeValue>,
     tick: Option<String>,
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
@@ -114,7 +115,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 46] = [
+        let entries: [(&'static str, Option<String>); 47] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -148,6 +149,7 @@ impl FileConfig {
             ("max_peer_connections", self.max_peer_connections.map(int)),
             ("max_clock_skew", self.max_clock_skew),
             ("reserve_space", self.reserve_space.map(size)),
+            ("sync_backlog_quota", self.sync_backlog_quota.map(size)),
             ("tick", self.tick),
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),

@@ -111,6 +111,7 @@ fn config_dev_default_without_any_flag() {
                 max_clock_skew: Duration::from_secs(1),
             },
             reserve_space: 1 << 30,
+            sync_backlog_quota: 1 << 30,
             client_auth: None,
             insecure_no_auth: false,
             metrics_auth: MetricsAccess::Open,

@@ -89,10 +89,26 @@ pub async fn transfer_leader<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply
     }))
 }
 
-/// `GET /v1/sync`: federation is not configured yet; the shape it will fill is all null.
-pub async fn sync<B: Backend>(_ctx: &Ctx<B>, origin: &Origin) -> Reply {
+/// `GET /v1/sync`: this node's view of the upward federation (all null when not configured).
+pub async fn sync<B: Backend>(ctx: &Ctx<B>, origin: &Origin) -> Reply {
     Query::parse(origin.query(), &[])?;
-    Ok(ok(&SyncDto::not_configured()))
+    Ok(ok(&ctx
+        .backend
+        .sync_status()
+        .map_or_else(SyncDto::not_configured, SyncDto::from)))
+}
+
+/// `POST /v1/sync/pause` and `/v1/sync/resume`: stop or restart this node's sync worker (the flag is
+/// per node; the leader's is the one that matters). 409 `sync_not_configured` without federation.
+pub async fn sync_pause<B: Backend>(ctx: &Ctx<B>, origin: &Origin, paused: bool) -> Reply {
+    Query::parse(origin.query(), &[])?;
+    if !ctx.backend.sync_pause(paused) {
+        return Err(ApiError::new(
+            Code::SyncNotConfigured,
+            "upward federation is not configured on this node",
+        ));
+    }
+    Ok(ok(&crate::http::dto::SyncPauseResp { paused }))
 }
 
 /// `GET /metrics`: the registry (this layer's metrics and the backend's), in the text format.

@@ -159,6 +159,61 @@ pub struct Readiness {
     pub disk_writable: bool,
     /// Human-readable reasons (why not ready, alarms).
     pub detail: Vec<String>,
+    /// Alarms that leave the node ready but degraded (the sync backlog over its quota): the site
+    /// keeps serving.
+    pub degraded: Vec<String>,
+}
+
+/// A crossing found in the central store (`crossed?scope=global`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalCrossing {
+    pub site: String,
+    pub epoch: u64,
+    pub ts: u64,
+    pub data: Vec<u8>,
+}
+
+/// The answer of a central crossing lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalLookup {
+    /// Federation is off on this node.
+    NotConfigured,
+    /// The central store did not answer (or answered garbage) by the deadline.
+    Failed(String),
+    Found(Option<GlobalCrossing>),
+}
+
+/// What `GET /v1/sync` reports of the upward federation (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncView {
+    pub site: String,
+    /// `follower`, `idle`, `syncing`, `backing_off`, `paused`.
+    pub state: &'static str,
+    /// The cursor replicated through Raft: every change up to this log index is central.
+    pub cursor: u64,
+    /// The central cursor as this node's worker last saw it (the leader's is the freshest).
+    pub central_cursor: Option<u64>,
+    /// Unsynced change-feed entries and their bytes.
+    pub lag_entries: u64,
+    pub backlog_bytes: u64,
+    pub backlog_quota_bytes: u64,
+    /// Age of the oldest unsynced change.
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+    pub backoff_ms: u64,
+    pub breaker_open: bool,
+    pub restarts: u64,
+    /// Batches committed centrally, entries they carried, failed attempts, and of those the
+    /// undetermined commits and the cursor-check refusals.
+    pub batches: u64,
+    pub entries_synced: u64,
+    pub errors: u64,
+    pub undetermined: u64,
+    pub fenced: u64,
+    /// Central crossing lookups, those the bloom filter answered negatively, and TiKV reads.
+    pub global_lookups: u64,
+    pub global_bloom_negatives: u64,
+    pub global_remote_reads: u64,
 }
 
 impl Readiness {
@@ -239,4 +294,24 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// which `/metrics` serves. Called once per registry; the values are read at scrape time. A
     /// registration failure (a name clash) is logged by the implementation, not fatal.
     fn register_metrics(&self, registry: &prometheus::Registry);
+
+    /// The federation's state; `None` when it is not configured on this node.
+    fn sync_status(&self) -> Option<SyncView> {
+        None
+    }
+
+    /// Has `entity` crossed `name` at any site (the central index)? Bounded by `deadline`.
+    fn crossed_global(
+        &self,
+        _entity: Vec<u8>,
+        _name: Vec<u8>,
+        _deadline: Instant,
+    ) -> impl Future<Output = GlobalLookup> + Send {
+        async { GlobalLookup::NotConfigured }
+    }
+
+    /// Pause (`true`) or resume this node's sync worker; `false` when federation is not configured.
+    fn sync_pause(&self, _paused: bool) -> bool {
+        false
+    }
 }

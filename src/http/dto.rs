@@ -543,6 +543,9 @@ pub struct CrossingResp {
     pub ts: u64,
     #[serde(flatten)]
     pub data: Text,
+    /// With `scope=global`: the site whose crossing it is (absent for this site's own, local answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 /// The outcome of one op inside a txn or a batch, tagged with the op kind.
@@ -579,6 +582,10 @@ pub enum OutcomeDto {
         succeeded: bool,
         results: Vec<OutcomeDto>,
     },
+    /// Only the sync worker proposes a sync cursor; listed so the mapping is total.
+    SyncCursor {
+        cursor: u64,
+    },
 }
 
 impl From<engine::OpOutcome> for OutcomeDto {
@@ -605,6 +612,7 @@ impl From<engine::OpOutcome> for OutcomeDto {
                 succeeded,
                 results: results.into_iter().map(OutcomeDto::from).collect(),
             },
+            O::CursorRecorded { cursor } => OutcomeDto::SyncCursor { cursor },
         }
     }
 }
@@ -699,6 +707,9 @@ pub struct HealthDto {
 #[derive(Debug, Serialize)]
 pub struct ReadyDto {
     pub ready: bool,
+    /// `ready`, `degraded` (ready, with an alarm: see `degraded`) or `not_ready`.
+    pub status: &'static str,
+    pub degraded: Vec<String>,
     pub leader_known: bool,
     pub applied_caught_up: bool,
     pub disk_writable: bool,
@@ -709,6 +720,12 @@ impl From<Readiness> for ReadyDto {
     fn from(r: Readiness) -> Self {
         ReadyDto {
             ready: r.ready(),
+            status: match (r.ready(), r.degraded.is_empty()) {
+                (false, _) => "not_ready",
+                (true, true) => "ready",
+                (true, false) => "degraded",
+            },
+            degraded: r.degraded,
             leader_known: r.leader_known,
             applied_caught_up: r.applied_caught_up,
             disk_writable: r.disk_writable,
@@ -717,16 +734,24 @@ impl From<Readiness> for ReadyDto {
     }
 }
 
-/// `GET /v1/sync` until federation exists: the fields it will report, all null.
+/// `GET /v1/sync`: the federation's state (all null but `configured` and `message` without it).
 #[derive(Debug, Serialize)]
 pub struct SyncDto {
     pub configured: bool,
     pub message: &'static str,
+    pub site: Option<String>,
+    pub state: Option<&'static str>,
     pub cursor: Option<u64>,
+    pub central_cursor: Option<u64>,
     pub lag_entries: Option<u64>,
     pub lag_seconds: Option<f64>,
+    pub backlog_bytes: Option<u64>,
+    pub backlog_quota_bytes: Option<u64>,
+    pub over_quota: Option<bool>,
     pub last_error: Option<String>,
     pub backoff_ms: Option<u64>,
+    pub breaker_open: Option<bool>,
+    pub restarts: Option<u64>,
 }
 
 impl SyncDto {
@@ -735,13 +760,49 @@ impl SyncDto {
         SyncDto {
             configured: false,
             message: "upward federation is not configured on this node",
+            site: None,
+            state: None,
             cursor: None,
+            central_cursor: None,
             lag_entries: None,
             lag_seconds: None,
+            backlog_bytes: None,
+            backlog_quota_bytes: None,
+            over_quota: None,
             last_error: None,
             backoff_ms: None,
+            breaker_open: None,
+            restarts: None,
         }
     }
+}
+
+impl From<crate::http::SyncView> for SyncDto {
+    fn from(v: crate::http::SyncView) -> Self {
+        SyncDto {
+            configured: true,
+            message: "upward federation to TiKV",
+            over_quota: Some(v.backlog_bytes > v.backlog_quota_bytes),
+            site: Some(v.site),
+            state: Some(v.state),
+            cursor: Some(v.cursor),
+            central_cursor: v.central_cursor,
+            lag_entries: Some(v.lag_entries),
+            lag_seconds: Some(v.lag_seconds),
+            backlog_bytes: Some(v.backlog_bytes),
+            backlog_quota_bytes: Some(v.backlog_quota_bytes),
+            last_error: v.last_error,
+            backoff_ms: Some(v.backoff_ms),
+            breaker_open: Some(v.breaker_open),
+            restarts: Some(v.restarts),
+        }
+    }
+}
+
+/// `POST /v1/sync/pause|resume` → `{"paused"}`.
+#[derive(Debug, Serialize)]
+pub struct SyncPauseResp {
+    pub paused: bool,
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@
 //! | 409 | `learner_first` | membership: a new node is added as a voter; it joins as a learner, then is promoted |
 //! | 409 | `learner_not_caught_up` | membership: the learner to promote has not caught up within the request's deadline |
 //! | 409 | `change_in_progress` | membership: another membership change is still being applied |
+//! | 409 | `sync_not_configured` | `/v1/sync/pause`, `/v1/sync/resume` on a node without federation (`--pd`) |
 
 use std::convert::Infallible;
 use std::fmt;
@@ -95,11 +96,12 @@ pub enum Code {
     LearnerFirst,
     LearnerNotCaughtUp,
     ChangeInProgress,
+    SyncNotConfigured,
 }
 
 impl Code {
     /// Every code, for the documentation check (`docs/openapi.yaml` lists exactly these, by status).
-    pub const ALL: [Code; 40] = [
+    pub const ALL: [Code; 41] = [
         Code::BadRequest,
         Code::InvalidKey,
         Code::InvalidOp,
@@ -140,6 +142,7 @@ impl Code {
         Code::LearnerFirst,
         Code::LearnerNotCaughtUp,
         Code::ChangeInProgress,
+        Code::SyncNotConfigured,
     ];
 
     /// The stable name clients match on.
@@ -185,6 +188,7 @@ impl Code {
             Code::LearnerFirst => "learner_first",
             Code::LearnerNotCaughtUp => "learner_not_caught_up",
             Code::ChangeInProgress => "change_in_progress",
+            Code::SyncNotConfigured => "sync_not_configured",
         }
     }
 
@@ -223,7 +227,8 @@ impl Code {
             | Code::QuorumAtRisk
             | Code::LearnerFirst
             | Code::LearnerNotCaughtUp
-            | Code::ChangeInProgress => StatusCode::CONFLICT,
+            | Code::ChangeInProgress
+            | Code::SyncNotConfigured => StatusCode::CONFLICT,
         }
     }
 }

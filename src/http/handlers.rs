@@ -6,7 +6,7 @@ use engine::{Op, OpOutcome, ScanRequest, WriteCond};
 use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
-use super::backend::Backend;
+use super::backend::{Backend, GlobalLookup};
 use super::body::parse_json;
 use super::context::{Ctx, Origin};
 use super::dto::{
@@ -230,22 +230,58 @@ pub async fn crossed<B: Backend>(
     raw_entity: &str,
     raw_name: &str,
 ) -> Reply {
-    let q = Query::parse(origin.query(), &["at", "consistency"])?;
+    let q = Query::parse(origin.query(), &["at", "consistency", "scope"])?;
+    let global = match q.str("scope") {
+        None | Some("local") => false,
+        Some("global") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                format!("scope must be local or global, not {other:?}"),
+            ))
+        }
+    };
     let entity = entity(ctx, raw_entity)?;
     let name = path_segment("checkpoint name", raw_name)?;
     ctx.limits.check_key("checkpoint name", &name)?;
     let snap = prepare(ctx, origin, &q).await?;
-    let found = engine_read(ctx, origin, move |e| e.crossed(&entity, &name)).await?;
+    let (e2, n2) = (entity.clone(), name.clone());
+    let found = engine_read(ctx, origin, move |e| e.crossed(&e2, &n2)).await?;
+    let not_found = || {
+        ApiError::new(
+            Code::CheckpointNotFound,
+            "the entity has not crossed that checkpoint",
+        )
+    };
     match found {
         Some(c) if c.ts <= snap.at => Ok(ok(&CrossingResp {
             epoch: c.epoch,
             ts: c.ts,
             data: Text::data(c.data),
+            site: None,
         })),
-        _ => Err(ApiError::new(
-            Code::CheckpointNotFound,
-            "the entity has not crossed that checkpoint",
-        )),
+        _ if global => match ctx
+            .backend
+            .crossed_global(entity, name, origin.deadline.into_std())
+            .await
+        {
+            GlobalLookup::Found(Some(c)) => Ok(ok(&CrossingResp {
+                epoch: c.epoch,
+                ts: c.ts,
+                data: Text::data(c.data),
+                site: Some(c.site),
+            })),
+            GlobalLookup::Found(None) => Err(not_found()),
+            GlobalLookup::NotConfigured => Err(ApiError::new(
+                Code::SyncNotConfigured,
+                "scope=global needs upward federation (--pd) on this node",
+            )),
+            GlobalLookup::Failed(why) => Err(ApiError::new(
+                Code::StorageUnavailable,
+                format!("the central store did not answer: {why}"),
+            )),
+        },
+        _ => Err(not_found()),
     }
 }
 

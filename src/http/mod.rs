@@ -31,8 +31,9 @@ mod snapshot;
 mod tests;
 
 pub use backend::{
-    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, ImageOrigin,
-    MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness,
+    AddMember, Applied, Backend, BackendError, ClusterView, Consistency, GlobalCrossing,
+    GlobalLookup, ImageOrigin, MemberRefusal, MemberRole, MemberView, ReadInfo, Readiness,
+    SyncView,
 };
 pub use error::Code;
 pub use limits::Limits;

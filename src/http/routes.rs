@@ -79,6 +79,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/v1/cluster/leader", ADMIN),
     route(Method::GET, "/v1/sync", READ),
     route(Method::GET, "/v1/snapshot", ADMIN),
+    route(Method::POST, "/v1/sync/pause", ADMIN),
+    route(Method::POST, "/v1/sync/resume", ADMIN),
     route(Method::GET, "/metrics", Access::Metrics),
     route(Method::GET, "/healthz", Access::Open),
     route(Method::GET, "/readyz", Access::Open),
@@ -456,6 +458,22 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
             handle!(ctx, origin, snapshot::snapshot(&ctx, &origin).await)
         })
         .boxed();
+    let sync_pause = warp::path!("v1" / "sync" / "pause")
+        .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/sync/pause"))
+        .and(st())
+        .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
+            handle!(ctx, origin, admin::sync_pause(&ctx, &origin, true).await)
+        })
+        .boxed();
+    let sync_resume = warp::path!("v1" / "sync" / "resume")
+        .and(warp::post())
+        .and(guard(&ctx, Method::POST, "/v1/sync/resume"))
+        .and(st())
+        .then(|ctx: Arc<Ctx<B>>, origin: Origin| {
+            handle!(ctx, origin, admin::sync_pause(&ctx, &origin, false).await)
+        })
+        .boxed();
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(guard(&ctx, Method::GET, "/metrics"))
@@ -498,6 +516,8 @@ fn api<B: Backend>(ctx: Arc<Ctx<B>>) -> BoxedFilter<(Response,)> {
         leader,
         sync,
         backup,
+        sync_pause,
+        sync_resume,
         metrics,
         healthz,
         readyz,

@@ -31,6 +31,7 @@ const STATUS_STALE_AFTER: Duration = Duration::from_secs(2);
 pub struct ReplicaBackend {
     replica: Arc<Replica>,
     shared: Arc<Shared>,
+    federation: Option<crate::federation::Federation>,
 }
 
 struct Shared {
@@ -46,7 +47,17 @@ impl ReplicaBackend {
             disk_writable: AtomicBool::new(true),
         });
         tokio::spawn(refresh(replica.clone(), shared.clone()));
-        ReplicaBackend { replica, shared }
+        ReplicaBackend {
+            replica,
+            shared,
+            federation: None,
+        }
+    }
+
+    /// Report (and pause/resume) this federation in `/v1/sync`, `/readyz` and `/metrics`.
+    pub fn with_federation(mut self, federation: crate::federation::Federation) -> Self {
+        self.federation = Some(federation);
+        self
     }
 
     /// The cached status and its age.
@@ -76,6 +87,7 @@ impl ReplicaBackend {
             transport: self.replica.transport_counters(),
             engine: self.replica.engine().stats(),
             rss_bytes: crate::metrics::process_rss_bytes(),
+            sync: crate::http::Backend::sync_status(self),
         }
     }
 
@@ -543,6 +555,17 @@ impl Backend for ReplicaBackend {
         if !r.disk_writable {
             r.detail.push("data dir is not writable".into());
         }
+        if let Some(fed) = &self.federation {
+            let stats = self.replica.engine().stats();
+            if stats.feed_bytes > fed.backlog_quota() {
+                r.degraded.push(format!(
+                    "sync backlog {} bytes is over its quota of {} bytes (central store unreachable \
+                     or slow); the site keeps serving",
+                    stats.feed_bytes,
+                    fed.backlog_quota()
+                ));
+            }
+        }
         r
     }
 
@@ -564,6 +587,69 @@ impl Backend for ReplicaBackend {
                 .collect(),
             membership_index: membership.conf_index,
         }
+    }
+
+    fn sync_status(&self) -> Option<crate::http::SyncView> {
+        let fed = self.federation.as_ref()?;
+        let s = fed.status();
+        let c = &fed.shared().counters;
+        let g = &fed.crossings().counters;
+        let stats = self.replica.engine().stats();
+        Some(crate::http::SyncView {
+            site: fed.site().to_owned(),
+            state: s.state.name(),
+            cursor: stats.sync_cursor,
+            central_cursor: s.central_cursor,
+            lag_entries: stats.feed_entries,
+            backlog_bytes: stats.feed_bytes,
+            backlog_quota_bytes: fed.backlog_quota(),
+            lag_seconds: s.lag_seconds,
+            last_error: s.last_error,
+            backoff_ms: s.backoff_ms,
+            breaker_open: s.breaker_open,
+            restarts: fed.restarts(),
+            batches: c.batches.load(Ordering::Relaxed),
+            entries_synced: c.entries.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            undetermined: c.undetermined.load(Ordering::Relaxed),
+            fenced: c.fenced.load(Ordering::Relaxed),
+            global_lookups: g.lookups.load(Ordering::Relaxed),
+            global_bloom_negatives: g.bloom_negatives.load(Ordering::Relaxed),
+            global_remote_reads: g.remote_reads.load(Ordering::Relaxed),
+        })
+    }
+
+    fn crossed_global(
+        &self,
+        entity: Vec<u8>,
+        name: Vec<u8>,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = crate::http::GlobalLookup> + Send {
+        let crossings = self.federation.as_ref().map(|f| f.crossings().clone());
+        async move {
+            use crate::http::{GlobalCrossing, GlobalLookup};
+            let Some(crossings) = crossings else {
+                return GlobalLookup::NotConfigured;
+            };
+            match crossings.lookup(&entity, &name, deadline.into()).await {
+                Ok(found) => GlobalLookup::Found(found.map(|c| GlobalCrossing {
+                    site: c.site,
+                    epoch: c.epoch,
+                    ts: c.ts,
+                    data: c.data,
+                })),
+                Err(e) => GlobalLookup::Failed(e.to_string()),
+            }
+        }
+    }
+
+    fn sync_pause(&self, paused: bool) -> bool {
+        match &self.federation {
+            Some(fed) if paused => fed.pause(),
+            Some(fed) => fed.resume(),
+            None => return false,
+        }
+        true
     }
 
     fn liveness(&self) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! One node of a site, composed: the engine as the state machine of a raft-node [`raft_node::Group`]
 //! (`replica`, `machine`), background GC (`gc`), the free-space guard (`disk`), the HTTP layer's backend over the replica (`http_backend`),
-//! the data-dir layout (`layout`), the open-file limit check (`open_files`), the systemd notify protocol (`systemd`), and [`serve`], which runs all of it with the HTTP API until shutdown.
+//! the data-dir layout (`layout`), the open-file limit check (`open_files`), the systemd notify protocol (`systemd`), the federation worker's view of the replica (`sync_site`), and [`serve`], which runs all of it with the HTTP API until shutdown.
 
 pub mod disk;
 mod gc;
@@ -10,6 +10,7 @@ pub mod machine;
 pub mod open_files;
 pub mod replica;
 mod serve;
+mod sync_site;
 pub mod systemd;
 
 pub use http_backend::ReplicaBackend;

@@ -26,6 +26,7 @@ use super::layout::DataDir;
 use super::replica::{Replica, ReplicaConfig};
 use super::systemd;
 use crate::config::{Bootstrap, ClusterState, Secret, ServeConfig};
+use crate::federation;
 use crate::http::auth::Auth;
 use crate::http::{self, Backend};
 use crate::tls::{self, ClientPortTls, HttpTls};
@@ -66,6 +67,8 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     r.sync = cfg.sync;
     r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
+    // With federation every replica keeps the change feed, so whichever node leads can sync.
+    r.engine.change_feed = cfg.pd.is_some();
     r
 }
 
@@ -309,7 +312,23 @@ pub async fn serve_with(
             .context("start the replica")?,
     );
     reload_files(reload, auth.clone(), client_tls.clone(), replica.clone());
-    let backend = ReplicaBackend::new(replica.clone());
+    let mut backend = ReplicaBackend::new(replica.clone());
+    if let Some(pd) = &cfg.pd {
+        let site = cfg.site.clone().unwrap_or_else(|| cfg.cluster_id.clone());
+        let central = federation::CentralConfig {
+            pd: pd.clone(),
+            tls: None,
+            rpc_timeout: federation::DEFAULT_RPC_TIMEOUT,
+        };
+        tracing::info!(site = %site, pd = ?pd, "upward federation on");
+        let fed = federation::Federation::start(
+            Arc::new(super::sync_site::NodeSite(replica.clone())),
+            federation::WorkerConfig::new(central, site),
+            cfg.sync_backlog_quota,
+            replica.shutdown_token(),
+        );
+        backend = backend.with_federation(fed);
+    }
     let limits = cfg.limits.clone();
     let http_tls = match (client_tls, outgoing_tls) {
         (Some(server), Some(client)) => Some(HttpTls { server, client }),

@@ -237,6 +237,25 @@ impl TikvDouble {
         self.shared.mvcc().get(key, ts)
     }
 
+    /// Every committed key under `prefix` with its value, as a snapshot at a fresh timestamp sees
+    /// them, read directly (no RPC, no fault): the test side's view of the central state. A lock that
+    /// stops the read is an item carrying `TxnError::Locked`.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Vec<crate::mvcc::ScanItem> {
+        let mut end = prefix.to_vec();
+        while let Some(last) = end.pop() {
+            if last < 0xFF {
+                end.push(last + 1);
+                break;
+            }
+        }
+        let range = crate::mvcc::KeyRange {
+            start: prefix.to_vec(),
+            end,
+        };
+        let ts = self.current_ts();
+        self.shared.mvcc().scan(&range, 0, ts, false)
+    }
+
     /// The lock on `key`, if any.
     pub fn lock_of(&self, key: &[u8]) -> Option<Lock> {
         self.shared.mvcc().lock_of(key)

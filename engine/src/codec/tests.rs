@@ -301,8 +301,8 @@ fn codec_huge_lengths_and_counts_fail_before_allocating() {
 #[test]
 fn codec_unknown_tags_flags_and_reasons_are_errors() {
     assert_eq!(
-        decode_ops(&[1, 1, 0x07, 0]),
-        Err(CodecError::UnknownTag { what: "op", tag: 7 })
+        decode_ops(&[1, 1, 0x08, 0]),
+        Err(CodecError::UnknownTag { what: "op", tag: 8 })
     );
     assert_eq!(
         decode_ops(&[1, 1, OP_DELETE, 0, 0b1000]),
@@ -333,10 +333,10 @@ fn codec_unknown_tags_flags_and_reasons_are_errors() {
         })
     );
     assert_eq!(
-        decode_results(&[1, 1, ERR_INVALID, 3]),
+        decode_results(&[1, 1, ERR_INVALID, 4]),
         Err(CodecError::UnknownReason {
             what: "invalid-operation",
-            code: 3
+            code: 4
         })
     );
     assert_eq!(

@@ -138,4 +138,11 @@ impl StateView for Reader<'_> {
     fn latest(&self, key: &[u8], epoch: u64) -> Result<Option<Version>, Error> {
         self.version_at(key, epoch, u64::MAX)
     }
+
+    fn sync_cursor(&self) -> Result<u64, Error> {
+        match self.view.get(keys::SYNCED_KEY)? {
+            Some(raw) => keys::decode_u64(&raw, "sync cursor"),
+            None => Ok(0),
+        }
+    }
 }

@@ -113,6 +113,7 @@ impl Engine {
         *bloom = filter;
         *lock(&self.applied) = self.load_applied()?;
         self.load_safepoint()?;
+        self.load_feed()?;
         Ok(meta)
     }
 

@@ -87,6 +87,15 @@ impl Engine {
                 Some(keys::META) if k == keys::SAFEPOINT_KEY => {
                     keys::decode_u64(v, "gc safepoint")?;
                 }
+                Some(keys::META) if k == keys::SYNCED_KEY => {
+                    keys::decode_u64(v, "sync cursor")?;
+                }
+                Some(keys::FEED) => {
+                    let index = keys::decode_feed_key(k)?;
+                    crate::codec::decode_changes(v).map_err(|e| {
+                        corrupt(format!("change-feed record of entry {index}: {e}"))
+                    })?;
+                }
                 Some(keys::META) if k == keys::APPLIED_KEY || k == FORMAT_KEY => {}
                 Some(keys::MARKER) => {
                     return Err(corrupt("a snapshot install is half done".into()))

@@ -154,8 +154,8 @@ async fn every_route_with_every_credential() {
         let tally = matrix(metrics).await;
         let n: usize = tally.values().sum();
         assert_eq!(n, ROUTES.len() * CREDENTIALS.len());
-        // 19 routes need a token: no token and a bad one are 401 on each (and /metrics when it needs one).
-        let protected = 19 + usize::from(metrics == MetricsAccess::Read);
+        // 21 routes need a token: no token and a bad one are 401 on each (and /metrics when it needs one).
+        let protected = 21 + usize::from(metrics == MetricsAccess::Read);
         assert_eq!(tally.get(&401).copied(), Some(2 * protected), "{tally:?}");
         eprintln!(
             "auth matrix (metrics {}): {n} requests, each as expected; by status {tally:?}",
@@ -195,6 +195,8 @@ async fn the_roles_a_route_needs() {
         ),
         (Method::POST, "/v1/cluster/leader", Access::Token(Admin)),
         (Method::GET, "/v1/snapshot", Access::Token(Admin)),
+        (Method::POST, "/v1/sync/pause", Access::Token(Admin)),
+        (Method::POST, "/v1/sync/resume", Access::Token(Admin)),
         (Method::GET, "/metrics", Access::Metrics),
         (Method::GET, "/healthz", Access::Open),
         (Method::GET, "/readyz", Access::Open),

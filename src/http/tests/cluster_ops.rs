@@ -94,6 +94,12 @@ async fn sync_reports_federation_not_configured() {
     let body = r.json();
     assert_eq!(body["configured"], false);
     assert_eq!(body["cursor"], json!(null));
+    assert_eq!(body["state"], json!(null));
+    // Pause and resume need federation: without it they are a 409 and change nothing.
+    for path in ["/v1/sync/pause", "/v1/sync/resume"] {
+        let r = api.post_raw(path, "").await;
+        assert_eq!(r.err(), (409, "sync_not_configured".into()), "{path}");
+    }
 }
 
 #[tokio::test]
@@ -112,6 +118,7 @@ async fn healthz_and_readyz() {
         applied_caught_up: true,
         disk_writable: true,
         detail: vec!["no leader known".into()],
+        degraded: Vec::new(),
     });
     let r = api.get("/readyz").await;
     assert_eq!(r.err(), (503, "not_ready".into()));

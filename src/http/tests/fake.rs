@@ -90,6 +90,7 @@ impl FakeBackend {
                 applied_caught_up: true,
                 disk_writable: true,
                 detail: Vec::new(),
+                degraded: Vec::new(),
             }),
             dead: Mutex::new(None),
             stale_by_ms: Mutex::new(Some(7)),
