@@ -113,7 +113,7 @@ def main():
             empty_rss.append(rss_kib(p.pid))
             stop(p)
             empty_ms.append(ms)
-        rows.append(("empty data dir", empty_ms, empty_rss, 0))
+        rows.append(("empty data dir", empty_ms, empty_rss))
         full = os.path.join(root, "full")
         n, written = fill(a.binary, full, a.gb)
         size = du(full)
@@ -123,12 +123,12 @@ def main():
             full_rss.append(rss_kib(p.pid))
             stop(p)
             full_ms.append(ms)
-        rows.append((f"{size / 1e9:.2f} GB on disk ({n:,} keys, {written / 1e9:.2f} GB of values)", full_ms, full_rss, size))
+        rows.append((f"{size / 1e9:.2f} GB on disk ({n:,} keys, {written / 1e9:.2f} GB of values)", full_ms, full_rss))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("| data dir | exec → /readyz 200, median (all runs) | RSS after start, median |")
     print("| --- | --- | --- |")
-    for name, ms, rss, _ in rows:
+    for name, ms, rss in rows:
         runs = ", ".join(f"{m:.0f}" for m in ms)
         print(f"| {name} | **{statistics.median(ms):.0f} ms** ({runs}) | {statistics.median(rss) / 1024:.1f} MiB |")
 
