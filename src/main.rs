@@ -10,9 +10,6 @@ fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
     let args = cli::parse();
-    if !matches!(args.command, cli::Command::Serve(_)) {
-        restore_sigpipe();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -41,17 +38,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
-    }
-}
-
-/// A client command whose reader goes away (`kvs-raft scan … | head`) ends as Unix tools do, killed
-/// quietly by SIGPIPE, instead of panicking in a `println!` (Rust starts with SIGPIPE ignored). Not for
-/// `serve`, which must outlive any closed pipe. Sockets are not affected either way: the standard
-/// library sends with `MSG_NOSIGNAL`, so a peer that closes a connection is an error, never a signal.
-fn restore_sigpipe() {
-    // SAFETY: called from `main` before any thread is started (the async runtime is built later, in
-    // the command); `signal` with `SIG_DFL` installs no handler code.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -597,3 +597,37 @@ fn a_closed_stdout_pipe_ends_a_command_quietly() {
         "exit {status:?}, stderr {err}"
     );
 }
+
+/// While a client command talks to a node, SIGPIPE stays ignored (as Rust starts it): the HTTP and TLS
+/// layers write to sockets with `writev`, which raises SIGPIPE on a connection the node has closed, and
+/// an ignored signal makes that an error the client handles (failover, a message, exit 1) instead of
+/// killing it. Found in CI: `https_with_the_site_ca_and_a_client_certificate` saw `get` without a client
+/// certificate killed by signal 13 once the process default had been restored for every client command.
+/// Checked where the kernel keeps it: the `SigIgn` mask of the running command.
+#[test]
+fn a_client_command_talking_to_a_node_keeps_sigpipe_ignored() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kvs-raft"))
+        .args(["get", "k", "--endpoints", &endpoint, "--timeout", "30s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn kvs-raft");
+    // Accepted and never answered: the command is inside its request.
+    let (_conn, _) = listener.accept().expect("accept the client");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let status = status.expect("/proc/PID/status");
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .expect("a SigIgn line");
+    assert_ne!(
+        ignored & (1 << (13 - 1)),
+        0,
+        "SIGPIPE is not ignored during a request (SigIgn {ignored:#x})"
+    );
+}

@@ -3,6 +3,7 @@
 //! the state is not behind the log's first index, applied against commit, and the identity the log
 //! records (optionally asserted with `--id` / `--cluster-id`). One line per check; exit 1 if any fails.
 
+use crate::commands::output::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -64,7 +65,7 @@ pub struct Report {
 pub fn run(req: &CheckRequest) -> anyhow::Result<()> {
     let report = check(req);
     if req.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
         print_human(&report);
     }
@@ -298,19 +299,19 @@ fn identity_checks(req: &CheckRequest, log: Option<&LogReport>, lines: &mut Vec<
 }
 
 fn print_human(r: &Report) {
-    println!("data dir        {}", r.data_dir);
+    outln!("data dir        {}", r.data_dir);
     if let (Some(id), Some(cluster)) = (r.node_id, &r.cluster_id) {
-        println!("identity        node {id} of cluster {cluster:?}");
+        outln!("identity        node {id} of cluster {cluster:?}");
     }
     for line in &r.checks {
         let mark = if line.ok { "OK  " } else { "FAIL" };
         match &line.problem {
-            None => println!("{mark}  {:<22} {}", line.name, line.detail),
-            Some(problem) => println!("{mark}  {:<22} {}: {problem}", line.name, line.detail),
+            None => outln!("{mark}  {:<22} {}", line.name, line.detail),
+            Some(problem) => outln!("{mark}  {:<22} {}: {problem}", line.name, line.detail),
         }
     }
     if let Some(sha) = &r.content_sha256 {
-        println!("content sha256  {sha}");
+        outln!("content sha256  {sha}");
     }
-    println!("{}", if r.ok { "OK" } else { "FAILED" });
+    outln!("{}", if r.ok { "OK" } else { "FAILED" });
 }

@@ -1,10 +1,9 @@
 //! `completions` and `man`: generated from the one clap definition ([`crate::cli::command`]).
 
-use std::io::Write as _;
-
 use anyhow::Context as _;
 
 use crate::cli::Shell;
+use crate::commands::output::write_stdout;
 
 pub fn completions(shell: Shell) -> anyhow::Result<()> {
     let generator = match shell {
@@ -12,15 +11,23 @@ pub fn completions(shell: Shell) -> anyhow::Result<()> {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(generator, &mut crate::cli::command(), "kvs-raft", &mut out);
-    out.flush().context("write the completion script")
+    // Into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(
+        generator,
+        &mut crate::cli::command(),
+        "kvs-raft",
+        &mut script,
+    );
+    write_stdout(&script);
+    Ok(())
 }
 
 pub fn man() -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut page = Vec::new();
     clap_mangen::Man::new(crate::cli::command())
-        .render(&mut out)
-        .and_then(|()| out.flush())
-        .context("write the man page")
+        .render(&mut page)
+        .context("render the man page")?;
+    write_stdout(&page);
+    Ok(())
 }

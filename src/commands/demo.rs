@@ -1,6 +1,7 @@
 //! `kvs-raft demo`: the engine under the game workload, narrated. Each claim it prints is checked; a failed
 //! check ends the demo with exit code 1.
 
+use crate::commands::output::outln;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,14 +68,14 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
         index: applied.index,
         last_ts: applied.ts,
     };
-    println!(
+    outln!(
         "kvs-raft {} engine demo — data in {}",
         env!("CARGO_PKG_VERSION"),
         state.display()
     );
-    println!("retention window for this demo: {RETENTION:?}\n");
+    outln!("retention window for this demo: {RETENTION:?}\n");
 
-    println!("1. player:7 sends GPS updates");
+    outln!("1. player:7 sends GPS updates");
     d.apply(&[
         Op::put("player:7/pos", "48.85,2.35"),
         Op::incr("player:7/score", 10),
@@ -84,50 +85,50 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
         Op::incr("player:7/score", 5),
     ])?;
     let before = d.engine.get(b"player:7/pos", u64::MAX)?;
-    println!("   player:7/pos   = {}", show(&before));
-    println!(
+    outln!("   player:7/pos   = {}", show(&before));
+    outln!(
         "   player:7/score = {}",
         show(&d.engine.get(b"player:7/score", u64::MAX)?)
     );
     let before_ts = d.last_ts;
 
-    println!("\n2. player:7 crosses checkpoint gate-1: all earlier state becomes invalid at once");
+    outln!("\n2. player:7 crosses checkpoint gate-1: all earlier state becomes invalid at once");
     let r = d.apply(&[Op::checkpoint("player:7", "gate-1", "lap 1")])?;
     let Ok(OpOutcome::Checkpointed { epoch, ts: cp_ts }) = r[0] else {
         bail!("checkpoint failed: {:?}", r[0])
     };
-    println!("   checkpoint → epoch {epoch} at ts {cp_ts}");
+    outln!("   checkpoint → epoch {epoch} at ts {cp_ts}");
     let now = d.engine.entity(b"player:7", u64::MAX, 100, usize::MAX)?;
     let old = d.engine.get(b"player:7/pos", before_ts)?;
     ensure!(
         now.items.is_empty() && old == before,
         "checkpoint semantics broken"
     );
-    println!(
+    outln!(
         "   read now              → {} live keys (epoch {})  ✓",
         now.items.len(),
         now.epoch
     );
-    println!(
+    outln!(
         "   read at ts {before_ts} → pos {}  ✓ (a late packet still sees its state)",
         show(&old)
     );
 
-    println!("\n3. a late packet carrying the old epoch is refused");
+    outln!("\n3. a late packet carrying the old epoch is refused");
     let r = d.apply(&[Op::put("player:7/pos", "48.80,2.30").with_epoch(Some(0))])?;
     ensure!(
         r[0] == Err(OpError::StaleEpoch { current: 1 }),
         "stale write not refused: {:?}",
         r[0]
     );
-    println!("   put epoch=0 → stale_epoch (current {epoch})  ✓, state unchanged");
+    outln!("   put epoch=0 → stale_epoch (current {epoch})  ✓, state unchanged");
 
-    println!("\n4. checkpoint lookups");
+    outln!("\n4. checkpoint lookups");
     let yes = d
         .engine
         .crossed(b"player:7", b"gate-1")?
         .context("crossing missing")?;
-    println!(
+    outln!(
         "   crossed(player:7, gate-1) → yes: epoch {}, ts {}, data {:?}",
         yes.epoch,
         yes.ts,
@@ -139,7 +140,7 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
         "phantom crossing"
     );
     let no_disk = d.engine.stats().store_reads == reads;
-    println!(
+    outln!(
         "   crossed(player:8, gate-1) → no, answered {}",
         if no_disk {
             "by the bloom filter without a disk read  ✓"
@@ -148,7 +149,7 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
         }
     );
 
-    println!("\n5. game workload: {players} players × {updates} updates (position put + score incr), 100 players per entry, synced");
+    outln!("\n5. game workload: {players} players × {updates} updates (position put + score incr), 100 players per entry, synced");
     let start = Instant::now();
     let mut crossings = 0u64;
     for round in 0..updates {
@@ -171,21 +172,21 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
     }
     let elapsed = start.elapsed();
     let total = u64::from(players) * u64::from(updates);
-    println!(
+    outln!(
         "   {total} updates and {crossings} checkpoints in {elapsed:.2?} → {:.0} updates/s",
         total as f64 / elapsed.as_secs_f64()
     );
 
-    println!("\n6. retention: versions older than {RETENTION:?} are gone");
+    outln!("\n6. retention: versions older than {RETENTION:?} are gone");
     std::thread::sleep(RETENTION + Duration::from_millis(100));
     match d.engine.get(b"player:7/pos", before_ts) {
         Err(Error::VersionGone { floor, .. }) => {
-            println!("   read at ts {before_ts} → version_gone (floor {floor})  ✓")
+            outln!("   read at ts {before_ts} → version_gone (floor {floor})  ✓")
         }
         other => bail!("expected version_gone, got {other:?}"),
     }
 
-    println!(
+    outln!(
         "\n7. garbage collection (range-deletes invalidated epochs, compaction drops old versions)"
     );
     // GC follows the log's clock (the applied ts), not only the local one: one more entry moves it on.
@@ -201,12 +202,12 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
     }
     d.engine.compact()?;
     let after = d.engine.data_entries()?;
-    println!("   {reclaimed} invalidated epochs reclaimed; stored versions {before} → {after}");
+    outln!("   {reclaimed} invalidated epochs reclaimed; stored versions {before} → {after}");
     ensure!(after < before, "GC reclaimed nothing");
 
     let stats = d.engine.stats();
     let report = d.engine.verify()?;
-    println!(
+    outln!(
         "\n8. verify: applied index {}, {} crossings, content sha256 {}…  ✓",
         report.applied.index,
         report.crossings,
@@ -215,13 +216,13 @@ fn run_in(dir: &std::path::Path, players: u32, updates: u32) -> anyhow::Result<(
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    println!(
+    outln!(
         "   memory: block cache {} KiB, memtables {} KiB, bloom ≈ {} KiB for {} crossings",
         stats.memory.block_cache_bytes / 1024,
         stats.memory.memtable_bytes / 1024,
         stats.bloom_bytes / 1024,
         stats.bloom_items
     );
-    println!("\ndemo OK");
+    outln!("\ndemo OK");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `checkpoint` and `crossed`: the entity subcommands over `/v1/entities`.
 
+use crate::commands::output::outln;
 use serde_json::{json, Map, Value};
 
 use super::output::{api_failure, bytes_of, cell_bytes, print_json, put_bytes};
@@ -35,7 +36,7 @@ pub async fn checkpoint(a: CheckpointArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&json!({"entity": a.entity, "name": a.name, "epoch": epoch, "ts": ts}));
     } else {
-        println!("{} crossed {}: epoch {epoch}, ts {ts}", a.entity, a.name);
+        outln!("{} crossed {}: epoch {epoch}, ts {ts}", a.entity, a.name);
     }
     Ok(())
 }
@@ -61,7 +62,7 @@ pub async fn crossed(a: CrossedArgs) -> anyhow::Result<()> {
         if a.client.json {
             print_json(&Value::Object(out));
         } else {
-            println!("{} has not crossed {}", a.entity, a.name);
+            outln!("{} has not crossed {}", a.entity, a.name);
         }
         return Err(Quiet.into());
     }
@@ -80,7 +81,7 @@ pub async fn crossed(a: CrossedArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&Value::Object(out));
     } else {
-        println!(
+        outln!(
             "{} crossed {} at ts {} (epoch {}){}",
             a.entity,
             a.name,

@@ -1,6 +1,7 @@
 //! `health`: one node's readiness (`GET /readyz`), exit 0 only when it is ready — a container health
 //! check that needs no curl.
 
+use crate::commands::output::outln;
 use serde_json::Value;
 
 use super::output::print_json;
@@ -26,7 +27,7 @@ pub async fn health(a: HealthArgs) -> anyhow::Result<()> {
         }
         print_json(&body);
     } else if ready {
-        println!("{} is ready", res.endpoint);
+        outln!("{} is ready", res.endpoint);
     } else {
         let detail = body["detail"]
             .as_array()
@@ -38,7 +39,7 @@ pub async fn health(a: HealthArgs) -> anyhow::Result<()> {
             })
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| format!("{}", res.status));
-        println!("{} is not ready: {detail}", res.endpoint);
+        outln!("{} is not ready: {detail}", res.endpoint);
     }
     if ready {
         Ok(())

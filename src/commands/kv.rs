@@ -1,6 +1,7 @@
 //! `put`, `get`, `del`, `scan`, `incr`, `txn`: the key-value subcommands over `/v1/kv` and `/v1/txn`.
 
-use std::io::{Read as _, Write as _};
+use crate::commands::output::outln;
+use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -8,7 +9,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::output::{api_failure, bytes_of, cell_bytes, print_json, put_bytes, table};
+use super::output::{
+    api_failure, bytes_of, cell_bytes, print_json, put_bytes, table, write_stdout,
+};
 use super::{connect, UsageError};
 use crate::cli::{DelArgs, GetArgs, IncrArgs, PutArgs, ScanArgs, TxnArgs};
 use crate::client::{encode_path, Query, Request, Response};
@@ -77,7 +80,7 @@ pub async fn put(a: PutArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&json!({"key": a.key, "ts": w.ts, "epoch": w.epoch}));
     } else {
-        println!("OK ts={} epoch={}", w.ts, w.epoch);
+        outln!("OK ts={} epoch={}", w.ts, w.epoch);
     }
     Ok(())
 }
@@ -111,10 +114,7 @@ pub async fn get(a: GetArgs) -> anyhow::Result<()> {
         }
         print_json(&Value::Object(m));
     } else {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&res.body)
-            .and_then(|()| out.flush())
-            .context("write the value to stdout")?;
+        write_stdout(&res.body);
     }
     Ok(())
 }
@@ -132,9 +132,9 @@ pub async fn del(a: DelArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&json!({"key": a.key, "ts": w.ts, "existed": existed}));
     } else if existed {
-        println!("deleted ts={}", w.ts);
+        outln!("deleted ts={}", w.ts);
     } else {
-        println!("not found (nothing to delete) ts={}", w.ts);
+        outln!("not found (nothing to delete) ts={}", w.ts);
     }
     Ok(())
 }
@@ -153,7 +153,7 @@ pub async fn incr(a: IncrArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&json!({"key": a.key, "value": value, "ts": w.ts, "epoch": w.epoch}));
     } else {
-        println!("{value}");
+        outln!("{value}");
     }
     Ok(())
 }
@@ -240,8 +240,8 @@ fn print_scan(items: &[Value], more: bool, json: bool) -> anyhow::Result<()> {
             item["epoch"].to_string(),
         ]
     });
-    println!("{}", table(&["KEY", "VALUE", "TS", "EPOCH"], rows));
-    println!(
+    outln!("{}", table(&["KEY", "VALUE", "TS", "EPOCH"], rows));
+    outln!(
         "{} key(s){}",
         items.len(),
         if more {
@@ -278,7 +278,7 @@ pub async fn txn(a: TxnArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&answer);
     } else {
-        println!(
+        outln!(
             "{} ts={}",
             if succeeded {
                 "compares held: success ops applied"
@@ -296,7 +296,7 @@ pub async fn txn(a: TxnArgs) -> anyhow::Result<()> {
                     .and_then(|v| v.as_str().map(str::to_owned));
                 vec![op.unwrap_or_default(), Value::Object(rest).to_string()]
             });
-            println!("{}", table(&["OP", "RESULT"], rows));
+            outln!("{}", table(&["OP", "RESULT"], rows));
         }
     }
     // A txn whose compares failed did what it was told (its failure branch): exit 0 either way.

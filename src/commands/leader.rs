@@ -1,6 +1,7 @@
 //! `leader transfer`: ask for a leader transfer (`POST /v1/cluster/leader`) and wait, within the
 //! command's deadline, until the site has the new leader.
 
+use crate::commands::output::outln;
 use std::time::Duration;
 
 use serde_json::json;
@@ -59,7 +60,7 @@ pub async fn transfer(a: LeaderTransferArgs) -> anyhow::Result<()> {
             "term": view.term,
         }));
     } else {
-        println!(
+        outln!(
             "leadership moved from {} to {} (term {})",
             before
                 .leader

@@ -1,6 +1,7 @@
 //! `members list|add|remove|promote` over `/v1/cluster/members`. `add` prints the `kvs-raft serve
 //! --join` command line that starts the new node.
 
+use crate::commands::output::outln;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -30,7 +31,7 @@ pub async fn list(a: StatusArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&view.to_json());
     } else {
-        println!("{}", members_table(&view));
+        outln!("{}", members_table(&view));
     }
     Ok(())
 }
@@ -171,14 +172,14 @@ pub async fn add(a: MembersAddArgs) -> anyhow::Result<()> {
             "members": view.to_json()["members"],
         }));
     } else {
-        println!(
+        outln!(
             "added node {} as a learner. Start it with:\n\n  {command}\n",
             added.id
         );
         for note in notes {
-            println!("  ({note})");
+            outln!("  ({note})");
         }
-        println!(
+        outln!(
             "Once it has caught up (`kvs-raft status`: LAG near 0), make it a voter:\n\n  kvs-raft members promote {}",
             added.id
         );
@@ -195,8 +196,8 @@ pub async fn remove(a: MemberIdArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&json!({"removed": a.id, "members": view.to_json()["members"]}));
     } else {
-        println!("removed node {} (its id is never reused)", a.id);
-        println!("{}", members_table(&view));
+        outln!("removed node {} (its id is never reused)", a.id);
+        outln!("{}", members_table(&view));
     }
     Ok(())
 }
@@ -222,8 +223,8 @@ pub async fn promote(a: MemberIdArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&json!({"promoted": a.id, "role": role, "members": view.to_json()["members"]}));
     } else {
-        println!("promoted node {} (now {role})", a.id);
-        println!("{}", members_table(&view));
+        outln!("promoted node {} (now {role})", a.id);
+        outln!("{}", members_table(&view));
     }
     Ok(())
 }

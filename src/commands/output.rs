@@ -2,15 +2,60 @@
 //! docs/cli.md), tables for people (comfy-table), byte strings as text or base64, and the error message
 //! of a failed request — what failed, the node's `{"error":{"code","message"}}`, and what to do.
 
+use std::io::Write as _;
+
 use base64::Engine as _;
 use comfy_table::{presets, ContentArrangement, Table};
 use serde_json::{Map, Value};
 
 use crate::client::{ApiErrorBody, Response};
 
+/// `println!` for the commands' answers: one line to stdout, where a closed pipe ends the process as it
+/// ends Unix tools (see [`write_stdout`]) instead of panicking as `println!` does.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
 /// Print `value` as one line of JSON.
 pub fn print_json(value: &Value) {
-    println!("{value}");
+    outln!("{value}");
+}
+
+/// One formatted line to stdout ([`outln!`]).
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        stdout_failed(&e);
+    }
+}
+
+/// `bytes` to stdout, flushed. A reader that went away (`kvs-raft scan … | head`) ends the process by
+/// SIGPIPE, quietly, as it ends `cat`; any other failure (a full disk behind a redirect) is a message and
+/// exit 1. The signal is raised here, on purpose, rather than restored as the process default: Rust keeps
+/// SIGPIPE ignored so that a socket whose peer hung up is an `EPIPE` error, and the TLS and HTTP layers
+/// write to sockets with `writev`, which (unlike `send` with `MSG_NOSIGNAL`) would raise the signal and
+/// kill a client command whose node closed the connection.
+pub fn write_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // SAFETY: `signal` with `SIG_DFL` installs no handler code; `raise` then ends the process with
+        // the default action of SIGPIPE (terminate), so the parent sees "killed by signal 13".
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1)
 }
 
 /// Put `bytes` into `map` as `name` when they are UTF-8, else as base64 in `name_b64` (the API's own

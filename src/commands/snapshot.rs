@@ -2,6 +2,7 @@
 //! node of a new cluster from one. The file format, its verification and the restore itself are
 //! [`crate::backup`]; this file is the command line's side: files, progress bars, output.
 
+use crate::commands::output::outln;
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -90,30 +91,33 @@ pub(crate) fn describe(path: &Path, v: &Verified) -> serde_json::Value {
 
 fn print_human(path: &Path, v: &Verified) {
     let h = &v.header;
-    println!(
+    outln!(
         "file            {} ({} bytes, sha256 {})",
         path.display(),
         v.trailer.file_bytes,
         hex(&v.trailer.file_sha256)
     );
-    println!(
+    outln!(
         "taken from      node {} of cluster {:?} at {} µs since the epoch ({})",
-        h.node_id, h.cluster_id, h.created_micros, h.writer
+        h.node_id,
+        h.cluster_id,
+        h.created_micros,
+        h.writer
     );
-    println!("applied index   {} (ts {})", h.applied_index, h.applied_ts);
+    outln!("applied index   {} (ts {})", h.applied_index, h.applied_ts);
     let members: Vec<String> = h
         .members
         .iter()
         .map(|m| format!("{}={}", m.id, m.peer_addr))
         .collect();
-    println!(
+    outln!(
         "members         {} (voters {:?}, learners {:?}, as of index {})",
         members.join(","),
         h.voters,
         h.learners,
         h.membership_index
     );
-    println!(
+    outln!(
         "image           {} records in {} chunks, content sha256 {}",
         v.image.records,
         v.image.chunks,
@@ -126,16 +130,16 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
     match verify_file(path, json) {
         Ok(v) => {
             if json {
-                println!("{}", describe(path, &v));
+                outln!("{}", describe(path, &v));
             } else {
                 print_human(path, &v);
-                println!("OK: the file is intact");
+                outln!("OK: the file is intact");
             }
             Ok(())
         }
         Err(e) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": false, "file": path.display().to_string(), "error": format!("{e:#}")})
                 );
@@ -181,7 +185,7 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         Ok(v) => v,
         Err(e) => {
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": false, "file": file.display().to_string(), "error": format!("{e:#}")})
                 );
@@ -206,15 +210,15 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
             "cluster_id": cluster,
             "initial_cluster": initial.join(","),
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
         print_human(&file, &verified);
-        println!(
+        outln!(
             "restored        node {} of cluster {cluster:?} into {}",
             args.id,
             args.data_dir.display()
         );
-        println!(
+        outln!(
             "next            kvs-raft serve --id {} --cluster-id {cluster} --data-dir {} --initial-cluster {}",
             args.id,
             args.data_dir.display(),

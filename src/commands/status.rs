@@ -1,5 +1,6 @@
 //! `status` and `members list`: the site's view from `GET /v1/cluster`, as a table or JSON.
 
+use crate::commands::output::outln;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -184,8 +185,8 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<()> {
     if a.client.json {
         print_json(&view.to_json());
     } else {
-        println!("{}", view.summary());
-        println!("{}", view.status_table());
+        outln!("{}", view.summary());
+        outln!("{}", view.status_table());
     }
     Ok(())
 }

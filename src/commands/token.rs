@@ -1,5 +1,6 @@
 //! `kvs-raft token create`: a new random client token and its token-file line (docs/security.md).
 
+use crate::commands::output::outln;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -20,8 +21,8 @@ pub fn create(name: &str, role: Role, append: Option<&Path>) -> anyhow::Result<(
     );
     match append {
         None => {
-            println!("token: {token}");
-            println!("line:  {line}");
+            outln!("token: {token}");
+            outln!("line:  {line}");
             eprintln!(
                 "The token is shown once and stored nowhere. Add the line to the token file of every node \
                  (--auth-token-file), then send each node SIGHUP."
@@ -29,7 +30,7 @@ pub fn create(name: &str, role: Role, append: Option<&Path>) -> anyhow::Result<(
         }
         Some(path) => {
             append_line(path, name, &line)?;
-            println!("{token}");
+            outln!("{token}");
             eprintln!(
                 "Added {name:?} ({role}) to {}. Copy the file to every node and send each SIGHUP.",
                 path.display()

@@ -3,6 +3,7 @@
 //! end to end, then rename it to `FILE` (and sync the directory). A failed download or a file that does
 //! not verify is removed: no `FILE` is left behind (an older `FILE` stays as it was).
 
+use crate::commands::output::outln;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -68,9 +69,9 @@ async fn save(args: &SaveArgs) -> anyhow::Result<()> {
         out["endpoint"] = json!(endpoint);
         out["download_ms"] = json!(u64::try_from(downloaded.as_millis()).unwrap_or(u64::MAX));
         out["elapsed_ms"] = json!(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!(
+        outln!(
             "saved {} from {endpoint}: applied index {} (ts {}), {} bytes, sha256 {}, {} records, in {:.1?}",
             args.file.display(),
             verified.header.applied_index,
