@@ -173,6 +173,8 @@ pub struct ServeConfig {
     /// TiKV PD endpoints (`host:port`); `None` = federation off.
     pub pd: Option<Vec<String>>,
     pub site: Option<String>,
+    /// Mutual TLS towards PD and TiKV (`pd_cacert`, `pd_cert`, `pd_key`); only with `pd`.
+    pub pd_tls: Option<raft_node::transport::TlsFiles>,
     /// `None` only when the peer port is on loopback (listen and advertised address), peer TLS is on, or
     /// `insecure_peer_no_auth` is set.
     pub peer_secret: Option<Secret>,
@@ -184,6 +186,11 @@ pub struct ServeConfig {
     pub reserve_space: u64,
     /// Unsynced change-feed bytes above which `/readyz` reports degraded (federation only).
     pub sync_backlog_quota: u64,
+    /// Changes and bytes per central transaction, at most (federation only).
+    pub sync_batch_entries: usize,
+    pub sync_batch_bytes: usize,
+    /// The deadline of one sync batch: connecting, reading the cursor, committing, reconciling.
+    pub sync_timeout: Duration,
     /// Client API tokens (`auth_token_file`, parsed at start); `None`: the client API is open.
     pub client_auth: Option<ClientAuth>,
     /// The client API is open on a non-loopback address on purpose (a warning on every start).
@@ -294,6 +301,9 @@ pub const KEYS: &[&str] = &[
     "sync",
     "pd",
     "site",
+    "pd_cacert",
+    "pd_cert",
+    "pd_key",
     "peer_secret",
     "peer_secret_file",
     "max_key_bytes",
@@ -312,6 +322,9 @@ pub const KEYS: &[&str] = &[
     "max_clock_skew",
     "reserve_space",
     "sync_backlog_quota",
+    "sync_batch_entries",
+    "sync_batch_bytes",
+    "sync_timeout",
     "tick",
     "election_ticks",
     "heartbeat_ticks",
@@ -509,6 +522,9 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
         ("peer_cert", &args.peer_cert),
         ("peer_key", &args.peer_key),
         ("peer_ca", &args.peer_ca),
+        ("pd_cacert", &args.pd_cacert),
+        ("pd_cert", &args.pd_cert),
+        ("pd_key", &args.pd_key),
     ] {
         put(key, path.as_deref().map(|p| path_str(key, p)).transpose()?);
     }
@@ -694,6 +710,7 @@ fn build(
     })?;
     let pd = l.opt("pd", host_port_list)?;
     let site = l.opt("site", name)?;
+    let pd_tls = pd_tls(l, pd.as_ref())?;
 
     let peer_secret = match l.either(
         "peer_secret",
@@ -731,6 +748,23 @@ fn build(
     let raft = raft_tuning(l, &limits)?;
     let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
     let sync_backlog_quota = l.get("sync_backlog_quota", |s| size_in(s, 0, u64::MAX))?.v;
+    let sync_batch_entries = l
+        .get("sync_batch_entries", |s| {
+            let n = int_in(s, 1, 100_000)?;
+            usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+        })?
+        .v;
+    let sync_batch_bytes = l
+        .get("sync_batch_bytes", |s| {
+            let n = size_in(s, 1024, 64 << 20)?;
+            usize::try_from(n).map_err(|_| "too large for this platform".to_string())
+        })?
+        .v;
+    let sync_timeout = l
+        .get("sync_timeout", |s| {
+            duration_in(s, Duration::from_millis(100), Duration::from_secs(600))
+        })?
+        .v;
     let (client_auth, insecure_no_auth, metrics_auth) =
         client_auth(l, read_file, &listen_client, &advertise_client)?;
     let join_token = match l.raw("join_token_file") {
@@ -765,11 +799,15 @@ fn build(
         sync: sync.v,
         pd: pd.map(|p| p.v),
         site: site.map(|s| s.v),
+        pd_tls,
         peer_secret,
         limits,
         raft,
         reserve_space,
         sync_backlog_quota,
+        sync_batch_entries,
+        sync_batch_bytes,
+        sync_timeout,
         client_auth,
         insecure_no_auth,
         metrics_auth,
@@ -779,6 +817,45 @@ fn build(
         peer_tls: tls.peer,
         insecure_peer_no_auth: insecure_peer_no_auth.v,
     })
+}
+
+/// The settings of a group that were given, as the operator wrote them (`--peer-cert, KVS_RAFT_PEER_KEY`).
+fn settings_given<const N: usize>(group: [Option<Val<PathBuf>>; N]) -> String {
+    group
+        .into_iter()
+        .flatten()
+        .map(|v| v.at.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Mutual TLS towards PD and TiKV: all three files or none, and only with `pd`.
+fn pd_tls(
+    l: &Layers<'_>,
+    pd: Option<&Val<Vec<String>>>,
+) -> Result<Option<raft_node::transport::TlsFiles>, ConfigError> {
+    let path = |key| l.opt(key, |s: &str| Ok(PathBuf::from(s.trim())));
+    match (path("pd_cacert")?, path("pd_cert")?, path("pd_key")?) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => match pd {
+            Some(_) => Ok(Some(raft_node::transport::TlsFiles {
+                cert: cert.v,
+                key: key.v,
+                ca: ca.v,
+            })),
+            None => Err(ConfigError::Rule(format!(
+                "{} is for the connection to the central TiKV, which only --pd turns on",
+                ca.at
+            ))),
+        },
+        (ca, cert, key) => {
+            let given = settings_given([ca, cert, key]);
+            Err(ConfigError::Rule(format!(
+                "TLS towards PD and TiKV needs all of --pd-cacert, --pd-cert and --pd-key (tikv-client \
+                 always presents a client certificate); only {given} given"
+            )))
+        }
+    }
 }
 
 /// The TLS settings of both ports.
@@ -837,12 +914,7 @@ fn tls_settings(l: &Layers<'_>, bootstrap: &Bootstrap) -> Result<TlsSettings, Co
             ca: ca.v,
         }),
         (cert, key, ca) => {
-            let given = [cert, key, ca]
-                .into_iter()
-                .flatten()
-                .map(|v| v.at.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let given = settings_given([cert, key, ca]);
             return Err(ConfigError::Rule(format!(
                 "peer TLS needs all of --peer-cert, --peer-key and --peer-ca; only {given} given"
             )));

@@ -221,13 +221,17 @@ const SYNC_GLOBAL_REMOTE_READS: Family = counter(
     "kvs_sync_global_remote_reads_total",
     "Central crossing lookups that read TiKV.",
 );
+const SYNC_RECLAIMED: Family = counter(
+    "kvs_sync_reclaimed_keys_total",
+    "Central keys of invalidated epochs deleted by this node's sync worker.",
+);
 const SYNC_RESTARTS: Family = counter(
     "kvs_sync_worker_restarts_total",
     "Sync worker restarts after a panic (inside tikv-client or ours).",
 );
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 47] = [
+const ALL: [&Family; 48] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -275,6 +279,7 @@ const ALL: [&Family; 47] = [
     &SYNC_GLOBAL_BLOOM_NEGATIVES,
     &SYNC_GLOBAL_REMOTE_READS,
     &SYNC_RESTARTS,
+    &SYNC_RECLAIMED,
 ];
 
 /// Prometheus sample values are `f64`; counters and gauges here stay exact below 2^53.
@@ -417,6 +422,7 @@ pub fn families(s: &NodeSample) -> Vec<MetricFamily> {
             (&SYNC_GLOBAL_BLOOM_NEGATIVES, y.global_bloom_negatives),
             (&SYNC_GLOBAL_REMOTE_READS, y.global_remote_reads),
             (&SYNC_RESTARTS, y.restarts),
+            (&SYNC_RECLAIMED, y.reclaimed_keys),
         ] {
             out.push(family.value(float(v)));
         }
@@ -783,6 +789,9 @@ kvs_sync_global_remote_reads_total 2
 # HELP kvs_sync_worker_restarts_total Sync worker restarts after a panic (inside tikv-client or ours).
 # TYPE kvs_sync_worker_restarts_total counter
 kvs_sync_worker_restarts_total 1
+# HELP kvs_sync_reclaimed_keys_total Central keys of invalidated epochs deleted by this node's sync worker.
+# TYPE kvs_sync_reclaimed_keys_total counter
+kvs_sync_reclaimed_keys_total 0
 "#;
         assert_eq!(text(&families(&sample())), expected);
     }

@@ -322,6 +322,28 @@ pub enum LeaderCommand {
     Transfer(LeaderTransferArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Upward federation at a glance, as the leader (whose worker syncs) reports it: state, central
+    /// cursor, lag in entries and seconds, backlog against its quota, last error, backoff, restarts.
+    /// Exit 1 when the site has no federation configured.
+    #[command(after_long_help = "Examples:
+  kvs-raft sync status
+  kvs-raft sync status --json --endpoints http://10.0.0.1:7379,http://10.0.0.2:7379")]
+    Status(StatusArgs),
+    /// Stop syncing to the central store on every member (the flag is per node, so a new leader stays
+    /// paused too); changes keep accumulating in the backlog. Not kept across a node's restart. Needs an
+    /// admin token when auth is on. Exit 1 unless every member acknowledged.
+    #[command(after_long_help = "Examples:
+  kvs-raft sync pause
+  kvs-raft sync pause --json")]
+    Pause(StatusArgs),
+    /// Sync again on every member (undoes `sync pause`). Exit 1 unless every member acknowledged.
+    #[command(after_long_help = "Examples:
+  kvs-raft sync resume")]
+    Resume(StatusArgs),
+}
+
 #[derive(Debug, Args)]
 pub struct LeaderTransferArgs {
     /// The voter to hand leadership to (default: the most caught-up other voter).

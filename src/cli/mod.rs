@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use self::client::{
     CheckpointArgs, ClientArgs, Consistency, CrossedArgs, DelArgs, GetArgs, HealthArgs, IncrArgs,
     LeaderCommand, LeaderTransferArgs, MemberIdArgs, MembersAddArgs, MembersCommand, PutArgs,
-    ReadOptions, ScanArgs, Shell, StatusArgs, TxnArgs, WriteConditions,
+    ReadOptions, ScanArgs, Shell, StatusArgs, SyncCommand, TxnArgs, WriteConditions,
 };
 use crate::config::{defaults, ServeArgs};
 use crate::http::auth::Role;
@@ -95,6 +95,9 @@ pub enum Command {
     /// Leadership: hand it to another voter.
     #[command(subcommand)]
     Leader(LeaderCommand),
+    /// Upward federation to the central TiKV: status, pause, resume.
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Readiness of one node (GET /readyz): exit 0 only when it is ready; for container health checks.
     Health(HealthArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.

@@ -17,10 +17,14 @@ pub mod output;
 pub mod serve;
 pub mod snapshot;
 pub mod status;
+pub mod sync;
 pub mod token;
 
-use crate::cli::{Cli, ClientArgs, Command, LeaderCommand, MembersCommand, TokenCommand};
+use crate::cli::{
+    Cli, ClientArgs, Command, LeaderCommand, MembersCommand, SyncCommand, TokenCommand,
+};
 use crate::client::{Client, ClientError, ClientOptions};
+use crate::commands::output::outln;
 use check::CheckRequest;
 
 /// A bad argument found after parsing (exit 2): what is wrong, naming the flag, and the subcommand
@@ -97,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             token::create(&name, role, append.as_deref())
         }
         Command::Version => {
-            println!("kvs-raft {}", env!("CARGO_PKG_VERSION"));
+            outln!("kvs-raft {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Command::Put(a) => block_on(kv::put(a)),
@@ -114,6 +118,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members(MembersCommand::Remove(a)) => block_on(members::remove(a)),
         Command::Members(MembersCommand::Promote(a)) => block_on(members::promote(a)),
         Command::Leader(LeaderCommand::Transfer(a)) => block_on(leader::transfer(a)),
+        Command::Sync(SyncCommand::Status(a)) => block_on(sync::status(a)),
+        Command::Sync(SyncCommand::Pause(a)) => block_on(sync::pause(a)),
+        Command::Sync(SyncCommand::Resume(a)) => block_on(sync::resume(a)),
         Command::Health(a) => block_on(health::health(a)),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),

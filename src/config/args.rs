@@ -63,9 +63,19 @@ pub struct ServeArgs {
     /// TiKV placement driver endpoints for upward federation; none = federation off.
     #[arg(long, value_name = "HOST:PORT[,HOST:PORT]")]
     pub pd: Option<String>,
-    /// This site's name in the central store; 1-64 of [A-Za-z0-9._-].
+    /// This site's name in the central store; 1-64 of [A-Za-z0-9._-]. [default: --cluster-id]
     #[arg(long, value_name = "NAME")]
     pub site: Option<String>,
+    /// CA certificate(s) (PEM) of the central PD and TiKV: with --pd-cert and --pd-key turns on mutual
+    /// TLS towards them (https). See docs/federation.md.
+    #[arg(long, value_name = "PATH")]
+    pub pd_cacert: Option<PathBuf>,
+    /// Client certificate chain (PEM) this node presents to PD and TiKV.
+    #[arg(long, value_name = "PATH")]
+    pub pd_cert: Option<PathBuf>,
+    /// Private key (PEM) of --pd-cert.
+    #[arg(long, value_name = "PATH")]
+    pub pd_key: Option<PathBuf>,
     /// File holding the peer port's shared secret (≥ 16 bytes; trailing whitespace ignored). Required when
     /// --listen-peer is not a loopback address. Alternatively the secret itself in env KVS_RAFT_PEER_SECRET.
     #[arg(long, value_name = "PATH")]

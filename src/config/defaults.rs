@@ -78,6 +78,18 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "sync_backlog_quota",
             size(crate::federation::DEFAULT_BACKLOG_QUOTA),
         ),
+        (
+            "sync_batch_entries",
+            crate::federation::DEFAULT_BATCH_ENTRIES.to_string(),
+        ),
+        (
+            "sync_batch_bytes",
+            size(u64::try_from(crate::federation::DEFAULT_BATCH_BYTES).unwrap_or(u64::MAX)),
+        ),
+        (
+            "sync_timeout",
+            duration(crate::federation::DEFAULT_BATCH_DEADLINE),
+        ),
         ("tick", duration(timing.tick)),
         ("election_ticks", timing.election_ticks.to_string()),
         ("heartbeat_ticks", timing.heartbeat_ticks.to_string()),

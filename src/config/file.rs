@@ -27,6 +27,9 @@ pub(super) struct FileConfig {
     sync: Option<String>,
     pd: Option<ListValue>,
     site: Option<String>,
+    pd_cacert: Option<String>,
+    pd_cert: Option<String>,
+    pd_key: Option<String>,
     peer_secret_file: Option<String>,
     max_key_bytes: Option<SizeValue>,
     max_value_bytes: Option<SizeValue>,
@@ -44,6 +47,9 @@ pub(super) struct FileConfig {
     max_clock_skew: Option<String>,
     reserve_space: Option<SizeValue>,
     sync_backlog_quota: Option<SizeValue>,
+    sync_batch_entries: Option<u64>,
+    sync_batch_bytes: Option<SizeValue>,
+    sync_timeout: Option<String>,
     tick: Option<String>,
     election_ticks: Option<u64>,
     heartbeat_ticks: Option<u64>,
@@ -115,7 +121,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 47] = [
+        let entries: [(&'static str, Option<String>); 53] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -130,6 +136,9 @@ impl FileConfig {
             ("sync", self.sync),
             ("pd", self.pd.map(list)),
             ("site", self.site),
+            ("pd_cacert", self.pd_cacert),
+            ("pd_cert", self.pd_cert),
+            ("pd_key", self.pd_key),
             ("peer_secret_file", self.peer_secret_file),
             ("max_key_bytes", self.max_key_bytes.map(size)),
             ("max_value_bytes", self.max_value_bytes.map(size)),
@@ -150,6 +159,9 @@ impl FileConfig {
             ("max_clock_skew", self.max_clock_skew),
             ("reserve_space", self.reserve_space.map(size)),
             ("sync_backlog_quota", self.sync_backlog_quota.map(size)),
+            ("sync_batch_entries", self.sync_batch_entries.map(int)),
+            ("sync_batch_bytes", self.sync_batch_bytes.map(size)),
+            ("sync_timeout", self.sync_timeout),
             ("tick", self.tick),
             ("election_ticks", self.election_ticks.map(int)),
             ("heartbeat_ticks", self.heartbeat_ticks.map(int)),

@@ -84,6 +84,7 @@ fn config_dev_default_without_any_flag() {
             sync: SyncMode::Always,
             pd: None,
             site: None,
+            pd_tls: None,
             peer_secret: None,
             limits: Limits {
                 max_key: 4096,
@@ -112,6 +113,9 @@ fn config_dev_default_without_any_flag() {
             },
             reserve_space: 1 << 30,
             sync_backlog_quota: 1 << 30,
+            sync_batch_entries: 256,
+            sync_batch_bytes: 1 << 20,
+            sync_timeout: Duration::from_secs(5),
             client_auth: None,
             insecure_no_auth: false,
             metrics_auth: MetricsAccess::Open,
@@ -1140,4 +1144,65 @@ fn config_tls_files_come_in_complete_sets() {
         .unwrap();
     assert_eq!(cfg.trusted_ca, Some(PathBuf::from("/trust.pem")));
     assert!(cfg.client_tls.is_none());
+}
+
+#[test]
+fn config_pd_tls_and_sync_batches() {
+    let with_pd = || ServeArgs {
+        pd: Some("pd1:2379".into()),
+        ..args()
+    };
+    let tls = |args: ServeArgs| ServeArgs {
+        pd_cacert: Some("/ca.pem".into()),
+        pd_cert: Some("/c.pem".into()),
+        pd_key: Some("/k.pem".into()),
+        ..args
+    };
+    let cfg = none().build(tls(with_pd())).unwrap();
+    assert_eq!(
+        cfg.pd_tls,
+        Some(raft_node::transport::TlsFiles {
+            cert: "/c.pem".into(),
+            key: "/k.pem".into(),
+            ca: "/ca.pem".into(),
+        })
+    );
+    // All three or none, and only with --pd.
+    assert_contains(
+        &none().err(ServeArgs {
+            pd_cacert: Some("/ca.pem".into()),
+            ..with_pd()
+        }),
+        &[
+            "--pd-cacert, --pd-cert and --pd-key",
+            "only --pd-cacert given",
+        ],
+    );
+    assert_contains(
+        &none().err(tls(args())),
+        &["--pd-cacert", "only --pd turns on"],
+    );
+    // Batch limits and the deadline, from the environment, within their ranges.
+    let cfg = none()
+        .env("KVS_RAFT_SYNC_BATCH_ENTRIES", "64")
+        .env("KVS_RAFT_SYNC_BATCH_BYTES", "256KiB")
+        .env("KVS_RAFT_SYNC_TIMEOUT", "2s")
+        .build(with_pd())
+        .unwrap();
+    assert_eq!(
+        (
+            cfg.sync_batch_entries,
+            cfg.sync_batch_bytes,
+            cfg.sync_timeout
+        ),
+        (64, 256 << 10, Duration::from_secs(2))
+    );
+    for (key, bad) in [
+        ("KVS_RAFT_SYNC_BATCH_ENTRIES", "0"),
+        ("KVS_RAFT_SYNC_BATCH_BYTES", "1000"),
+        ("KVS_RAFT_SYNC_BATCH_BYTES", "65MiB"),
+        ("KVS_RAFT_SYNC_TIMEOUT", "50ms"),
+    ] {
+        assert_contains(&none().env(key, bad).err(with_pd()), &[key]);
+    }
 }

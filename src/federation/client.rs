@@ -120,11 +120,11 @@ impl CentralClient {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SyncError> {
         let ts = within(deadline, "timestamp", self.inner.current_timestamp()).await?;
         let mut snap = self.inner.snapshot(ts, options().read_only());
-        let mut end = prefix.clone();
-        if let Some(last) = end.last_mut() {
-            *last = last.saturating_add(1);
-        }
-        let pairs = within(deadline, "scan", snap.scan(prefix..end, limit)).await?;
+        let range: tikv_client::BoundRange = match prefix_end(&prefix) {
+            Some(end) => (prefix..end).into(),
+            None => (prefix..).into(),
+        };
+        let pairs = within(deadline, "scan", snap.scan(range, limit)).await?;
         Ok(pairs.map(|kv| (Vec::<u8>::from(kv.0), kv.1)).collect())
     }
 
@@ -196,12 +196,47 @@ impl CentralClient {
             let _ = tokio::time::timeout_at(deadline, txn.rollback()).await;
             return Err(e);
         }
-        match tokio::time::timeout_at(deadline, txn.commit()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(SyncError::Undetermined(e.to_string())),
-            Err(_) => Err(SyncError::Undetermined("commit: deadline exceeded".into())),
+        commit(txn, deadline).await
+    }
+}
+
+impl CentralClient {
+    /// Delete `keys` in one transaction. For reclaiming an old epoch: its keys are dead centrally
+    /// (readers read the current epoch only, and the site never writes an old epoch again), so there
+    /// is no cursor check, and a replay after an undetermined commit deletes nothing new.
+    pub async fn delete_keys(&self, keys: &[Vec<u8>], deadline: Instant) -> Result<(), SyncError> {
+        let mut txn = within(deadline, "begin", self.inner.begin_with_options(options())).await?;
+        for k in keys {
+            if let Err(e) = within(deadline, "delete", txn.delete(k.clone())).await {
+                let _ = tokio::time::timeout_at(deadline, txn.rollback()).await;
+                return Err(e);
+            }
+        }
+        commit(txn, deadline).await
+    }
+}
+
+/// Commit `txn` by `deadline`. Any failure is undetermined: tikv-client 0.4 reports a lost commit reply as
+/// a plain gRPC error, so the commit may have landed.
+async fn commit(mut txn: tikv_client::Transaction, deadline: Instant) -> Result<(), SyncError> {
+    match tokio::time::timeout_at(deadline, txn.commit()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(SyncError::Undetermined(e.to_string())),
+        Err(_) => Err(SyncError::Undetermined("commit: deadline exceeded".into())),
+    }
+}
+
+/// The first key after every key that starts with `prefix`; `None` when there is none (the prefix is
+/// empty or all 0xff). A prefix ending in 0xff (an epoch's big-endian bytes may) carries over.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
         }
     }
+    None
 }
 
 fn decode_cursor(raw: Option<Vec<u8>>) -> Result<u64, SyncError> {
@@ -210,5 +245,16 @@ fn decode_cursor(raw: Option<Vec<u8>>) -> Result<u64, SyncError> {
         Some(raw) => layout::decode_u64(&raw).ok_or_else(|| {
             SyncError::Rejected(format!("central cursor is {} bytes, not 8", raw.len()))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_prefix_ends_after_its_last_key_even_when_it_ends_in_0xff() {
+        assert_eq!(super::prefix_end(b"a/b"), Some(b"a/c".to_vec()));
+        assert_eq!(super::prefix_end(b"a\x00\xff"), Some(b"a\x01".to_vec()));
+        assert_eq!(super::prefix_end(b"\xff\xff"), None);
+        assert_eq!(super::prefix_end(b""), None);
     }
 }

@@ -65,6 +65,19 @@ pub fn reclaim_key(site: &str, entity: &[u8], old_epoch: u64) -> Vec<u8> {
     key(site, &[b"g/", entity, b"/", &old_epoch.to_be_bytes()])
 }
 
+/// `<site>/g/`: every reclaim marker of the site.
+pub fn reclaim_prefix(site: &str) -> Vec<u8> {
+    key(site, &[b"g/"])
+}
+
+/// The entity and old epoch a reclaim marker names; `None` if `marker` is not one of `site`'s.
+pub fn decode_reclaim_key(site: &str, marker: &[u8]) -> Option<(Vec<u8>, u64)> {
+    let rest = marker.strip_prefix(reclaim_prefix(site).as_slice())?;
+    let (entity, epoch) = rest.split_at(rest.len().checked_sub(9)?);
+    let epoch = epoch.strip_prefix(b"/")?;
+    Some((entity.to_vec(), u64::from_be_bytes(epoch.try_into().ok()?)))
+}
+
 /// The global crossings index (shared by every site).
 pub fn crossing_key(entity: &[u8], name: &[u8]) -> Vec<u8> {
     let mut out = b"x/".to_vec();
@@ -215,5 +228,18 @@ mod tests {
             Some(("s".into(), 1, 9, b"d".to_vec()))
         );
         assert_eq!(decode_crossing(b"\x00"), None);
+    }
+
+    #[test]
+    fn reclaim_markers_name_their_entity_and_epoch() {
+        let marker = reclaim_key("s", b"player/7", 41);
+        assert!(marker.starts_with(&reclaim_prefix("s")));
+        assert_eq!(
+            decode_reclaim_key("s", &marker),
+            Some((b"player/7".to_vec(), 41))
+        );
+        assert_eq!(decode_reclaim_key("t", &marker), None);
+        assert_eq!(decode_reclaim_key("s", b"s/g/short"), None);
+        assert_eq!(decode_reclaim_key("s", b"s/g/p:0123456789"), None);
     }
 }

@@ -32,7 +32,9 @@ pub const DEFAULT_RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 
 pub use client::{CentralClient, CentralConfig, SyncError};
 pub use status::{SyncShared, SyncSnapshot, SyncState};
-pub use worker::{Site, WorkerConfig};
+pub use worker::{
+    Site, WorkerConfig, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_DEADLINE, DEFAULT_BATCH_ENTRIES,
+};
 
 /// A running federation: the supervised worker and its shared status.
 #[derive(Clone)]

@@ -53,6 +53,8 @@ pub struct SyncCounters {
     pub errors: AtomicU64,
     pub undetermined: AtomicU64,
     pub fenced: AtomicU64,
+    /// Central keys of old epochs deleted (and reclaim markers done).
+    pub reclaimed_keys: AtomicU64,
     /// Worker restarts after a panic (inside tikv-client or ours).
     pub restarts: AtomicU64,
 }

@@ -30,6 +30,13 @@ pub trait Site: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
 
+/// Changes per central transaction, at most (`sync_batch_entries`).
+pub const DEFAULT_BATCH_ENTRIES: usize = 256;
+/// Bytes of changes per central transaction, at most (`sync_batch_bytes`).
+pub const DEFAULT_BATCH_BYTES: usize = 1 << 20;
+/// The deadline of one batch — connect, cursor read, commit, reconcile (`sync_timeout`).
+pub const DEFAULT_BATCH_DEADLINE: Duration = Duration::from_secs(5);
+
 /// The worker's settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -52,9 +59,9 @@ impl WorkerConfig {
         WorkerConfig {
             central,
             site,
-            batch_entries: 256,
-            batch_bytes: 1 << 20,
-            batch_deadline: Duration::from_secs(5),
+            batch_entries: DEFAULT_BATCH_ENTRIES,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            batch_deadline: DEFAULT_BATCH_DEADLINE,
             poll: Duration::from_millis(20),
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(10),
@@ -131,8 +138,13 @@ fn millis(d: Duration) -> u64 {
 
 enum Progress {
     Synced,
+    /// Nothing to sync; some keys of an invalidated central epoch were deleted (more may follow).
+    Reclaimed,
     Idle,
 }
+
+/// Keys of an invalidated central epoch deleted per transaction.
+const RECLAIM_KEYS: u32 = 512;
 
 struct Worker<S> {
     site: Arc<S>,
@@ -195,7 +207,7 @@ async fn run<S: Site>(
                     });
                     Duration::ZERO
                 }
-                Ok(Progress::Idle) => {
+                Ok(progress @ (Progress::Idle | Progress::Reclaimed)) => {
                     backoff.reset();
                     breaker.success();
                     w.shared.update(|s| {
@@ -203,7 +215,11 @@ async fn run<S: Site>(
                         s.breaker_open = false;
                         s.backoff_ms = 0;
                     });
-                    w.cfg.poll
+                    if matches!(progress, Progress::Reclaimed) {
+                        Duration::ZERO
+                    } else {
+                        w.cfg.poll
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "sync batch failed");
@@ -247,6 +263,45 @@ async fn run<S: Site>(
 }
 
 impl<S: Site> Worker<S> {
+    /// With nothing to sync: delete the keys of one invalidated central epoch (the first reclaim
+    /// marker's), at most [`RECLAIM_KEYS`] per transaction, the marker with the last of them. A
+    /// checkpoint is O(1) centrally; this is its deferred cost, paid while the site is quiet.
+    async fn reclaim(&mut self, deadline: Instant) -> Result<Progress, SyncError> {
+        let Some(client) = self.client.as_ref() else {
+            return Ok(Progress::Idle);
+        };
+        let site = &self.cfg.site;
+        let marker = client
+            .scan_prefix(layout::reclaim_prefix(site), 1, deadline)
+            .await?
+            .into_iter()
+            .next();
+        let Some((marker, _)) = marker else {
+            return Ok(Progress::Idle);
+        };
+        let mut doomed = match layout::decode_reclaim_key(site, &marker) {
+            Some((entity, epoch)) => client
+                .scan_prefix(
+                    layout::epoch_data_prefix(site, &entity, epoch),
+                    RECLAIM_KEYS,
+                    deadline,
+                )
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            // Not a marker this version writes: dropped, so it does not block the others.
+            None => Vec::new(),
+        };
+        let keys = doomed.len() as u64;
+        if keys < u64::from(RECLAIM_KEYS) {
+            doomed.push(marker);
+        }
+        client.delete_keys(&doomed, deadline).await?;
+        SyncShared::count(&self.shared.counters.reclaimed_keys, keys);
+        Ok(Progress::Reclaimed)
+    }
+
     async fn step(&mut self, deadline: Instant) -> Result<Progress, SyncError> {
         if self.client.is_none() {
             self.client = Some(CentralClient::connect(&self.cfg.central, deadline).await?);
@@ -292,7 +347,7 @@ impl<S: Site> Worker<S> {
             });
         self.shared.update(|s| s.lag_seconds = lag);
         let Some(last) = entries.last() else {
-            return Ok(Progress::Idle);
+            return self.reclaim(deadline).await;
         };
         let to = last.index;
         self.shared.update(|s| s.state = SyncState::Syncing);

@@ -210,6 +210,8 @@ pub struct SyncView {
     pub errors: u64,
     pub undetermined: u64,
     pub fenced: u64,
+    /// Central keys of old epochs reclaimed.
+    pub reclaimed_keys: u64,
     /// Central crossing lookups, those the bloom filter answered negatively, and TiKV reads.
     pub global_lookups: u64,
     pub global_bloom_negatives: u64,

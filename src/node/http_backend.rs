@@ -613,6 +613,7 @@ impl Backend for ReplicaBackend {
             errors: c.errors.load(Ordering::Relaxed),
             undetermined: c.undetermined.load(Ordering::Relaxed),
             fenced: c.fenced.load(Ordering::Relaxed),
+            reclaimed_keys: c.reclaimed_keys.load(Ordering::Relaxed),
             global_lookups: g.lookups.load(Ordering::Relaxed),
             global_bloom_negatives: g.bloom_negatives.load(Ordering::Relaxed),
             global_remote_reads: g.remote_reads.load(Ordering::Relaxed),

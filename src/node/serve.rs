@@ -317,13 +317,21 @@ pub async fn serve_with(
         let site = cfg.site.clone().unwrap_or_else(|| cfg.cluster_id.clone());
         let central = federation::CentralConfig {
             pd: pd.clone(),
-            tls: None,
-            rpc_timeout: federation::DEFAULT_RPC_TIMEOUT,
+            tls: cfg
+                .pd_tls
+                .as_ref()
+                .map(|t| (t.ca.clone(), t.cert.clone(), t.key.clone())),
+            // tikv-client's own per-RPC timeout, inside the batch deadline.
+            rpc_timeout: federation::DEFAULT_RPC_TIMEOUT.min(cfg.sync_timeout),
         };
-        tracing::info!(site = %site, pd = ?pd, "upward federation on");
+        tracing::info!(site = %site, pd = ?pd, tls = cfg.pd_tls.is_some(), "upward federation on");
+        let mut worker = federation::WorkerConfig::new(central, site);
+        worker.batch_entries = cfg.sync_batch_entries;
+        worker.batch_bytes = cfg.sync_batch_bytes;
+        worker.batch_deadline = cfg.sync_timeout;
         let fed = federation::Federation::start(
             Arc::new(super::sync_site::NodeSite(replica.clone())),
-            federation::WorkerConfig::new(central, site),
+            worker,
             cfg.sync_backlog_quota,
             replica.shutdown_token(),
         );

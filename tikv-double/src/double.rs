@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::conn::{self, ConnId, Partition, Registry};
 use crate::faults::{Fault, Faults, RegionError, Rpc};
@@ -25,6 +25,23 @@ pub struct Options {
     pub cluster_id: u64,
     /// Split the keyspace into two regions at this raw key (both on the one store).
     pub split_key: Option<Vec<u8>>,
+    /// Serve PD and TiKV over mutual TLS (as a real cluster with `security` set does).
+    pub tls: Option<ServerTls>,
+}
+
+/// The double's TLS: its certificate and key, and the CA its clients' certificates must be signed by
+/// (all PEM).
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls { .. }")
+    }
 }
 
 impl Default for Options {
@@ -32,6 +49,7 @@ impl Default for Options {
         Self {
             cluster_id: 7,
             split_key: None,
+            tls: None,
         }
     }
 }
@@ -136,7 +154,10 @@ impl TikvDouble {
         let tikv_addr = tikv_listener.local_addr()?.to_string();
         let shared = Arc::new(Shared {
             cluster_id: opts.cluster_id,
-            pd_url: format!("http://{pd_addr}"),
+            pd_url: format!(
+                "{}://{pd_addr}",
+                if opts.tls.is_some() { "https" } else { "http" }
+            ),
             tikv_addr,
             regions: Regions::new(opts.split_key),
             tso: Tso::default(),
@@ -148,7 +169,21 @@ impl TikvDouble {
         });
         let (pd_stop, pd_stopped) = oneshot::channel::<()>();
         let (tikv_stop, tikv_stopped) = oneshot::channel::<()>();
-        let pd_server = Server::builder()
+        let server = || -> io::Result<Server> {
+            let builder = Server::builder();
+            match &opts.tls {
+                None => Ok(builder),
+                Some(t) => {
+                    let tls = ServerTlsConfig::new()
+                        .identity(Identity::from_pem(&t.cert_pem, &t.key_pem))
+                        .client_ca_root(Certificate::from_pem(&t.client_ca_pem));
+                    builder
+                        .tls_config(tls)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+                }
+            }
+        };
+        let pd_server = server()?
             .add_service(PdServer::new(pd::PdService::new(shared.clone())))
             .serve_with_incoming_shutdown(
                 conn::incoming(pd_listener, shared.pd_conns.clone()),
@@ -156,7 +191,7 @@ impl TikvDouble {
                     let _ = pd_stopped.await;
                 },
             );
-        let tikv_server = Server::builder()
+        let tikv_server = server()?
             .add_service(TikvServer::new(tikv::TikvService::new(shared.clone())))
             .serve_with_incoming_shutdown(
                 conn::incoming(tikv_listener, shared.tikv_conns.clone()),
@@ -254,6 +289,29 @@ impl TikvDouble {
         };
         let ts = self.current_ts();
         self.shared.mvcc().scan(&range, 0, ts, false)
+    }
+
+    /// [`TikvDouble::scan_prefix`] once no transaction holds a lock under `prefix`: a lock is read again
+    /// every 10 ms (a client's transaction in flight), and one still there after `within` (longer than a
+    /// lock's TTL: left behind for good) panics with the lock. Blocks the calling thread: from tests on
+    /// a multi-thread runtime only.
+    pub fn scan_prefix_settled(&self, prefix: &[u8], within: Duration) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let items = self.scan_prefix(prefix);
+            match items.iter().find_map(|(_, v)| v.as_ref().err()) {
+                None => {
+                    return items
+                        .into_iter()
+                        .filter_map(|(k, v)| v.ok().map(|v| (k, v)))
+                        .collect()
+                }
+                Some(lock) if std::time::Instant::now() >= deadline => {
+                    panic!("a lock left behind under the prefix after {within:?}: {lock:?}")
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
     }
 
     /// The lock on `key`, if any.

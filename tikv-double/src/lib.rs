@@ -85,7 +85,7 @@ mod tikv;
 mod tso;
 
 pub use conn::Partition;
-pub use double::{Options, Target, TikvDouble};
+pub use double::{Options, ServerTls, Target, TikvDouble};
 pub use faults::{Fault, Faults, RegionError, Rpc, Scope};
 
 /// The PD and TiKV protocol types, generated from the `.proto` files tikv-client 0.4.0 ships.
