@@ -154,6 +154,9 @@ struct Worker<S> {
     crossings: Arc<CentralCrossings>,
     /// The central cursor as this worker knows it; `None`: read it before the next batch.
     from: Option<u64>,
+    /// Whether reclaim markers may exist: set at start, on a new term and after syncing a checkpoint;
+    /// cleared when a scan finds none, so an idle worker does not ask the central store every poll.
+    reclaim_due: bool,
 }
 
 async fn run<S: Site>(
@@ -172,6 +175,7 @@ async fn run<S: Site>(
         client: None,
         crossings,
         from: None,
+        reclaim_due: true,
     };
     let mut retried_now = false;
     loop {
@@ -180,8 +184,10 @@ async fn run<S: Site>(
         }
         let paused = w.shared.paused.load(std::sync::atomic::Ordering::Relaxed);
         let wait = if paused || !w.site.is_leader().await {
-            // A follower (or a deposed leader) forgets the cursor: a new term reads it again.
+            // A follower (or a deposed leader) forgets the cursor: a new term reads it again, and
+            // looks for markers an earlier leader left.
             w.from = None;
+            w.reclaim_due = true;
             w.shared.update(|s| {
                 s.state = if paused {
                     SyncState::Paused
@@ -270,6 +276,9 @@ impl<S: Site> Worker<S> {
         let Some(client) = self.client.as_ref() else {
             return Ok(Progress::Idle);
         };
+        if !self.reclaim_due {
+            return Ok(Progress::Idle);
+        }
         let site = &self.cfg.site;
         let marker = client
             .scan_prefix(layout::reclaim_prefix(site), 1, deadline)
@@ -277,6 +286,7 @@ impl<S: Site> Worker<S> {
             .into_iter()
             .next();
         let Some((marker, _)) = marker else {
+            self.reclaim_due = false;
             return Ok(Progress::Idle);
         };
         let mut doomed = match layout::decode_reclaim_key(site, &marker) {
@@ -379,6 +389,7 @@ impl<S: Site> Worker<S> {
             for change in &entry.changes {
                 if let engine::Change::Checkpoint { entity, name, .. } = change {
                     self.crossings.insert(entity, name);
+                    self.reclaim_due = true;
                 }
             }
         }
