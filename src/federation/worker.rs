@@ -143,6 +143,9 @@ enum Progress {
     Idle,
 }
 
+/// How often, at most, a worker that keeps syncing proposes the replicated cursor.
+const CURSOR_EVERY: Duration = Duration::from_millis(500);
+
 /// Keys of an invalidated central epoch deleted per transaction.
 const RECLAIM_KEYS: u32 = 512;
 
@@ -157,6 +160,8 @@ struct Worker<S> {
     /// Whether reclaim markers may exist: set at start, on a new term and after syncing a checkpoint;
     /// cleared when a scan finds none, so an idle worker does not ask the central store every poll.
     reclaim_due: bool,
+    /// When this worker last proposed the replicated cursor.
+    cursor_recorded: Option<Instant>,
 }
 
 async fn run<S: Site>(
@@ -176,6 +181,7 @@ async fn run<S: Site>(
         crossings,
         from: None,
         reclaim_due: true,
+        cursor_recorded: None,
     };
     let mut retried_now = false;
     loop {
@@ -357,6 +363,10 @@ impl<S: Site> Worker<S> {
             });
         self.shared.update(|s| s.lag_seconds = lag);
         let Some(last) = entries.last() else {
+            // Caught up: the replicated cursor follows the central one now, whatever the interval.
+            if engine.sync_cursor() < start {
+                self.record_cursor(start, deadline).await;
+            }
             return self.reclaim(deadline).await;
         };
         let to = last.index;
@@ -399,11 +409,24 @@ impl<S: Site> Worker<S> {
             s.central_cursor = Some(to);
             s.last_error = None;
         });
-        // The central cursor already says the batch landed; a failed proposal (leadership lost) only
-        // means the next leader trims later, after reading the central cursor.
+        // The central cursor already says the batch landed; the replicated one follows at most every
+        // CURSOR_EVERY while batches keep coming (each proposal is a Raft entry every replica fsyncs and
+        // a range deletion of the feed), and at once when caught up.
+        if self
+            .cursor_recorded
+            .is_none_or(|at| at.elapsed() >= CURSOR_EVERY)
+        {
+            self.record_cursor(to, deadline).await;
+        }
+        Ok(Progress::Synced)
+    }
+
+    /// Propose the replicated cursor. A failed proposal (leadership lost) only means the next leader
+    /// trims later, after reading the central cursor.
+    async fn record_cursor(&mut self, to: u64, deadline: Instant) {
+        self.cursor_recorded = Some(Instant::now());
         if let Err(e) = self.site.record_cursor(to, deadline.into_std()).await {
             tracing::info!(error = %e, cursor = to, "could not replicate the sync cursor");
         }
-        Ok(Progress::Synced)
     }
 }
