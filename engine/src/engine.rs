@@ -399,21 +399,23 @@ impl Engine {
             self.feed.bytes.load(Ordering::Relaxed),
         );
         if let Some(cursor) = plan.cursor {
-            // Trim what the cursor covers, counting it first (only the just-synced records are read).
+            // Trim what the cursor covers, counting it first. Only the records after the previous
+            // cursor are read and deleted: those before it are gone already, and seeking from the
+            // feed's start would step over every deleted record RocksDB has not compacted away yet —
+            // on every trim, a cost that grows with the feed's history (it stalled the apply loop).
+            let from = keys::feed_key(self.feed.cursor.load(Ordering::Relaxed).saturating_add(1));
+            let to = keys::feed_key(cursor.saturating_add(1));
             let reader = self.reader();
-            let mut cur = reader
-                .view
-                .cursor(Some(keys::feed_key(cursor.saturating_add(1))));
-            cur.seek(&[keys::FEED]);
+            let mut cur = reader.view.cursor(Some(to.clone()));
+            cur.seek(&from);
             while let Some((k, v)) = cur.entry()? {
                 entries = entries.saturating_sub(1);
                 bytes = bytes.saturating_sub((k.len() + v.len()) as u64);
                 cur.next();
             }
-            feed_ops.push(WriteOp::DeleteRange(
-                vec![keys::FEED],
-                keys::feed_key(cursor.saturating_add(1)),
-            ));
+            if from < to {
+                feed_ops.push(WriteOp::DeleteRange(from, to));
+            }
             feed_ops.push(WriteOp::Put(
                 keys::SYNCED_KEY.to_vec(),
                 cursor.to_be_bytes().to_vec(),
