@@ -73,6 +73,8 @@ pub use engine::{
     GcReport, ScanPage, ScanRequest, VerifyReport,
 };
 pub use error::Error;
+/// The first key after every key that starts with a prefix (for range scans over a prefix).
+pub use keys::prefix_end;
 pub use op::{
     Change, ChangeEntry, CmpOp, Compare, Crossing, Op, OpError, OpOutcome, OpResult, Versioned,
     WriteCond,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use base64::Engine as _;
+use engine::prefix_end;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -156,19 +157,6 @@ pub async fn incr(a: IncrArgs) -> anyhow::Result<()> {
         outln!("{value}");
     }
     Ok(())
-}
-
-/// The first key after every key that starts with `prefix` (`None`: no such key, the prefix is all
-/// 0xff bytes or empty).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// The range of a scan: `(start, end)`.

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use engine::prefix_end;
 use tikv_client::{CheckLevel, Config, TransactionClient, TransactionOptions};
 use tokio::time::Instant;
 
@@ -198,9 +199,7 @@ impl CentralClient {
         }
         commit(txn, deadline).await
     }
-}
 
-impl CentralClient {
     /// Delete `keys` in one transaction. For reclaiming an old epoch: its keys are dead centrally
     /// (readers read the current epoch only, and the site never writes an old epoch again), so there
     /// is no cursor check, and a replay after an undetermined commit deletes nothing new.
@@ -226,35 +225,11 @@ async fn commit(mut txn: tikv_client::Transaction, deadline: Instant) -> Result<
     }
 }
 
-/// The first key after every key that starts with `prefix`; `None` when there is none (the prefix is
-/// empty or all 0xff). A prefix ending in 0xff (an epoch's big-endian bytes may) carries over.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 fn decode_cursor(raw: Option<Vec<u8>>) -> Result<u64, SyncError> {
     match raw {
         None => Ok(0),
         Some(raw) => layout::decode_u64(&raw).ok_or_else(|| {
             SyncError::Rejected(format!("central cursor is {} bytes, not 8", raw.len()))
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_prefix_ends_after_its_last_key_even_when_it_ends_in_0xff() {
-        assert_eq!(super::prefix_end(b"a/b"), Some(b"a/c".to_vec()));
-        assert_eq!(super::prefix_end(b"a\x00\xff"), Some(b"a\x01".to_vec()));
-        assert_eq!(super::prefix_end(b"\xff\xff"), None);
-        assert_eq!(super::prefix_end(b""), None);
     }
 }
