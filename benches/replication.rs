@@ -31,7 +31,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let mut site = Site::start(3, "bench", |cfg| cfg.sync = SyncMode::Batch).await;
+        let mut site = Site::start(3, "bench", |cfg| cfg.engine_sync = SyncMode::Batch).await;
         let leader = site.replica(site.leader(Duration::from_secs(30)).await);
         let value = vec![b'x'; 150];
         println!("| writers | writes | writes/s | p50 | p99 | max | errors |");

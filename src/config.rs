@@ -67,16 +67,17 @@ use values::{
     join_url, listen_addr, name, same_address, size_in,
 };
 
-/// When the engine's writes reach the disk. The Raft log is always fsynced before anything is
-/// acknowledged, so a crash never loses an acknowledged write either way.
+/// When the state machine's (engine's) writes reach the disk (`engine_sync`). The Raft log is always
+/// fsynced before anything is acknowledged and is the durable record: an engine behind it after a crash
+/// replays the entries it lacks, so a crash never loses an acknowledged write either way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SyncMode {
-    /// Every applied entry is also fsynced in the engine (less log replay after a crash; one more fsync
-    /// per batch of entries).
-    #[default]
+    /// Every applied batch is also fsynced in the engine (less log replay after a power loss; one more
+    /// fsync on every write's path).
     Always,
     /// The engine's writes go to the OS and are fsynced before the Raft log is compacted past them and
     /// at shutdown.
+    #[default]
     Batch,
 }
 
@@ -169,7 +170,7 @@ pub struct ServeConfig {
     /// With [`Bootstrap::InitialCluster`]: whether an empty data dir may found the cluster.
     pub initial_cluster_state: ClusterState,
     pub retention: Duration,
-    pub sync: SyncMode,
+    pub engine_sync: SyncMode,
     /// TiKV PD endpoints (`host:port`); `None` = federation off.
     pub pd: Option<Vec<String>>,
     pub site: Option<String>,
@@ -298,7 +299,7 @@ pub const KEYS: &[&str] = &[
     "advertise_client",
     "advertise_peer",
     "retention",
-    "sync",
+    "engine_sync",
     "pd",
     "site",
     "pd_cacert",
@@ -501,7 +502,10 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
     put("advertise_client", args.advertise_client.clone());
     put("advertise_peer", args.advertise_peer.clone());
     put("retention", args.retention.clone());
-    put("sync", args.sync.map(|s| s.name().to_string()));
+    put(
+        "engine_sync",
+        args.engine_sync.map(|s| s.name().to_string()),
+    );
     put("pd", args.pd.clone());
     put("site", args.site.clone());
     put(
@@ -703,7 +707,7 @@ fn build(
     let retention = l.get("retention", |s| {
         duration_in(s, Duration::ZERO, Duration::from_secs(24 * 3600))
     })?;
-    let sync = l.get("sync", |s| match s.trim() {
+    let engine_sync = l.get("engine_sync", |s| match s.trim() {
         "always" => Ok(SyncMode::Always),
         "batch" => Ok(SyncMode::Batch),
         _ => Err("expected `always` or `batch`".into()),
@@ -796,7 +800,7 @@ fn build(
         bootstrap,
         initial_cluster_state: initial_cluster_state.v,
         retention: retention.v,
-        sync: sync.v,
+        engine_sync: engine_sync.v,
         pd: pd.map(|p| p.v),
         site: site.map(|s| s.v),
         pd_tls,

@@ -23,7 +23,7 @@ pub use hlc::{wall_clock_micros, Hlc};
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
     Command, CommitTs, Committed, DiskSpace, Node, NodeConfig, NodeCounters, NodeStatus,
-    PeerProgress, Reply, Role, StagedImage, StateMachine, Timing, UncheckedEntry,
+    PeerProgress, ReadySink, Reply, Role, StagedImage, StateMachine, Timing, UncheckedEntry,
     FSYNC_BUCKETS_MICROS,
 };
 pub use runner::{LoopExit, LoopHook, LowSpace};

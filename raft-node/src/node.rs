@@ -406,6 +406,14 @@ struct PendingConfChange {
     waiter: Waiter<ConfState>,
 }
 
+/// Where [`Node::process_ready_sending`] hands what leaves the node, as soon as it may.
+pub trait ReadySink {
+    /// Raft messages to send now.
+    fn send(&mut self, msgs: Vec<Message>);
+    /// The membership table changed (members, addresses, removed ids); also once at start.
+    fn members_changed(&mut self, _membership: &Membership) {}
+}
+
 pub struct Node<L: LogStorage, S: StateMachine> {
     raw: RawNode<L>,
     sm: S,
@@ -688,8 +696,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// The membership table if it changed since the last call (the loop hands it to the transport).
-    pub fn take_membership_change(&mut self) -> Option<Membership> {
+    /// The membership table if it changed since the last call (handed to the [`ReadySink`]).
+    fn take_membership_change(&mut self) -> Option<Membership> {
         std::mem::take(&mut self.membership_changed).then(|| self.membership.clone())
     }
 
@@ -1161,16 +1169,46 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// Handle one `Ready`, in raft-rs's documented order. Returns the messages to send; all of them depend
-    /// only on state that is durable by the time this returns (one `persist`, one fsync, per Ready), and
-    /// committed entries are applied (and acknowledged) only after that write, as etcd/raft requires.
+    /// Handle one `Ready`, in raft-rs's documented order, and return every message it produced (for
+    /// callers that send them all at once: tests). See [`Node::process_ready_sending`].
     pub fn process_ready(&mut self) -> Result<Vec<Message>, Error> {
+        struct Collect(Vec<Message>);
+        impl ReadySink for Collect {
+            fn send(&mut self, msgs: Vec<Message>) {
+                self.0.extend(msgs);
+            }
+        }
+        let mut out = Collect(Vec::new());
+        self.process_ready_sending(&mut out)?;
+        Ok(out.0)
+    }
+
+    /// Handle one `Ready`, in raft-rs's documented order, handing messages to `send` as soon as they may
+    /// leave — the production loop sends them there and then:
+    /// 1. the messages that need nothing durable (a leader's appends to its followers) go out *before*
+    ///    this node's own log write, so the followers' fsyncs overlap the leader's (Raft §10.2.1; raft-rs
+    ///    counts the leader's own copy towards a commit only once `advance` reports it persisted);
+    /// 2. then one `persist` (one fsync) of the entries and hard state;
+    /// 3. then the messages that needed that write (a follower's append and vote responses) go out
+    ///    *before* committed entries are applied, so a follower's acknowledgment never waits for its
+    ///    state machine;
+    /// 4. committed entries are applied (and acknowledged to clients) only after the write, as
+    ///    etcd/raft requires; the light ready's messages follow.
+    ///
+    /// A change of the membership table reaches `sink` before any message that follows it (the transport
+    /// must know a new member's address before the first append to it).
+    ///
+    /// On an error, messages already handed to `sink` stay sent: none of them claims anything that the
+    /// failed write was to make durable.
+    pub fn process_ready_sending(&mut self, send: &mut dyn ReadySink) -> Result<(), Error> {
         // Depends on no persisted state: it reports what our log lacks.
-        let mut out = std::mem::take(&mut self.extra_out);
+        let extra = std::mem::take(&mut self.extra_out);
+        self.send_stamped(send, extra);
         if self.raw.has_ready() {
             let mut rd = self.raw.ready();
-            // 1. Messages a leader may send before persisting (we send them after; that is also correct).
-            out.extend(rd.take_messages());
+            // 1. Messages a leader may send before persisting.
+            let early = rd.take_messages();
+            self.send_stamped(send, early);
             // 2. A snapshot from the leader: install the staged image first (durably), then the log below
             //    restarts after the snapshot in the same write as this Ready's entries and hard state. A
             //    crash between the two leaves the state machine ahead of the log, which is safe: entries
@@ -1211,27 +1249,44 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             fail::fail_point!("node::after_persist_before_send", |_| Err(Error::Storage(
                 "failpoint".into()
             )));
-            // 5. Committed entries, only now: a leader's commit may count its own entries of this very Ready,
+            // 5. Messages that required the write above: out before applying.
+            let persisted = rd.take_persisted_messages();
+            self.send_stamped(send, persisted);
+            // 6. Committed entries, only now: a leader's commit may count its own entries of this very Ready,
             //    so applying (and acknowledging) them before the write above could acknowledge an entry
             //    that a crash here would lose (found by the `node::before_persist` failpoint test).
             self.apply_committed(rd.take_committed_entries())?;
-            // 6. Messages that required the write above.
-            out.extend(rd.take_persisted_messages());
             // 7. Advance; the light ready carries more messages and committed entries.
             let mut light = self.raw.advance(rd);
-            out.extend(light.take_messages());
+            let more = light.take_messages();
+            self.send_stamped(send, more);
             self.apply_committed(light.take_committed_entries())?;
             self.raw.advance_apply();
             self.maybe_compact()?;
         }
         self.reissue_reads();
         self.serve_reads();
+        if let Some(membership) = self.take_membership_change() {
+            send.members_changed(&membership);
+        }
+        Ok(())
+    }
+
+    /// Hands `msgs` to `sink` (after a pending membership change), each append response stamped with this
+    /// node's wall clock (`skew`).
+    fn send_stamped(&mut self, sink: &mut dyn ReadySink, mut msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        if let Some(membership) = self.take_membership_change() {
+            sink.members_changed(&membership);
+        }
         if self.wall > 0 {
-            for m in &mut out {
+            for m in &mut msgs {
                 skew::stamp(m, self.wall);
             }
         }
-        Ok(out)
+        sink.send(msgs);
     }
 
     /// The wall clock (µs since the epoch) as the loop reads it now; the production loop calls this every

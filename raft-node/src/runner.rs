@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::membership::Membership;
-use crate::node::{Command, DiskSpace, Node, StagedImage, StateMachine};
+use crate::node::{Command, DiskSpace, Node, ReadySink, StagedImage, StateMachine};
 use crate::storage::LogStorage;
 
 /// Where the loop sends Raft messages. Must not block: a slow peer's messages are dropped (Raft retries).
@@ -27,6 +27,18 @@ pub trait Transport: Send + 'static {
     /// The membership table changed (members, addresses, removed ids): update who may connect and where
     /// to dial. Called once at start and after every change.
     fn members_changed(&mut self, _membership: &Membership) {}
+}
+
+/// The loop's [`ReadySink`]: straight to the transport.
+struct ToTransport<'a, T>(&'a mut T);
+
+impl<T: Transport> ReadySink for ToTransport<'_, T> {
+    fn send(&mut self, msgs: Vec<Message>) {
+        self.0.send(msgs);
+    }
+    fn members_changed(&mut self, membership: &Membership) {
+        self.0.members_changed(membership);
+    }
 }
 
 pub enum Input<O> {
@@ -353,13 +365,9 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         node.set_wall_clock(clock());
         let physical = node.commit_clock();
         node.flush_proposals(physical);
-        let msgs = node.process_ready()?;
-        if let Some(membership) = node.take_membership_change() {
-            transport.members_changed(&membership);
-        }
-        if !msgs.is_empty() {
-            transport.send(msgs);
-        }
+        // Messages leave as soon as they may (a leader's appends before its own fsync, a follower's
+        // acknowledgments before it applies), not after the whole Ready.
+        node.process_ready_sending(&mut ToTransport(transport))?;
         if let Some(hook) = &cfg.on_turn {
             (hook.0)();
         }

@@ -55,11 +55,12 @@ pub struct ServeArgs {
     /// How long old versions stay readable (units us, ms, s, m, h).
     #[arg(long, value_name = "DURATION")]
     pub retention: Option<String>,
-    /// When the engine's writes reach the disk (the Raft log is fsynced before every acknowledgement
-    /// either way): `always` also fsyncs every applied batch in the engine, `batch` leaves them to the OS
-    /// and fsyncs before log compaction and at shutdown.
+    /// When the state machine's (engine's) writes reach the disk; the Raft log is fsynced before every
+    /// acknowledgement either way. `batch` (the default) leaves them to the OS and fsyncs before the log
+    /// is compacted past them and at shutdown; `always` also fsyncs every applied batch (one more fsync
+    /// on the write path, less log to replay after a power loss).
     #[arg(long, value_name = "MODE")]
-    pub sync: Option<SyncMode>,
+    pub engine_sync: Option<SyncMode>,
     /// TiKV placement driver endpoints for upward federation; none = federation off.
     #[arg(long, value_name = "HOST:PORT[,HOST:PORT]")]
     pub pd: Option<String>,

@@ -40,7 +40,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             ClusterState::default().name().to_string(),
         ),
         ("retention", duration(engine.retention)),
-        ("sync", SyncMode::default().name().to_string()),
+        ("engine_sync", SyncMode::default().name().to_string()),
         (
             "max_key_bytes",
             size(u64::try_from(limits.max_key).unwrap_or(u64::MAX)),

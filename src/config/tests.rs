@@ -81,7 +81,7 @@ fn config_dev_default_without_any_flag() {
             bootstrap: Bootstrap::InitialCluster(BTreeMap::from([(1, "127.0.0.1:7380".into())])),
             initial_cluster_state: ClusterState::New,
             retention: Duration::from_secs(5),
-            sync: SyncMode::Always,
+            engine_sync: SyncMode::Batch,
             pd: None,
             site: None,
             pd_tls: None,
@@ -147,7 +147,7 @@ fn config_precedence_file_then_env_then_flag() {
     let world = none()
         .file(
             "/etc/kvs.toml",
-            "retention = \"10s\"\nsync = \"batch\"\ntick = \"50ms\"\n",
+            "retention = \"10s\"\nengine_sync = \"always\"\ntick = \"50ms\"\n",
         )
         .env("KVS_RAFT_RETENTION", "20s")
         .env("KVS_RAFT_TICK", "");
@@ -165,7 +165,7 @@ fn config_precedence_file_then_env_then_flag() {
     assert_eq!(cfg.retention, Duration::from_secs(30));
     let cfg = world.build(with_file(args())).unwrap();
     assert_eq!(cfg.retention, Duration::from_secs(20));
-    assert_eq!(cfg.sync, SyncMode::Batch, "from the file");
+    assert_eq!(cfg.engine_sync, SyncMode::Always, "from the file");
     assert_eq!(
         cfg.raft.timing.tick,
         Duration::from_millis(50),
@@ -176,14 +176,14 @@ fn config_precedence_file_then_env_then_flag() {
         .build(with_file(args()))
         .unwrap();
     assert_eq!(cfg.retention, Duration::from_secs(10));
-    // The flag --sync beats the file.
+    // The flag --engine-sync beats the file.
     let cfg = world
         .build(with_file(ServeArgs {
-            sync: Some(SyncMode::Always),
+            engine_sync: Some(SyncMode::Batch),
             ..args()
         }))
         .unwrap();
-    assert_eq!(cfg.sync, SyncMode::Always);
+    assert_eq!(cfg.engine_sync, SyncMode::Batch);
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn config_file_with_every_key() {
     // Top-level keys must come before the table in TOML; the rest goes in a second file variant.
     let rest = r#"
         retention = "2m"
-        sync = "batch"
+        engine_sync = "always"
         pd = ["pd1:2379", "pd2:2379"]
         site = "site-b"
         peer_secret_file = "/etc/kvs/secret"
@@ -720,8 +720,8 @@ fn config_raft_ticks() {
 #[test]
 fn config_sync_and_pd() {
     assert_contains(
-        &none().env("KVS_RAFT_SYNC", "sometimes").err(args()),
-        &["KVS_RAFT_SYNC", "`always` or `batch`"],
+        &none().env("KVS_RAFT_ENGINE_SYNC", "sometimes").err(args()),
+        &["KVS_RAFT_ENGINE_SYNC", "`always` or `batch`"],
     );
     let cfg = none()
         .build(ServeArgs {

@@ -20,13 +20,13 @@ use super::machine::{CommandOutput, EngineMachine, EngineSource};
 use crate::config::SyncMode;
 
 /// Everything a replica needs to start. [`ReplicaConfig::new`] gives the production defaults (those of
-/// the engine, of raft-node and of `--sync`, each defined by its owner); the serve configuration and
+/// the engine, of raft-node and of `--engine-sync`, each defined by its owner); the serve configuration and
 /// the tests adjust fields.
 #[derive(Clone)]
 pub struct ReplicaConfig {
     pub data_dir: DataDir,
     pub engine: EngineConfig,
-    pub sync: SyncMode,
+    pub engine_sync: SyncMode,
     /// Free space kept in reserve on the data dir: below it writes are refused (see `node::disk`).
     pub reserve_space: u64,
     pub group: GroupConfig,
@@ -38,7 +38,7 @@ impl ReplicaConfig {
         ReplicaConfig {
             group: GroupConfig::new(id, cluster_id, data_dir.raft(), data_dir.snapshots()),
             engine: EngineConfig::default(),
-            sync: SyncMode::default(),
+            engine_sync: SyncMode::default(),
             reserve_space: disk::DEFAULT_RESERVE,
             data_dir,
         }
@@ -86,7 +86,7 @@ impl Replica {
         let election_ticks = u64::try_from(cfg.group.node.election_tick).unwrap_or(u64::MAX);
         let group = Group::start(
             cfg.group,
-            EngineMachine::new(engine.clone(), cfg.sync),
+            EngineMachine::new(engine.clone(), cfg.engine_sync),
             EngineSource(engine.clone()),
             peer_listener,
         )

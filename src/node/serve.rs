@@ -64,7 +64,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     g.node.max_inflight_commands = cfg.limits.max_inflight_proposals;
     g.peer_tls = cfg.peer_tls.clone();
     g.loop_hook = super::systemd::watchdog_hook();
-    r.sync = cfg.sync;
+    r.engine_sync = cfg.engine_sync;
     r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
     // With federation every replica keeps the change feed, so whichever node leads can sync.

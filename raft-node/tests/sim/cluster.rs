@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raft_node::{Command, Committed, Error, Node, NodeConfig, Role};
+use raft::prelude::Message;
+use raft_node::{Command, Committed, Error, Node, NodeConfig, ReadySink, Role};
 use testkit::history::{outcome_of_error, History};
 use testkit::kv_machine::{Disk, Images, KvMachine};
 use testkit::linearizability::{CheckResult, Event, Op, Outcome, Ret};
@@ -536,8 +537,9 @@ impl Sim {
         for node in self.nodes.values_mut().flatten() {
             node.flush_reads(self.clocks.instant(node.id(), self.now, self.base));
             node.flush_proposals(clocks[&node.id()]);
-            match node.process_ready() {
-                Ok(msgs) => outgoing.extend(msgs),
+            // As the production loop: messages handed out before a failing write stay sent.
+            match node.process_ready_sending(&mut Outgoing(&mut outgoing)) {
+                Ok(()) => {}
                 Err(_) if self.cfg.crash_on_error => failed.push(node.id()),
                 Err(e) => return Err(format!("node {} ready failed: {e}", node.id())),
             }
@@ -774,5 +776,15 @@ impl Sim {
         self.simulate()?;
         self.check()?;
         Ok(std::mem::take(&mut self.history).into_events())
+    }
+}
+
+/// The simulator's [`ReadySink`]: every message into this step's outgoing list, which the simulated
+/// network delivers (messages handed out before a failing write stay sent, as in production).
+struct Outgoing<'a>(&'a mut Vec<Message>);
+
+impl ReadySink for Outgoing<'_> {
+    fn send(&mut self, msgs: Vec<Message>) {
+        self.0.extend(msgs);
     }
 }
