@@ -46,7 +46,7 @@ impl Driver for Fake {
         }
         tokio::time::sleep(self.latency).await;
         match self.fail_every {
-            Some(k) if n % k == 0 => Err("boom".into()),
+            Some(k) if n.is_multiple_of(k) => Err("boom".into()),
             _ => Ok(()),
         }
     }
