@@ -255,19 +255,21 @@ fn machine() -> String {
     )
 }
 
+/// Each program's `--version` (first line), and the path of the kvs-raft binary measured (a debug
+/// build's figures are not comparable: the path says which build it was).
 fn versions(cfg: &CompareConfig) -> Vec<(String, String)> {
     let first_line = |program: &PathBuf, args: &[&str]| {
         command_output(&program.to_string_lossy(), args)
             .and_then(|o| o.lines().next().map(str::to_owned))
-            .unwrap_or_else(|| "unknown".into())
+            .unwrap_or_else(|| format!("{} (version unknown)", program.display()))
     };
     vec![
-        ("kvs-raft".into(), first_line(&cfg.kvs_raft, &["--version"])),
-        ("etcd".into(), first_line(&cfg.etcd, &["--version"])),
         (
-            "redis-server".into(),
-            first_line(&cfg.redis_server, &["--version"]),
+            first_line(&cfg.kvs_raft, &["--version"]),
+            format!("({})", cfg.kvs_raft.display()),
         ),
+        (first_line(&cfg.etcd, &["--version"]), String::new()),
+        (first_line(&cfg.redis_server, &["--version"]), String::new()),
     ]
 }
 

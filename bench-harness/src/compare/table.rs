@@ -51,6 +51,7 @@ pub struct Context {
     pub command: String,
     pub date: String,
     pub machine: String,
+    /// Each program's version line and a note (may be empty).
     pub versions: Vec<(String, String)>,
 }
 
