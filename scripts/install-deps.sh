@@ -5,8 +5,12 @@ set -euo pipefail
 
 # clang/libclang: bindgen for librocksdb-sys; protobuf-compiler: raft-rs's prost codec;
 # curl: scripts/run.sh talks to the nodes; procps: `kill` for the multi-process tests; systemd:
-# `systemd-analyze verify|security` on the unit files in systemd/ (tests/systemd.rs).
-packages=(clang libclang-dev protobuf-compiler curl procps systemd)
+# `systemd-analyze verify|security` on the unit files in systemd/ (tests/systemd.rs); etcd-server and
+# redis-server: the systems bench-harness compares kvs-raft with (scripts/compare.sh) and runs in its
+# tests (the harness starts its own servers on free loopback ports, never the packages' services);
+# libprotobuf-dev: the well-known .proto files (google/protobuf/descriptor.proto, ...) that protoc needs to
+# build the etcd client's protos.
+packages=(clang libclang-dev protobuf-compiler libprotobuf-dev curl procps systemd etcd-server redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 //! `raft-node`; `commands` → `client` (the HTTP client of the client subcommands). `http` defines the backend trait that `node` implements, so `http` never imports `node`.
 
 pub mod backup;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;

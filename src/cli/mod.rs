@@ -16,9 +16,11 @@ pub use self::client::{
 use crate::config::{defaults, ServeArgs};
 use crate::http::auth::Role;
 
+mod bench;
 mod check;
 mod snapshot;
 
+pub use bench::{BenchArgs, DurationArg, UpdateArg, WorkloadArg};
 pub use check::CheckArgs;
 pub use snapshot::{RestoreArgs, SaveArgs, SnapshotCommand, SnapshotStatusArgs};
 
@@ -98,6 +100,9 @@ pub enum Command {
     /// Upward federation to the central TiKV: status, pause, resume.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Load-test a site with the game workload: open loop at a fixed rate (or closed loop), latency
+    /// percentiles from HDR histograms, errors by code, achieved vs offered rate.
+    Bench(BenchArgs),
     /// Readiness of one node (GET /readyz): exit 0 only when it is ready; for container health checks.
     Health(HealthArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.

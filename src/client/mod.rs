@@ -52,6 +52,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use hyper::body::HttpBody as _;
 use hyper::client::HttpConnector;
@@ -673,6 +674,18 @@ pub fn encode_path(raw: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Put `bytes` into `map` as `name` when they are UTF-8, else as base64 in `name_b64` (the API's own
+/// convention, docs/openapi.yaml).
+pub fn put_bytes(map: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => map.insert(name.to_owned(), Value::from(text)),
+        Err(_) => map.insert(
+            format!("{name}_b64"),
+            Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+    };
 }
 
 /// A query string, built pair by pair; values are percent-encoded. Displays as `""` when empty, else

@@ -5,6 +5,7 @@
 //! [`output`]. Errors decide the exit code in `main`: a [`UsageError`] is 2 (like clap's own), a
 //! [`Quiet`] failure 1 without a message (the command printed its answer), anything else 1.
 
+pub mod bench;
 pub mod check;
 pub mod completions;
 pub mod demo;
@@ -52,9 +53,9 @@ impl UsageError {
 #[error("failed")]
 pub struct Quiet;
 
-/// The client of a subcommand, from its connection flags; an invalid option is a [`UsageError`].
-pub fn connect(args: &ClientArgs, command: &'static str) -> anyhow::Result<Client> {
-    Client::new(ClientOptions {
+/// The client options of a subcommand's connection flags (unchecked: [`Client::new`] checks them).
+pub fn client_options(args: &ClientArgs) -> ClientOptions {
+    ClientOptions {
         endpoints: args.endpoints.clone(),
         token: args.token.clone(),
         token_file: args.token_file.clone(),
@@ -62,11 +63,20 @@ pub fn connect(args: &ClientArgs, command: &'static str) -> anyhow::Result<Clien
         cert: args.cert.clone(),
         key: args.key.clone(),
         timeout: Some(args.timeout),
-    })
-    .map_err(|e| match e {
+    }
+}
+
+/// A client error of `command`: an invalid option is a [`UsageError`] (exit 2).
+pub fn client_error(e: ClientError, command: &'static str) -> anyhow::Error {
+    match e {
         ClientError::InvalidOption { .. } => UsageError::new(command, e.to_string()).into(),
         other => anyhow::Error::new(other),
-    })
+    }
+}
+
+/// The client of a subcommand, from its connection flags; an invalid option is a [`UsageError`].
+pub fn connect(args: &ClientArgs, command: &'static str) -> anyhow::Result<Client> {
+    Client::new(client_options(args)).map_err(|e| client_error(e, command))
 }
 
 /// Run a client subcommand's future on a runtime of this thread.
@@ -122,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(SyncCommand::Pause(a)) => block_on(sync::pause(a)),
         Command::Sync(SyncCommand::Resume(a)) => block_on(sync::resume(a)),
         Command::Health(a) => block_on(health::health(a)),
+        Command::Bench(a) => bench::run(a),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
     }

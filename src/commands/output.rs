@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 use comfy_table::{presets, ContentArrangement, Table};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::client::{ApiErrorBody, Response};
 
@@ -58,17 +58,7 @@ fn stdout_failed(e: &std::io::Error) -> ! {
     std::process::exit(1)
 }
 
-/// Put `bytes` into `map` as `name` when they are UTF-8, else as base64 in `name_b64` (the API's own
-/// convention, docs/openapi.yaml).
-pub fn put_bytes(map: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => map.insert(name.to_owned(), Value::from(text)),
-        Err(_) => map.insert(
-            format!("{name}_b64"),
-            Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        ),
-    };
-}
+pub use crate::client::put_bytes;
 
 /// Bytes for a table cell: the text when it is UTF-8 without control characters, else `base64:…`.
 pub fn cell_bytes(bytes: &[u8]) -> String {
@@ -171,7 +161,7 @@ mod tests {
 
     #[test]
     fn bytes_are_text_or_base64() {
-        let mut m = Map::new();
+        let mut m = serde_json::Map::new();
         put_bytes(&mut m, "value", b"hi");
         put_bytes(&mut m, "key", &[0xff, 0x00]);
         assert_eq!(
