@@ -21,6 +21,10 @@ cargo nextest run --workspace --locked --features kvs-raft/failpoints,raft-node/
 cargo test --workspace --doc --locked
 # docs/openapi.yaml is valid and true to a live node (schemathesis; the binary was built above).
 bash scripts/api-check.sh
+# The comparison harness's smoke mode (issue 15): the same workload shapes against kvs-raft ×3 (the debug
+# binary built above: the figures only show that every system and shape runs; BENCHMARKS.md's come from
+# `scripts/compare.sh` with the release build), etcd ×3 and Redis `always`/`everysec`.
+"$CARGO_TARGET_DIR"/debug/bench-harness compare --smoke --kvs-raft "$CARGO_TARGET_DIR"/debug/kvs-raft
 # What ships (issue 13): the static binary (its size against the budget and the 12 MiB goal, `ldd`), the
 # .deb and the FROM-scratch image (≤ 15 MB), each unit's systemd exposure (the limit, 2.0, is asserted by
 # tests/systemd.rs above), then three containers of that image: kill, restart, partition, convergence.

@@ -246,7 +246,11 @@ fn serve_env_and_config_file_errors_exit_2() {
 #[test]
 fn serve_unknown_flag_is_a_clap_usage_error() {
     assert_usage_error(&["serve", "--bogus"], &[], &["--bogus"]);
-    assert_usage_error(&["serve", "--engine-sync", "never"], &[], &["--engine-sync"]);
+    assert_usage_error(
+        &["serve", "--engine-sync", "never"],
+        &[],
+        &["--engine-sync"],
+    );
 }
 
 /// `kvs-raft serve` on free loopback ports in `dir`, under `ulimit` settings (a shell runs them, then

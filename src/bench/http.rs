@@ -219,8 +219,12 @@ impl HttpDriver {
 impl Driver for HttpDriver {
     type Conn = Client;
 
-    async fn connect(&self, _worker: usize) -> Result<Client, ErrorLabel> {
-        Client::new(self.options.clone()).map_err(|e| label_of(&e))
+    /// Worker `w` starts at endpoint `w mod n` of the list (then fails over in list order), so the
+    /// workers spread over every node given, as a site's game servers would.
+    async fn connect(&self, worker: usize) -> Result<Client, ErrorLabel> {
+        let mut options = self.options.clone();
+        options.endpoints = rotate_endpoints(&options.endpoints, worker);
+        Client::new(options).map_err(|e| label_of(&e))
     }
 
     async fn execute(&self, conn: &mut Client, ops: &[Op]) -> Result<(), ErrorLabel> {
@@ -242,6 +246,20 @@ impl Driver for HttpDriver {
             ),
         ]
     }
+}
+
+/// The comma-separated endpoint list `raw` rotated left by `by` entries (empty entries dropped).
+fn rotate_endpoints(raw: &str, by: usize) -> String {
+    let mut list: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if !list.is_empty() {
+        let n = by % list.len();
+        list.rotate_left(n);
+    }
+    list.join(",")
 }
 
 /// The path of a key given as text.
@@ -333,5 +351,23 @@ mod tests {
             ok.counters(),
             vec![("http_requests".into(), 0), ("late_read_missing".into(), 0)]
         );
+    }
+
+    #[test]
+    fn workers_start_at_different_endpoints() {
+        let all = "http://a:1, http://b:2,http://c:3";
+        assert_eq!(
+            super::rotate_endpoints(all, 0),
+            "http://a:1,http://b:2,http://c:3"
+        );
+        assert_eq!(
+            super::rotate_endpoints(all, 1),
+            "http://b:2,http://c:3,http://a:1"
+        );
+        assert_eq!(
+            super::rotate_endpoints(all, 5),
+            "http://c:3,http://a:1,http://b:2"
+        );
+        assert_eq!(super::rotate_endpoints("", 3), "");
     }
 }
