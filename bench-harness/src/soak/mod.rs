@@ -6,7 +6,8 @@
 //! late reads — open loop at a steady rate, while [`crate::resources::RssSeries`] samples every node's
 //! RSS each second. Per node ([`stats::NodeMemory`]): the least-squares RSS slope after the warm-up, in
 //! % of the mean after the warm-up per 10 minutes (goal < 2 %), and the peak over the whole run against
-//! the steady state, the median of the run's second half (goal ≤ 1.2×).
+//! the steady state, the median of the run's second half (goal ≤ 1.2×). The Raft term before and after
+//! the churn counts the elections of a fault-free run (goal: none).
 //!
 //! **Redis, for contrast** ([`redis_fork`]): `redis-server --appendfsync everysec` loaded with the same
 //! data (every player's position and score), then the same workload at the same rate; a third of the
@@ -28,6 +29,7 @@ use kvs_raft::bench::report::progress_line;
 use kvs_raft::bench::{run, RunConfig, Workload};
 use serde::Serialize;
 
+use crate::chaos::nemesis::site_term;
 use crate::cluster::KvsSite;
 use crate::resources::RssSeries;
 use redis_fork::ForkReport;
@@ -107,6 +109,8 @@ pub struct NodeRow {
     pub memory: Option<NodeMemory>,
     /// The node's data directory at the end, MiB.
     pub data_dir_mib: f64,
+    /// RSS over the run, about 20 points evenly spaced: `[seconds, MiB]` (a plateau or a climb).
+    pub rss_curve_mib: Vec<(f64, f64)>,
 }
 
 /// What `soak` measured (the `--json` output).
@@ -124,6 +128,10 @@ pub struct SoakReport {
     pub errors: u64,
     pub p99_ms: f64,
     pub nodes: Vec<NodeRow>,
+    /// The highest Raft term any node reported before and after the churn: in a fault-free run every
+    /// change is a spurious election.
+    pub term_start: Option<u64>,
+    pub term_end: Option<u64>,
     pub redis: Option<ForkReport>,
     /// Why the Redis contrast is missing, when it is.
     pub redis_error: Option<String>,
@@ -159,11 +167,14 @@ pub async fn soak(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
         })),
         ..RunConfig::open(cfg.rate)
     };
+    let addrs = site.client_addrs();
+    let term_start = site_term(&addrs);
     let series = RssSeries::start(pids.clone(), Duration::from_secs(1));
     let report = run(driver, cfg.workload(), run_cfg)
         .await
         .map_err(|e| anyhow!("the load: {e}"))?;
     let series = series.finish();
+    let term_end = site_term(&addrs);
     let warmup = cfg.warmup.as_secs_f64();
     let nodes = site
         .nodes()
@@ -175,6 +186,7 @@ pub async fn soak(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
             pid,
             memory: NodeMemory::of(&series.t, rss, warmup),
             data_dir_mib: dir_bytes(&node.data_dir) as f64 / (1024.0 * 1024.0),
+            rss_curve_mib: stats::curve(&series.t, rss, 20),
         })
         .collect();
     drop(site);
@@ -202,6 +214,8 @@ pub async fn soak(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
         errors: report.errors,
         p99_ms: report.latency_us.p99 as f64 / 1e3,
         nodes,
+        term_start,
+        term_end,
         redis,
         redis_error,
     })
@@ -272,6 +286,15 @@ impl SoakReport {
                 )),
             }
         }
+        out.push_str("\nRSS over the run (s: MiB):\n\n");
+        for n in &self.nodes {
+            let points: Vec<String> = n
+                .rss_curve_mib
+                .iter()
+                .map(|(t, m)| format!("{t:.0}: {m:.0}"))
+                .collect();
+            out.push_str(&format!("- node {}: {}\n", n.node, points.join(", ")));
+        }
         let worst_slope = self
             .nodes
             .iter()
@@ -307,6 +330,13 @@ impl SoakReport {
                 ""
             }
         ));
+        out.push_str(&match (self.term_start, self.term_end) {
+            (Some(a), Some(b)) => format!(
+                "Terms {a} → {b}: **{} spurious elections** in a fault-free run.\n",
+                b.saturating_sub(a)
+            ),
+            _ => "Terms: not readable.\n".to_owned(),
+        });
         match (&self.redis, &self.redis_error) {
             (Some(r), _) => out.push_str(&r.markdown()),
             (None, Some(e)) => out.push_str(&format!("\nRedis contrast not measured: {e}\n")),

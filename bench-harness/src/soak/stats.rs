@@ -37,6 +37,18 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
+/// About `points` samples of `(t, RSS)` evenly spaced over the series, as `(seconds, MiB)`
+/// (unreadable samples left out).
+pub fn curve(t: &[f64], rss: &[Option<u64>], points: usize) -> Vec<(f64, f64)> {
+    let step = (t.len() / points.max(1)).max(1);
+    t.iter()
+        .zip(rss)
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i + 1 == t.len())
+        .filter_map(|(_, (&t, r))| Some((t, (*r)? as f64 / MIB)))
+        .collect()
+}
+
 /// One node's memory over the soak.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct NodeMemory {
@@ -111,6 +123,17 @@ mod tests {
         assert!(slope(&t, &flat).expect("slope").abs() < 0.001);
         assert_eq!(slope(&[1.0], &[1.0]), None);
         assert_eq!(slope(&[1.0, 1.0], &[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn the_curve_keeps_about_n_points_and_the_last() {
+        let t: Vec<f64> = (0..100).map(f64::from).collect();
+        let rss: Vec<Option<u64>> = (0..100u64).map(|i| Some(i * 1024 * 1024)).collect();
+        let c = curve(&t, &rss, 20);
+        assert_eq!(c.len(), 21);
+        assert_eq!(c[1], (5.0, 5.0));
+        assert_eq!(c.last(), Some(&(99.0, 99.0)));
+        assert_eq!(curve(&t[..3], &rss[..3], 20).len(), 3);
     }
 
     #[test]
