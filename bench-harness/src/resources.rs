@@ -186,6 +186,114 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// One process's proportional set size (`Pss` in `/proc/PID/smaps_rollup`): its private pages plus
+/// its share of pages shared with others. Summed over a forked parent and child it counts each
+/// physical page once (their RSS sum counts shared pages twice). `None` if gone or unreadable.
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// The pids whose parent is `parent` (a scan of `/proc`; e.g. a forked Redis child).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parse_ppid(&stat))
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// The parent pid (field 4 of `/proc/PID/stat`, counted after the command name's last `)`).
+fn parse_ppid(stat: &str) -> Option<u32> {
+    stat.get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Every process's RSS at each sample of an [`RssSeries`]; `None` where a process was not readable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Seconds since the series started, one per sample.
+    pub t: Vec<f64>,
+    /// Per process (in the order given), its RSS in bytes at each sample.
+    pub rss: Vec<Vec<Option<u64>>>,
+}
+
+/// Samples the RSS of a fixed list of processes every `every` on its own thread, keeping every sample
+/// (for slopes and medians, where [`Sampler`] keeps only the peak).
+#[derive(Debug)]
+pub struct RssSeries {
+    series: Arc<Mutex<Series>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RssSeries {
+    pub fn start(pids: Vec<u32>, every: Duration) -> RssSeries {
+        let series = Arc::new(Mutex::new(Series {
+            t: Vec::new(),
+            rss: vec![Vec::new(); pids.len()],
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (series, stop) = (Arc::clone(&series), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("rss-series".into())
+                .spawn(move || {
+                    let start = std::time::Instant::now();
+                    let mut next = start;
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = std::time::Instant::now();
+                        if now >= next {
+                            let mut s = series.lock().unwrap_or_else(PoisonError::into_inner);
+                            s.t.push(now.duration_since(start).as_secs_f64());
+                            for (column, &pid) in s.rss.iter_mut().zip(&pids) {
+                                column.push(sample_process(pid).map(|p| p.rss_bytes));
+                            }
+                            next += every;
+                        }
+                        std::thread::sleep(Duration::from_millis(20).min(every));
+                    }
+                })
+                .ok()
+        };
+        RssSeries {
+            series,
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops the thread and returns every sample.
+    pub fn finish(mut self) -> Series {
+        self.halt();
+        std::mem::take(&mut *self.series.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RssSeries {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +311,24 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t   1234 kB\nThreads: 3\n";
         assert_eq!(parse_vm_rss(status), Some(1234 * 1024));
         assert_eq!(parse_vm_rss("Name:\tzombie\nState:\tZ\n"), None);
+    }
+
+    #[test]
+    fn parses_ppid_and_finds_children() {
+        assert_eq!(parse_ppid("42 (a) b) S 7 42 42 0"), Some(7));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        assert!(children_of(std::process::id()).contains(&child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(pss_bytes(std::process::id()).is_some_and(|b| b > 0));
+        let series = RssSeries::start(vec![std::process::id()], Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(150));
+        let s = series.finish();
+        assert!(s.t.len() >= 3, "{s:?}");
+        assert!(s.rss[0].iter().all(|r| r.is_some_and(|b| b > 0)));
     }
 
     #[test]

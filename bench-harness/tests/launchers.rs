@@ -1,11 +1,13 @@
 //! The launchers against the real servers (Debian's `etcd` and `redis-server` on PATH; scripts/compare.sh
 //! and scripts/install-deps.sh install them), driven through the harness's drivers.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bench_harness::cluster::{AofFsync, EtcdCluster, RedisServer};
+use bench_harness::cluster::{alive, AofFsync, EtcdCluster, RedisServer};
 use bench_harness::drivers::{EtcdDriver, RedisDriver};
 use kvs_raft::bench::{position_key, score_key, Driver, Op};
 
@@ -30,17 +32,6 @@ fn checkpoint(player: u64) -> Op {
     Op::Checkpoint {
         player,
         name: "c1".into(),
-    }
-}
-
-/// `true` when /proc still has `pid` and it is not a zombie.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
     }
 }
 
@@ -255,28 +246,12 @@ fn stop_kill_restart_one_etcd_member() {
     assert_eq!(cluster.pids().len(), 2);
 }
 
-/// The kvs-raft binary of this build (`cargo build --workspace` puts it beside the test's `deps/`).
-fn kvs_raft_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("kvs-raft"))
-        .expect("target dir");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (cargo build --bin kvs-raft)",
-        bin.display()
-    );
-    bin
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kvs_site_serves_survives_a_stop_and_a_kill_and_cleans_up() {
     use kvs_raft::bench::http::{HttpDriver, UpdateMode};
     use kvs_raft::client::ClientOptions;
 
-    let binary = kvs_raft_binary();
+    let binary = common::kvs_raft_binary();
     let mut site =
         tokio::task::spawn_blocking(move || bench_harness::cluster::KvsSite::start(&binary, 3))
             .await

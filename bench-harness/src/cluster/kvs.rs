@@ -130,6 +130,14 @@ impl KvsSite {
             .join(",")
     }
 
+    /// Client options for the whole site (every node an endpoint, the client's defaults otherwise).
+    pub fn client_options(&self) -> kvs_raft::client::ClientOptions {
+        kvs_raft::client::ClientOptions {
+            endpoints: self.endpoints(),
+            ..kvs_raft::client::ClientOptions::default()
+        }
+    }
+
     /// The pids of the running nodes (for resource sampling).
     pub fn pids(&self) -> Vec<u32> {
         self.nodes.iter().filter_map(|n| n.proc.pid()).collect()

@@ -23,7 +23,7 @@ pub use error::LaunchError;
 pub use etcd::EtcdCluster;
 pub use kvs::{KvsNode, KvsSite};
 pub use net::{free_ports, http_get};
-pub use process::{Proc, Stopped};
+pub use process::{alive, Proc, Stopped};
 pub use redis::{AofFsync, RedisServer};
 
 use std::time::Duration;

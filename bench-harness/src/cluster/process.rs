@@ -215,6 +215,19 @@ impl Proc {
     }
 }
 
+/// `true` while `/proc` has `pid` as a process that is not a zombie (to check that a stop or a kill
+/// really ended a process).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 1..))
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         // Nothing to report to in a drop: a child that cannot be reaped is left to init.

@@ -17,7 +17,6 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use kvs_raft::bench::http::{HttpDriver, UpdateMode as HttpMode};
 use kvs_raft::bench::{run, Driver};
-use kvs_raft::client::ClientOptions;
 
 use crate::cluster::{AofFsync, EtcdCluster, KvsSite, RedisServer};
 use crate::drivers::{EtcdDriver, RedisDriver};
@@ -79,14 +78,7 @@ async fn run_system(cfg: &CompareConfig, system: System) -> anyhow::Result<Vec<R
         System::Kvs => {
             let binary = cfg.kvs_raft.clone();
             let site = blocking(move || KvsSite::start(&binary, 3)).await?;
-            let endpoints = site.endpoints();
-            let driver = |mode| {
-                let options = ClientOptions {
-                    endpoints: endpoints.clone(),
-                    ..ClientOptions::default()
-                };
-                HttpDriver::new(options, mode).map(Arc::new)
-            };
+            let driver = |mode| HttpDriver::new(site.client_options(), mode).map(Arc::new);
             let txn = driver(HttpMode::Txn).context("kvs-raft driver")?;
             let two = driver(HttpMode::Two).context("kvs-raft driver")?;
             let mut rows = Vec::new();
