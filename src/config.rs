@@ -185,6 +185,8 @@ pub struct ServeConfig {
     /// Free space kept in reserve on the data dir's file system: below it writes are refused with 507
     /// (`node::disk`); 0 turns the guard off.
     pub reserve_space: u64,
+    /// Bytes the node's caches and buffers may hold, split by `node::memory`.
+    pub memory_budget: u64,
     /// Unsynced change-feed bytes above which `/readyz` reports degraded (federation only).
     pub sync_backlog_quota: u64,
     /// Changes and bytes per central transaction, at most (federation only).
@@ -322,6 +324,7 @@ pub const KEYS: &[&str] = &[
     "max_peer_connections",
     "max_clock_skew",
     "reserve_space",
+    "memory_budget",
     "sync_backlog_quota",
     "sync_batch_entries",
     "sync_batch_bytes",
@@ -502,6 +505,7 @@ fn flag_values(args: &ServeArgs) -> Result<BTreeMap<&'static str, String>, Confi
     put("advertise_client", args.advertise_client.clone());
     put("advertise_peer", args.advertise_peer.clone());
     put("retention", args.retention.clone());
+    put("memory_budget", args.memory_budget.clone());
     put(
         "engine_sync",
         args.engine_sync.map(|s| s.name().to_string()),
@@ -751,6 +755,12 @@ fn build(
     let limits = limits(l)?;
     let raft = raft_tuning(l, &limits)?;
     let reserve_space = l.get("reserve_space", |s| size_in(s, 0, u64::MAX))?.v;
+    let memory_budget = l
+        .get("memory_budget", |s| {
+            use crate::node::memory::{MAX_MEMORY_BUDGET, MIN_MEMORY_BUDGET};
+            size_in(s, MIN_MEMORY_BUDGET, MAX_MEMORY_BUDGET)
+        })?
+        .v;
     let sync_backlog_quota = l.get("sync_backlog_quota", |s| size_in(s, 0, u64::MAX))?.v;
     let sync_batch_entries = l
         .get("sync_batch_entries", |s| {
@@ -808,6 +818,7 @@ fn build(
         limits,
         raft,
         reserve_space,
+        memory_budget,
         sync_backlog_quota,
         sync_batch_entries,
         sync_batch_bytes,

@@ -1,7 +1,7 @@
 //! A node's identity and its data dir, in process over real sockets and RocksDB: a data dir refuses to
 //! start under another node id; a `state/` older than the compacted Raft log is refused with both
 //! indexes named; a single node restarts after compacting its log; learners and removed nodes stop reporting themselves ready and fresh once the leader
-//! no longer reaches them. Default timing (20 ms ticks, elections after 1–2 s).
+//! no longer reaches them. Default timing (20 ms ticks, elections after 240–480 ms).
 
 mod common;
 

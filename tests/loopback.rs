@@ -1,7 +1,7 @@
 //! Replication over real sockets and real RocksDB, in one process (SPEC §5): elections, 10,000 writes,
 //! leader loss, a wiped follower re-joining by snapshot, membership changes, leader transfer, and a
 //! partitioned old leader. Every test checks that no acknowledged write is lost. Default timing
-//! (20 ms ticks, heartbeats every 100 ms, elections after 1–2 s) unless a test says otherwise.
+//! (20 ms ticks, heartbeats every 40 ms, elections after 240–480 ms) unless a test says otherwise.
 
 mod common;
 

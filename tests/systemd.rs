@@ -185,7 +185,7 @@ async fn ready_only_once_the_site_serves_and_the_watchdog_is_fed_meanwhile() {
     cluster.spawn(1);
     let http = Http::new(Duration::from_secs(5));
     cluster.wait_serving(&http, &[1], START).await;
-    // Show that READY=1 does not come: give it well over an election timeout (1-2 s).
+    // Show that READY=1 does not come: give it well over an election timeout (240–480 ms).
     tokio::time::sleep(Duration::from_secs(4)).await;
     let readyz = http.get(cluster.addr(1), "/readyz").await.map(|r| r.status);
     let notes = notify.notes();

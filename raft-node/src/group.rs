@@ -29,10 +29,10 @@ use crate::node::{
     Command, Committed, Node, NodeConfig, NodeStatus, Reply, StagedImage, StateMachine,
 };
 use crate::runner::{
-    self, Input, LoopExit, LoopHook, LoopWatch, LowSpace, NodeHandle, NodeSender, RunnerConfig,
-    Transport,
+    self, Input, LeaderView, LoopExit, LoopHook, LoopWatch, LowSpace, NodeHandle, NodeSender,
+    RunnerConfig, Transport,
 };
-use crate::storage::{LogStore, LogWrite};
+use crate::storage::{LogMemory, LogStore, LogWrite};
 use crate::transport::{
     Inbound, Peer, SnapshotImage, SnapshotSource, TcpTransport, TlsError, TlsFiles,
     TransportConfig, TransportCounters, TransportError, TransportHandle,
@@ -47,6 +47,8 @@ pub struct GroupConfig {
     pub cluster_id: String,
     /// The Raft log's own RocksDB directory.
     pub log_dir: PathBuf,
+    /// What the Raft log's RocksDB may hold in memory.
+    pub log_memory: LogMemory,
     /// Where received snapshot images are staged.
     pub snapshot_dir: PathBuf,
     /// Members of a new cluster (id → peer address); used only when the log is fresh. Empty for a node
@@ -85,6 +87,7 @@ impl GroupConfig {
         GroupConfig {
             cluster_id: cluster_id.to_string(),
             log_dir,
+            log_memory: LogMemory::default(),
             snapshot_dir,
             initial_cluster: BTreeMap::new(),
             known_peers: BTreeMap::new(),
@@ -164,6 +167,7 @@ pub struct Group<O: Send + 'static> {
     node: Mutex<Option<NodeHandle<O>>>,
     sender: NodeSender<O>,
     watch: LoopWatch,
+    leader: tokio::sync::watch::Receiver<LeaderView>,
     low_space: LowSpace,
     transport: TransportHandle,
     known_peers: BTreeMap<u64, String>,
@@ -320,7 +324,8 @@ fn open_log(cfg: &GroupConfig) -> Result<LogStore, StartError> {
         path: cfg.log_dir.clone(),
         source,
     };
-    let log = LogStore::open(&cfg.log_dir, &cfg.cluster_id).map_err(log_error)?;
+    let log =
+        LogStore::open_with(&cfg.log_dir, &cfg.cluster_id, cfg.log_memory).map_err(log_error)?;
     let id = cfg.id();
     log.check_node_id(id).map_err(log_error)?;
     let fresh = log.conf_state().voters.is_empty()
@@ -479,6 +484,7 @@ impl<O: Send + 'static> Group<O> {
         );
         let sender = handle.sender();
         let watch = handle.watch();
+        let leader = handle.leader();
         let low_space = handle.low_space();
         inbound.attach(sender.clone());
         // A table that lacks this node's own client address (a log seeded by `snapshot restore` from
@@ -497,6 +503,7 @@ impl<O: Send + 'static> Group<O> {
             node: Mutex::new(Some(handle)),
             sender,
             watch,
+            leader,
             low_space,
             transport,
             known_peers: cfg.known_peers,
@@ -535,6 +542,12 @@ impl<O: Send + 'static> Group<O> {
     /// ([`LoopExit::Failed`]) leaves a member that can no longer serve: stop it (see [`Group::ended`]).
     pub fn loop_exit(&self) -> Option<LoopExit> {
         self.watch.exit()
+    }
+
+    /// Who leads as this member knows it, updated in the loop turn it changes; the sender is gone once
+    /// the loop ended.
+    pub fn leader_watch(&self) -> tokio::sync::watch::Receiver<LeaderView> {
+        self.leader.clone()
     }
 
     /// Resolves when the node loop has ended, after every waiting request was answered.

@@ -26,6 +26,6 @@ pub use node::{
     PeerProgress, ReadySink, Reply, Role, StagedImage, StateMachine, Timing, UncheckedEntry,
     FSYNC_BUCKETS_MICROS,
 };
-pub use runner::{LoopExit, LoopHook, LowSpace};
-pub use storage::{bootstrap_from_image, check_log, Finding, LogReport, LogStorage};
+pub use runner::{LeaderView, LoopExit, LoopHook, LowSpace};
+pub use storage::{bootstrap_from_image, check_log, Finding, LogMemory, LogReport, LogStorage};
 pub use transport::TransportCounters;

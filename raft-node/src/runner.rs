@@ -126,6 +126,15 @@ impl LoopWatch {
     }
 }
 
+/// Who leads, as this node knows it: published by the loop after every turn in which it changed, so
+/// callers that wait for a (new) leader wake up in the turn it became known, without polling the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LeaderView {
+    pub term: u64,
+    /// `None` while no leader is known (an election runs, or this node was cut off).
+    pub leader: Option<u64>,
+}
+
 /// Publishes how the loop ended when the loop thread ends, also by a panic.
 struct ExitReport {
     tx: watch::Sender<Option<LoopExit>>,
@@ -167,6 +176,7 @@ pub struct NodeHandle<O: 'static> {
     thread: Option<JoinHandle<Result<(), Error>>>,
     low_space: LowSpace,
     watch: LoopWatch,
+    leader: watch::Receiver<LeaderView>,
 }
 
 /// A cloneable way into a running node loop (for HTTP handlers and the transport).
@@ -224,6 +234,12 @@ impl<O: 'static> NodeHandle<O> {
         self.watch.clone()
     }
 
+    /// Who leads as this node knows it, updated in the loop turn it changes. Its sender is dropped when
+    /// the loop ends, so a wait on it ends then too.
+    pub fn leader(&self) -> watch::Receiver<LeaderView> {
+        self.leader.clone()
+    }
+
     /// Queue a command; if the queue is full the command is answered `Overloaded` at once.
     pub fn send(&self, cmd: Command<O>) {
         self.sender().send(cmd)
@@ -278,6 +294,7 @@ where
     let id = node.id();
     let low_space = LowSpace::default();
     let (exit_tx, exit_rx) = watch::channel(None);
+    let (leader_tx, leader_rx) = watch::channel(node.leader_view());
     let low = low_space.clone();
     let thread = std::thread::Builder::new()
         .name(format!("raft-node-{id}"))
@@ -294,6 +311,7 @@ where
                 &clock,
                 &cfg,
                 &low,
+                &leader_tx,
             );
             node.fail_all();
             // What is still queued never reached raft: dropping the queue answers it `Stopped`, and any
@@ -315,6 +333,7 @@ where
         thread,
         low_space,
         watch: LoopWatch(exit_rx),
+        leader: leader_rx,
     }
 }
 
@@ -325,6 +344,7 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
     clock: &C,
     cfg: &RunnerConfig,
     low_space: &LowSpace,
+    leader: &watch::Sender<LeaderView>,
 ) -> Result<(), Error> {
     let tick = cfg.tick;
     let mut next_tick = Instant::now() + tick;
@@ -368,6 +388,12 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         // Messages leave as soon as they may (a leader's appends before its own fsync, a follower's
         // acknowledgments before it applies), not after the whole Ready.
         node.process_ready_sending(&mut ToTransport(transport))?;
+        let view = node.leader_view();
+        leader.send_if_modified(|known| {
+            let changed = *known != view;
+            *known = view;
+            changed
+        });
         if let Some(hook) = &cfg.on_turn {
             (hook.0)();
         }

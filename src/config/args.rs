@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// on the write path, less log to replay after a power loss).
     #[arg(long, value_name = "MODE")]
     pub engine_sync: Option<SyncMode>,
+    /// What the node's caches and buffers may hold in memory (the engine's block cache and memtables, the
+    /// Raft log's); RSS settles near it plus about 20 MiB (units B, KiB, MiB, GiB; at least 16MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_budget: Option<String>,
     /// TiKV placement driver endpoints for upward federation; none = federation off.
     #[arg(long, value_name = "HOST:PORT[,HOST:PORT]")]
     pub pd: Option<String>,

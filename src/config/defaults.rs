@@ -75,6 +75,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("max_clock_skew", duration(node.max_clock_skew)),
         ("reserve_space", size(crate::node::disk::DEFAULT_RESERVE)),
         (
+            "memory_budget",
+            size(crate::node::memory::DEFAULT_MEMORY_BUDGET),
+        ),
+        (
             "sync_backlog_quota",
             size(crate::federation::DEFAULT_BACKLOG_QUOTA),
         ),

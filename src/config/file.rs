@@ -46,6 +46,7 @@ pub(super) struct FileConfig {
     max_peer_connections: Option<u64>,
     max_clock_skew: Option<String>,
     reserve_space: Option<SizeValue>,
+    memory_budget: Option<SizeValue>,
     sync_backlog_quota: Option<SizeValue>,
     sync_batch_entries: Option<u64>,
     sync_batch_bytes: Option<SizeValue>,
@@ -121,7 +122,7 @@ impl FileConfig {
             SizeValue::Text(s) => s,
         };
         let int = |n: u64| n.to_string();
-        let entries: [(&'static str, Option<String>); 53] = [
+        let entries: [(&'static str, Option<String>); 54] = [
             ("id", self.id.map(int)),
             ("cluster_id", self.cluster_id),
             ("data_dir", self.data_dir),
@@ -158,6 +159,7 @@ impl FileConfig {
             ("max_peer_connections", self.max_peer_connections.map(int)),
             ("max_clock_skew", self.max_clock_skew),
             ("reserve_space", self.reserve_space.map(size)),
+            ("memory_budget", self.memory_budget.map(size)),
             ("sync_backlog_quota", self.sync_backlog_quota.map(size)),
             ("sync_batch_entries", self.sync_batch_entries.map(int)),
             ("sync_batch_bytes", self.sync_batch_bytes.map(size)),

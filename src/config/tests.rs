@@ -101,8 +101,8 @@ fn config_dev_default_without_any_flag() {
             raft: RaftTuning {
                 timing: Timing {
                     tick: Duration::from_millis(20),
-                    election_ticks: 50,
-                    heartbeat_ticks: 5,
+                    election_ticks: 12,
+                    heartbeat_ticks: 2,
                 },
                 lease_margin_percent: 10,
                 compact_log_entries: 10_000,
@@ -112,6 +112,7 @@ fn config_dev_default_without_any_flag() {
                 max_clock_skew: Duration::from_secs(1),
             },
             reserve_space: 1 << 30,
+            memory_budget: 40 << 20,
             sync_backlog_quota: 1 << 30,
             sync_batch_entries: 256,
             sync_batch_bytes: 1 << 20,

@@ -275,6 +275,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
         deadline: Instant,
     ) -> impl Future<Output = Result<ClusterView, BackendError>> + Send;
 
+    /// Leadership in flux: the client address of the leader this node knows once it knows one other than
+    /// `tried` (the address a forward just failed at; `None`: this node itself failed the request), or
+    /// one elected in a later term than the one known when the wait began (this node included). `None` when no such leader
+    /// is known by `deadline` or by the end of the backend's own bound on such a wait (about two
+    /// election timeouts: a node cut off from the majority should not hold its clients longer), or when
+    /// the node stopped.
+    fn next_leader(
+        &self,
+        tried: Option<&str>,
+        deadline: Instant,
+    ) -> impl Future<Output = Option<String>> + Send;
+
     /// Transfer leadership to `to` (None = the most caught-up voter).
     fn transfer_leader(
         &self,

@@ -3,6 +3,7 @@
 //! (enough of it to forward it verbatim, plus its deadline). Plain data: forwarding (`forward.rs`) builds
 //! on this module, never the other way round.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -39,6 +40,8 @@ pub struct Ctx<B> {
     pub client: hyper::Client<HttpsConnector<HttpConnector>>,
     /// `https` when this node's client port runs TLS (then every node's does: see `crate::tls`).
     pub scheme: &'static str,
+    /// Set when the server's shutdown notice begins: every answer then says `Connection: close`.
+    pub closing: Arc<AtomicBool>,
 }
 
 impl<B: Backend> Ctx<B> {
@@ -74,6 +77,7 @@ impl<B: Backend> Ctx<B> {
             metrics: Arc::new(metrics),
             client,
             scheme,
+            closing: Arc::new(AtomicBool::new(false)),
         })
     }
 }

@@ -37,6 +37,11 @@ pub struct Limits {
     pub max_inflight_proposals: usize,
     /// `Retry-After` seconds on 429 and on connection-limit 503s.
     pub retry_after_secs: u64,
+    /// On shutdown, first a notice of at most this long: the listener still accepts and every answer
+    /// carries `Connection: close`, so clients' keep-alive connections end after an answer (the client
+    /// knows its request was served) instead of being closed idle just as a request is sent on them (the
+    /// client cannot know). It ends early once no connection is open.
+    pub close_notice: Duration,
     /// On shutdown, how long in-flight requests may take before their connections are dropped.
     pub shutdown_grace: Duration,
 }
@@ -58,8 +63,9 @@ impl Default for Limits {
             max_connections: 4096,
             max_inflight_proposals: 20_000,
             retry_after_secs: 1,
-            // Drain (2 s) + leadership hand-off (≤ 2 s) + flush stay within the 5 s a supervisor
-            // usually waits before SIGKILL.
+            // Leadership hand-off (≤ 2 s, a few ms when the group is healthy) + notice (0.5 s) +
+            // drain (2 s) + flush stay within the 5 s a supervisor usually waits before SIGKILL.
+            close_notice: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(2),
         }
     }

@@ -160,9 +160,21 @@ pub(crate) fn with_ctx<B: Backend>(
     ctx: Arc<Ctx<B>>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let metrics = Arc::clone(&ctx.metrics);
+    let closing = Arc::clone(&ctx.closing);
     api(ctx)
         .recover(handle_rejection)
         .unify()
+        .map(move |reply: Response| {
+            let mut res = reply;
+            // The server's shutdown notice: this connection ends after this answer.
+            if closing.load(std::sync::atomic::Ordering::Relaxed) {
+                res.headers_mut().insert(
+                    warp::http::header::CONNECTION,
+                    warp::http::HeaderValue::from_static("close"),
+                );
+            }
+            res
+        })
         .with(warp::log::custom(move |info| {
             let method = info.method().as_str();
             metrics.observe(

@@ -9,11 +9,15 @@
 //! * **TLS** ([`serve_tls`], `crate::tls`): each accepted connection (inside the connection limit) runs
 //!   the TLS handshake first, bounded by `header_read_timeout` as well; a failed handshake closes it.
 //!   Over the limit a TLS connection is simply closed (a plain-text 503 would mean nothing to it).
-//! * **Shutdown**: stop accepting (the listener is dropped), tell every connection to finish its
-//!   in-flight request and close (hyper's graceful shutdown), wait up to `shutdown_grace`, then drop
-//!   what is left. Proposals already handed to the node run to completion in their own tasks.
+//! * **Shutdown**: first a notice (`close_notice`, ended early once no connection is open): still
+//!   accepting, every answer says `Connection: close`, so a client's keep-alive connection ends after an
+//!   answer rather than under a request it just sent. Then stop accepting (the listener is dropped), tell
+//!   every connection to finish its in-flight request and close (hyper's graceful shutdown), wait up to
+//!   `shutdown_grace`, then drop what is left. Proposals already handed to the node run to completion in
+//!   their own tasks.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +34,12 @@ use super::error::{ApiError, Code};
 use super::limits::Limits;
 use super::routes::with_ctx;
 use crate::tls::HttpTls;
+
+/// How often the shutdown notice checks whether every connection has closed.
+const NOTICE_POLL: Duration = Duration::from_millis(10);
+
+/// After the notice, how long the connections still open may end by themselves before they are told to.
+const LAST_CALL: Duration = Duration::from_millis(50);
 
 /// What a client connection runs over: TCP, or TLS over TCP.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
@@ -64,6 +74,7 @@ pub async fn serve_tls<B: Backend>(
     );
     let acceptor = tls.map(|t| t.server);
     let metrics = Arc::clone(&ctx.metrics);
+    let closing = Arc::clone(&ctx.closing);
     let service = warp::service(with_ctx(ctx));
     let mut http = Http::new();
     http.http1_only(true)
@@ -74,11 +85,24 @@ pub async fn serve_tls<B: Backend>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
+    // Set once the shutdown signal came: the end of the notice.
+    let mut notice_until: Option<tokio::time::Instant> = None;
     loop {
         while tasks.try_join_next().is_some() {}
+        if let Some(until) = notice_until {
+            if tasks.is_empty() || tokio::time::Instant::now() >= until {
+                break;
+            }
+        }
         let accepted = tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = &mut shutdown, if notice_until.is_none() => {
+                closing.store(true, Ordering::Relaxed);
+                notice_until = Some(tokio::time::Instant::now() + limits.close_notice);
+                continue;
+            }
+            // During the notice: look again at the open connections and the clock.
+            () = tokio::time::sleep(NOTICE_POLL), if notice_until.is_some() => continue,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -143,6 +167,14 @@ pub async fn serve_tls<B: Backend>(
         }
     }
     drop(listener);
+    if notice_until.is_some() {
+        // Connections accepted in the notice's last moments may not have sent their request yet; let
+        // them be answered (with `Connection: close`) before the rest are closed.
+        let _ = tokio::time::timeout(LAST_CALL, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(limits.shutdown_grace, async {
         while tasks.join_next().await.is_some() {}

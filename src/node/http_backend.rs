@@ -410,6 +410,30 @@ impl Backend for ReplicaBackend {
         Ok(())
     }
 
+    async fn next_leader(&self, tried: Option<&str>, deadline: Instant) -> Option<String> {
+        // Twice the longest election timeout raft-rs draws (`2 × election_ticks`): one election, with
+        // room for a split vote. Past it the group is not electing (cut off, no quorum).
+        let bound = Instant::now() + self.replica.ticks(4 * self.replica.election_ticks());
+        let mut watch = self.replica.leader_watch();
+        let began = watch.borrow_and_update().term;
+        let tried = match tried {
+            Some(addr) => Some(addr.to_owned()),
+            None => self.client_addr(Some(self.replica.id())),
+        };
+        let wanted = |view: &raft_node::LeaderView| {
+            view.leader
+                .is_some_and(|id| view.term > began || self.client_addr(Some(id)) != tried)
+        };
+        let found =
+            tokio::time::timeout_at(deadline.min(bound).into(), watch.wait_for(wanted)).await;
+        // The loop's end drops the sender (`Err`): nothing to wait for.
+        let leader = match found {
+            Ok(Ok(view)) => view.leader,
+            Ok(Err(_)) | Err(_) => None,
+        };
+        self.client_addr(leader)
+    }
+
     async fn cluster(&self, deadline: Instant) -> Result<ClusterView, BackendError> {
         self.fresh_view(deadline).await
     }

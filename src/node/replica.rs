@@ -173,6 +173,11 @@ impl Replica {
         self.group.ended().await
     }
 
+    /// Who leads as this replica knows it, updated in the loop turn it changes (see `Group::leader_watch`).
+    pub fn leader_watch(&self) -> tokio::sync::watch::Receiver<raft_node::LeaderView> {
+        self.group.leader_watch()
+    }
+
     /// How much room the data dir has against its free-space reserve (below it writes are refused).
     pub fn disk_space(&self) -> raft_node::DiskSpace {
         self.group.low_space().get()

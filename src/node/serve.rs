@@ -2,10 +2,12 @@
 //! [`ServeConfig`] and run on given listeners until a shutdown signal (the `serve` subcommand, systemd and
 //! the tests drive the same [`serve`]).
 //!
-//! Shutdown, in order: stop accepting client connections and let in-flight requests finish (bounded by
-//! the grace period; what is left is answered or cut explicitly by the HTTP layer), hand leadership to
-//! the most caught-up voter if this node leads, make the engine's writes durable, stop the peer
-//! transport and the node loop (every waiting request is failed explicitly), exit 0.
+//! Shutdown, in order: hand leadership to the most caught-up voter if this node leads (the HTTP API
+//! still serves meanwhile, forwarding to the new leader once it is elected), give the client
+//! connections their close notice, stop accepting and let in-flight requests finish (bounded by the
+//! grace period; what is left is answered or cut explicitly by the HTTP layer), make the engine's writes
+//! durable, stop the peer transport and the node loop (every waiting request is failed explicitly), exit
+//! 0.
 //!
 //! A node loop that dies on its own (a failed fsync, a full disk, a panic) leaves a process that cannot
 //! serve: the same shutdown runs at once, and [`serve`] returns the loop's error, so `kvs-raft serve`
@@ -67,6 +69,7 @@ pub fn replica_config(cfg: &ServeConfig, known_peers: BTreeMap<u64, String>) -> 
     r.engine_sync = cfg.engine_sync;
     r.reserve_space = cfg.reserve_space;
     r.engine.retention = cfg.retention;
+    r.group.log_memory = super::memory::split(cfg.memory_budget, &mut r.engine);
     // With federation every replica keeps the change feed, so whichever node leads can sync.
     r.engine.change_feed = cfg.pd.is_some();
     r
@@ -379,12 +382,10 @@ pub async fn serve_with(
         None => systemd::stopping("shutting down"),
     }
 
-    // 1. Stop accepting; in-flight requests finish within the grace period.
-    let _ = stop_http.send(());
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "HTTP server task failed");
-    }
-    // 2. Hand off leadership so the site keeps serving without waiting for an election timeout.
+    // 1. Hand off leadership while the HTTP API still serves: requests that reach this node meanwhile
+    //    wait for the new leader and are forwarded there (`http::forward`), and the other nodes' forwards
+    //    find the new leader as soon as it is elected, so the site keeps serving without an election
+    //    timeout and without errors.
     if let Ok(status) = replica.status(Instant::now() + HAND_OFF_WITHIN).await {
         if status.role == Role::Leader && status.voters.len() > 1 {
             let started = Instant::now();
@@ -398,6 +399,11 @@ pub async fn serve_with(
                 }
             }
         }
+    }
+    // 2. The close notice, then stop accepting; in-flight requests finish within the grace period.
+    let _ = stop_http.send(());
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "HTTP server task failed");
     }
     // 3. Stop the replica (it makes the engine durable last).
     let stopped = replica.shutdown().await;

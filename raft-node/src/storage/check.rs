@@ -20,7 +20,7 @@ use super::codec::{
     CLUSTER_ID_KEY, CONF_STATE_KEY, ENTRIES_END, HARD_STATE_KEY, MEMBERSHIP_KEY, NODE_ID_KEY,
     SNAPSHOT_KEY, TRUNCATED_KEY,
 };
-use super::db::{Batch, Db};
+use super::db::{Batch, Db, LogMemory};
 use super::log_state::{plan_persist, LogState};
 use super::{encode_plan, LogStore, LogWrite};
 use crate::error::Error;
@@ -374,7 +374,7 @@ impl LogStore {
         if !voters.contains_key(&node_id) {
             return Err(Error::Invalid("the seeded node must be one of the voters"));
         }
-        let db = Db::open(dir)?;
+        let db = Db::open(dir, LogMemory::default())?;
         if !db.is_empty()? {
             return Err(Error::Invalid(
                 "the raft log store to seed is not empty (restore only into an empty data dir)",

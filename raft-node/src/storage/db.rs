@@ -3,12 +3,29 @@
 
 use std::path::Path;
 
-use rocksdb::{DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+};
 
 use crate::error::Error;
 
-/// Memtable size: the log is written sequentially and read mostly near its tail.
-const WRITE_BUFFER_BYTES: usize = 16 << 20;
+/// What the log's RocksDB may hold in memory: two memtables of `write_buffer_bytes` (the log is written
+/// sequentially and read mostly near its tail, from the memtables) and a block cache for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogMemory {
+    pub write_buffer_bytes: usize,
+    pub block_cache_bytes: usize,
+}
+
+impl Default for LogMemory {
+    /// Small: the log is read almost only near its tail, from the memtables.
+    fn default() -> Self {
+        LogMemory {
+            write_buffer_bytes: 5 << 19,
+            block_cache_bytes: 5 << 19,
+        }
+    }
+}
 /// Files the log's RocksDB keeps open at most (SST table readers).
 pub const MAX_OPEN_FILES: usize = 64;
 
@@ -42,8 +59,8 @@ impl Batch {
 
 impl Db {
     /// Open (creating if missing) the RocksDB at `dir`.
-    pub fn open(dir: &Path) -> Result<Db, Error> {
-        Db::open_with(dir, true)
+    pub fn open(dir: &Path, memory: LogMemory) -> Result<Db, Error> {
+        Db::open_with(dir, true, memory)
     }
 
     /// Open an existing RocksDB at `dir` for an offline check: never creates one, and RocksDB's paranoid
@@ -56,15 +73,19 @@ impl Db {
                 dir.display()
             )));
         }
-        Db::open_with(dir, false)
+        Db::open_with(dir, false, LogMemory::default())
     }
 
-    fn open_with(dir: &Path, create: bool) -> Result<Db, Error> {
+    fn open_with(dir: &Path, create: bool, memory: LogMemory) -> Result<Db, Error> {
         let mut opts = Options::default();
+        let cache = Cache::new_lru_cache(memory.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        opts.set_block_based_table_factory(&table);
         opts.create_if_missing(create);
         opts.set_paranoid_checks(true);
         opts.set_compression_type(DBCompressionType::Lz4);
-        opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        opts.set_write_buffer_size(memory.write_buffer_bytes);
         opts.set_max_write_buffer_number(2);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(2);

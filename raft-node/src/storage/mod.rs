@@ -52,6 +52,7 @@ pub use check::{
     bootstrap_from_image, check_log, drop_log_tail_for_tests, Finding, LogReport, SEED_TERM,
 };
 
+pub use db::LogMemory;
 pub use db::MAX_OPEN_FILES as LOG_MAX_OPEN_FILES;
 mod log_state;
 
@@ -116,7 +117,12 @@ impl LogStore {
     /// follow the truncation boundary, or a last entry under the wrong key ([`Error::Corruption`]).
     /// Entries between the first and the last are checked when read, not here.
     pub fn open(dir: &Path, cluster_id: &str) -> Result<LogStore, Error> {
-        let db = Db::open(dir)?;
+        LogStore::open_with(dir, cluster_id, LogMemory::default())
+    }
+
+    /// [`LogStore::open`] with the log's RocksDB bounded to `memory`.
+    pub fn open_with(dir: &Path, cluster_id: &str, memory: LogMemory) -> Result<LogStore, Error> {
+        let db = Db::open(dir, memory)?;
         check_cluster(&db, cluster_id)?;
         let state = load_state(&db)?;
         if state.hard_state.commit > state.last_index {

@@ -39,7 +39,7 @@ fn store_with_log() -> (TempDir, LogStore) {
 
 /// Write raw bytes into a closed store.
 fn poke(dir: &TempDir, edit: impl FnOnce(&mut Batch)) {
-    let db = Db::open(dir.path()).unwrap();
+    let db = Db::open(dir.path(), LogMemory::default()).unwrap();
     let mut batch = Batch::default();
     edit(&mut batch);
     db.write_synced(batch).unwrap();

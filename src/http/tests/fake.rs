@@ -33,6 +33,10 @@ struct Inner {
     delay: Mutex<Duration>,
     cluster: Mutex<ClusterView>,
     transfers: Mutex<Vec<Option<u64>>>,
+    /// The leaders this node will learn, in order, each after its delay (`next_leader`).
+    next_leaders: Mutex<std::collections::VecDeque<(Duration, String)>>,
+    /// The `tried` argument of every `next_leader` call.
+    leader_waits: Mutex<Vec<Option<String>>>,
     readiness: Mutex<Readiness>,
     /// Why the fake node's loop died, once it did (`/healthz`).
     dead: Mutex<Option<String>>,
@@ -85,6 +89,8 @@ impl FakeBackend {
                     .collect(),
             }),
             transfers: Mutex::new(Vec::new()),
+            next_leaders: Mutex::new(std::collections::VecDeque::new()),
+            leader_waits: Mutex::new(Vec::new()),
             readiness: Mutex::new(Readiness {
                 leader_known: true,
                 applied_caught_up: true,
@@ -145,6 +151,16 @@ impl FakeBackend {
 
     pub fn waits(&self) -> u64 {
         self.0.waits.load(Ordering::SeqCst)
+    }
+
+    /// The node learns `leader` (a client address) `after` the next wait for a leader begins.
+    pub fn learn_leader(&self, after: Duration, leader: &str) {
+        lock(&self.0.next_leaders).push_back((after, leader.to_owned()));
+    }
+
+    /// What every wait for the next leader was told had failed, in order.
+    pub fn leader_waits(&self) -> Vec<Option<String>> {
+        lock(&self.0.leader_waits).clone()
     }
 
     pub fn transfers(&self) -> Vec<Option<u64>> {
@@ -298,6 +314,16 @@ impl Backend for FakeBackend {
             });
         }
         Ok(c.clone())
+    }
+
+    async fn next_leader(&self, tried: Option<&str>, deadline: Instant) -> Option<String> {
+        lock(&self.0.leader_waits).push(tried.map(str::to_owned));
+        let (after, leader) = lock(&self.0.next_leaders).pop_front()?;
+        if Instant::now() + after > deadline {
+            return None;
+        }
+        tokio::time::sleep(after).await;
+        Some(leader)
     }
 
     async fn transfer_leader(

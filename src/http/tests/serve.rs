@@ -173,3 +173,40 @@ async fn a_body_sent_too_slowly_is_answered_408_and_its_connection_closed() {
     assert!(text.contains("body_timeout"), "{text}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_close_notice_ends_keep_alive_connections_after_an_answer() {
+    let mut server = Server::start(FakeBackend::new(), Limits::default()).await;
+    let mut kept = TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(HEALTHZ).await.unwrap();
+    let before = read_until(&mut kept, "\"ok\"").await.to_ascii_lowercase();
+    assert!(before.starts_with("http/1.1 200"), "{before}");
+    assert!(!before.contains("connection: close"), "{before}");
+
+    let _ = server.stop.take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // During the notice the listener still accepts, and every answer ends its connection.
+    let mut fresh = TcpStream::connect(server.addr).await.unwrap();
+    fresh.write_all(HEALTHZ).await.unwrap();
+    let answer = read_until(&mut fresh, "\"ok\"").await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    // The kept-alive connection: its next request is answered, then it is closed by the server.
+    kept.write_all(HEALTHZ).await.unwrap();
+    let answer = read_until(&mut kept, "\"ok\"").await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    for s in [&mut kept, &mut fresh] {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("the server closes the connection after its answer");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    // No connection is open any more: the notice ends and serve returns.
+    tokio::time::timeout(Duration::from_secs(5), &mut server.task)
+        .await
+        .expect("serve returned")
+        .unwrap();
+    assert!(TcpStream::connect(server.addr).await.is_err());
+}
