@@ -709,3 +709,79 @@ fn fast_cfg_skew(cluster: &Cluster) -> u64 {
     let cfg = &cluster.members[&1].cfg;
     u64::try_from(cfg.group.node.max_clock_skew.as_micros()).expect("skew fits")
 }
+
+/// The client address each member announces in `a_wait_for_the_next_leader_…`.
+fn client_of(id: u64) -> String {
+    format!("client-of-{id}:7379")
+}
+
+/// What the HTTP layer's forwarding waits on while leadership moves (`Backend::next_leader`, through the
+/// Raft loop's leader watch): a follower whose leader is known answers at once; a wait that failed at
+/// the leader blocks while that leader stands and wakes once another is elected; a node that has not
+/// known a leader since it started does not wait at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wait_for_the_next_leader_wakes_when_one_is_elected() {
+    use kvs_raft::http::backend::Backend;
+    use kvs_raft::node::ReplicaBackend;
+    let mut cluster = cluster_with(3, 10_000, |cfg| {
+        cfg.group.advertise_client = client_of(cfg.group.node.id);
+    })
+    .await;
+    let old = cluster.leader(Duration::from_secs(10)).await;
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|r| r.id() != old)
+        .expect("a follower");
+    let backend = ReplicaBackend::new(follower.clone());
+    let quick = Instant::now();
+    assert_eq!(
+        backend.next_leader(None, soon()).await,
+        Some(client_of(old))
+    );
+    assert!(
+        quick.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        quick.elapsed()
+    );
+
+    let waiter = {
+        let backend = backend.clone();
+        tokio::spawn(async move {
+            let next = backend.next_leader(Some(&client_of(old)), soon()).await;
+            (next, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the wait ended while the leader it failed at still leads"
+    );
+    cluster.stop(old).await;
+    let stopped = Instant::now();
+    let (next, woke) = waiter.await.expect("join");
+    let new = cluster.leader(Duration::from_secs(10)).await;
+    println!(
+        "the wait for the next leader ended {:?} after the leader stopped, with {next:?}",
+        woke - stopped
+    );
+    assert_ne!(new, old);
+    assert_eq!(next, Some(client_of(new)));
+    let view = *follower.leader_watch().borrow();
+    assert!(view.seen_leader && view.leader == Some(new), "{view:?}");
+
+    // Alone (the others stopped), a member that restarts never hears from a leader: no wait. (The
+    // old leader: nothing here holds its replica, whose engine must be closed to be opened again.)
+    drop((backend, follower));
+    cluster.stop_all().await;
+    cluster.restart(old).await;
+    let alone = ReplicaBackend::new(cluster.replica(old));
+    let asked = Instant::now();
+    assert_eq!(alone.next_leader(None, soon()).await, None);
+    assert!(
+        asked.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(!cluster.replica(old).leader_watch().borrow().seen_leader);
+}

@@ -659,9 +659,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
     /// The term and the leader this node knows (what [`crate::runner::NodeHandle::leader`] publishes).
     pub fn leader_view(&self) -> crate::runner::LeaderView {
+        let leader = self.leader_hint();
         crate::runner::LeaderView {
             term: self.raw.raft.term,
-            leader: self.leader_hint(),
+            leader,
+            seen_leader: leader.is_some(),
         }
     }
 

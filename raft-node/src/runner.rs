@@ -133,6 +133,9 @@ pub struct LeaderView {
     pub term: u64,
     /// `None` while no leader is known (an election runs, or this node was cut off).
     pub leader: Option<u64>,
+    /// Whether this node has known a leader since it started: `false` on a node that has just started
+    /// and not heard from one yet (it may be far behind, or its peers unreachable).
+    pub seen_leader: bool,
 }
 
 /// Publishes how the loop ended when the loop thread ends, also by a panic.
@@ -388,8 +391,9 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
         // Messages leave as soon as they may (a leader's appends before its own fsync, a follower's
         // acknowledgments before it applies), not after the whole Ready.
         node.process_ready_sending(&mut ToTransport(transport))?;
-        let view = node.leader_view();
+        let mut view = node.leader_view();
         leader.send_if_modified(|known| {
+            view.seen_leader |= known.seen_leader;
             let changed = *known != view;
             *known = view;
             changed

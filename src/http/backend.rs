@@ -279,8 +279,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// `tried` (the address a forward just failed at; `None`: this node itself failed the request), or
     /// one elected in a later term than the one known when the wait began (this node included). `None` when no such leader
     /// is known by `deadline` or by the end of the backend's own bound on such a wait (about two
-    /// election timeouts: a node cut off from the majority should not hold its clients longer), or when
-    /// the node stopped.
+    /// election timeouts: a node cut off from the majority should not hold its clients longer), when
+    /// the node stopped, or at once on a node that has not known a leader since it started.
     fn next_leader(
         &self,
         tried: Option<&str>,

@@ -415,7 +415,16 @@ impl Backend for ReplicaBackend {
         // room for a split vote. Past it the group is not electing (cut off, no quorum).
         let bound = Instant::now() + self.replica.ticks(4 * self.replica.election_ticks());
         let mut watch = self.replica.leader_watch();
-        let began = watch.borrow_and_update().term;
+        let (began, seen_leader) = {
+            let view = watch.borrow_and_update();
+            (view.term, view.seen_leader)
+        };
+        // A node that has just started and not yet heard from a leader does not hold requests: it may
+        // take a while to reach its peers and catch up, and a client with other endpoints does better
+        // trying one of them now (503 `not_leader`, nothing changed).
+        if !seen_leader {
+            return None;
+        }
         let tried = match tried {
             Some(addr) => Some(addr.to_owned()),
             None => self.client_addr(Some(self.replica.id())),
