@@ -112,7 +112,7 @@ fn config_dev_default_without_any_flag() {
                 max_clock_skew: Duration::from_secs(1),
             },
             reserve_space: 1 << 30,
-            memory_budget: 40 << 20,
+            memory_budget: 32 << 20,
             sync_backlog_quota: 1 << 30,
             sync_batch_entries: 256,
             sync_batch_bytes: 1 << 20,

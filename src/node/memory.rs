@@ -3,7 +3,7 @@
 //! engine and the Raft log keep their data on disk, and every queue is bounded by a count.
 //!
 //! ```text
-//! budget B (default 40 MiB)
+//! budget B (default 32 MiB)
 //!   engine block cache (data, index and filter blocks)   3/8 B
 //!   engine memtables (2, capped by a WriteBufferManager)  2/8 B
 //!   Raft log memtables (2)                                1/8 B
@@ -12,18 +12,36 @@
 //! ```
 //!
 //! The process's RSS is about the budget once the caches have filled, plus what does not depend on it:
-//! the binary's pages, the runtime's and RocksDB's threads and the allocator's slack (about 20 MiB,
-//! see BENCHMARKS.md for measurements).
+//! the binary's pages (~11 MiB), the runtime's and RocksDB's threads and the allocator's slack (~8 MiB
+//! with one malloc arena, see [`one_malloc_arena`]; BENCHMARKS.md has the measurements).
 
 use engine::EngineConfig;
 use raft_node::LogMemory;
 
-/// The default budget: an edge box runs several services beside its three nodes.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 40 << 20;
+/// The default budget: an edge box runs several services beside its node, and a node with 100,000 keys
+/// under checkpoint churn then stays under 64 MiB of RSS.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 32 << 20;
 /// The smallest budget accepted: below it the memtables get so small that flushes dominate writes.
 pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
 /// The largest budget accepted (1 TiB).
 pub const MAX_MEMORY_BUDGET: u64 = 1 << 40;
+
+/// One malloc arena for the whole process, set before any thread starts (the first thing `main` does).
+/// glibc gives threads arenas of their own (up to 8 per core), and RocksDB's block-cache churn leaves
+/// each of them fragmented: a node with 100,000 keys under checkpoint churn grew to 64-65 MiB of RSS
+/// with the default arenas and stayed flat at 51 MiB with one (same binary, same run).
+/// Per-thread caches (tcache) keep most small allocations off the arena's lock. An operator's own
+/// `GLIBC_TUNABLES=glibc.malloc.arena_max=N` still applies (glibc reads it at start, before this).
+pub fn one_malloc_arena() {
+    if std::env::var_os("GLIBC_TUNABLES").is_some_and(|t| t.to_string_lossy().contains("arena_max"))
+    {
+        return;
+    }
+    // SAFETY: mallopt only sets a malloc parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
 
 /// The engine's and the Raft log's shares of `budget` bytes (see the module docs).
 pub fn split(budget: u64, engine: &mut EngineConfig) -> LogMemory {
@@ -45,13 +63,13 @@ mod tests {
     fn the_default_budget_splits_into_whole_shares() {
         let mut engine = EngineConfig::default();
         let log = split(DEFAULT_MEMORY_BUDGET, &mut engine);
-        assert_eq!(engine.block_cache_bytes, 15 << 20);
+        assert_eq!(engine.block_cache_bytes, 12 << 20);
         assert_eq!(
             (engine.write_buffer_bytes, engine.max_write_buffers),
-            (5 << 20, 2)
+            (4 << 20, 2)
         );
-        assert_eq!(log.write_buffer_bytes, 5 << 19);
-        assert_eq!(log.block_cache_bytes, 5 << 19);
+        assert_eq!(log.write_buffer_bytes, 2 << 20);
+        assert_eq!(log.block_cache_bytes, 2 << 20);
         // Everything RocksDB may hold: 13/16 of the budget; the rest is left for the filter and buffers.
         let rocksdb = engine.block_cache_bytes
             + engine.write_buffer_bytes * engine.max_write_buffers

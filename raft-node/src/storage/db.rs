@@ -21,8 +21,8 @@ impl Default for LogMemory {
     /// Small: the log is read almost only near its tail, from the memtables.
     fn default() -> Self {
         LogMemory {
-            write_buffer_bytes: 5 << 19,
-            block_cache_bytes: 5 << 19,
+            write_buffer_bytes: 2 << 20,
+            block_cache_bytes: 2 << 20,
         }
     }
 }
