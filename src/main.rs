@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use kvs_raft::{cli, commands, config};
 
 fn main() -> ExitCode {
-    kvs_raft::node::memory::one_malloc_arena();
+    kvs_raft::node::memory::limit_malloc_arenas();
     // Test builds only (`--features failpoints`): failpoints named in FAILPOINTS fire for this process.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();

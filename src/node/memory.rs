@@ -13,7 +13,7 @@
 //!
 //! The process's RSS is about the budget once the caches have filled, plus what does not depend on it:
 //! the binary's pages (~11 MiB), the runtime's and RocksDB's threads and the allocator's slack (~8 MiB
-//! with one malloc arena, see [`one_malloc_arena`]; BENCHMARKS.md has the measurements).
+//! with two malloc arenas, see [`limit_malloc_arenas`]; BENCHMARKS.md has the measurements).
 
 use engine::EngineConfig;
 use raft_node::LogMemory;
@@ -26,22 +26,26 @@ pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
 /// The largest budget accepted (1 TiB).
 pub const MAX_MEMORY_BUDGET: u64 = 1 << 40;
 
-/// One malloc arena for the whole process, set before any thread starts (the first thing `main` does).
+/// Two malloc arenas for the whole process, set before any thread starts (the first thing `main` does).
 /// glibc gives threads arenas of their own (up to 8 per core), and RocksDB's block-cache churn leaves
-/// each of them fragmented: a node with 100,000 keys under checkpoint churn grew to 64-65 MiB of RSS
-/// with the default arenas and stayed flat at 51 MiB with one (same binary, same run).
-/// Per-thread caches (tcache) keep most small allocations off the arena's lock. An operator's own
-/// `GLIBC_TUNABLES=glibc.malloc.arena_max=N` still applies (glibc reads it at start, before this).
-pub fn one_malloc_arena() {
+/// each of them fragmented: a node with 100,000 keys under checkpoint churn kept growing past 64 MiB of
+/// RSS with the default arenas, and stayed flat at 51 MiB with one — but one arena put every thread
+/// behind one lock and cost the write path its tail (p99 of sequential PUTs 2-4× worse, 50-client
+/// throughput down). Two keep most of the latency (BENCHMARKS.md has both measurements). An operator's
+/// own `GLIBC_TUNABLES=glibc.malloc.arena_max=N` still applies (glibc reads it at start, before this).
+pub fn limit_malloc_arenas() {
     if std::env::var_os("GLIBC_TUNABLES").is_some_and(|t| t.to_string_lossy().contains("arena_max"))
     {
         return;
     }
     // SAFETY: mallopt only sets a malloc parameter; called before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
     }
 }
+
+/// See [`limit_malloc_arenas`].
+pub const MALLOC_ARENAS: i32 = 2;
 
 /// The engine's and the Raft log's shares of `budget` bytes (see the module docs).
 pub fn split(budget: u64, engine: &mut EngineConfig) -> LogMemory {
