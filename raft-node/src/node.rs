@@ -693,7 +693,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     .map(|(&id, pr)| PeerProgress {
                         id,
                         matched: pr.matched,
-                        recent_active: id == self.cfg.id || pr.recent_active,
+                        // Not raft-rs's `recent_active`: check-quorum clears it for every peer
+                        // once per election timeout, so a status read just after says "inactive".
+                        recent_active: self.healthy(id),
                     })
                     .collect()
             } else {
