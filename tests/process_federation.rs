@@ -568,10 +568,9 @@ async fn a_partition_from_central_keeps_local_p99_and_converges_exactly_after() 
         sync["lag_entries"].as_u64().unwrap() > lag_before + 1_000,
         "the backlog did not grow: {before} → {sync}"
     );
-    assert!(
-        sync["state"] != "idle" && sync["state"] != "paused",
-        "the worker should be fighting the partition: {sync}"
-    );
+    // (The state flips from `paused` when the worker next wakes: with its breaker open that can be
+    // later than the read above, so only `idle` — nothing to sync — is wrong here.)
+    assert_ne!(sync["state"], "idle", "{sync}");
 
     double.resume(tikv_double::Target::Both);
     await_synced(&cluster, &http, &[1, 2, 3], Duration::from_secs(120)).await;
