@@ -12,14 +12,15 @@
 //! ```
 //!
 //! The process's RSS is about the budget once the caches have filled, plus what does not depend on it:
-//! the binary's pages (~11 MiB), the runtime's and RocksDB's threads and the allocator's slack (~8 MiB
-//! with two malloc arenas, see [`limit_malloc_arenas`]; BENCHMARKS.md has the measurements).
+//! the binary's pages (~11 MiB), the runtime's and RocksDB's threads and the allocator's slack (which
+//! depends on the malloc arenas, see [`limit_malloc_arenas`]; BENCHMARKS.md has what was measured).
 
 use engine::EngineConfig;
 use raft_node::LogMemory;
 
-/// The default budget: an edge box runs several services beside its node, and a node with 100,000 keys
-/// under checkpoint churn then stays under 64 MiB of RSS.
+/// The default budget: an edge box runs several services beside its node. With it, a node held 38-40 MiB
+/// of RSS after 100,000 keys, and 51 MiB under checkpoint churn with one malloc arena (with two, as
+/// shipped, not measured yet: BENCHMARKS.md).
 pub const DEFAULT_MEMORY_BUDGET: u64 = 32 << 20;
 /// The smallest budget accepted: below it the memtables get so small that flushes dominate writes.
 pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
