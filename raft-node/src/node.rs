@@ -427,11 +427,15 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     pending: BTreeMap<(u64, u64), PendingEntry<S::Output>>,
     pending_commands: usize,
     reads: BTreeMap<Vec<u8>, PendingRead>,
-    /// ReadIndex reads that arrived this loop turn (one context for all, at `flush_reads`).
+    /// ReadIndex reads waiting for the next round (one context for all, at `flush_reads` once no round
+    /// is in flight).
     read_queue: Vec<Waiter<u64>>,
     /// Lease reads that arrived this loop turn, decided at `flush_reads`; `true`: leader only.
     lease_queue: Vec<(Waiter<u64>, bool)>,
     lease: lease::Lease,
+    /// This node's read contexts start with these 16 bytes: its id and a number drawn when it started
+    /// (an answer sent to an earlier run of this node is never taken for one of this run's rounds).
+    read_ctx_prefix: [u8; 16],
     next_read: u64,
     /// Membership changes in flight by (index, term).
     conf_changes: BTreeMap<(u64, u64), PendingConfChange>,
@@ -593,6 +597,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             bytes => Membership::decode(&bytes)?,
         };
         let raw = RawNode::new(&raft_cfg, storage, logger).map_err(raft_err)?;
+        let read_ctx_prefix = reads::ctx_prefix(cfg.id);
         let mut node = Node {
             raw,
             sm,
@@ -605,6 +610,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             read_queue: Vec::new(),
             lease_queue: Vec::new(),
             lease: lease::Lease::default(),
+            read_ctx_prefix,
             next_read: 0,
             conf_changes: BTreeMap::new(),
             ticks: 0,

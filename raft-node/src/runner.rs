@@ -354,7 +354,13 @@ fn run<L: LogStorage, S: StateMachine, T: Transport, C: Fn() -> u64>(
     loop {
         // Test builds only (`failpoints`): a turn that stalls (the watchdog test holds the loop here).
         fail::fail_point!("runner::stall");
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        // Reads whose round can start now (the one they queued behind was answered last turn) take
+        // the next turn at once.
+        let wait = if node.reads_ready_to_flush() {
+            Duration::ZERO
+        } else {
+            next_tick.saturating_duration_since(Instant::now())
+        };
         let first = match rx.recv_timeout(wait) {
             Ok(input) => Some(input),
             Err(RecvTimeoutError::Timeout) => None,

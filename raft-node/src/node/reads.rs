@@ -1,15 +1,20 @@
 //! The read path: linearizable reads through raft-rs's ReadIndex, lease reads, and serving each read
 //! once the state machine has applied up to its index.
 //!
-//! Reads are batched: every read that arrives in one loop turn waits behind one ReadIndex context
-//! ([`Node::flush_reads`]), so a thousand concurrent reads cost one heartbeat round, not a thousand
-//! (each round is a heartbeat broadcast on the leader and a message to it from a follower), and a
-//! batch still waiting is re-sent once, not once per read.
+//! Reads are batched, as etcd's read loop does: one ReadIndex round is in flight at a time. Reads that
+//! arrive while it is unanswered wait in the queue and share the next round ([`Node::flush_reads`]), so
+//! a thousand concurrent reads cost one heartbeat round, not a thousand (each round is a heartbeat
+//! broadcast on the leader and a message to it from a follower), however many loop turns they arrive
+//! over. Contexts grow with each round, and the index an answer carries was taken after its round
+//! started, so it is a valid read point for that round and for every earlier one: an answer serves every
+//! batch up to its context, and only the newest waiting round is ever asked again.
 //!
 //! Lease reads ([`super::lease`]) are answered at the commit index while the lease holds; otherwise a
 //! leader falls back to a ReadIndex round (same answer, one round trip later) and any other node answers
 //! `NotLeader` (the HTTP layer forwards the read to the leader).
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::time::Instant;
 
 use raft::ReadState;
@@ -62,7 +67,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 );
             }
         }
-        if self.read_queue.is_empty() {
+        if self.read_queue.is_empty() || self.read_in_flight() {
             return;
         }
         let ctx = self.next_read_ctx();
@@ -79,19 +84,40 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         );
     }
 
-    /// A fresh read context: this node's id and a counter, so contexts never collide across nodes.
+    /// A fresh read context: this run's prefix ([`ctx_prefix`]) and a counter, so contexts never
+    /// collide across nodes or runs, and sort in the order they were made.
     pub(super) fn next_read_ctx(&mut self) -> Vec<u8> {
         self.next_read += 1;
-        let mut ctx = self.cfg.id.to_be_bytes().to_vec();
+        let mut ctx = self.read_ctx_prefix.to_vec();
         ctx.extend_from_slice(&self.next_read.to_be_bytes());
         ctx
     }
 
-    /// Read states raft-rs returned: each batch learns its index, and a lease round renews the lease.
+    /// A ReadIndex round is out and unanswered: new reads wait for the next one.
+    fn read_in_flight(&self) -> bool {
+        self.reads.values().any(|r| r.index.is_none())
+    }
+
+    /// Whether the loop should take another turn at once: reads are queued and no round is in flight
+    /// (the one they waited behind was answered in the last turn), so starting theirs need not wait for
+    /// a message or the next tick.
+    pub fn reads_ready_to_flush(&self) -> bool {
+        !self.read_queue.is_empty() && !self.read_in_flight()
+    }
+
+    /// Read states raft-rs returned: the index serves every batch up to its context (each was made
+    /// before that round started), and a lease round renews the lease.
     pub(super) fn read_states(&mut self, states: Vec<ReadState>) {
         for rs in states {
-            if let Some(r) = self.reads.get_mut(&rs.request_ctx) {
-                r.index.get_or_insert(rs.index);
+            if rs.request_ctx.len() == CTX_LEN && rs.request_ctx.starts_with(&self.read_ctx_prefix)
+            {
+                for r in self
+                    .reads
+                    .range_mut(..=rs.request_ctx.clone())
+                    .map(|(_, r)| r)
+                {
+                    r.index.get_or_insert(rs.index);
+                }
             }
             self.lease_acked(&rs.request_ctx);
         }
@@ -112,17 +138,18 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         self.resend_waiting_reads();
     }
 
+    /// Ask again for the newest batch still without an index: its answer serves the older ones too.
     pub(super) fn resend_waiting_reads(&mut self) {
         if self.raw.raft.leader_id == raft::INVALID_ID {
             return; // no leader yet: ask again once one is known
         }
-        let waiting: Vec<Vec<u8>> = self
+        let newest = self
             .reads
             .iter()
-            .filter(|(_, r)| r.index.is_none())
-            .map(|(ctx, _)| ctx.clone())
-            .collect();
-        for ctx in waiting {
+            .rev()
+            .find(|(_, r)| r.index.is_none())
+            .map(|(ctx, _)| ctx.clone());
+        if let Some(ctx) = newest {
             self.raw.read_index(ctx);
             self.counters.read_index_rounds += 1;
         }
@@ -147,8 +174,16 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// Answer `Timeout` to every read whose deadline is not after `now`; a batch left empty is forgotten.
+    /// Answer `Timeout` to every read whose deadline is not after `now` (queued or in a batch); a batch
+    /// left empty is forgotten.
     pub(super) fn expire_reads(&mut self, now: Instant) {
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.read_queue)
+            .into_iter()
+            .partition(|w| w.deadline <= now);
+        self.read_queue = kept;
+        for w in expired {
+            w.answer(Err(super::Error::Timeout));
+        }
         for r in self.reads.values_mut() {
             let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.waiters)
                 .into_iter()
@@ -160,4 +195,16 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
         self.reads.retain(|_, r| !r.waiters.is_empty());
     }
+}
+
+/// Length of a read context: [`ctx_prefix`] and a counter.
+const CTX_LEN: usize = 24;
+
+/// The first 16 bytes of this run's read contexts: the node's id and a number drawn at start.
+pub(super) fn ctx_prefix(id: u64) -> [u8; 16] {
+    let run = RandomState::new().hash_one(id);
+    let mut prefix = [0u8; 16];
+    prefix[..8].copy_from_slice(&id.to_be_bytes());
+    prefix[8..].copy_from_slice(&run.to_be_bytes());
+    prefix
 }

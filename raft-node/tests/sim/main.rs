@@ -157,6 +157,29 @@ fn thousands_of_reads_in_one_turn_share_one_read_index_round() {
     );
 }
 
+/// Reads that keep arriving while a round is unanswered (a loaded peer, a slow link) wait for the next
+/// round instead of each starting one, and a waiting round is asked again once per heartbeat interval,
+/// not once per waiting batch: 60 turns of reads on the leader and on a follower, with every message to
+/// the leader lost for 600 ms (less than an election timeout), cost a few rounds, and every read is
+/// answered once the links heal. Before: a heartbeat broadcast per turn plus one per waiting batch per
+/// heartbeat interval (a full run saw the transport's 4,096-message peer queue overflow).
+#[test]
+fn reads_arriving_while_a_round_is_unanswered_do_not_multiply_rounds() {
+    let run = Sim::read_trickle(11, 600).expect("trickle run");
+    eprintln!("{run:?}");
+    assert_eq!(run.ok, 120, "failed reads: {:?}", run.failed);
+    assert!(
+        run.heartbeats <= 20,
+        "{} heartbeats from the leader in 600 ms of unanswered reads",
+        run.heartbeats
+    );
+    assert!(
+        run.read_index_msgs <= 6,
+        "{} ReadIndex messages from the follower in 600 ms of unanswered reads",
+        run.read_index_msgs
+    );
+}
+
 /// Issue 9 item 2: a voter restarted right after acknowledging the leader has forgotten it, and raft-rs
 /// would grant a vote at once — electing a new leader while the old one's lease still counts on that
 /// acknowledgement. A restarted node ignores votes for its first election timeout. The restart is placed

@@ -28,8 +28,8 @@ impl Sim {
         self.sent_by_type.get(&(t as i32)).copied().unwrap_or(0)
     }
 
-    /// `reads` ReadIndex reads handed to a follower in one loop turn, once the cluster is settled.
-    pub fn read_burst(seed: u64, reads: usize) -> Result<Burst, String> {
+    /// A quiet 3-node cluster 2 s after its first election: (the simulator, the leader, a follower).
+    fn settled(seed: u64) -> Result<(Sim, u64, u64), String> {
         let mut sim = Sim::quiet(seed, 10);
         sim.step_until(10_000, "first leader", |s| s.current_leader().is_some())?;
         let until = sim.now + 2_000;
@@ -40,6 +40,12 @@ impl Sim {
             .into_iter()
             .find(|&i| i != leader)
             .ok_or("no follower")?;
+        Ok((sim, leader, follower))
+    }
+
+    /// `reads` ReadIndex reads handed to a follower in one loop turn, once the cluster is settled.
+    pub fn read_burst(seed: u64, reads: usize) -> Result<Burst, String> {
+        let (mut sim, _leader, follower) = Sim::settled(seed)?;
         let answers: Arc<Mutex<Vec<Result<u64, Error>>>> = Arc::default();
         let deadline = sim.local_instant(follower, sim.now + 5_000);
         let (read_index_before, heartbeats_before) = (
@@ -69,6 +75,70 @@ impl Sim {
             read_index_msgs: sim.sent_of(MessageType::MsgReadIndex) - read_index_before,
             heartbeats: sim.sent_of(MessageType::MsgHeartbeat) - heartbeats_before,
             took_ms: sim.now - start,
+        })
+    }
+}
+
+/// What reads arriving turn after turn cost while the answers to them are held up.
+#[derive(Debug)]
+pub struct Trickle {
+    /// Reads answered `Ok` (of `2 × turns`: one on the leader and one on a follower per turn).
+    pub ok: usize,
+    /// Other answers.
+    pub failed: Vec<Error>,
+    /// MsgHeartbeat messages the leader sent while the links to it were cut.
+    pub heartbeats: u64,
+    /// MsgReadIndex messages the follower sent meanwhile.
+    pub read_index_msgs: u64,
+}
+
+impl Sim {
+    /// Every step for `cut_ms`, one ReadIndex read is handed to the leader and one to a follower, while
+    /// every message to the leader is lost (its heartbeats still reach the followers; nothing comes
+    /// back). Then the links heal and every read must be answered.
+    pub fn read_trickle(seed: u64, cut_ms: u64) -> Result<Trickle, String> {
+        let (mut sim, leader, follower) = Sim::settled(seed)?;
+        for id in sim.ids() {
+            if id != leader {
+                sim.net.block(id, leader);
+            }
+        }
+        let answers: Arc<Mutex<Vec<Result<u64, Error>>>> = Arc::default();
+        let (read_index_before, heartbeats_before) = (
+            sim.sent_of(MessageType::MsgReadIndex),
+            sim.sent_of(MessageType::MsgHeartbeat),
+        );
+        let end = sim.now + cut_ms;
+        let mut reads = 0;
+        while sim.now < end {
+            for id in [leader, follower] {
+                let deadline = sim.local_instant(id, sim.now + 10_000);
+                let inbox = Arc::clone(&answers);
+                let Some(Some(node)) = sim.nodes.get_mut(&id) else {
+                    return Err(format!("node {id} is down"));
+                };
+                node.handle(Command::ReadIndex {
+                    deadline,
+                    reply: Box::new(move |r| inbox.lock().unwrap().push(r)),
+                });
+                reads += 1;
+            }
+            sim.step(false)?;
+        }
+        let heartbeats = sim.sent_of(MessageType::MsgHeartbeat) - heartbeats_before;
+        let read_index_msgs = sim.sent_of(MessageType::MsgReadIndex) - read_index_before;
+        sim.net.heal();
+        let all = Arc::clone(&answers);
+        sim.step_until(8_000, "every read answered", |_| {
+            all.lock().unwrap().len() == reads
+        })?;
+        let answered = std::mem::take(&mut *answers.lock().unwrap());
+        let (ok, failed): (Vec<_>, Vec<_>) = answered.into_iter().partition(Result::is_ok);
+        Ok(Trickle {
+            ok: ok.len(),
+            failed: failed.into_iter().filter_map(Result::err).collect(),
+            heartbeats,
+            read_index_msgs,
         })
     }
 }
