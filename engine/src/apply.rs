@@ -3,6 +3,7 @@
 //! The engine writes those puts (plus the applied index) in one `WriteBatch`; nothing here does I/O beyond
 //! reading the view. Determinism: the outcome depends only on the view's content, the ops and `ts`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::error::Error;
@@ -59,7 +60,9 @@ pub fn plan_commands<V: StateView>(
         record_changes,
         ts: 0,
         epochs: HashMap::new(),
+        stored_epochs: RefCell::default(),
         data: HashMap::new(),
+        undo: None,
         plan: Plan::default(),
     };
     for &(ts, ops) in commands {
@@ -78,10 +81,24 @@ struct Planner<'v, V> {
     ts: u64,
     /// Epochs changed by earlier ops of this entry.
     epochs: HashMap<Vec<u8>, u64>,
+    /// Epochs read from the view, which does not change while an entry is planned: each entity's is
+    /// looked up once (a RocksDB seek; an update's put and incr asked for it three times, and these seeks
+    /// were 45 % of the node loop's time under batched updates: BENCHMARKS.md, "Batches").
+    stored_epochs: RefCell<HashMap<Vec<u8>, u64>>,
     /// Versions written by earlier ops of this entry, by (key, epoch), with their ts; `None` is a
     /// tombstone.
     data: HashMap<(Vec<u8>, u64), Version>,
+    /// Inside a transaction: what each of its writes to `epochs` and `data` replaced, in order, so a
+    /// failing branch is undone in the time of its own ops (cloning both maps per transaction made a
+    /// batch of transactions quadratic in the entry's writes: BENCHMARKS.md, "Batches").
+    undo: Option<Vec<Undo>>,
     plan: Plan,
+}
+
+/// One write of a transaction's branch to the planner's maps, with the entry it replaced.
+enum Undo {
+    Epoch(Vec<u8>, Option<u64>),
+    Data((Vec<u8>, u64), Option<Version>),
 }
 
 fn validate_key(key: &[u8]) -> Result<(), OpError> {
@@ -103,10 +120,15 @@ fn validate_entity(entity: &[u8]) -> Result<(), OpError> {
 
 impl<V: StateView> Planner<'_, V> {
     fn epoch(&self, entity: &[u8]) -> Result<u64, Error> {
-        match self.epochs.get(entity) {
-            Some(&e) => Ok(e),
-            None => self.view.current_epoch(entity),
+        if let Some(&e) = self.epochs.get(entity) {
+            return Ok(e);
         }
+        if let Some(&e) = self.stored_epochs.borrow().get(entity) {
+            return Ok(e);
+        }
+        let e = self.view.current_epoch(entity)?;
+        self.stored_epochs.borrow_mut().insert(entity.to_vec(), e);
+        Ok(e)
     }
 
     fn key_epoch(&self, key: &[u8]) -> Result<u64, Error> {
@@ -165,7 +187,43 @@ impl<V: StateView> Planner<'_, V> {
                 epoch,
             });
         }
-        self.data.insert((key.to_vec(), epoch), (value, self.ts));
+        let slot = (key.to_vec(), epoch);
+        match &mut self.undo {
+            Some(undo) => {
+                let before = self.data.insert(slot.clone(), (value, self.ts));
+                undo.push(Undo::Data(slot, before));
+            }
+            None => {
+                self.data.insert(slot, (value, self.ts));
+            }
+        }
+    }
+
+    fn set_epoch(&mut self, entity: &[u8], epoch: u64) {
+        let before = self.epochs.insert(entity.to_vec(), epoch);
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Epoch(entity.to_vec(), before));
+        }
+    }
+
+    /// Put back what a failed branch's writes replaced, newest first.
+    fn undo(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Epoch(entity, Some(e)) => {
+                    self.epochs.insert(entity, e);
+                }
+                Undo::Epoch(entity, None) => {
+                    self.epochs.remove(&entity);
+                }
+                Undo::Data(slot, Some(v)) => {
+                    self.data.insert(slot, v);
+                }
+                Undo::Data(slot, None) => {
+                    self.data.remove(&slot);
+                }
+            }
+        }
     }
 
     fn op(&mut self, op: &Op, in_txn: bool) -> Result<OpResult, Error> {
@@ -277,7 +335,7 @@ impl<V: StateView> Planner<'_, V> {
                 ts,
             });
         }
-        self.epochs.insert(entity.to_vec(), epoch);
+        self.set_epoch(entity, epoch);
         Ok(Ok(OpOutcome::Checkpointed { epoch, ts }))
     }
 
@@ -316,26 +374,31 @@ impl<V: StateView> Planner<'_, V> {
         }
         let branch = if succeeded { success } else { failure };
         let saved = (
-            self.epochs.clone(),
-            self.data.clone(),
             self.plan.puts.len(),
             self.plan.crossings.len(),
             self.plan.changes.len(),
         );
+        self.undo = Some(Vec::new());
         let mut results = Vec::with_capacity(branch.len());
         for op in branch {
-            match self.op(op, true)? {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    // All or nothing: undo the branch's earlier ops.
-                    (self.epochs, self.data) = (saved.0, saved.1);
-                    self.plan.puts.truncate(saved.2);
-                    self.plan.crossings.truncate(saved.3);
-                    self.plan.changes.truncate(saved.4);
-                    return Ok(Err(e));
+            let r = self.op(op, true);
+            let failed = match r {
+                Ok(Ok(r)) => {
+                    results.push(r);
+                    continue;
                 }
-            }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            };
+            // All or nothing: undo the branch's earlier ops.
+            let undo = self.undo.take().unwrap_or_default();
+            self.undo(undo);
+            self.plan.puts.truncate(saved.0);
+            self.plan.crossings.truncate(saved.1);
+            self.plan.changes.truncate(saved.2);
+            return failed;
         }
+        self.undo = None;
         Ok(Ok(OpOutcome::Txn { succeeded, results }))
     }
 }
@@ -532,6 +595,65 @@ mod tests {
         let p = plan(&view, 2, &[txn]).unwrap();
         assert_eq!(p.results, vec![Err(OpError::NotAnInteger)]);
         assert!(p.puts.is_empty());
+    }
+
+    /// A failed branch leaves the ops after it in the same entry seeing what was there before it: the
+    /// values written earlier in the entry (overwritten by the branch) and the entity's epoch (moved by a
+    /// checkpoint in the branch), and keys the branch created are absent again.
+    #[test]
+    fn ops_after_a_failed_branch_see_the_state_before_it() {
+        let mut view = MapView::default();
+        view.apply(1, &[put("p/k", "stored")]);
+        let failing = Op::Txn {
+            compares: vec![],
+            success: vec![
+                put("a", "branch"),
+                put("new", "branch"),
+                checkpoint("p", None),
+                put("p/k", "branch"),
+                Op::incr("a", 1),
+            ],
+            failure: vec![],
+        };
+        let get = |k: &str| Op::Get { key: k.into() };
+        let p = plan(
+            &view,
+            2,
+            &[
+                put("a", "before"),
+                failing,
+                get("a"),
+                get("new"),
+                get("p/k"),
+                Op::Txn {
+                    compares: vec![Compare::Epoch {
+                        entity: "p".into(),
+                        op: CmpOp::Eq,
+                        epoch: 0,
+                    }],
+                    success: vec![],
+                    failure: vec![put("wrong", "epoch")],
+                },
+            ],
+        )
+        .unwrap();
+        let read = |r: &OpResult| match r {
+            Ok(OpOutcome::Read(v)) => v.as_ref().map(|v| v.value.clone()),
+            other => panic!("not a read: {other:?}"),
+        };
+        assert_eq!(p.results[1], Err(OpError::NotAnInteger));
+        assert_eq!(read(&p.results[2]), Some(b"before".to_vec()));
+        assert_eq!(read(&p.results[3]), None);
+        assert_eq!(read(&p.results[4]), Some(b"stored".to_vec()));
+        assert!(matches!(
+            p.results[5],
+            Ok(OpOutcome::Txn {
+                succeeded: true,
+                ..
+            })
+        ));
+        // Only the first put reached the plan.
+        assert_eq!(p.puts.len(), 1);
     }
 
     #[test]
