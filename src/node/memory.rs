@@ -19,8 +19,9 @@ use engine::EngineConfig;
 use raft_node::LogMemory;
 
 /// The default budget: an edge box runs several services beside its node. With it, a node held 38-40 MiB
-/// of RSS after 100,000 keys, and 51 MiB under checkpoint churn with one malloc arena (with two, as
-/// shipped, not measured yet: BENCHMARKS.md).
+/// of RSS after 100,000 keys, 51 MiB under a few minutes of checkpoint churn with one malloc arena, and
+/// 59-62 MiB after 30 minutes of it with two, as shipped, still rising about 1 MiB per 10 minutes
+/// (BENCHMARKS.md, "The memory soak").
 pub const DEFAULT_MEMORY_BUDGET: u64 = 32 << 20;
 /// The smallest budget accepted: below it the memtables get so small that flushes dominate writes.
 pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
