@@ -177,23 +177,18 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// Answer `Timeout` to every read whose deadline is not after `now` (queued or in a batch); a batch
     /// left empty is forgotten.
     pub(super) fn expire_reads(&mut self, now: Instant) {
-        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.read_queue)
-            .into_iter()
-            .partition(|w| w.deadline <= now);
-        self.read_queue = kept;
-        for w in expired {
-            w.answer(Err(super::Error::Timeout));
-        }
+        expire(&mut self.read_queue, now);
         for r in self.reads.values_mut() {
-            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.waiters)
-                .into_iter()
-                .partition(|w| w.deadline <= now);
-            r.waiters = kept;
-            for w in expired {
-                w.answer(Err(super::Error::Timeout));
-            }
+            expire(&mut r.waiters, now);
         }
         self.reads.retain(|_, r| !r.waiters.is_empty());
+    }
+}
+
+/// Answer `Timeout` to the waiters in `waiters` whose deadline is not after `now`, and drop them.
+fn expire(waiters: &mut Vec<Waiter<u64>>, now: Instant) {
+    for w in waiters.extract_if(.., |w| w.deadline <= now) {
+        w.answer(Err(super::Error::Timeout));
     }
 }
 

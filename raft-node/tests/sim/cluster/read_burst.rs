@@ -28,6 +28,25 @@ impl Sim {
         self.sent_by_type.get(&(t as i32)).copied().unwrap_or(0)
     }
 
+    /// Step until `reads` answers are in `answers` (at most `max_ms`): (how many were `Ok`, the errors).
+    fn await_answers(
+        &mut self,
+        answers: &Arc<Mutex<Vec<Result<u64, Error>>>>,
+        reads: usize,
+        max_ms: u64,
+    ) -> Result<(usize, Vec<Error>), String> {
+        let all = Arc::clone(answers);
+        self.step_until(max_ms, "every read answered", |_| {
+            all.lock().unwrap().len() == reads
+        })?;
+        let answered = std::mem::take(&mut *answers.lock().unwrap());
+        let (ok, failed): (Vec<_>, Vec<_>) = answered.into_iter().partition(Result::is_ok);
+        Ok((
+            ok.len(),
+            failed.into_iter().filter_map(Result::err).collect(),
+        ))
+    }
+
     /// A quiet 3-node cluster 2 s after its first election: (the simulator, the leader, a follower).
     fn settled(seed: u64) -> Result<(Sim, u64, u64), String> {
         let mut sim = Sim::quiet(seed, 10);
@@ -63,15 +82,10 @@ impl Sim {
                 reply: Box::new(move |r| inbox.lock().unwrap().push(r)),
             });
         }
-        let all = Arc::clone(&answers);
-        sim.step_until(6_000, "every read answered", |_| {
-            all.lock().unwrap().len() == reads
-        })?;
-        let answered = std::mem::take(&mut *answers.lock().unwrap());
-        let (ok, failed): (Vec<_>, Vec<_>) = answered.into_iter().partition(Result::is_ok);
+        let (ok, failed) = sim.await_answers(&answers, reads, 6_000)?;
         Ok(Burst {
-            ok: ok.len(),
-            failed: failed.into_iter().filter_map(Result::err).collect(),
+            ok,
+            failed,
             read_index_msgs: sim.sent_of(MessageType::MsgReadIndex) - read_index_before,
             heartbeats: sim.sent_of(MessageType::MsgHeartbeat) - heartbeats_before,
             took_ms: sim.now - start,
@@ -128,15 +142,10 @@ impl Sim {
         let heartbeats = sim.sent_of(MessageType::MsgHeartbeat) - heartbeats_before;
         let read_index_msgs = sim.sent_of(MessageType::MsgReadIndex) - read_index_before;
         sim.net.heal();
-        let all = Arc::clone(&answers);
-        sim.step_until(8_000, "every read answered", |_| {
-            all.lock().unwrap().len() == reads
-        })?;
-        let answered = std::mem::take(&mut *answers.lock().unwrap());
-        let (ok, failed): (Vec<_>, Vec<_>) = answered.into_iter().partition(Result::is_ok);
+        let (ok, failed) = sim.await_answers(&answers, reads, 8_000)?;
         Ok(Trickle {
-            ok: ok.len(),
-            failed: failed.into_iter().filter_map(Result::err).collect(),
+            ok,
+            failed,
             heartbeats,
             read_index_msgs,
         })
