@@ -81,8 +81,8 @@ fn main() {
         println!(
             "leader: {} commands in {} log fsyncs ({:.1} per fsync)",
             st.counters.commands_applied,
-            st.counters.persists,
-            st.counters.commands_applied as f64 / st.counters.persists.max(1) as f64
+            st.counters.fsync.count,
+            st.counters.commands_applied as f64 / st.counters.fsync.count.max(1) as f64
         );
         drop(leader);
         site.stop_all().await;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use engine::EngineStats;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
-use raft_node::{NodeStatus, Role, TransportCounters, FSYNC_BUCKETS_MICROS};
+use raft_node::{Latency, NodeStatus, Role, TransportCounters, LATENCY_BUCKETS_MICROS};
 
 /// What one scrape reads.
 #[derive(Debug, Clone)]
@@ -72,6 +72,14 @@ const RAFT_QUEUE: Family = gauge(
 const RAFT_FSYNC: Family = Family {
     name: "kvs_raft_log_fsync_seconds",
     help: "Latency of the synced Raft log writes (one per Ready).",
+    kind: MetricType::HISTOGRAM,
+    label: None,
+};
+const RAFT_APPEND_ACK: Family = Family {
+    name: "kvs_raft_follower_append_ack_seconds",
+    help:
+        "On a follower: from taking an append with entries to handing its acknowledgement to the \
+           transport (its log write and fsync included).",
     kind: MetricType::HISTOGRAM,
     label: None,
 };
@@ -231,7 +239,7 @@ const SYNC_RESTARTS: Family = counter(
 );
 
 /// Every family the collector may return (its descriptors); a test checks it against [`families`].
-const ALL: [&Family; 48] = [
+const ALL: [&Family; 49] = [
     &RAFT_TERM,
     &RAFT_COMMIT,
     &RAFT_APPLIED,
@@ -239,6 +247,7 @@ const ALL: [&Family; 48] = [
     &RAFT_IS_LEADER,
     &RAFT_QUEUE,
     &RAFT_FSYNC,
+    &RAFT_APPEND_ACK,
     &RAFT_APPLIED_TOTAL,
     &RAFT_ENTRIES_PROPOSED,
     &RAFT_COMMANDS_PROPOSED,
@@ -445,25 +454,8 @@ fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
     ] {
         out.push(family.value(float(v)));
     }
-    // The node keeps cumulative counts per bound; the +Inf bucket is the sample count.
-    let mut h = proto::Histogram::default();
-    h.set_bucket(
-        FSYNC_BUCKETS_MICROS
-            .iter()
-            .zip(c.fsync_buckets)
-            .map(|(bound, cumulative)| {
-                let mut b = proto::Bucket::default();
-                b.set_upper_bound(float(*bound) / 1e6);
-                b.set_cumulative_count(cumulative);
-                b
-            })
-            .collect(),
-    );
-    h.set_sample_count(c.persists);
-    h.set_sample_sum(float(c.fsync_micros_total) / 1e6);
-    let mut m = proto::Metric::default();
-    m.set_histogram(h);
-    out.push(RAFT_FSYNC.with(vec![m]));
+    out.push(RAFT_FSYNC.with(vec![histogram(&c.fsync)]));
+    out.push(RAFT_APPEND_ACK.with(vec![histogram(&c.append_ack)]));
     for (family, v) in [
         (&RAFT_APPLIED_TOTAL, c.commands_applied),
         (&RAFT_ENTRIES_PROPOSED, c.entries_proposed),
@@ -474,16 +466,39 @@ fn raft_families(s: &NodeStatus, out: &mut Vec<MetricFamily>) {
     ] {
         out.push(family.value(float(v)));
     }
-    let per_fsync = if c.persists == 0 {
+    let per_fsync = if c.fsync.count == 0 {
         0.0
     } else {
-        float(c.commands_proposed) / float(c.persists)
+        float(c.commands_proposed) / float(c.fsync.count)
     };
     out.push(RAFT_OPS_PER_FSYNC.value(per_fsync));
     out.push(RAFT_TS_CLAMPED.value(float(c.ts_clamped)));
     out.push(RAFT_TS_AHEAD.value(float(c.ts_ahead_of_clock)));
     out.push(RAFT_CLOCK_AHEAD.value(float(c.clock_ahead_micros) / 1e6));
     out.push(RAFT_UNAPPLIABLE.value(float(c.entries_unappliable)));
+}
+
+/// One of the node's latency histograms: it keeps cumulative counts per bound, the +Inf bucket being the
+/// sample count.
+fn histogram(l: &Latency) -> proto::Metric {
+    let mut h = proto::Histogram::default();
+    h.set_bucket(
+        LATENCY_BUCKETS_MICROS
+            .iter()
+            .zip(l.buckets)
+            .map(|(bound, cumulative)| {
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(float(*bound) / 1e6);
+                b.set_cumulative_count(cumulative);
+                b
+            })
+            .collect(),
+    );
+    h.set_sample_count(l.count);
+    h.set_sample_sum(float(l.total_micros) / 1e6);
+    let mut m = proto::Metric::default();
+    m.set_histogram(h);
+    m
 }
 
 /// The node's metrics, read through `sample` at every scrape.
@@ -524,10 +539,19 @@ mod tests {
     use super::*;
 
     fn sample() -> NodeSample {
-        let mut fsync_buckets = [0; FSYNC_BUCKETS_MICROS.len() + 1];
-        for (i, n) in [0, 4, 5, 6, 6, 6, 6, 6, 6, 6, 7].into_iter().enumerate() {
-            fsync_buckets[i] = n;
+        let mut fsync = Latency {
+            count: 7,
+            total_micros: 3_516,
+            ..Latency::default()
+        };
+        for (i, n) in [0, 0, 0, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7]
+            .into_iter()
+            .enumerate()
+        {
+            fsync.buckets[i] = n;
         }
+        let mut append_ack = Latency::default();
+        append_ack.record(std::time::Duration::from_micros(80));
         let status = NodeStatus {
             id: 1,
             role: Role::Leader,
@@ -543,13 +567,12 @@ mod tests {
             progress: vec![],
             inflight_commands: 4,
             counters: NodeCounters {
-                persists: 7,
                 entries_proposed: 5,
                 commands_proposed: 8,
                 commands_applied: 6,
                 compactions: 1,
-                fsync_micros_total: 3_516,
-                fsync_buckets,
+                fsync,
+                append_ack,
                 snapshots_installed: 2,
                 read_index_rounds: 4,
                 ts_clamped: 0,
@@ -642,6 +665,8 @@ kvs_raft_is_leader 1
 kvs_raft_proposal_queue_depth 4
 # HELP kvs_raft_log_fsync_seconds Latency of the synced Raft log writes (one per Ready).
 # TYPE kvs_raft_log_fsync_seconds histogram
+kvs_raft_log_fsync_seconds_bucket{le="0.00005"} 0
+kvs_raft_log_fsync_seconds_bucket{le="0.0001"} 0
 kvs_raft_log_fsync_seconds_bucket{le="0.00025"} 0
 kvs_raft_log_fsync_seconds_bucket{le="0.0005"} 4
 kvs_raft_log_fsync_seconds_bucket{le="0.001"} 5
@@ -652,9 +677,28 @@ kvs_raft_log_fsync_seconds_bucket{le="0.02"} 6
 kvs_raft_log_fsync_seconds_bucket{le="0.05"} 6
 kvs_raft_log_fsync_seconds_bucket{le="0.1"} 6
 kvs_raft_log_fsync_seconds_bucket{le="0.25"} 6
+kvs_raft_log_fsync_seconds_bucket{le="1"} 6
 kvs_raft_log_fsync_seconds_bucket{le="+Inf"} 7
 kvs_raft_log_fsync_seconds_sum 0.003516
 kvs_raft_log_fsync_seconds_count 7
+# HELP kvs_raft_follower_append_ack_seconds On a follower: from taking an append with entries to handing its acknowledgement to the transport (its log write and fsync included).
+# TYPE kvs_raft_follower_append_ack_seconds histogram
+kvs_raft_follower_append_ack_seconds_bucket{le="0.00005"} 0
+kvs_raft_follower_append_ack_seconds_bucket{le="0.0001"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.00025"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.0005"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.001"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.002"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.005"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.01"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.02"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.05"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.1"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="0.25"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="1"} 1
+kvs_raft_follower_append_ack_seconds_bucket{le="+Inf"} 1
+kvs_raft_follower_append_ack_seconds_sum 0.00008
+kvs_raft_follower_append_ack_seconds_count 1
 # HELP kvs_raft_commands_applied_total Client commands applied.
 # TYPE kvs_raft_commands_applied_total counter
 kvs_raft_commands_applied_total 6

@@ -17,13 +17,14 @@ use kvs_raft::node::{Replica, ReplicaBackend};
 use raft_node::{Member, MembershipChange};
 
 async fn write(replica: &Replica, key: &str) {
-    let (_, results) = replica
+    let committed = replica
         .propose(&[Op::put(key, "v")], soon())
         .await
         .expect("write");
     assert!(
-        matches!(results.as_slice(), [Ok(OpOutcome::Written { .. })]),
-        "{results:?}"
+        matches!(committed.output.as_slice(), [Ok(OpOutcome::Written { .. })]),
+        "{:?}",
+        committed.output
     );
 }
 

@@ -57,12 +57,15 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn routes_go_through_the_node_and_metrics_report_it() {
     let (site, backend, _site) = single_node().await;
     let routes = http::routes(backend.clone(), Limits::default());
+    let mut writes_took = Duration::ZERO;
+    let started = Instant::now();
     let put = warp::test::request()
         .method("PUT")
         .path("/v1/kv/player:1/pos")
         .body("12,34")
         .reply(&routes)
         .await;
+    writes_took += started.elapsed();
     assert_eq!(put.status(), 200, "{:?}", put.body());
     let put: serde_json::Value = serde_json::from_slice(put.body()).expect("json");
     let ts = put["ts"].as_u64().expect("ts");
@@ -77,11 +80,13 @@ async fn routes_go_through_the_node_and_metrics_report_it() {
         Some(ts.to_string().as_str())
     );
     for _ in 0..3 {
+        let started = Instant::now();
         let incr = warp::test::request()
             .method("POST")
             .path("/v1/kv/player:1/score/incr?delta=2")
             .reply(&routes)
             .await;
+        writes_took += started.elapsed();
         assert_eq!(incr.status(), 200);
     }
     let stale = warp::test::request()
@@ -130,6 +135,31 @@ async fn routes_go_through_the_node_and_metrics_report_it() {
     assert!(text.contains("kvs_http_requests_total{"), "{text}");
     assert!(text.contains("kvs_rocksdb_memory_bytes{component=\"block_cache\"}"));
     assert!(text.contains("kvs_engine_bloom_negatives_total"));
+    // Each of the four writes passed every stage once, and the stages lie within the requests' time.
+    let mut stages_took = 0.0;
+    for stage in [
+        "http_in",
+        "spawn",
+        "queue",
+        "batch",
+        "log_persist",
+        "commit",
+        "apply",
+        "reply",
+        "join",
+    ] {
+        let count = format!("kvs_write_stage_seconds_count{{stage=\"{stage}\"}}");
+        assert_eq!(metric(&text, &count), 4.0, "{stage}: {text}");
+        stages_took += metric(
+            &text,
+            &format!("kvs_write_stage_seconds_sum{{stage=\"{stage}\"}}"),
+        );
+    }
+    assert!(stages_took > 0.0, "{text}");
+    assert!(
+        stages_took <= writes_took.as_secs_f64(),
+        "stages {stages_took} s, requests {writes_took:?}"
+    );
     site.shutdown().await.expect("shutdown");
 }
 

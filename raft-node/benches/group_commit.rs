@@ -66,7 +66,7 @@ fn run(proposers: usize, secs: u64) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let after = status(&handle).counters;
-    let fsyncs = after.persists - before.persists;
+    let fsyncs = after.fsync.count - before.fsync.count;
     let done = ops.load(Ordering::Relaxed);
     println!(
         "group_commit proposers={proposers:>3}: {:>8.0} ops/s, {:>6.0} fsyncs/s, {:>6.1} ops/fsync, {:>5.1} ops/entry",

@@ -587,12 +587,17 @@ impl<O: Send + 'static> Group<O> {
         command: Vec<u8>,
         deadline: Instant,
     ) -> Result<Committed<O>, Error> {
-        self.call(deadline, |reply| Command::Propose {
-            command,
-            deadline,
-            reply,
-        })
-        .await
+        let sent = Instant::now();
+        let mut committed = self
+            .call(deadline, |reply| Command::Propose {
+                command,
+                deadline,
+                reply,
+            })
+            .await?;
+        committed.trace.sent = sent;
+        committed.trace.woke = Instant::now();
+        Ok(committed)
     }
 
     /// Linearizable read barrier: once this returns, the local state machine has applied everything that

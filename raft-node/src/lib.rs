@@ -22,9 +22,9 @@ pub use group::{max_entry_bytes, Configuration, Group, GroupConfig, StartError, 
 pub use hlc::{wall_clock_micros, Hlc};
 pub use membership::{Member, Membership, MembershipChange};
 pub use node::{
-    Command, CommitTs, Committed, DiskSpace, Node, NodeConfig, NodeCounters, NodeStatus,
+    Command, CommitTs, Committed, DiskSpace, Latency, Node, NodeConfig, NodeCounters, NodeStatus,
     PeerProgress, ReadySink, Reply, Role, StagedImage, StateMachine, Timing, UncheckedEntry,
-    FSYNC_BUCKETS_MICROS,
+    WriteTrace, LATENCY_BUCKETS_MICROS,
 };
 pub use runner::{LeaderView, LoopExit, LoopHook, LowSpace};
 pub use storage::{bootstrap_from_image, check_log, Finding, LogMemory, LogReport, LogStorage};

@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::hlc::Hlc;
 use crate::membership::{Membership, MembershipChange, Refusal, PROMOTE_MAX_LAG};
 use crate::payload;
-use crate::storage::{LogStorage, LogWrite};
+use crate::storage::{LogStorage, LogWrite, Persisted};
 
 mod lease;
 mod lost_log;
@@ -111,6 +111,65 @@ pub struct Committed<O> {
     pub index: u64,
     pub ts: u64,
     pub output: O,
+    /// When it passed each stage of the write path on this node.
+    pub trace: WriteTrace,
+}
+
+/// When one proposal passed each stage of the write path, on the node's monotonic clock: the per-stage
+/// latency breakdown of a write ([`WriteTrace::stages`]). The node fills in its own stages; the caller's
+/// ends (`sent`, `woke`) are set by [`crate::Group::propose`] and equal `picked` / `applied` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTrace {
+    /// Handed to the loop's queue.
+    pub sent: Instant,
+    /// Taken from the queue by the loop.
+    pub picked: Instant,
+    /// Proposed to raft in an entry (after batching with the commands that arrived meanwhile).
+    pub proposed: Instant,
+    /// The leader's own synced log write of the entry finished; `None` when the entry reached this
+    /// node's log by another path (it was not the leader's write that made it durable).
+    pub persisted: Option<Instant>,
+    /// The entry was known committed and began to apply.
+    pub apply_start: Instant,
+    /// The state machine returned its output.
+    pub applied: Instant,
+    /// The caller's task resumed with the reply.
+    pub woke: Instant,
+}
+
+impl WriteTrace {
+    /// The stages of the write path, in order, as `(name, duration)`; together they add up to the time
+    /// from `sent` to `woke`:
+    /// * `queue`: waiting in the loop's queue until the loop took it;
+    /// * `batch`: until the loop proposed it (the rest of its turn's input, batching);
+    /// * `log_persist`: the leader's own log write and fsync (appends to the followers left before it);
+    /// * `commit`: after that, until raft reported the entry committed (a quorum's acknowledgements: the
+    ///   round trip to the followers and their log writes, beyond the leader's own);
+    /// * `apply`: the state machine's apply of the entry (all its commands);
+    /// * `reply`: from the apply to the caller's task resuming (answering, the wake-up).
+    pub fn stages(&self) -> [(&'static str, Duration); 6] {
+        let persisted = self.persisted.unwrap_or(self.proposed).max(self.proposed);
+        [
+            ("queue", self.picked.saturating_duration_since(self.sent)),
+            (
+                "batch",
+                self.proposed.saturating_duration_since(self.picked),
+            ),
+            (
+                "log_persist",
+                persisted.saturating_duration_since(self.proposed),
+            ),
+            (
+                "commit",
+                self.apply_start.saturating_duration_since(persisted),
+            ),
+            (
+                "apply",
+                self.applied.saturating_duration_since(self.apply_start),
+            ),
+            ("reply", self.woke.saturating_duration_since(self.applied)),
+        ]
+    }
 }
 
 /// The closed set of requests the node serves. Raft messages go through [`Node::step`].
@@ -313,23 +372,47 @@ pub struct PeerProgress {
 /// goes alone, and entries are bounded by [`NodeConfig::max_entry_bytes`]).
 pub const MAX_APPEND_BYTES: u64 = 1 << 20;
 
-/// Upper bounds (µs) of the Raft log fsync latency histogram buckets.
-pub const FSYNC_BUCKETS_MICROS: [u64; 10] = [
-    250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000,
+/// Upper bounds (µs) of the node's latency histograms' buckets ([`Latency`]).
+pub const LATENCY_BUCKETS_MICROS: [u64; 13] = [
+    50, 100, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000,
 ];
+
+/// A latency histogram kept by the node loop: the count, the total µs and cumulative counts over
+/// [`LATENCY_BUCKETS_MICROS`] (the last bucket is +Inf, equal to `count`), for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub count: u64,
+    pub total_micros: u64,
+    pub buckets: [u64; LATENCY_BUCKETS_MICROS.len() + 1],
+}
+
+impl Latency {
+    pub fn record(&mut self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.count += 1;
+        self.total_micros = self.total_micros.saturating_add(micros);
+        for (bucket, bound) in self.buckets.iter_mut().zip(LATENCY_BUCKETS_MICROS) {
+            if micros <= bound {
+                *bucket += 1;
+            }
+        }
+        self.buckets[LATENCY_BUCKETS_MICROS.len()] += 1;
+    }
+}
 
 /// Counters for metrics and the group-commit benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeCounters {
-    pub persists: u64,
     pub entries_proposed: u64,
     pub commands_proposed: u64,
     pub commands_applied: u64,
     pub compactions: u64,
-    /// Latency of the synced Raft log writes: total µs and a histogram over [`FSYNC_BUCKETS_MICROS`]
-    /// (cumulative counts, the last bucket is +Inf), for the metrics endpoint.
-    pub fsync_micros_total: u64,
-    pub fsync_buckets: [u64; FSYNC_BUCKETS_MICROS.len() + 1],
+    /// Latency of the synced Raft log writes (one per Ready that wrote anything); its count is the
+    /// number of those writes.
+    pub fsync: Latency,
+    /// On a follower: from stepping an append with entries to handing its acknowledgement to the
+    /// transport (the turn's other input, the log write and fsync).
+    pub append_ack: Latency,
     pub snapshots_installed: u64,
     /// ReadIndex rounds started (batches of reads, re-sends and lease renewals).
     pub read_index_rounds: u64,
@@ -348,13 +431,30 @@ pub struct NodeCounters {
     pub entries_unappliable: u64,
 }
 
+/// What the state machine gave back for one entry, and when it applied it.
+struct Outputs<O> {
+    values: Vec<O>,
+    apply_start: Instant,
+    applied: Instant,
+}
+
 /// A reply with the deadline of its request.
 pub(super) struct Waiter<T> {
     deadline: Instant,
     reply: Reply<Result<T, Error>>,
+    /// When the loop took the request from its queue.
+    picked: Instant,
 }
 
 impl<T> Waiter<T> {
+    fn new(deadline: Instant, reply: Reply<Result<T, Error>>) -> Self {
+        Waiter {
+            deadline,
+            reply,
+            picked: Instant::now(),
+        }
+    }
+
     fn answer(self, result: Result<T, Error>) {
         (self.reply)(result)
     }
@@ -367,6 +467,9 @@ type Queued<O> = (Vec<u8>, Waiter<Committed<O>>);
 /// and leaves `None` behind, so the others still line up with the entry's outputs.
 struct PendingEntry<O> {
     waiters: Vec<Option<Waiter<Committed<O>>>>,
+    /// When it was proposed, and when this leader's own log write of it finished ([`WriteTrace`]).
+    proposed: Instant,
+    persisted: Option<Instant>,
 }
 
 /// What is known of the entry this node proposed at `index` in `term` (as leader of `term`), once the
@@ -441,6 +544,9 @@ pub struct Node<L: LogStorage, S: StateMachine> {
     conf_changes: BTreeMap<(u64, u64), PendingConfChange>,
     ticks: u64,
     counters: NodeCounters,
+    /// On a follower: when the first append with entries since its last Ready was stepped
+    /// ([`NodeCounters::append_ack`]).
+    append_since: Option<Instant>,
     membership: Membership,
     /// Set when the membership table changed; the loop hands the new table to the transport.
     membership_changed: bool,
@@ -615,6 +721,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             conf_changes: BTreeMap::new(),
             ticks: 0,
             counters: NodeCounters::default(),
+            append_since: None,
             membership,
             membership_changed: true,
             staged: None,
@@ -846,6 +953,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
         )
         .then_some(msg.from);
+        if msg.get_msg_type() == MessageType::MsgAppend && !msg.entries.is_empty() {
+            self.append_since.get_or_insert_with(Instant::now);
+        }
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.cfg.id, error = %e, "raft message ignored");
         } else if from_leader.is_some() && from_leader == self.leader_hint() {
@@ -877,16 +987,16 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 if self.pending_commands + self.queued.len() >= self.cfg.max_inflight_commands {
                     return reply(Err(Error::Overloaded));
                 }
-                self.queued.push((command, Waiter { deadline, reply }));
+                self.queued.push((command, Waiter::new(deadline, reply)));
             }
-            Command::LeaseRead { deadline, reply } => self.lease_read(Waiter { deadline, reply }),
+            Command::LeaseRead { deadline, reply } => self.lease_read(Waiter::new(deadline, reply)),
             Command::ReadIndex { deadline, reply } => {
                 if self.space == DiskSpace::Critical && !self.is_leader() {
                     // It takes no new entries meanwhile, so it may never reach the read index: the
                     // leader serves the read instead.
                     return reply(Err(self.not_leader()));
                 }
-                self.read_index(Waiter { deadline, reply })
+                self.read_index(Waiter::new(deadline, reply))
             }
             Command::ChangeMembership {
                 change,
@@ -910,7 +1020,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                         self.conf_changes.insert(
                             (index, self.raw.raft.term),
                             PendingConfChange {
-                                waiter: Waiter { deadline, reply },
+                                waiter: Waiter::new(deadline, reply),
                             },
                         );
                     }
@@ -1155,11 +1265,13 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     self.pending_commands += waiters.len();
                     let entry = PendingEntry {
                         waiters: waiters.into_iter().map(Some).collect(),
+                        proposed: Instant::now(),
+                        persisted: None,
                     };
                     // An earlier proposal of ours at this index (another term) stays pending: it left
                     // our log, yet a later leader holding it could still commit it.
                     if let Some(old) = self.pending.insert((index, self.raw.raft.term), entry) {
-                        self.settle(old, |_| Err(Error::OutcomeUnknown)); // one entry per (index, term)
+                        self.settle(old, |_, _| Err(Error::OutcomeUnknown)); // one entry per (index, term)
                     }
                 }
                 Err(e) => {
@@ -1176,16 +1288,17 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    /// Answer every proposal still waiting in `entry`: `answer(position)` gives each one's reply.
+    /// Answer every proposal still waiting in `entry`: `answer(position, picked)` gives each one's reply.
     fn settle(
         &mut self,
         entry: PendingEntry<S::Output>,
-        mut answer: impl FnMut(usize) -> Result<Committed<S::Output>, Error>,
+        mut answer: impl FnMut(usize, Instant) -> Result<Committed<S::Output>, Error>,
     ) {
         for (i, slot) in entry.waiters.into_iter().enumerate() {
             if let Some(w) = slot {
                 self.pending_commands -= 1;
-                w.answer(answer(i));
+                let result = answer(i, w.picked);
+                w.answer(result);
             }
         }
     }
@@ -1263,15 +1376,29 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 fail::fail_point!("node::before_persist", |_| Err(Error::Storage(
                     "failpoint".into()
                 )));
-                let started = std::time::Instant::now();
-                self.raw.store().persist(&write)?;
-                self.record_fsync(started.elapsed());
+                let started = Instant::now();
+                let persisted = self.raw.store().persist(&write)?;
+                let done = Instant::now();
+                if persisted == Persisted::Synced {
+                    self.counters
+                        .fsync
+                        .record(done.saturating_duration_since(started));
+                }
+                if let (Some(first), true) = (write.entries.first(), self.is_leader()) {
+                    // The leader's own copy of the entries it proposed is durable.
+                    for (_, p) in self.pending.range_mut((first.index, 0)..) {
+                        p.persisted.get_or_insert(done);
+                    }
+                }
             }
             fail::fail_point!("node::after_persist_before_send", |_| Err(Error::Storage(
                 "failpoint".into()
             )));
             // 5. Messages that required the write above: out before applying.
             let persisted = rd.take_persisted_messages();
+            if let Some(since) = self.append_since.take() {
+                self.counters.append_ack.record(since.elapsed());
+            }
             self.send_stamped(send, persisted);
             // 6. Committed entries, only now: a leader's commit may count its own entries of this very Ready,
             //    so applying (and acknowledging) them before the write above could acknowledge an entry
@@ -1382,19 +1509,6 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         }
     }
 
-    fn record_fsync(&mut self, took: std::time::Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let c = &mut self.counters;
-        c.persists += 1;
-        c.fsync_micros_total = c.fsync_micros_total.saturating_add(micros);
-        for (i, bound) in FSYNC_BUCKETS_MICROS.iter().enumerate() {
-            if micros <= *bound {
-                c.fsync_buckets[i] += 1;
-            }
-        }
-        c.fsync_buckets[FSYNC_BUCKETS_MICROS.len()] += 1;
-    }
-
     fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
         for e in entries {
             self.log_bytes = self.log_bytes.saturating_add(e.data.len() as u64);
@@ -1441,12 +1555,18 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                     fail::fail_point!("node::before_apply", |_| Err(Error::StateMachine(
                         "failpoint".into()
                     )));
-                    let results = self.sm.apply(e.index, ts, &commands)?;
+                    let apply_start = Instant::now();
+                    let values = self.sm.apply(e.index, ts, &commands)?;
+                    let outputs = Outputs {
+                        values,
+                        apply_start,
+                        applied: Instant::now(),
+                    };
                     fail::fail_point!("node::after_apply_before_reply", |_| Err(
                         Error::StateMachine("failpoint".into())
                     ));
                     self.counters.commands_applied += commands.len() as u64;
-                    self.resolve(e.index, e.term, ts, Some(results));
+                    self.resolve(e.index, e.term, ts, Some(outputs));
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let cs = conf_state
@@ -1528,9 +1648,21 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// The committed entry `(index, term)` is applied (`outputs`: its results, `None` if this node did not
     /// compute them): settle every proposal at or below `index` by its [`fate`]. Only a proposal at exactly
     /// this slot gets its result; one proven elsewhere is `Dropped`; the rest are `OutcomeUnknown`.
-    fn resolve(&mut self, index: u64, term: u64, ts: CommitTs, outputs: Option<Vec<S::Output>>) {
-        let mut outputs: Option<Vec<Option<S::Output>>> =
-            outputs.map(|o| o.into_iter().map(Some).collect());
+    fn resolve(
+        &mut self,
+        index: u64,
+        term: u64,
+        ts: CommitTs,
+        outputs: Option<Outputs<S::Output>>,
+    ) {
+        let (mut outputs, apply_start, applied) = match outputs {
+            Some(o) => (
+                Some(o.values.into_iter().map(Some).collect::<Vec<_>>()),
+                o.apply_start,
+                o.applied,
+            ),
+            None => (None, Instant::now(), Instant::now()),
+        };
         let settled: Vec<(u64, u64)> = self
             .pending
             .range(..=(index, u64::MAX))
@@ -1542,18 +1674,30 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             };
             match (fate(key.0, key.1, index, term), outputs.as_mut()) {
                 (Fate::Applied, Some(outs)) if key.0 == index && outs.len() == p.waiters.len() => {
-                    self.settle(p, |i| match outs.get_mut(i).and_then(Option::take) {
-                        Some(output) => Ok(Committed {
-                            index,
-                            ts: ts.at(i),
-                            output,
-                        }),
-                        None => Err(Error::OutcomeUnknown),
+                    let (proposed, persisted) = (p.proposed, p.persisted);
+                    self.settle(p, |i, picked| {
+                        match outs.get_mut(i).and_then(Option::take) {
+                            Some(output) => Ok(Committed {
+                                index,
+                                ts: ts.at(i),
+                                output,
+                                trace: WriteTrace {
+                                    sent: picked,
+                                    picked,
+                                    proposed,
+                                    persisted,
+                                    apply_start,
+                                    applied,
+                                    woke: applied,
+                                },
+                            }),
+                            None => Err(Error::OutcomeUnknown),
+                        }
                     })
                 }
-                (Fate::NotApplied, _) => self.settle(p, |_| Err(Error::Dropped)),
+                (Fate::NotApplied, _) => self.settle(p, |_, _| Err(Error::Dropped)),
                 (Fate::Applied | Fate::Unknown, _) => {
-                    self.settle(p, |_| Err(Error::OutcomeUnknown))
+                    self.settle(p, |_, _| Err(Error::OutcomeUnknown))
                 }
             }
         }
@@ -1601,7 +1745,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             w.answer(Err(Error::Stopped));
         }
         for (_, p) in std::mem::take(&mut self.pending) {
-            self.settle(p, |_| Err(Error::ShuttingDown));
+            self.settle(p, |_, _| Err(Error::ShuttingDown));
         }
         let queued_reads = std::mem::take(&mut self.read_queue).into_iter().chain(
             std::mem::take(&mut self.lease_queue)
@@ -1622,7 +1766,9 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fate, Fate};
+    use std::time::{Duration, Instant};
+
+    use super::{fate, Fate, Latency, WriteTrace};
 
     #[test]
     fn a_proposal_is_not_applied_only_when_its_slot_provably_holds_another_entry() {
@@ -1636,5 +1782,54 @@ mod tests {
         assert_eq!(fate(5, 4, 9, 3), Fate::NotApplied);
         // A later committed entry of a higher term (e.g. a snapshot's): either could be true.
         assert_eq!(fate(5, 3, 9, 4), Fate::Unknown);
+    }
+
+    #[test]
+    fn write_stages_are_contiguous_and_add_up_to_the_whole_write() {
+        let t0 = Instant::now();
+        let at = |micros| t0 + Duration::from_micros(micros);
+        let mut trace = WriteTrace {
+            sent: at(0),
+            picked: at(30),
+            proposed: at(45),
+            persisted: Some(at(300)),
+            apply_start: at(700),
+            applied: at(760),
+            woke: at(800),
+        };
+        let micros = |t: &WriteTrace| {
+            t.stages()
+                .map(|(name, d)| (name, u64::try_from(d.as_micros()).unwrap_or(u64::MAX)))
+        };
+        assert_eq!(
+            micros(&trace),
+            [
+                ("queue", 30),
+                ("batch", 15),
+                ("log_persist", 255),
+                ("commit", 400),
+                ("apply", 60),
+                ("reply", 40)
+            ]
+        );
+        // An entry made durable by another path: no persist stage, the wait is all `commit`.
+        trace.persisted = None;
+        assert_eq!(micros(&trace)[2], ("log_persist", 0));
+        assert_eq!(micros(&trace)[3], ("commit", 655));
+        let total: Duration = trace.stages().iter().map(|(_, d)| *d).sum();
+        assert_eq!(total, Duration::from_micros(800));
+    }
+
+    #[test]
+    fn latency_buckets_are_cumulative_and_the_last_is_the_count() {
+        let mut l = Latency::default();
+        for micros in [40, 50, 51, 900, 2_000_000] {
+            l.record(Duration::from_micros(micros));
+        }
+        assert_eq!(l.count, 5);
+        assert_eq!(l.total_micros, 2_000_000 + 900 + 51 + 50 + 40);
+        assert_eq!(&l.buckets[..5], &[2, 3, 3, 3, 4]);
+        assert_eq!(l.buckets[12], 4); // ≤ 1 s
+        assert_eq!(l.buckets[13], 5); // +Inf
     }
 }

@@ -24,7 +24,7 @@ use prost::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, Storage, StorageError};
-use raft_node::storage::{LogStore, LogWrite};
+use raft_node::storage::{LogStore, LogWrite, Persisted};
 use raft_node::Error;
 use tempfile::TempDir;
 
@@ -133,7 +133,7 @@ impl Harness for Disk {
             ..Default::default()
         };
         match self.store().persist(&w) {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(Error::SnapshotOutOfDate { .. }) => false,
             Err(e) => panic!("unexpected error {e:?}"),
         }
@@ -508,6 +508,49 @@ mod log_store_only {
             ..Default::default()
         });
         d
+    }
+
+    #[test]
+    fn only_a_commit_index_change_is_written_without_a_sync_and_a_restart_keeps_it() {
+        let mut d = disk_with(entries(1..=5, 1), 2);
+        let hs = |term, vote, commit| LogWrite {
+            hard_state: Some(HardState { term, vote, commit }),
+            ..Default::default()
+        };
+        let s = d.store();
+        assert_eq!(s.persist(&hs(1, 1, 4)).unwrap(), Persisted::Unsynced);
+        assert_eq!(s.persist(&LogWrite::default()).unwrap(), Persisted::Nothing);
+        // Votes and terms are what a node promised: synced.
+        assert_eq!(s.persist(&hs(1, 2, 4)).unwrap(), Persisted::Synced);
+        assert_eq!(s.persist(&hs(2, 2, 4)).unwrap(), Persisted::Synced);
+        // Entries (an acknowledgement relies on them) are synced, with a commit change or without.
+        let append = LogWrite {
+            entries: entries(6..=6, 2),
+            hard_state: Some(HardState {
+                term: 2,
+                vote: 2,
+                commit: 5,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(s.persist(&append).unwrap(), Persisted::Synced);
+        let conf = LogWrite {
+            conf_state: Some(ConfState::from((vec![1, 2], vec![]))),
+            ..Default::default()
+        };
+        assert_eq!(s.persist(&conf).unwrap(), Persisted::Synced);
+        assert_eq!(s.persist(&hs(2, 2, 6)).unwrap(), Persisted::Unsynced);
+        // A process restart (not a power loss) keeps the unsynced write: it is in the OS already.
+        d.restart();
+        let state = d.store().initial_state().unwrap();
+        assert_eq!(
+            (
+                state.hard_state.term,
+                state.hard_state.vote,
+                state.hard_state.commit
+            ),
+            (2, 2, 6)
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum Consistency {
 pub struct Applied {
     pub ts: u64,
     pub outcomes: Vec<engine::OpResult>,
+    /// The backend's own stages of this write with their durations, in order (the write-stage metric).
+    pub stages: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// What a read barrier established about the local replica.

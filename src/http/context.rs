@@ -89,6 +89,8 @@ pub struct Origin {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request's head arrived (the write path's first stage starts here).
+    pub arrived: Instant,
     pub deadline: Instant,
 }
 

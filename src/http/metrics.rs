@@ -17,12 +17,19 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Bucket upper bounds of the write-stage histogram, seconds: stages take microseconds.
+const STAGE_BUCKETS: [f64; 14] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.25, 1.0,
+];
+
 /// The `Content-Type` of the text exposition format served at `/metrics`.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
+    write_stages: HistogramVec,
     pub connections_active: IntGauge,
     pub connections_rejected: IntCounter,
     pub proposals_inflight: IntGauge,
@@ -50,9 +57,19 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
             &["route"],
         )?;
+        let write_stages = HistogramVec::new(
+            HistogramOpts::new(
+                "kvs_write_stage_seconds",
+                "Time each write proposed on this node spent in each stage of the write path \
+                 (docs/operations.md lists the stages).",
+            )
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["stage"],
+        )?;
         let m = Metrics {
             requests,
             latency,
+            write_stages,
             connections_active: IntGauge::new(
                 "kvs_http_connections_active",
                 "Client connections being served.",
@@ -80,6 +97,7 @@ impl Metrics {
         };
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;
+        registry.register(Box::new(m.write_stages.clone()))?;
         registry.register(Box::new(m.connections_active.clone()))?;
         registry.register(Box::new(m.connections_rejected.clone()))?;
         registry.register(Box::new(m.proposals_inflight.clone()))?;
@@ -96,6 +114,15 @@ impl Metrics {
         self.latency
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// One stage of one write took `took` (`stage` from a fixed set of names).
+    pub fn observe_stage(&self, stage: &'static str, took: Duration) {
+        self.write_stages
+            .with_label_values(&[stage])
+            .observe(took.as_secs_f64());
     }
 }
 

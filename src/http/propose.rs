@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
 use super::backend::{Applied, Backend, BackendError};
 use super::context::{Ctx, Origin};
@@ -68,7 +69,10 @@ pub async fn spawned<B: Backend, T: Send + 'static>(
     }
 }
 
-/// Propose `ops` as one entry; `Ok` has exactly one result per op.
+/// Propose `ops` as one entry; `Ok` has exactly one result per op. A committed write's time in each
+/// stage of the write path goes to the write-stage histogram: `http_in` (from the request's arrival:
+/// its body, routing, decoding), `spawn` (until its proposal task ran), the backend's own stages, and
+/// `join` (from the task's end until this handler resumed).
 pub async fn propose<B: Backend>(
     ctx: &Ctx<B>,
     origin: &Origin,
@@ -77,12 +81,20 @@ pub async fn propose<B: Backend>(
     let n = ops.len();
     let backend = ctx.backend.clone();
     let deadline = origin.deadline.into_std();
-    let applied = spawned(
-        ctx,
-        origin,
-        async move { backend.propose(ops, deadline).await },
-    )
+    let start = Instant::now();
+    let (began, applied, ended) = spawned(ctx, origin, async move {
+        let began = Instant::now();
+        let applied = backend.propose(ops, deadline).await?;
+        Ok((began, applied, Instant::now()))
+    })
     .await?;
+    let m = &ctx.metrics;
+    m.observe_stage("http_in", start.saturating_duration_since(origin.arrived));
+    m.observe_stage("spawn", began.saturating_duration_since(start));
+    for (stage, took) in &applied.stages {
+        m.observe_stage(stage, *took);
+    }
+    m.observe_stage("join", Instant::now().saturating_duration_since(ended));
     if applied.outcomes.len() != n {
         tracing::error!(
             proposed = n,

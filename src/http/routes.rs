@@ -235,6 +235,7 @@ pub(crate) fn origin(
         .and(warp::header::headers_cloned())
         .map(
             move |method, path: FullPath, query: String, mut headers: HeaderMap| {
+                let arrived = tokio::time::Instant::now();
                 // The token is forwarded to the leader but never printed (`Debug` shows `Sensitive`).
                 if let Entry::Occupied(mut values) = headers.entry(header::AUTHORIZATION) {
                     values.iter_mut().for_each(|v| v.set_sensitive(true));
@@ -248,7 +249,8 @@ pub(crate) fn origin(
                     },
                     headers,
                     body: Bytes::new(),
-                    deadline: tokio::time::Instant::now() + timeout,
+                    arrived,
+                    deadline: arrived + timeout,
                 }
             },
         )

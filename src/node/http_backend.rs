@@ -334,7 +334,11 @@ impl Backend for ReplicaBackend {
         deadline: Instant,
     ) -> Result<Applied, BackendError> {
         match self.replica.propose(&ops, deadline).await {
-            Ok((ts, outcomes)) => Ok(Applied { ts, outcomes }),
+            Ok(committed) => Ok(Applied {
+                ts: committed.ts,
+                outcomes: committed.output,
+                stages: committed.trace.stages().to_vec(),
+            }),
             Err(e) => Err(self.write_error(e)),
         }
     }

@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 use engine::{Engine, EngineConfig, Op, OpResult};
 use raft_node::{
-    Configuration, Error, Group, GroupConfig, LoopExit, Membership, MembershipChange, NodeStatus,
-    TransportCounters,
+    Committed, Configuration, Error, Group, GroupConfig, LoopExit, Membership, MembershipChange,
+    NodeStatus, TransportCounters,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -183,17 +183,23 @@ impl Replica {
         self.group.low_space().get()
     }
 
-    /// Replicate and apply `ops` as one command: the entry's commit ts and one result per op.
+    /// Replicate and apply `ops` as one command: its commit ts, one result per op, and when it passed
+    /// each stage of the write path.
     pub async fn propose(
         &self,
         ops: &[Op],
         deadline: Instant,
-    ) -> Result<(u64, Vec<OpResult>), Error> {
+    ) -> Result<Committed<Vec<OpResult>>, Error> {
         let command = engine::codec::encode_ops(ops)
             .map_err(|_| Error::Invalid("the request cannot be encoded"))?;
         let committed = self.group.propose(command, deadline).await?;
         match committed.output {
-            Ok(results) => Ok((committed.ts, results)),
+            Ok(results) => Ok(Committed {
+                index: committed.index,
+                ts: committed.ts,
+                output: results,
+                trace: committed.trace,
+            }),
             Err(_undecodable) => Err(Error::Invalid("the command did not decode")),
         }
     }

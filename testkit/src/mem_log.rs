@@ -1,11 +1,13 @@
 //! An in-memory [`LogStorage`] over raft-rs's `MemStorage`, for the simulator and tests: `persist` is
 //! "durable" in the sense that the storage outlives a simulated crash of the node that owns it (clone it
-//! before handing it to the node; clones share the same log).
+//! before handing it to the node; clones share the same log). Like `LogStore`, it writes a hard state
+//! whose only change is the commit index without a sync; [`MemLog::lose_unsynced`] is the power loss
+//! that takes such writes back.
 
 use raft::prelude::{ConfState, Snapshot};
 use raft::storage::MemStorage;
 
-use raft_node::storage::LogWrite;
+use raft_node::storage::{LogWrite, Persisted};
 use raft_node::{Error, LogStorage};
 
 #[derive(Clone, Default)]
@@ -16,6 +18,8 @@ pub struct MemLog {
     /// Index and term of the last compacted entry: `MemStorage` forgets `term(first_index - 1)` after
     /// `compact`, but raft-rs needs it (as `LogStore` keeps it), e.g. to find a conflict after a rejection.
     boundary: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
+    /// The commit index as of the last synced write.
+    synced_commit: std::sync::Arc<std::sync::Mutex<u64>>,
 }
 
 impl MemLog {
@@ -25,6 +29,28 @@ impl MemLog {
             store: MemStorage::new_with_conf_state(ConfState::from((voters, vec![]))),
             ..MemLog::default()
         }
+    }
+}
+
+impl MemLog {
+    fn sync_commit(&self, commit: u64) {
+        *self
+            .synced_commit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = commit;
+    }
+
+    /// A power loss: the commit index goes back to what the last synced write left (the writes since
+    /// changed nothing else). Call it when the owning node crashes.
+    pub fn lose_unsynced(&self) {
+        let synced = *self
+            .synced_commit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut core = self.store.wl();
+        let mut hs = core.hard_state().clone();
+        hs.commit = synced;
+        core.set_hardstate(hs);
     }
 }
 
@@ -74,9 +100,13 @@ impl raft::Storage for MemLog {
 }
 
 impl LogStorage for MemLog {
-    fn persist(&self, w: &LogWrite) -> Result<(), Error> {
+    fn persist(&self, w: &LogWrite) -> Result<Persisted, Error> {
         let mut core = self.store.wl();
         let err = |e: raft::Error| Error::Storage(e.to_string());
+        if *w == LogWrite::default() {
+            return Ok(Persisted::Nothing);
+        }
+        let sync = w.must_sync(core.hard_state());
         if let Some(meta) = &w.snapshot {
             let mut snap = Snapshot::default();
             snap.set_metadata(meta.clone());
@@ -97,7 +127,11 @@ impl LogStorage for MemLog {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = m.clone();
         }
-        Ok(())
+        if !sync {
+            return Ok(Persisted::Unsynced);
+        }
+        self.sync_commit(core.hard_state().commit);
+        Ok(Persisted::Synced)
     }
     /// Keeps at least the last entry: an emptied `MemStorage` would answer `last_index` 0 (unlike
     /// `LogStore`, which keeps the last index and term of an empty log). Compaction is advisory, so
@@ -111,6 +145,8 @@ impl LogStorage for MemLog {
         let last = compact_index.saturating_sub(1);
         let term = raft::Storage::term(self, last).map_err(err)?;
         self.store.wl().compact(compact_index).map_err(err)?;
+        // A synced write: the commit index written lazily before it is durable now.
+        self.sync_commit(self.store.rl().hard_state().commit);
         *self
             .boundary
             .lock()
@@ -128,5 +164,55 @@ impl LogStorage for MemLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::prelude::{Entry, HardState};
+    use raft::Storage as _;
+    use raft_node::storage::{LogWrite, Persisted};
+    use raft_node::LogStorage as _;
+
+    use super::MemLog;
+
+    fn commit(log: &MemLog) -> u64 {
+        log.initial_state().unwrap().hard_state.commit
+    }
+
+    #[test]
+    fn a_power_loss_takes_back_the_commit_index_written_since_the_last_sync() {
+        let log = MemLog::bootstrap(vec![1]);
+        let entries: Vec<Entry> = (1..=4)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                ..Entry::default()
+            })
+            .collect();
+        let hs = |commit| HardState {
+            term: 1,
+            vote: 1,
+            commit,
+        };
+        let append = LogWrite {
+            entries,
+            hard_state: Some(hs(1)),
+            ..LogWrite::default()
+        };
+        assert_eq!(log.persist(&append).unwrap(), Persisted::Synced);
+        let commit_only = |c| LogWrite {
+            hard_state: Some(hs(c)),
+            ..LogWrite::default()
+        };
+        assert_eq!(log.persist(&commit_only(3)).unwrap(), Persisted::Unsynced);
+        assert_eq!(commit(&log), 3);
+        log.lose_unsynced();
+        assert_eq!(commit(&log), 1);
+        // A synced write (here a compaction) makes the commit index written before it durable.
+        assert_eq!(log.persist(&commit_only(4)).unwrap(), Persisted::Unsynced);
+        log.compact(2).unwrap();
+        log.lose_unsynced();
+        assert_eq!(commit(&log), 4);
     }
 }

@@ -103,6 +103,14 @@ impl Db {
             .map_err(storage("write raft log batch"))
     }
 
+    /// Write `batch` atomically without an fsync: it reaches the OS before returning (a process crash
+    /// keeps it) and the disk with the next synced write.
+    pub fn write_unsynced(&self, batch: Batch) -> Result<(), Error> {
+        self.db
+            .write(batch.batch)
+            .map_err(storage("write raft log batch"))
+    }
+
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         self.db.get(key).map_err(storage("read raft log"))
     }

@@ -10,8 +10,13 @@
 //!
 //! * **Durable before return.** [`LogStore::persist`] and [`LogStore::compact`] each write exactly one
 //!   RocksDB `WriteBatch` with `sync = true`: when they return `Ok`, everything they were given is on
-//!   disk; when they return `Err`, nothing of it is (and the in-memory view is unchanged).
-//! * **What a crash keeps:** every call that returned, and of the call in flight all or nothing.
+//!   disk; when they return `Err`, nothing of it is (and the in-memory view is unchanged). The one
+//!   exception is a write whose only change is the hard state's commit index: it is written without an
+//!   fsync (`must_sync` in `log_state.rs`; raft needs no durable commit index, and etcd and raft-rs skip
+//!   this fsync too), and it becomes durable with the next synced write.
+//! * **What a crash keeps:** every call that returned, and of the call in flight all or nothing —
+//!   except that a power loss (not a process crash: the write is in the OS already) may take back the
+//!   commit-only writes since the last synced one, leaving an older commit index.
 //! * **No holes.** The entries on disk are exactly `first_index ..= last_index`; a write that would break
 //!   this (or rewrite compacted entries) is refused. `term(first_index - 1)` always answers: the index and
 //!   term of the last dropped entry are kept (the *truncation boundary*).
@@ -90,6 +95,37 @@ pub struct LogWrite {
     pub snapshot: Option<SnapshotMetadata>,
 }
 
+/// What [`LogStorage::persist`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted {
+    /// The write was empty.
+    Nothing,
+    /// Written and fsynced.
+    Synced,
+    /// Written without an fsync: only the hard state's commit index changed (see the module docs).
+    Unsynced,
+}
+
+impl LogWrite {
+    /// Whether this write, over a log whose hard state is `current`, must be synced before it returns:
+    /// anything but a hard state whose only change is its commit index. A commit index is never needed
+    /// durably — a node that comes back with an older one learns it again from its leader, and a state
+    /// machine ahead of it is allowed (`Node::new`) — so such a write reaches the disk with the next
+    /// synced write (raft-rs's `Ready::must_sync`, etcd's `MustSync`). Everything a vote, an
+    /// acknowledgement or a snapshot relies on is synced.
+    pub fn must_sync(&self, current: &HardState) -> bool {
+        let hard_state_needs_it = self
+            .hard_state
+            .as_ref()
+            .is_some_and(|hs| hs.term != current.term || hs.vote != current.vote);
+        !self.entries.is_empty()
+            || self.snapshot.is_some()
+            || self.conf_state.is_some()
+            || self.membership.is_some()
+            || hard_state_needs_it
+    }
+}
+
 /// The Raft log over RocksDB. See the [module docs](self) for guarantees and the locking model.
 pub struct LogStore {
     db: Db,
@@ -165,23 +201,32 @@ impl LogStore {
     ///
     /// Failpoints (feature `failpoints`): `log_store::before_persist` just before the batch is written,
     /// `log_store::after_persist` after it is written and visible.
-    pub fn persist(&self, w: &LogWrite) -> Result<(), Error> {
+    pub fn persist(&self, w: &LogWrite) -> Result<Persisted, Error> {
         let mut state = self.write_state();
         let (plan, next) = plan_persist(&state, w)?;
         if plan.is_empty() {
-            return Ok(());
+            return Ok(Persisted::Nothing);
         }
+        let sync = w.must_sync(&state.hard_state);
         let batch = encode_plan(&plan);
         fail::fail_point!("log_store::before_persist", |_| Err(failpoint_error(
             "log_store::before_persist"
         )));
-        self.db.write_synced(batch)?;
+        if sync {
+            self.db.write_synced(batch)?;
+        } else {
+            self.db.write_unsynced(batch)?;
+        }
         *state = next;
         drop(state);
         fail::fail_point!("log_store::after_persist", |_| Err(failpoint_error(
             "log_store::after_persist"
         )));
-        Ok(())
+        Ok(if sync {
+            Persisted::Synced
+        } else {
+            Persisted::Unsynced
+        })
     }
 
     /// Drop the entries before `compact_index` — **persisted before return** (one synced batch).
@@ -411,7 +456,7 @@ impl raft::Storage for LogStore {
 pub trait LogStorage: raft::Storage {
     /// Make the whole write durable (one fsync) before returning — the node sends messages that depend on
     /// it right after.
-    fn persist(&self, write: &LogWrite) -> Result<(), Error>;
+    fn persist(&self, write: &LogWrite) -> Result<Persisted, Error>;
     /// Drop the entries before `compact_index` (durably). The caller never compacts past its applied index.
     fn compact(&self, compact_index: u64) -> Result<(), Error>;
     /// Register the snapshot (metadata plus the membership table as data) that `raft::Storage::snapshot`
@@ -422,7 +467,7 @@ pub trait LogStorage: raft::Storage {
 }
 
 impl LogStorage for LogStore {
-    fn persist(&self, write: &LogWrite) -> Result<(), Error> {
+    fn persist(&self, write: &LogWrite) -> Result<Persisted, Error> {
         LogStore::persist(self, write)
     }
     fn compact(&self, compact_index: u64) -> Result<(), Error> {

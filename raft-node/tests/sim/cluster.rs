@@ -246,11 +246,15 @@ impl Sim {
         self.nodes.insert(id, Some(node));
     }
 
-    /// Crash a node: it loses everything but its persisted log and the state machine's durable copy (it
-    /// replays the log after that copy), and every request waiting on it gets an explicit failure.
+    /// Crash a node as a power loss: it loses everything but its synced log (a commit index written
+    /// lazily since the last synced write goes back) and the state machine's durable copy (it replays
+    /// the log after that copy), and every request waiting on it gets an explicit failure.
     fn crash(&mut self, id: u64, down_ms: u64) {
         if let Some(mut node) = self.nodes.insert(id, None).flatten() {
             node.fail_all();
+            if let Some(log) = self.logs.get(&id) {
+                log.lose_unsynced();
+            }
             self.set_clock_back(id);
             self.crashes += 1;
             self.restart_at.insert(id, self.now + down_ms);
@@ -617,10 +621,14 @@ impl Sim {
             return false;
         }
         let st: Vec<_> = nodes.iter().map(|n| n.status()).collect();
+        // Every entry committed (the leader's own no-op included): a node may restart with an older commit
+        // index than it had (a power loss takes back commit-only writes), so commits of an earlier term
+        // are known again only once the leader has committed in its own, as before any linearizable read.
         st.iter().all(|s| {
             s.applied == st[0].commit
                 && s.commit == st[0].commit
                 && s.last_index == st[0].last_index
+                && s.commit == s.last_index
         }) && self.clients.iter().all(|c| c.busy.is_none())
     }
 

@@ -216,3 +216,12 @@ fn a_leader_transfer_ends_the_old_leaders_lease() {
         run.stale.first()
     );
 }
+
+/// Seed 7030: the leader acknowledges an increment at index 129 and loses power with its commit index
+/// written lazily (129 in memory, 127 synced); later the whole site loses power. Every node comes back
+/// with a commit index below 129, so the write is known committed again only once the next leader
+/// commits in its own term — which the run must wait for before it reads the final state.
+#[test]
+fn a_commit_index_lost_to_a_power_loss_is_learned_again_before_the_final_read() {
+    run_seed(7030);
+}

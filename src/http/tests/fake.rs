@@ -218,6 +218,7 @@ impl Backend for FakeBackend {
         Ok(Applied {
             ts,
             outcomes: out.results,
+            stages: Vec::new(),
         })
     }
 
