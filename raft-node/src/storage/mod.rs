@@ -12,7 +12,7 @@
 //!   RocksDB `WriteBatch` with `sync = true`: when they return `Ok`, everything they were given is on
 //!   disk; when they return `Err`, nothing of it is (and the in-memory view is unchanged). The one
 //!   exception is a write whose only change is the hard state's commit index: it is written without an
-//!   fsync (`must_sync` in `log_state.rs`; raft needs no durable commit index, and etcd and raft-rs skip
+//!   fsync ([`LogWrite::must_sync`]; raft needs no durable commit index, and etcd and raft-rs skip
 //!   this fsync too), and it becomes durable with the next synced write.
 //! * **What a crash keeps:** every call that returned, and of the call in flight all or nothing —
 //!   except that a power loss (not a process crash: the write is in the OS already) may take back the
