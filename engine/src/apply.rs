@@ -381,14 +381,12 @@ impl<V: StateView> Planner<'_, V> {
         self.undo = Some(Vec::new());
         let mut results = Vec::with_capacity(branch.len());
         for op in branch {
-            let r = self.op(op, true);
-            let failed = match r {
+            let failed = match self.op(op, true) {
                 Ok(Ok(r)) => {
                     results.push(r);
                     continue;
                 }
-                Ok(Err(e)) => Ok(Err(e)),
-                Err(e) => Err(e),
+                failed => failed,
             };
             // All or nothing: undo the branch's earlier ops.
             let undo = self.undo.take().unwrap_or_default();

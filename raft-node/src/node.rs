@@ -407,8 +407,8 @@ pub struct NodeCounters {
     pub commands_proposed: u64,
     pub commands_applied: u64,
     pub compactions: u64,
-    /// Latency of the synced Raft log writes (one per Ready that wrote anything); its count is the
-    /// number of those writes.
+    /// Latency of the synced Raft log writes (one per Ready whose write needed a sync: not one that only
+    /// moved the commit index); its count is the number of those writes.
     pub fsync: Latency,
     /// On a follower: from stepping an append with entries to handing its acknowledgement to the
     /// transport (the turn's other input, the log write and fsync).
@@ -1322,7 +1322,8 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
     /// 1. the messages that need nothing durable (a leader's appends to its followers) go out *before*
     ///    this node's own log write, so the followers' fsyncs overlap the leader's (Raft §10.2.1; raft-rs
     ///    counts the leader's own copy towards a commit only once `advance` reports it persisted);
-    /// 2. then one `persist` (one fsync) of the entries and hard state;
+    /// 2. then one `persist` (one fsync, unless only the commit index moved) of the entries and hard
+    ///    state;
     /// 3. then the messages that needed that write (a follower's append and vote responses) go out
     ///    *before* committed entries are applied, so a follower's acknowledgment never waits for its
     ///    state machine;
@@ -1354,7 +1355,7 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             self.staged = None;
             // 3. Read states: reads become servable once applied reaches their index.
             self.read_states(rd.take_read_states());
-            // 4. Persist new entries and hard state in one synced write.
+            // 4. Persist new entries and hard state in one write (synced unless only the commit moved).
             for e in rd.entries() {
                 if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                     // An entry that does not decode carries no ts; it is applied as a no-op.
@@ -1655,14 +1656,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
         ts: CommitTs,
         outputs: Option<Outputs<S::Output>>,
     ) {
-        let (mut outputs, apply_start, applied) = match outputs {
-            Some(o) => (
-                Some(o.values.into_iter().map(Some).collect::<Vec<_>>()),
-                o.apply_start,
-                o.applied,
-            ),
-            None => (None, Instant::now(), Instant::now()),
-        };
+        let mut outputs = outputs.map(|o| Outputs {
+            values: o.values.into_iter().map(Some).collect::<Vec<_>>(),
+            apply_start: o.apply_start,
+            applied: o.applied,
+        });
         let settled: Vec<(u64, u64)> = self
             .pending
             .range(..=(index, u64::MAX))
@@ -1673,10 +1671,13 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
                 continue;
             };
             match (fate(key.0, key.1, index, term), outputs.as_mut()) {
-                (Fate::Applied, Some(outs)) if key.0 == index && outs.len() == p.waiters.len() => {
+                (Fate::Applied, Some(outs))
+                    if key.0 == index && outs.values.len() == p.waiters.len() =>
+                {
                     let (proposed, persisted) = (p.proposed, p.persisted);
+                    let (apply_start, applied) = (outs.apply_start, outs.applied);
                     self.settle(p, |i, picked| {
-                        match outs.get_mut(i).and_then(Option::take) {
+                        match outs.values.get_mut(i).and_then(Option::take) {
                             Some(output) => Ok(Committed {
                                 index,
                                 ts: ts.at(i),

@@ -107,6 +107,13 @@ impl Metrics {
         Ok(m)
     }
 
+    /// One stage of one write took `took` (`stage` from a fixed set of names).
+    pub fn observe_stage(&self, stage: &'static str, took: Duration) {
+        self.write_stages
+            .with_label_values(&[stage])
+            .observe(took.as_secs_f64());
+    }
+
     pub fn observe(&self, route: &'static str, method: &str, code: u16, elapsed: Duration) {
         self.requests
             .with_label_values(&[route, method, &code.to_string()])
@@ -114,15 +121,6 @@ impl Metrics {
         self.latency
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
-    }
-}
-
-impl Metrics {
-    /// One stage of one write took `took` (`stage` from a fixed set of names).
-    pub fn observe_stage(&self, stage: &'static str, took: Duration) {
-        self.write_stages
-            .with_label_values(&[stage])
-            .observe(took.as_secs_f64());
     }
 }
 

@@ -81,7 +81,8 @@ use self::log_state::{
 use crate::error::Error;
 
 /// Everything one `Ready` (or `LightReady`) asks to persist, written by [`LogStore::persist`] in one
-/// synced batch (group commit: one fsync per Ready). Applied in raft-rs's documented order: `snapshot`,
+/// batch (group commit: at most one fsync per Ready; none when only the commit index moved, see
+/// [`LogWrite::must_sync`]). Applied in raft-rs's documented order: `snapshot`,
 /// then `entries`, then `hard_state`, then `conf_state`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogWrite {
