@@ -333,6 +333,14 @@ impl Backend for ReplicaBackend {
         ops: Vec<engine::Op>,
         deadline: Instant,
     ) -> Result<Applied, BackendError> {
+        // A follower that knows the leader sends the write there at once: only the leader may propose, and
+        // asking this node's loop first would cost a queue hop and a thread wake-up for the same
+        // `NotLeader`. The view is at most one loop turn old; a stale one costs a forward to a node that
+        // answers `not_leader`, after which the request waits for the next leader (`forward`).
+        let view = *self.replica.leader_watch().borrow();
+        if let Some(leader) = view.leader.filter(|&id| id != self.replica.id()) {
+            return Err(self.not_leader(Some(leader)));
+        }
         match self.replica.propose(&ops, deadline).await {
             Ok(committed) => Ok(Applied {
                 ts: committed.ts,
