@@ -475,29 +475,29 @@ pub async fn run<D: Driver>(
         .progress
         .clone()
         .map(|progress| tokio::spawn(tick(progress, Arc::clone(&recorder), start, measure_from)));
-    // The driver's counters at the start of the measurement (or now, without a warm-up).
-    let baseline = {
-        let driver = Arc::clone(&driver);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(measure_from).await;
-            driver.counters()
-        })
-    };
-
+    // The driver's counters at the start of the measurement: the open loop's pacer takes them right before
+    // it sends the first measured request; the closed loop at `measure_from` (now, without a warm-up).
+    let (baseline_tx, baseline) = tokio::sync::oneshot::channel();
     match cfg.mode {
         Mode::Open { rate } => {
-            open_loop(
-                workers,
-                &workload,
-                &cfg,
-                rate,
+            let schedule = Schedule {
                 start,
-                measure_until,
-                &recorder,
-            )
-            .await
+                measure_from,
+                end: measure_until,
+                baseline: baseline_tx,
+            };
+            open_loop(workers, &workload, &cfg, rate, schedule, &recorder).await
         }
         Mode::Closed { .. } => {
+            if cfg.warmup.is_zero() {
+                let _ = baseline_tx.send(driver.counters());
+            } else {
+                let driver = Arc::clone(&driver);
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(measure_from).await;
+                    let _ = baseline_tx.send(driver.counters());
+                });
+            }
             closed_loop(workers, &workload, &cfg, measure_until, &recorder).await
         }
     }
@@ -571,15 +571,24 @@ async fn tick(
 }
 
 /// The open loop: a dispatcher on the fixed schedule, `workers` taking requests in turn.
+/// When the open loop's requests are due: from `start` until `end`, measured from `measure_from`, where
+/// the driver's counters are handed to `baseline`.
+struct Schedule {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    baseline: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
+}
+
 async fn open_loop<D: Driver>(
     workers: Vec<Worker<D>>,
     workload: &Workload,
     cfg: &RunConfig,
     rate: f64,
-    start: Instant,
-    end: Instant,
+    schedule: Schedule,
     recorder: &Arc<Mutex<Recorder>>,
 ) {
+    let driver = workers.first().map(|w| Arc::clone(&w.driver));
     // Free workers announce themselves here; each has its own job channel.
     let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
     let mut jobs = Vec::with_capacity(workers.len());
@@ -605,19 +614,42 @@ async fn open_loop<D: Driver>(
     // Batch sizes are small integers: the conversion is exact.
     let period = cfg.batch as f64 / rate;
     let mut stream = workload.stream();
-    for k in 0u64.. {
-        let intended = start + Duration::from_secs_f64(k as f64 * period);
-        if intended >= end {
-            break;
+    let batch = cfg.batch;
+    let (start, measure_from, end) = (
+        schedule.start.into_std(),
+        schedule.measure_from.into_std(),
+        schedule.end.into_std(),
+    );
+    let mut baseline = Some(schedule.baseline);
+    // The schedule is kept by a thread of its own that sleeps to each intended time: tokio's timer wakes
+    // at millisecond ticks, rounded up, which sent requests about a millisecond late, and that lateness
+    // (the client's, not the system's) was counted in every latency.
+    let pacer = tokio::task::spawn_blocking(move || {
+        for k in 0u64.. {
+            let intended = start + Duration::from_secs_f64(k as f64 * period);
+            if intended >= end {
+                break;
+            }
+            std::thread::sleep(intended.saturating_duration_since(std::time::Instant::now()));
+            if intended >= measure_from {
+                if let (Some(tx), Some(driver)) = (baseline.take(), &driver) {
+                    let _ = tx.send(driver.counters());
+                }
+            }
+            let ops: Vec<Op> = stream.by_ref().take(batch).collect();
+            let Some(w) = idle_rx.blocking_recv() else {
+                break;
+            };
+            let job = Job {
+                intended: Instant::from_std(intended),
+                ops,
+            };
+            if jobs[w].blocking_send(job).is_err() {
+                break;
+            }
         }
-        tokio::time::sleep_until(intended).await;
-        let ops: Vec<Op> = stream.by_ref().take(cfg.batch).collect();
-        let Some(w) = idle_rx.recv().await else { break };
-        if jobs[w].send(Job { intended, ops }).await.is_err() {
-            break;
-        }
-    }
-    drop(jobs);
+    });
+    let _ = pacer.await;
     for t in tasks {
         let _ = t.await;
     }

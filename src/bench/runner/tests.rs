@@ -44,7 +44,9 @@ impl Driver for Fake {
                 tokio::time::sleep_until(until).await;
             }
         }
-        tokio::time::sleep(self.latency).await;
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         match self.fail_every {
             Some(k) if n.is_multiple_of(k) => Err("boom".into()),
             _ => Ok(()),
@@ -321,4 +323,22 @@ fn percentiles_are_within_the_histograms_precision() {
     let mut h = histogram();
     h.saturating_record(u64::MAX);
     assert!(LatencySummary::of(&h).max >= 3_600_000_000);
+}
+
+/// A system that answers at once: each latency is the client's own delay in sending on schedule. With
+/// tokio's millisecond timer the requests went out about a millisecond late (p50 1.3 ms measured against a
+/// real site that answered in 0.6 ms); a thread that sleeps to each intended time sends within a fraction
+/// of that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_leave_at_their_intended_time_not_at_the_next_timer_tick() {
+    let fake = Arc::new(Fake::default());
+    let report = run(fake, workload(), quick(500.0, 1_000))
+        .await
+        .expect("run");
+    assert!(report.requests >= 450, "{} requests", report.requests);
+    let p50 = report.latency_us.p50;
+    assert!(
+        p50 < 500,
+        "a system that answers at once measured p50 {p50} us: the client sent late"
+    );
 }
