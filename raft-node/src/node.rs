@@ -693,6 +693,11 @@ impl<L: LogStorage, S: StateMachine> Node<L, S> {
             max_size_per_msg: MAX_APPEND_BYTES
                 .min(u64::try_from(cfg.max_entry_bytes).unwrap_or(u64::MAX)),
             max_inflight_msgs: 256,
+            // A commit is not sent to the followers on its own (raft-rs still does while a conf change is
+            // pending): they learn it with the next append or heartbeat, as in TiKV. Each write then costs
+            // two messages and a follower Ready fewer; a follower applies up to a heartbeat interval later,
+            // which only a stale read can see (a ReadIndex round's heartbeat carries the commit index).
+            skip_bcast_commit: true,
             min_election_tick: cfg.election_timeout_range.map_or(0, |r| r.0),
             max_election_tick: cfg.election_timeout_range.map_or(0, |r| r.1),
             ..Config::default()
