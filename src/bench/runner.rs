@@ -570,7 +570,6 @@ async fn tick(
     }
 }
 
-/// The open loop: a dispatcher on the fixed schedule, `workers` taking requests in turn.
 /// When the open loop's requests are due: from `start` until `end`, measured from `measure_from`, where
 /// the driver's counters are handed to `baseline`.
 struct Schedule {
@@ -580,6 +579,7 @@ struct Schedule {
     baseline: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
 }
 
+/// The open loop: a dispatcher on the fixed schedule, `workers` taking requests in turn.
 async fn open_loop<D: Driver>(
     workers: Vec<Worker<D>>,
     workload: &Workload,
