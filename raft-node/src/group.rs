@@ -550,6 +550,11 @@ impl<O: Send + 'static> Group<O> {
         self.leader.clone()
     }
 
+    /// Who leads as this node knows it now (the value [`Group::leader_watch`] publishes).
+    pub fn leader_view(&self) -> LeaderView {
+        *self.leader.borrow()
+    }
+
     /// Resolves when the node loop has ended, after every waiting request was answered.
     pub async fn ended(&self) -> LoopExit {
         self.watch.ended().await

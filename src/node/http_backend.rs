@@ -337,8 +337,12 @@ impl Backend for ReplicaBackend {
         // asking this node's loop first would cost a queue hop and a thread wake-up for the same
         // `NotLeader`. The view is at most one loop turn old; a stale one costs a forward to a node that
         // answers `not_leader`, after which the request waits for the next leader (`forward`).
-        let view = *self.replica.leader_watch().borrow();
-        if let Some(leader) = view.leader.filter(|&id| id != self.replica.id()) {
+        if let Some(leader) = self
+            .replica
+            .leader_view()
+            .leader
+            .filter(|&id| id != self.replica.id())
+        {
             return Err(self.not_leader(Some(leader)));
         }
         match self.replica.propose(&ops, deadline).await {

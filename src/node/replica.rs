@@ -178,6 +178,11 @@ impl Replica {
         self.group.leader_watch()
     }
 
+    /// Who leads as this replica knows it now.
+    pub fn leader_view(&self) -> raft_node::LeaderView {
+        self.group.leader_view()
+    }
+
     /// How much room the data dir has against its free-space reserve (below it writes are refused).
     pub fn disk_space(&self) -> raft_node::DiskSpace {
         self.group.low_space().get()

@@ -30,9 +30,7 @@ impl MemLog {
             ..MemLog::default()
         }
     }
-}
 
-impl MemLog {
     fn sync_commit(&self, commit: u64) {
         *self
             .synced_commit

@@ -456,7 +456,8 @@ impl raft::Storage for LogStore {
 /// Raft log storage the node can write.
 pub trait LogStorage: raft::Storage {
     /// Make the whole write durable (one fsync) before returning — the node sends messages that depend on
-    /// it right after.
+    /// it right after — except a write that only moves the commit index, which may skip the fsync
+    /// ([`LogWrite::must_sync`]); the answer says which it was.
     fn persist(&self, write: &LogWrite) -> Result<Persisted, Error>;
     /// Drop the entries before `compact_index` (durably). The caller never compacts past its applied index.
     fn compact(&self, compact_index: u64) -> Result<(), Error>;
